@@ -1,0 +1,4 @@
+//! The vxswitch dataplane.
+#![deny(unsafe_code)]
+
+pub mod wire;

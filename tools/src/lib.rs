@@ -1,0 +1,2 @@
+//! Shared code of the vxswitch tools.
+#![deny(unsafe_code)]
