@@ -1,2 +1,5 @@
 //! Shared code of the vxswitch tools.
 #![deny(unsafe_code)]
+
+pub mod ctl;
+pub mod lab;

@@ -1,1 +1,138 @@
-fn main() {}
+//! vxswitchd: the vxswitch daemon. See `vxswitchd --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::{ArgAction, Parser};
+use dataplane::server::{self, Access};
+use dataplane::switch::{Switch, SwitchConfig};
+
+const AFTER_HELP: &str = "\
+vxswitchd starts idle: it binds the VXLAN port and creates vxhost0 when it learns the local
+node (from vxagent or `vxctl`), and creates one TAP per pod port it is given. Its configuration
+is saved to the state file after every change; a restarted vxswitchd restores it and re-attaches
+the pods' persistent TAPs, so pods keep their interfaces.
+
+Examples:
+  vxswitchd                                  # defaults: /run/vxswitch/vxswitchd.sock, port 4789
+  vxswitchd --vxlan-port 8472                # talk to Linux/flannel's default port
+  vxswitchd --workers 2 --pin --busy-poll    # dedicated cores
+  vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl";
+
+/// The vxswitch daemon: a userspace VXLAN switch for pod networks.
+#[derive(Parser, Debug)]
+#[command(name = "vxswitchd", version, after_help = AFTER_HELP)]
+struct Args {
+    /// Control socket path.
+    #[arg(long, default_value = controlplane::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Admit members of this group to the control socket (mode 0660) besides root.
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
+    /// VXLAN destination UDP port (4789 is IANA's; 8472 is Linux's and flannel's default).
+    #[arg(long, default_value_t = 4789, value_parser = clap::value_parser!(u16).range(1..))]
+    vxlan_port: u16,
+    /// Outer UDP source port range, chosen per inner flow by a hash (RFC 7348 section 5).
+    #[arg(long, default_value = "49152-65535", value_parser = parse_range)]
+    src_port_range: (u16, u16),
+    /// Outer UDP checksum: on (computed, needed for GSO/GRO) or off (zero, as older Linux and
+    /// flannel send).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    udp_csum: String,
+    /// TAP and UDP offloads (UDP GRO on receive): on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    offload: String,
+    /// Pin each worker to a core.
+    #[arg(long, action = ArgAction::SetTrue)]
+    pin: bool,
+    /// Workers never sleep in poll (lowest latency, one busy core per worker).
+    #[arg(long, action = ArgAction::SetTrue)]
+    busy_poll: bool,
+    /// Where the configuration is saved (default: next to the socket, NAME.state.json).
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Do not save or restore the configuration.
+    #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
+    no_state: bool,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?}: expected MIN-MAX, e.g. 49152-65535"))?;
+    let a: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port number"))?;
+    let b: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port number"))?;
+    if a == 0 || a > b {
+        return Err(format!("{s:?}: need 1 <= MIN <= MAX"));
+    }
+    Ok((a, b))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vxswitchd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let access = Access {
+        group: match &args.socket_group {
+            Some(g) => Some((server::lookup_group(g)?, g.clone())),
+            None => None,
+        },
+    };
+    let workers = args
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let state_file = if args.no_state {
+        None
+    } else {
+        Some(args.state_file.clone().unwrap_or_else(|| server::default_state_file(&args.socket)))
+    };
+    let cfg = SwitchConfig {
+        workers,
+        vxlan_port: args.vxlan_port,
+        src_port_min: args.src_port_range.0,
+        src_port_max: args.src_port_range.1,
+        udp_zero_csum: args.udp_csum == "off",
+        busy_poll: args.busy_poll,
+        pin: args.pin,
+        offload: args.offload == "on",
+        state_file,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the control runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = server::bind(&args.socket, &access)?;
+        let mut sw = Switch::start(cfg).map_err(|e| format!("cannot start workers: {e}"))?;
+        sw.restore()?;
+        eprintln!(
+            "vxswitchd: listening on {} ({} workers, VXLAN port {})",
+            args.socket.display(),
+            workers,
+            args.vxlan_port
+        );
+        let sw = Arc::new(Mutex::new(sw));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = server::serve(listener, sw.clone(), access) => {}
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("vxswitchd: stopping; pod TAPs stay for the next start");
+        let _ = std::fs::remove_file(&args.socket);
+        sw.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+        Ok(())
+    })
+}

@@ -1,1 +1,270 @@
-fn main() {}
+//! vxlab: stand up N nodes × M pods in network namespaces on this host, joined by vxswitch or by
+//! the kernel's vxlan driver, and take them down again.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitCode, ExitStatus};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tools::lab::{self, topo, vxswitch, Kind, Lab, LabError, LabSpec};
+
+const ABOUT: &str = "Stand up a VXLAN lab: N nodes x M pods in network namespaces on this host";
+
+const LONG_ABOUT: &str = "\
+Stand up a VXLAN lab: N nodes x M pods in network namespaces on this host.
+
+Every node is a namespace LAB-n<i> with an underlay eth0 (198.51.100.<i>/24) and a pod subnet
+10.1.<i>.0/24; every pod a namespace LAB-n<i>p<j> with 10.1.<i>.<j+1>. A node joins its pods to
+the others either with vxswitch (vxswitchd + vxagent started in the node namespace) or with the
+Linux vxlan driver programmed as flannel's vxlan backend does (kind kernel). Nothing outside the
+lab's namespaces is touched. Runtime files live in /run/vxlab/LAB/.
+
+Must run as root.";
+
+const EXAMPLES: &str = "\
+Examples:
+  vxlab up --kinds kernel                     two kernel (flannel-style) nodes, two pods each
+  vxlab up --nodes 3 --pods 4                 three vxswitch nodes on an underlay bridge
+  vxlab up --name mix --kinds vxswitch,kernel a vxswitch node talking to a kernel node
+  vxlab status                                the topology; --json for scripts
+  vxlab exec n1p1 -- ping -c 3 10.1.2.2       ping from pod n1p1 to pod n2p1
+  vxlab exec n1 -- tcpdump -ni eth0 udp port 4789
+                                              watch the underlay of node n1
+  vxlab ctl n1 -- state                       ask node n1's vxswitchd (runs vxctl)
+  vxlab list                                  the labs that are up
+  vxlab down                                  remove everything, also after a crash
+
+Binaries vxswitchd, vxagent and vxctl are taken from $VXLAB_BIN_DIR if set, else from the
+directory of vxlab, else from PATH.";
+
+#[derive(Parser)]
+#[command(name = "vxlab", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    /// Lab name: 1-8 characters a-z, 0-9; prefixes its namespaces (LAB-n1, LAB-n1p1, ...).
+    #[arg(long, global = true, default_value = "vxlab", value_parser = parse_name)]
+    name: String,
+    /// Echo every ip/bridge/ethtool/sysctl command before running it.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a lab and print its topology.
+    #[command(after_help = "\
+Examples:
+  vxlab up                                    2 vxswitch nodes x 2 pods
+  vxlab up --kinds kernel --nodes 3           3 kernel nodes on an underlay bridge (LAB-ul)
+  vxlab up --name b --kinds vxswitch,kernel,kernel --pods 1 --ipv6 off
+  vxlab up --workers 2 --offload off          passed on to every vxswitchd
+
+On failure everything built so far is removed and the reason printed.")]
+    Up {
+        /// Number of nodes (1-200). Two nodes share a veth pair; any other count a bridge.
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Pods per node (0-200).
+        #[arg(long, default_value_t = 2)]
+        pods: usize,
+        /// Node kinds: one for all nodes, or a comma list with one per node
+        /// (vxswitch | kernel).
+        #[arg(long, default_value = "vxswitch", value_parser = parse_kinds)]
+        kinds: Kinds,
+        /// VXLAN UDP port.
+        #[arg(long, default_value_t = 4789)]
+        port: u16,
+        /// vxswitchd worker threads (vxswitchd's default if not given).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// IPv6 in the pods (off: disabled before the pod interface exists).
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        ipv6: OnOff,
+        /// vxswitchd's --offload (TAP and UDP offloads).
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        offload: OnOff,
+    },
+    /// Print the lab's nodes and pods.
+    #[command(after_help = "\
+JSON shape: {\"name\", \"nodes\": [{\"name\", \"netns\", \"kind\", \"vtep\", \"vtep_mac\", \"subnet\",
+             \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}")]
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a pod (n1p1) or node (n1) namespace; exits with its exit code.
+    #[command(after_help = "\
+Examples:
+  vxlab exec n1p1 -- ping -c 3 10.1.2.2
+  vxlab exec n2p1 -- iperf3 -s -D
+  vxlab exec n1 -- ip -d link show flannel.1
+  vxlab exec ul -- bridge link                the underlay bridge (3 or more nodes)")]
+    Exec {
+        /// Pod (n<i>p<j>), node (n<i>) or, with an underlay bridge, ul.
+        target: String,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// Run vxctl against a vxswitch node's switch: vxctl --socket <node socket> ARGS...
+    #[command(after_help = "\
+Examples:
+  vxlab ctl n1 -- state
+  vxlab ctl n2 -- --help")]
+    Ctl {
+        /// Node (n<i>); must be a vxswitch node.
+        node: String,
+        /// Arguments for vxctl.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove every namespace, process and file of the lab; safe to repeat, works after a crash.
+    Down,
+    /// List the labs that are up.
+    List,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone)]
+struct Kinds(Vec<Kind>);
+
+fn parse_name(s: &str) -> Result<String, String> {
+    topo::validate_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_kinds(s: &str) -> Result<Kinds, String> {
+    Kind::parse_list(s).map(Kinds).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lab::set_verbose(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vxlab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, LabError> {
+    let name = cli.name;
+    match cli.cmd {
+        Cmd::Up {
+            nodes,
+            pods,
+            kinds,
+            port,
+            workers,
+            ipv6,
+            offload,
+        } => {
+            let spec = LabSpec {
+                name,
+                nodes,
+                pods,
+                kinds: kinds.0,
+                port,
+                workers,
+                ipv6: ipv6 == OnOff::On,
+                offload: offload == OnOff::On,
+            };
+            let lab = Lab::up(&spec)?;
+            print!("{}", lab.render());
+            println!("remove it with: vxlab down --name {}", lab.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { json } => {
+            let lab = Lab::load(&name)?;
+            if json {
+                let text = serde_json::to_string_pretty(&lab.status_json()).expect("JSON value");
+                println!("{text}");
+            } else {
+                print!("{}", lab.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Exec { target, cmd } => {
+            let lab = Lab::load(&name)?;
+            lab.require_netns(&target)?;
+            let mut command = lab.command(&target, &cmd[0]);
+            command.args(&cmd[1..]);
+            pass_through(command)
+        }
+        Cmd::Ctl { node, args } => {
+            let lab = Lab::load(&name)?;
+            let socket = lab.socket(&node)?.to_path_buf();
+            let vxctl = vxswitch::BinSearch::from_env().find(vxswitch::CTL)?;
+            let mut command = Command::new(vxctl);
+            command.arg("--socket").arg(socket).args(args);
+            pass_through(command)
+        }
+        Cmd::Down => {
+            let report = Lab::teardown(&name)?;
+            if report.existed {
+                println!(
+                    "lab {name} is down: removed {} namespaces, stopped {} processes",
+                    report.namespaces.len(),
+                    report.killed.len()
+                );
+            } else {
+                println!("lab {name} does not exist; nothing to do");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::List => {
+            let labs = Lab::list()?;
+            if labs.is_empty() {
+                println!("no labs are up");
+            }
+            for l in labs {
+                if l.state_file {
+                    let detail = match Lab::load(&l.name) {
+                        Ok(lab) => {
+                            let kinds: Vec<&str> =
+                                lab.nodes().iter().map(|n| n.kind.as_str()).collect();
+                            format!(
+                                "{} nodes x {} pods ({})",
+                                lab.nodes().len(),
+                                lab.spec().pods,
+                                kinds.join(",")
+                            )
+                        }
+                        Err(e) => format!("unreadable state: {e}"),
+                    };
+                    println!("{:<9} up    {detail}", l.name);
+                } else {
+                    println!(
+                        "{:<9} stale {} namespaces without /run/vxlab/{}/lab.json; run vxlab down --name {}",
+                        l.name, l.namespaces, l.name, l.name
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a command with our stdio and exits as it did (128 + N for death by signal N).
+fn pass_through(mut command: Command) -> Result<ExitCode, LabError> {
+    let line = format!("{command:?}");
+    let status: ExitStatus = command.status().map_err(|source| LabError::Spawn {
+        cmdline: line,
+        source,
+    })?;
+    let code = match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

@@ -1,0 +1,424 @@
+//! The agent file: TOML in, validated [`AgentConfig`] out, or a `FILE:LINE: reason` error.
+//!
+//! Every value is read as a [`Spanned`] so that both syntax errors (from the TOML parser) and
+//! semantic errors (checked here) can name the line of the offending key or table.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::proto::{Ipv4Cidr, LocalNode, MacAddr, PortSpec, RemoteNode};
+
+/// Same defaults as [`LocalNode`]'s serde defaults.
+const DEFAULT_VNI: u32 = 1;
+const DEFAULT_CLUSTER_NETWORK: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 1, 0, 0), 16);
+const DEFAULT_UNDERLAY_MTU: u16 = 1500;
+
+/// Port names the switch uses for its own ports.
+const RESERVED_PORT_NAMES: [&str; 2] = ["vxlan0", "vxhost0"];
+
+/// What the agent file declares for this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub local: LocalNode,
+    pub pods: Vec<PortSpec>,
+    pub nodes: Vec<RemoteNode>,
+}
+
+/// A rejected agent file. Displays as `FILE:LINE: reason` (or `FILE: reason` without a line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line of the offending key or table, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Identity of one version of the file: a change in any part means "read it again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub mtime: Option<SystemTime>,
+    pub size: u64,
+    pub hash: u64,
+}
+
+/// Reads the file and fingerprints it, without parsing.
+pub fn read(path: &Path) -> Result<(String, Fingerprint), ConfigError> {
+    let unreadable = |e: std::io::Error| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        message: format!("cannot read the agent file: {e}"),
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    let fp = Fingerprint {
+        mtime: meta.modified().ok(),
+        size: meta.len(),
+        hash: h.finish(),
+    };
+    Ok((text, fp))
+}
+
+/// Reads, parses and validates the file.
+pub fn load(path: &Path) -> Result<(AgentConfig, Fingerprint), ConfigError> {
+    let (text, fp) = read(path)?;
+    Ok((parse(&path.display().to_string(), &text)?, fp))
+}
+
+/// Parses and validates the text of an agent file; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<AgentConfig, ConfigError> {
+    let err = |span: Option<Range<usize>>, message: String| ConfigError {
+        file: file.to_string(),
+        line: span.map(|s| line_of(text, s.start)),
+        message,
+    };
+    let raw: FileRepr =
+        toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().replace('\n', "; ")))?;
+    raw.validate(text)
+        .map_err(|(span, message)| err(Some(span), message))
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+type Checked<T> = Result<T, (Range<usize>, String)>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    node: Spanned<NodeRepr>,
+    #[serde(default)]
+    pods: Vec<Spanned<PodRepr>>,
+    #[serde(default)]
+    nodes: Vec<Spanned<RemoteRepr>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeRepr {
+    name: Spanned<String>,
+    vtep: Spanned<IpAddr>,
+    vtep_mac: Spanned<MacAddr>,
+    subnet: Spanned<Ipv4Cidr>,
+    gateway: Option<Spanned<Ipv4Addr>>,
+    vni: Option<Spanned<u32>>,
+    cluster_network: Option<Spanned<Ipv4Cidr>>,
+    underlay_mtu: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PodRepr {
+    name: Spanned<String>,
+    netns: Spanned<String>,
+    mac: Spanned<MacAddr>,
+    ip: Spanned<Ipv4Addr>,
+    vnid: Option<Spanned<u32>>,
+    ifname: Option<Spanned<String>>,
+    mtu: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteRepr {
+    name: Spanned<String>,
+    vtep: Spanned<IpAddr>,
+    vtep_mac: Spanned<MacAddr>,
+    subnet: Spanned<Ipv4Cidr>,
+}
+
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
+fn value_of<T: Clone>(v: &Option<Spanned<T>>) -> Option<T> {
+    v.as_ref().map(|s| s.get_ref().clone())
+}
+
+/// Points a `validate()` message from `proto` at the key it is about, else at the table.
+/// `keys` pairs a word the message may contain with the span of the key it names.
+fn locate(
+    table: Range<usize>,
+    message: &str,
+    keys: &[(&str, Option<Range<usize>>)],
+) -> Range<usize> {
+    keys.iter()
+        .find_map(|(word, span)| span.clone().filter(|_| message.contains(word)))
+        .unwrap_or(table)
+}
+
+impl FileRepr {
+    fn validate(self, text: &str) -> Checked<AgentConfig> {
+        let local = self.node.get_ref().to_local(self.node.span())?;
+        let mut pods = Vec::with_capacity(self.pods.len());
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut ips: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut macs: HashMap<MacAddr, Range<usize>> = HashMap::new();
+        for pod in &self.pods {
+            let p = pod.get_ref();
+            let spec = p.to_spec(pod.span(), &local)?;
+            if let Some(first) = names.insert(spec.name.clone(), p.name.span()) {
+                return Err(dup(text, p.name.span(), "pod name", &spec.name, first));
+            }
+            if let Some(first) = ips.insert(spec.ip, p.ip.span()) {
+                return Err(dup(text, p.ip.span(), "pod IP", &spec.ip, first));
+            }
+            if let Some(first) = macs.insert(spec.mac, p.mac.span()) {
+                return Err(dup(text, p.mac.span(), "pod MAC", &spec.mac, first));
+            }
+            pods.push(spec);
+        }
+        let mut nodes: Vec<(RemoteNode, &RemoteRepr)> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let r = node.get_ref();
+            let spec = r.to_remote(node.span(), &local)?;
+            for (other, o) in &nodes {
+                if other.name == spec.name {
+                    return Err(dup(
+                        text,
+                        r.name.span(),
+                        "node name",
+                        &spec.name,
+                        o.name.span(),
+                    ));
+                }
+                if other.subnet.overlaps(&spec.subnet) {
+                    return Err((
+                        r.subnet.span(),
+                        format!(
+                            "node {}: subnet {} overlaps subnet {} of node {} (line {})",
+                            spec.name,
+                            spec.subnet,
+                            other.subnet,
+                            other.name,
+                            line_of(text, o.subnet.span().start)
+                        ),
+                    ));
+                }
+            }
+            nodes.push((spec, r));
+        }
+        Ok(AgentConfig {
+            local,
+            pods,
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+        })
+    }
+}
+
+/// A duplicate-value error at `at`, naming the line of the first use.
+fn dup(
+    text: &str,
+    at: Range<usize>,
+    what: &str,
+    value: &dyn fmt::Display,
+    first: Range<usize>,
+) -> (Range<usize>, String) {
+    let line = line_of(text, first.start);
+    (at, format!("{what} {value} is already used at line {line}"))
+}
+
+impl NodeRepr {
+    fn to_local(&self, table: Range<usize>) -> Checked<LocalNode> {
+        let (net, prefix) = DEFAULT_CLUSTER_NETWORK;
+        let local = LocalNode {
+            name: self.name.get_ref().clone(),
+            vtep: *self.vtep.get_ref(),
+            vtep_mac: *self.vtep_mac.get_ref(),
+            subnet: *self.subnet.get_ref(),
+            gateway: value_of(&self.gateway),
+            vni: value_of(&self.vni).unwrap_or(DEFAULT_VNI),
+            cluster_network: value_of(&self.cluster_network)
+                .unwrap_or_else(|| Ipv4Cidr::new(net, prefix).expect("valid constant")),
+            underlay_mtu: value_of(&self.underlay_mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
+        };
+        local.validate().map_err(|m| {
+            let at = locate(
+                table,
+                &m,
+                &[
+                    ("bad name", Some(self.name.span())),
+                    ("gateway", span_of(&self.gateway)),
+                    ("cluster network", span_of(&self.cluster_network)),
+                    ("cluster network", Some(self.subnet.span())),
+                    ("gateway", Some(self.subnet.span())),
+                    ("vtep_mac", Some(self.vtep_mac.span())),
+                    ("underlay_mtu", span_of(&self.underlay_mtu)),
+                    ("VNI", span_of(&self.vni)),
+                ],
+            );
+            (at, format!("[node]: {m}"))
+        })?;
+        Ok(local)
+    }
+}
+
+impl PodRepr {
+    fn to_spec(&self, table: Range<usize>, local: &LocalNode) -> Checked<PortSpec> {
+        let spec = PortSpec {
+            name: self.name.get_ref().clone(),
+            netns: self.netns.get_ref().clone(),
+            mac: *self.mac.get_ref(),
+            ip: *self.ip.get_ref(),
+            vnid: value_of(&self.vnid),
+            ifname: value_of(&self.ifname),
+            mtu: value_of(&self.mtu),
+        };
+        spec.validate().map_err(|m| {
+            let at = locate(
+                table.clone(),
+                &m,
+                &[
+                    ("bad name", Some(self.name.span())),
+                    ("netns", Some(self.netns.span())),
+                    ("mac", Some(self.mac.span())),
+                    ("VNI", span_of(&self.vnid)),
+                    ("interface name", span_of(&self.ifname)),
+                    ("mtu", span_of(&self.mtu)),
+                ],
+            );
+            (
+                at,
+                if m.starts_with("port ") {
+                    m
+                } else {
+                    format!("pod {}: {m}", spec.name)
+                },
+            )
+        })?;
+        let name = &spec.name;
+        if RESERVED_PORT_NAMES.contains(&name.as_str()) {
+            return Err((
+                self.name.span(),
+                format!("pod name {name:?} is reserved for the switch's own port"),
+            ));
+        }
+        let ip = spec.ip;
+        let subnet = local.subnet;
+        let ip_err = |why: String| Err((self.ip.span(), format!("pod {name}: ip {ip} {why}")));
+        if !subnet.contains(ip) {
+            return ip_err(format!("is outside the node subnet {subnet}"));
+        }
+        if ip == subnet.addr() {
+            return ip_err(format!("is the network address of {subnet}"));
+        }
+        if ip == subnet.broadcast() {
+            return ip_err(format!("is the broadcast address of {subnet}"));
+        }
+        if ip == local.gateway() {
+            return ip_err("is the node's gateway address".to_string());
+        }
+        if spec.mac == local.vtep_mac {
+            return Err((
+                self.mac.span(),
+                format!("pod {name}: mac {} is the node's vtep_mac", spec.mac),
+            ));
+        }
+        if let Some(mtu) = spec.mtu {
+            if mtu > local.pod_mtu() {
+                let mtu_span = span_of(&self.mtu).unwrap_or(table);
+                return Err((
+                    mtu_span,
+                    format!(
+                        "pod {name}: mtu {mtu} is larger than the node's pod MTU {} (underlay_mtu {} minus {} bytes of VXLAN overhead)",
+                        local.pod_mtu(),
+                        local.underlay_mtu,
+                        local.overhead()
+                    ),
+                ));
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl RemoteRepr {
+    fn to_remote(&self, table: Range<usize>, local: &LocalNode) -> Checked<RemoteNode> {
+        let spec = RemoteNode {
+            name: self.name.get_ref().clone(),
+            vtep: *self.vtep.get_ref(),
+            vtep_mac: *self.vtep_mac.get_ref(),
+            subnet: *self.subnet.get_ref(),
+        };
+        spec.validate().map_err(|m| {
+            let at = locate(
+                table,
+                &m,
+                &[
+                    ("bad name", Some(self.name.span())),
+                    ("vtep_mac", Some(self.vtep_mac.span())),
+                ],
+            );
+            (
+                at,
+                if m.starts_with("node ") {
+                    m
+                } else {
+                    format!("node {}: {m}", spec.name)
+                },
+            )
+        })?;
+        let name = &spec.name;
+        if *name == local.name {
+            return Err((
+                self.name.span(),
+                format!("node {name} has the same name as this node"),
+            ));
+        }
+        if spec.subnet.overlaps(&local.subnet) {
+            return Err((
+                self.subnet.span(),
+                format!(
+                    "node {name}: subnet {} overlaps this node's subnet {}",
+                    spec.subnet, local.subnet
+                ),
+            ));
+        }
+        if spec.vtep == local.vtep {
+            return Err((
+                self.vtep.span(),
+                format!("node {name}: vtep {} is this node's vtep", spec.vtep),
+            ));
+        }
+        if spec.vtep.is_ipv4() != local.vtep.is_ipv4() {
+            let fam = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err((
+                self.vtep.span(),
+                format!(
+                    "node {name}: vtep {} is {} but this node's vtep {} is {}",
+                    spec.vtep,
+                    fam(spec.vtep),
+                    local.vtep,
+                    fam(local.vtep)
+                ),
+            ));
+        }
+        Ok(spec)
+    }
+}

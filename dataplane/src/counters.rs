@@ -1,0 +1,215 @@
+//! Counters: per worker, written only by their worker, summed when read.
+//!
+//! Each worker owns one [`WorkerCounters`]; it bumps a counter with a relaxed load and store
+//! (no read-modify-write instruction, no cache line shared with another writer). The control
+//! side reads every worker's counters and adds them up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter written by exactly one thread.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer: a load and a store are enough, and cheaper than fetch_add.
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! reasons {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            pub const COUNT: usize = [$($name::$v,)*].len();
+            /// The name shown by `vxctl stats` and the metrics endpoint.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Why a packet was dropped.
+    DropReason {
+        /// Truncated or malformed headers.
+        Malformed => "malformed",
+        /// 802.1Q-tagged frame on a port that carries untagged traffic only.
+        Vlan => "vlan",
+        /// VXLAN header without the I flag (RFC 7348 section 5).
+        NoIFlag => "vxlan_no_i_flag",
+        /// VNI that no local port belongs to.
+        UnknownVni => "unknown_vni",
+        /// VXLAN from an address that is no known node's VTEP.
+        UnknownVtep => "unknown_source_vtep",
+        /// Source and destination belong to different tenants.
+        VniMismatch => "vni_mismatch",
+        /// No route to the destination address.
+        NoRoute => "no_route",
+        /// Unicast to a MAC the switch does not know.
+        UnknownUnicast => "unknown_unicast",
+        /// Broadcast or multicast other than ARP (flooding is off).
+        Broadcast => "broadcast",
+        /// ARP the switch does not answer (unknown target, replies, gratuitous).
+        Arp => "arp_unanswered",
+        /// TTL expired in transit (an ICMP time-exceeded was sent unless rate-limited).
+        Ttl => "ttl_exceeded",
+        /// Larger than the tunnel MTU (an ICMP frag-needed / packet-too-big was sent when DF).
+        Mtu => "mtu_exceeded",
+        /// Not IPv4 where the switch routes (e.g. IPv6 sent to the gateway).
+        Unsupported => "unsupported",
+        /// The switch has no local node configuration yet.
+        NotConfigured => "not_configured",
+        /// The output port has no queue on this worker, or is gone.
+        PortDown => "port_down",
+        /// The kernel refused the write or send.
+        TxError => "tx_error",
+        /// A frame that came in on a port and would go out the same port.
+        Hairpin => "hairpin",
+    }
+}
+
+reasons! {
+    /// Things worth counting that are not drops.
+    Event {
+        /// VXLAN packets whose reserved bits were set (ignored, as RFC 7348 says).
+        VxlanReservedBits => "vxlan_reserved_bits",
+        /// VXLAN packets with a zero outer UDP checksum (accepted).
+        ZeroUdpChecksum => "vxlan_zero_udp_checksum",
+        ArpReply => "arp_replies",
+        IcmpTimeExceeded => "icmp_time_exceeded_sent",
+        IcmpFragNeeded => "icmp_frag_needed_sent",
+        IcmpPacketTooBig => "icmpv6_packet_too_big_sent",
+        /// Generated ICMP suppressed by the rate limiter.
+        IcmpRateLimited => "icmp_rate_limited",
+        /// Inner checksums completed in software before encapsulation.
+        ChecksumCompleted => "inner_checksum_completed",
+        /// A source-port socket could not be bound; the packet left from the VXLAN port.
+        SrcPortFallback => "src_port_fallback",
+        Encapsulated => "encapsulated",
+        Decapsulated => "decapsulated",
+        /// Datagrams received coalesced by UDP GRO.
+        GroSegments => "udp_gro_segments",
+        /// UDP GSO sends.
+        GsoSends => "udp_gso_sends",
+    }
+}
+
+/// Largest port number the counters track.
+pub const MAX_PORTS: usize = 1024;
+
+/// Counters of one port on one worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub tx_errors: Counter,
+}
+
+/// All counters of one worker.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    pub drops: [Counter; DropReason::COUNT],
+    pub events: [Counter; Event::COUNT],
+    pub ports: Box<[PortCounters]>,
+    /// Nanoseconds spent processing (not sleeping in poll).
+    pub busy_ns: Counter,
+    pub loops: Counter,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            drops: Default::default(),
+            events: Default::default(),
+            ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
+            busy_ns: Counter::default(),
+            loops: Counter::default(),
+        }
+    }
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn drop(&self, r: DropReason) {
+        self.drops[r as usize].inc()
+    }
+    #[inline]
+    pub fn event(&self, e: Event) {
+        self.events[e as usize].inc()
+    }
+    #[inline]
+    pub fn event_n(&self, e: Event, n: u64) {
+        self.events[e as usize].add(n)
+    }
+    #[inline]
+    pub fn port(&self, no: u16) -> Option<&PortCounters> {
+        self.ports.get(no as usize)
+    }
+    #[inline]
+    pub fn rx(&self, no: u16, bytes: usize) {
+        if let Some(p) = self.port(no) {
+            p.rx_packets.inc();
+            p.rx_bytes.add(bytes as u64);
+        }
+    }
+    #[inline]
+    pub fn tx(&self, no: u16, bytes: usize) {
+        if let Some(p) = self.port(no) {
+            p.tx_packets.inc();
+            p.tx_bytes.add(bytes as u64);
+        }
+    }
+    #[inline]
+    pub fn tx_error(&self, no: u16) {
+        if let Some(p) = self.port(no) {
+            p.tx_errors.inc();
+        }
+    }
+}
+
+/// Sum of a counter over workers.
+pub fn sum<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
+    workers.into_iter().map(f).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.extend(Event::ALL.iter().map(|e| e.name()));
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+    }
+
+    #[test]
+    fn counters_add() {
+        let w = WorkerCounters::default();
+        w.drop(DropReason::Ttl);
+        w.drop(DropReason::Ttl);
+        w.rx(3, 100);
+        assert_eq!(w.drops[DropReason::Ttl as usize].get(), 2);
+        assert_eq!(w.ports[3].rx_bytes.get(), 100);
+        w.rx(60000, 1); // out of range: ignored, no panic
+    }
+}

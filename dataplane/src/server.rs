@@ -1,0 +1,216 @@
+//! The control socket: a Unix socket speaking the protocol of `controlplane::proto`.
+//!
+//! Runs on a tokio runtime, apart from the workers. Peers are checked with `SO_PEERCRED`: root
+//! always, members of `--socket-group` when one is given, nobody else. Every request is
+//! answered; a malformed one gets an error and changes nothing.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use controlplane::codec::{decode, nonblocking};
+use controlplane::proto::*;
+use controlplane::Error as CpError;
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::switch::Switch;
+
+/// Who may connect.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The group whose members are admitted besides root (gid, name).
+    pub group: Option<(u32, String)>,
+}
+
+/// Looks a group up in /etc/group.
+pub fn lookup_group(name: &str) -> Result<u32, String> {
+    let text = std::fs::read_to_string("/etc/group").map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(':').collect();
+        if cols.len() >= 3 && cols[0] == name {
+            return cols[2].parse().map_err(|_| format!("group {name} has a bad gid in /etc/group"));
+        }
+    }
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    Err(format!("no group named {name} in /etc/group"))
+}
+
+/// Supplementary and primary groups of a process, from /proc.
+fn process_groups(pid: i32) -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return vec![] };
+    let mut out = Vec::new();
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("Groups:") {
+            out.extend(rest.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+        }
+        if let Some(rest) = line.strip_prefix("Gid:") {
+            out.extend(rest.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+/// Binds the socket with the right owner and mode.
+pub fn bind(path: &Path, access: &Access) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "{} is in use: another vxswitchd is running on it (stop it, or pass another --socket)",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let mode = if access.group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+    if let Some((gid, _)) = &access.group {
+        std::os::unix::fs::chown(path, Some(0), Some(*gid))
+            .map_err(|e| format!("cannot give {} to group {gid}: {e}", path.display()))?;
+    }
+    Ok(l)
+}
+
+/// Accepts connections until the future is dropped.
+pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: Access) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vxswitchd: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Err(why) = admit(&stream, &access) {
+            eprintln!("vxswitchd: refused a control connection: {why}");
+            continue;
+        }
+        let sw = switch.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, sw).await {
+                match e {
+                    CpError::Closed => {}
+                    e => eprintln!("vxswitchd: control connection ended: {e}"),
+                }
+            }
+        });
+    }
+}
+
+fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
+    let cred = stream.peer_cred().map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    if cred.uid() == 0 {
+        return Ok(());
+    }
+    let who = format!("uid {} gid {} pid {:?}", cred.uid(), cred.gid(), cred.pid());
+    match &access.group {
+        None => Err(format!("{who} is not root (start vxswitchd with --socket-group to admit a group)")),
+        Some((gid, name)) => {
+            let member = cred.gid() == *gid
+                || cred.pid().map(process_groups).unwrap_or_default().contains(gid);
+            if member {
+                Ok(())
+            } else {
+                Err(format!("{who} is neither root nor a member of group {name}"))
+            }
+        }
+    }
+}
+
+async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<(), CpError> {
+    let mut greeted = false;
+    loop {
+        let body = match nonblocking::read_frame(&mut stream).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(()),
+            Err(CpError::TooLarge { len, max }) => {
+                let r = Response::Error {
+                    code: ErrorCode::TooLarge,
+                    message: format!("message of {len} bytes exceeds {max}; closing"),
+                };
+                let _ = nonblocking::write_msg(&mut stream, &r).await;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let response = match decode::<Request>(&body) {
+            Err(e) => Response::Error { code: ErrorCode::Malformed, message: e.to_string() },
+            Ok(Request::Hello { version, client }) => {
+                if greeted {
+                    Response::Error { code: ErrorCode::OutOfOrder, message: "hello was already said".into() }
+                } else if version != PROTOCOL_VERSION {
+                    Response::Error {
+                        code: ErrorCode::Version,
+                        message: format!("client {client} speaks version {version}, this vxswitchd speaks {PROTOCOL_VERSION}"),
+                    }
+                } else {
+                    greeted = true;
+                    let v = lock(&switch).version();
+                    Response::Hello {
+                        version: PROTOCOL_VERSION,
+                        server: format!("vxswitchd {}", env!("CARGO_PKG_VERSION")),
+                        table_version: v,
+                    }
+                }
+            }
+            Ok(_) if !greeted => Response::Error {
+                code: ErrorCode::OutOfOrder,
+                message: "say hello first (send a hello request with the protocol version)".into(),
+            },
+            Ok(req) => {
+                let sw = switch.clone();
+                tokio::task::spawn_blocking(move || handle(&sw, req))
+                    .await
+                    .unwrap_or_else(|e| Response::Error { code: ErrorCode::Failed, message: format!("internal error: {e}") })
+            }
+        };
+        nonblocking::write_msg(&mut stream, &response).await?;
+    }
+}
+
+fn lock(sw: &Arc<Mutex<Switch>>) -> std::sync::MutexGuard<'_, Switch> {
+    // A panic while holding the lock would leave it poisoned; the configuration is only
+    // replaced after a batch fully succeeded, so the data is still consistent.
+    sw.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
+    let mut s = lock(sw);
+    match req {
+        Request::Hello { .. } => Response::Error { code: ErrorCode::OutOfOrder, message: "hello was already said".into() },
+        Request::Apply(a) => {
+            let n = a.changes.len();
+            let owner = a.owner;
+            match s.apply(a) {
+                Ok(version) => {
+                    if n > 0 {
+                        eprintln!("vxswitchd: applied {n} changes from {owner}, table version {version}");
+                    }
+                    Response::Applied { version }
+                }
+                Err(r) => {
+                    eprintln!("vxswitchd: refused a batch from {owner}: {}", r.message);
+                    Response::Error { code: r.code, message: r.message }
+                }
+            }
+        }
+        Request::GetState => Response::State(s.state()),
+        Request::GetStats => Response::Stats(s.stats()),
+        Request::GetFdb => Response::Fdb(s.fdb()),
+    }
+}
+
+/// Default state file next to the socket.
+pub fn default_state_file(socket: &Path) -> PathBuf {
+    socket.with_file_name(format!(
+        "{}.state.json",
+        socket.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "vxswitchd".into())
+    ))
+}

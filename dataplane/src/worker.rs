@@ -1,0 +1,370 @@
+//! The per-core worker loop: wait for readiness, receive a batch, run it through the pipeline,
+//! transmit.
+//!
+//! A worker owns one queue of every TAP, its own underlay receive socket and its own
+//! source-port sockets, its buffers and its counters: nothing on the packet path is shared with
+//! another worker except the read-only table snapshot. The control side talks to a worker only
+//! through its channel (new ports, removed ports, the underlay socket), waking it with a mio
+//! `Waker`.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use controlplane::proto::PORT_TUNNEL;
+use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::buf::{BufPool, PacketBuf};
+use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
+use crate::fib::{Fib, PortNo, Tables};
+use crate::io::tap::TapQueue;
+use crate::io::udp::{self, SrcPorts};
+use crate::pipeline::{Action, Pipeline, PipelineConfig};
+
+/// Frames handled per source before the worker looks at the next ready source.
+pub const BATCH: usize = quinn_udp::BATCH_SIZE;
+
+const WAKER: Token = Token(0);
+const UNDERLAY: Token = Token(1);
+const TAP_BASE: usize = 16;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: usize,
+    pub vxlan_port: u16,
+    pub pipeline: PipelineConfig,
+    /// Never sleep in poll (burns a core, lowest latency).
+    pub busy_poll: bool,
+    /// Pin the thread to this CPU.
+    pub pin: Option<usize>,
+    /// Receive with UDP GRO.
+    pub gro: bool,
+    /// Send a zero outer UDP checksum (IPv4 underlay only).
+    pub udp_zero_csum: bool,
+}
+
+/// A message from the control side.
+pub enum Control {
+    AddPort { no: PortNo, queue: TapQueue },
+    DelPort { no: PortNo },
+    Underlay { vtep: IpAddr, socket: UdpSocket },
+    Stop,
+}
+
+/// The control side's handle on a worker.
+pub struct WorkerHandle {
+    tx: Sender<Control>,
+    waker: Arc<Waker>,
+    pub counters: Arc<WorkerCounters>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Sends a message and wakes the worker.
+    pub fn send(&self, c: Control) {
+        if self.tx.send(c).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(&mut self) {
+        self.send(Control::Stop);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Starts a worker thread.
+pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (tx, rx) = unbounded();
+    let counters = Arc::new(WorkerCounters::default());
+    let mut w = Worker {
+        pipeline: Pipeline::new(cfg.pipeline.clone()),
+        cfg,
+        fib,
+        counters: counters.clone(),
+        poll,
+        rx,
+        taps: (0..MAX_PORTS).map(|_| None).collect(),
+        underlay: None,
+        bufs: BufPool::new(BATCH, crate::buf::MAX_FRAME),
+        ready: Vec::with_capacity(MAX_PORTS + 2),
+        epoch: Instant::now(),
+        stop: false,
+    };
+    let name = format!("vx-worker-{}", w.cfg.id);
+    let join = std::thread::Builder::new().name(name).spawn(move || w.run())?;
+    Ok(WorkerHandle { tx, waker, counters, join: Some(join) })
+}
+
+struct Underlay {
+    sock: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    src: SrcPorts,
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    fib: Arc<Fib>,
+    counters: Arc<WorkerCounters>,
+    poll: Poll,
+    rx: Receiver<Control>,
+    taps: Vec<Option<TapQueue>>,
+    underlay: Option<Underlay>,
+    pipeline: Pipeline,
+    bufs: BufPool,
+    ready: Vec<Token>,
+    epoch: Instant,
+    stop: bool,
+}
+
+/// Outcome of servicing one source.
+enum Drained {
+    /// The source returned WouldBlock: wait for the next readiness event.
+    Empty,
+    /// The batch limit was reached: service it again after the others.
+    More,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        if let Some(cpu) = self.cfg.pin {
+            if let Err(e) = crate::io::sys::pin_to_cpu(cpu) {
+                eprintln!("vxswitchd: worker {}: cannot pin to CPU {cpu}: {e}", self.cfg.id);
+            }
+        }
+        let mut events = Events::with_capacity(256);
+        let timeout = if self.cfg.busy_poll { Some(Duration::ZERO) } else { None };
+        while !self.stop {
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("vxswitchd: worker {}: poll failed: {e}", self.cfg.id);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            if events.is_empty() {
+                continue;
+            }
+            let t0 = Instant::now();
+            self.ready.clear();
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    self.control();
+                } else {
+                    self.ready.push(ev.token());
+                }
+            }
+            self.service_ready();
+            self.counters.busy_ns.add(t0.elapsed().as_nanos() as u64);
+            self.counters.loops.inc();
+        }
+    }
+
+    /// Applies control messages.
+    fn control(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Control::AddPort { no, queue }) => {
+                    let Some(slot) = self.taps.get_mut(no as usize) else { continue };
+                    if let Some(old) = slot.take() {
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&old.as_raw_fd()));
+                    }
+                    let fd = queue.as_raw_fd();
+                    let token = Token(TAP_BASE + no as usize);
+                    match self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE) {
+                        Ok(()) => {
+                            *slot = Some(queue);
+                            // Frames may already be queued: service the queue now.
+                            self.ready.push(token);
+                        }
+                        Err(e) => eprintln!("vxswitchd: worker {}: cannot watch port {no}: {e}", self.cfg.id),
+                    }
+                }
+                Ok(Control::DelPort { no }) => {
+                    if let Some(q) = self.taps.get_mut(no as usize).and_then(Option::take) {
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&q.as_raw_fd()));
+                    }
+                }
+                Ok(Control::Underlay { vtep, socket }) => {
+                    if let Some(old) = self.underlay.take() {
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&old.sock.as_raw_fd()));
+                    }
+                    match self.attach_underlay(vtep, socket) {
+                        Ok(u) => {
+                            self.underlay = Some(u);
+                            self.ready.push(UNDERLAY);
+                        }
+                        Err(e) => eprintln!("vxswitchd: worker {}: underlay socket: {e}", self.cfg.id),
+                    }
+                }
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    fn attach_underlay(&mut self, vtep: IpAddr, sock: UdpSocket) -> io::Result<Underlay> {
+        let state = quinn_udp::UdpSocketState::new((&sock).into())?;
+        // quinn-udp turns GRO on when it can; honour the offload setting.
+        let _ = udp::set_gro(&sock, self.cfg.gro);
+        let fd = sock.as_raw_fd();
+        self.poll.registry().register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
+        let p = &self.cfg.pipeline;
+        let src = SrcPorts::new(vtep, p.src_port_min, p.src_port_max, self.cfg.udp_zero_csum);
+        Ok(Underlay { sock, state, src })
+    }
+
+    /// Services every ready source until all are drained, a batch at a time each.
+    fn service_ready(&mut self) {
+        let tables = self.fib.load();
+        let mut i = 0;
+        while !self.ready.is_empty() {
+            if i >= self.ready.len() {
+                i = 0;
+            }
+            self.pipeline.set_now_ms(self.epoch.elapsed().as_millis() as u64);
+            let token = self.ready[i];
+            let r = if token == UNDERLAY {
+                self.service_underlay(&tables)
+            } else {
+                self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+            };
+            match r {
+                Drained::Empty => {
+                    self.ready.swap_remove(i);
+                }
+                Drained::More => i += 1,
+            }
+        }
+    }
+
+    fn service_tap(&mut self, t: &Tables, no: PortNo) -> Drained {
+        for _ in 0..BATCH {
+            let Some(q) = self.taps.get(no as usize).and_then(Option::as_ref) else {
+                return Drained::Empty;
+            };
+            let buf = self.bufs.get_mut(0);
+            match q.read(buf.receive_area()) {
+                Ok(0) => return Drained::Empty,
+                Ok(n) => buf.set_received(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
+                Err(_) => {
+                    // EBADFD / EIO when the device went away: wait for the control side.
+                    return Drained::Empty;
+                }
+            }
+            self.counters.rx(no, buf.len());
+            let action = self.pipeline.from_port(t, &self.counters, no, buf);
+            execute(&self.cfg, &self.counters, &self.taps, self.underlay.as_mut(), t, action, self.bufs.get_mut(0));
+        }
+        Drained::More
+    }
+
+    fn service_underlay(&mut self, t: &Tables) -> Drained {
+        let Some(u) = self.underlay.as_mut() else { return Drained::Empty };
+        let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
+        let n = {
+            let mut it = self.bufs.bufs_mut().iter_mut();
+            let mut iovs: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| match it.next() {
+                Some(b) => IoSliceMut::new(b.receive_area()),
+                None => IoSliceMut::new(&mut []),
+            });
+            match u.state.recv((&u.sock).into(), &mut iovs, &mut meta) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
+                Err(_) => return Drained::Empty,
+            }
+        };
+        for (i, m) in meta.iter().enumerate().take(n) {
+            let stride = if m.stride == 0 { m.len } else { m.stride };
+            if stride < m.len {
+                self.counters.event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
+            }
+            let mut off = 0;
+            while off < m.len {
+                let len = stride.min(m.len - off);
+                let buf = self.bufs.get_mut(i);
+                buf.set_received(m.len);
+                if !buf.reframe(off as isize, len) {
+                    break;
+                }
+                self.counters.rx(PORT_TUNNEL, len);
+                let action = self.pipeline.from_tunnel(t, &self.counters, m.addr, buf);
+                execute(&self.cfg, &self.counters, &self.taps, self.underlay.as_mut(), t, action, self.bufs.get_mut(i));
+                off += len;
+            }
+        }
+        if n == BATCH {
+            Drained::More
+        } else {
+            Drained::Empty
+        }
+    }
+}
+
+/// Carries out the pipeline's decision.
+#[inline]
+fn execute(
+    cfg: &WorkerConfig,
+    c: &WorkerCounters,
+    taps: &[Option<TapQueue>],
+    underlay: Option<&mut Underlay>,
+    t: &Tables,
+    action: Action,
+    buf: &mut PacketBuf,
+) {
+    match action {
+        Action::Drop(_) => {}
+        Action::Output(no) => {
+            let Some(q) = taps.get(no as usize).and_then(Option::as_ref) else {
+                c.drop(DropReason::PortDown);
+                return;
+            };
+            match q.write(buf.frame()) {
+                Ok(_) => c.tx(no, buf.len()),
+                Err(_) => {
+                    c.tx_error(no);
+                    c.drop(DropReason::TxError);
+                }
+            }
+        }
+        Action::Encap { node, src_port } => {
+            let (Some(u), Some(n)) = (underlay, t.node(node)) else {
+                c.drop(DropReason::NotConfigured);
+                return;
+            };
+            let dst = SocketAddr::new(n.vtep, cfg.vxlan_port);
+            let sock = match u.src.get(src_port) {
+                Some(s) => s,
+                None => {
+                    c.event(Event::SrcPortFallback);
+                    &u.sock
+                }
+            };
+            match sock.send_to(buf.frame(), dst) {
+                Ok(_) => {
+                    c.tx(PORT_TUNNEL, buf.len());
+                    c.event(Event::Encapsulated);
+                }
+                Err(_) => {
+                    c.tx_error(PORT_TUNNEL);
+                    c.drop(DropReason::TxError);
+                }
+            }
+        }
+    }
+}

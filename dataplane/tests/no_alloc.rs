@@ -1,0 +1,86 @@
+//! The packet path allocates nothing: every kind of frame runs through the pipeline under a
+//! counting global allocator, and the count must not move.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dataplane::buf::PacketBuf;
+use dataplane::counters::WorkerCounters;
+use dataplane::pipeline::{Action, Pipeline, PipelineConfig};
+use dataplane::sample::{self, GW_MAC, HOST_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn the_pipeline_allocates_nothing_per_packet() {
+    let t = sample::tables(100);
+    let counters = WorkerCounters::default();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let pod = PODS[0];
+    let from_pods: Vec<Vec<u8>> = vec![
+        sample::arp_request(pod.1, pod.2, [10, 1, 1, 1]),
+        sample::arp_request(pod.1, pod.2, [10, 1, 1, 99]),
+        sample::udp_frame(GW_MAC, pod.1, pod.2, [10, 1, 2, 2], 64, 1000), // encap
+        sample::udp_frame(GW_MAC, pod.1, pod.2, [10, 1, 2, 2], 1, 100),   // TTL: ICMP
+        sample::udp_frame(GW_MAC, pod.1, pod.2, [10, 1, 2, 2], 64, 1440), // MTU: ICMP
+        sample::udp_frame(PODS[1].1, pod.1, pod.2, [10, 1, 1, 3], 64, 100), // local
+        sample::udp_frame(GW_MAC, pod.1, pod.2, [10, 1, 1, 1], 64, 100),  // host
+        sample::udp_frame([0xff; 6], pod.1, pod.2, [10, 1, 1, 255], 64, 100),
+        vec![1, 2, 3],
+    ];
+    let inner = sample::udp_frame(VTEP_MAC, REMOTE_VTEP_MAC, [10, 1, 2, 2], pod.2, 63, 1000);
+    let from_tunnel: Vec<Vec<u8>> = vec![
+        sample::vxlan(0x08, 1, 0, &inner),
+        sample::vxlan(0x00, 1, 0, &inner),
+        sample::vxlan(0x08, 1, 0xff, &inner),
+        sample::vxlan(0x08, 9, 0, &inner),
+        vec![0x08],
+    ];
+    let mut bufs: Vec<PacketBuf> = (0..from_pods.len() + from_tunnel.len()).map(|_| PacketBuf::new()).collect();
+    let src = "198.51.100.2:50000".parse().unwrap();
+    let mut encaps = 0;
+
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for round in 0..1000u64 {
+        p.set_now_ms(round * 10);
+        for (f, buf) in from_pods.iter().zip(bufs.iter_mut()) {
+            buf.receive_area()[..f.len()].copy_from_slice(f);
+            buf.set_received(f.len());
+            if let Action::Encap { .. } = p.from_port(&t, &counters, pod.0, buf) {
+                encaps += 1;
+            }
+        }
+        for (f, buf) in from_tunnel.iter().zip(bufs.iter_mut().skip(from_pods.len())) {
+            buf.receive_area()[..f.len()].copy_from_slice(f);
+            buf.set_received(f.len());
+            let _ = p.from_tunnel(&t, &counters, src, buf);
+        }
+    }
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert_eq!(after - before, 0, "the packet path allocated {} times", after - before);
+    assert_eq!(encaps, 1000, "the encapsulation path ran");
+    let _ = HOST_MAC;
+}

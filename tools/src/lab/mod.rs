@@ -1,0 +1,998 @@
+//! vxlab: N nodes × M pods in network namespaces on one host.
+//!
+//! A lab is a set of namespaces named after it (`LAB-n1`, `LAB-n1p1`, ..., `LAB-ul`), an
+//! underlay between the node namespaces (one veth pair for two nodes, a bridge in `LAB-ul` for
+//! any other count), and per node either vxswitchd + vxagent ([`Kind::Vxswitch`]) or the Linux
+//! vxlan driver programmed as flannel does it ([`Kind::Kernel`]). Names and addresses are a
+//! pure function of the lab name and the indices (see [`topo`]); the description, including
+//! the PIDs of the daemons started, lives in `/run/vxlab/LAB/lab.json`.
+//!
+//! Nothing outside the lab's namespaces is touched: no device, route or sysctl of the root
+//! namespace, and only processes the lab started or that live in its namespaces are signalled.
+//!
+//! ```no_run
+//! use tools::lab::{Kind, Lab, LabGuard, LabSpec};
+//! let spec = LabSpec { name: "demo".into(), kinds: vec![Kind::Kernel], ..LabSpec::default() };
+//! let lab = LabGuard(Lab::up(&spec)?); // torn down when `lab` goes out of scope
+//! let ok = lab.command("n1p1", "ping").args(["-c", "1", "10.1.2.2"]).status()?.success();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod kernel;
+mod netns;
+mod sh;
+mod sys;
+pub mod topo;
+pub mod vxswitch;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub use error::LabError;
+pub use sh::set_verbose;
+pub use topo::Kind;
+use vxswitch::Bins;
+
+/// Where labs keep their runtime files: `/run/vxlab/LAB/`.
+pub const RUN_ROOT: &str = "/run/vxlab";
+/// Version of the lab.json layout.
+const FORMAT: u32 = 1;
+/// How long processes get to exit after SIGTERM, and after SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(3);
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How many namespaces are set up at once.
+const PARALLEL: usize = 8;
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabSpec {
+    /// 1-8 characters `a-z0-9`; prefixes every namespace name.
+    pub name: String,
+    /// 1..=200.
+    pub nodes: usize,
+    /// Pods per node, 0..=200.
+    pub pods: usize,
+    /// One kind per node, or one kind for all (an empty list means all vxswitch).
+    pub kinds: Vec<Kind>,
+    /// VXLAN UDP destination port.
+    pub port: u16,
+    /// vxswitchd worker threads (its own default when `None`).
+    pub workers: Option<usize>,
+    /// IPv6 inside the pods; when false it is disabled before the pod's interface exists.
+    pub ipv6: bool,
+    /// vxswitchd's `--offload on|off`.
+    pub offload: bool,
+}
+
+impl Default for LabSpec {
+    fn default() -> LabSpec {
+        LabSpec {
+            name: "vxlab".to_string(),
+            nodes: 2,
+            pods: 2,
+            kinds: vec![Kind::Vxswitch],
+            port: 4789,
+            workers: None,
+            ipv6: true,
+            offload: true,
+        }
+    }
+}
+
+impl LabSpec {
+    /// Checks every field; the error says which value to change.
+    pub fn validate(&self) -> Result<(), LabError> {
+        topo::validate_name(&self.name)?;
+        if !(1..=topo::MAX_NODES).contains(&self.nodes) {
+            return Err(LabError::BadSpec(format!(
+                "{} nodes: a lab has 1 to {} nodes",
+                self.nodes,
+                topo::MAX_NODES
+            )));
+        }
+        if self.pods > topo::MAX_PODS {
+            return Err(LabError::BadSpec(format!(
+                "{} pods per node: a node has at most {} pods",
+                self.pods,
+                topo::MAX_PODS
+            )));
+        }
+        topo::kind_of(&self.kinds, self.nodes, 1)?;
+        if self.port == 0 {
+            return Err(LabError::BadSpec(
+                "VXLAN port 0: use 1-65535 (usually 4789)".into(),
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(LabError::BadSpec(
+                "0 workers: give at least 1, or leave it out".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The kind of node `i` (1-based).
+    pub fn kind_of(&self, i: usize) -> Kind {
+        topo::kind_of(&self.kinds, self.nodes, i).unwrap_or_default()
+    }
+}
+
+/// One pod: a namespace with one interface `eth0`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodInfo {
+    pub name: String,
+    pub netns: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+}
+
+/// One node: a namespace with the underlay `eth0` and the node's switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    /// 1-based index: the last octet of the VTEP address.
+    pub index: usize,
+    pub netns: String,
+    pub kind: Kind,
+    pub vtep: Ipv4Addr,
+    pub vtep_mac: String,
+    /// MAC of the underlay `eth0`.
+    pub underlay_mac: String,
+    pub subnet: String,
+    pub gateway: Ipv4Addr,
+    /// vxswitchd's control socket (vxswitch nodes).
+    pub socket: Option<PathBuf>,
+    /// `/run/vxlab/LAB/n{i}/`.
+    pub dir: PathBuf,
+    pub pods: Vec<PodInfo>,
+    /// PID of vxswitchd (vxswitch nodes, once started).
+    #[serde(default)]
+    pub switch_pid: Option<u32>,
+    /// PID of vxagent (vxswitch nodes, once started).
+    #[serde(default)]
+    pub agent_pid: Option<u32>,
+}
+
+/// How the node namespaces are wired together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Underlay {
+    /// Two nodes: one veth pair, `eth0` at both ends.
+    Veth,
+    /// Any other count: bridge `ul0` in `LAB-ul`, one veth per node.
+    Bridge,
+}
+
+/// A lab: its description, as created by [`Lab::up`] or loaded from lab.json. Dropping it
+/// leaves the lab running; [`Lab::down`] (or a [`LabGuard`]) removes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lab {
+    format: u32,
+    pub name: String,
+    spec: LabSpec,
+    underlay: Underlay,
+    dir: PathBuf,
+    /// The vxswitch binaries the lab runs (when it has vxswitch nodes).
+    #[serde(default)]
+    bins: Option<Bins>,
+    nodes: Vec<NodeInfo>,
+}
+
+/// What [`Lab::teardown`] found and removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownReport {
+    /// False if there was no trace of the lab: no state directory and no namespace.
+    pub existed: bool,
+    /// Namespaces removed.
+    pub namespaces: Vec<String>,
+    /// Processes signalled.
+    pub killed: Vec<u32>,
+}
+
+/// A lab as [`Lab::list`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// lab.json exists (false: namespaces left by a crash; `vxlab down` removes them).
+    pub state_file: bool,
+    /// How many of its namespaces exist.
+    pub namespaces: usize,
+}
+
+/// The runtime directory of a lab.
+pub fn lab_dir(name: &str) -> PathBuf {
+    Path::new(RUN_ROOT).join(name)
+}
+
+fn state_file(name: &str) -> PathBuf {
+    lab_dir(name).join("lab.json")
+}
+
+/// Where a failed `up` leaves the daemons' logs: `/run/vxlab/LAB.failed/`.
+fn failed_dir(name: &str) -> PathBuf {
+    Path::new(RUN_ROOT).join(format!("{name}.failed"))
+}
+
+impl Lab {
+    /// The description of the lab `spec` asks for, without building anything.
+    pub fn plan(spec: &LabSpec) -> Result<Lab, LabError> {
+        spec.validate()?;
+        let name = spec.name.as_str();
+        let dir = lab_dir(name);
+        let nodes = (1..=spec.nodes)
+            .map(|i| {
+                let kind = spec.kind_of(i);
+                let node_dir = dir.join(topo::node_name(i));
+                NodeInfo {
+                    name: topo::node_name(i),
+                    index: i,
+                    netns: topo::node_netns(name, i),
+                    kind,
+                    vtep: topo::underlay_ip(i),
+                    vtep_mac: topo::vtep_mac(i),
+                    underlay_mac: topo::underlay_mac(i),
+                    subnet: topo::subnet(i),
+                    gateway: topo::gateway(i),
+                    socket: (kind == Kind::Vxswitch).then(|| vxswitch::socket_path(&node_dir)),
+                    dir: node_dir,
+                    pods: (1..=spec.pods)
+                        .map(|j| PodInfo {
+                            name: topo::pod_name(i, j),
+                            netns: topo::pod_netns(name, i, j),
+                            ip: topo::pod_ip(i, j),
+                            mac: topo::pod_mac(i, j),
+                        })
+                        .collect(),
+                    switch_pid: None,
+                    agent_pid: None,
+                }
+            })
+            .collect();
+        Ok(Lab {
+            format: FORMAT,
+            name: name.to_string(),
+            spec: spec.clone(),
+            underlay: if spec.nodes == 2 {
+                Underlay::Veth
+            } else {
+                Underlay::Bridge
+            },
+            dir,
+            bins: None,
+            nodes,
+        })
+    }
+
+    /// Builds the lab. Fails if a lab of that name exists; on any failure removes whatever was
+    /// built and returns the reason.
+    pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
+        let mut lab = Lab::plan(spec)?;
+        if !sys::is_root() {
+            return Err(LabError::NotRoot("build a lab"));
+        }
+        if state_file(&lab.name).exists() || !lab_namespaces(&lab.name)?.is_empty() {
+            return Err(LabError::AlreadyUp(lab.name));
+        }
+        if lab.nodes.iter().any(|n| n.kind == Kind::Vxswitch) {
+            lab.bins = Some(Bins::find()?);
+        }
+        let _ = fs::remove_dir_all(failed_dir(&lab.name));
+        fs::create_dir_all(&lab.dir).map_err(|source| LabError::Io {
+            what: "cannot create the lab directory",
+            path: lab.dir.clone(),
+            source,
+        })?;
+        match lab.build().and_then(|()| lab.save()) {
+            Ok(()) => Ok(lab),
+            Err(up) => {
+                let up = lab.keep_logs(up);
+                match teardown(&lab.name, false) {
+                    Ok(_) => Err(up),
+                    Err(down) => Err(LabError::UpAndDown {
+                        up: Box::new(up),
+                        down: Box::new(down),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Copies the daemons' files of a failed `up` to `/run/vxlab/LAB.failed/`, which outlives
+    /// the teardown, and points the error there.
+    fn keep_logs(&self, err: LabError) -> LabError {
+        let keep = failed_dir(&self.name);
+        for node in self.nodes.iter().filter(|n| n.kind == Kind::Vxswitch) {
+            let to = keep.join(&node.name);
+            for file in ["vxswitchd.log", "vxagent.log", "agent.toml"] {
+                let from = node.dir.join(file);
+                if from.exists() && fs::create_dir_all(&to).is_ok() {
+                    let _ = fs::copy(&from, to.join(file));
+                }
+            }
+        }
+        let moved = |log: PathBuf| match log.strip_prefix(&self.dir) {
+            Ok(rel) if keep.join(rel).exists() => keep.join(rel),
+            _ => log,
+        };
+        match err {
+            LabError::DaemonDied {
+                program,
+                node,
+                status,
+                log,
+                tail,
+            } => LabError::DaemonDied {
+                program,
+                node,
+                status,
+                log: moved(log),
+                tail,
+            },
+            LabError::NotReady {
+                program,
+                node,
+                secs,
+                detail,
+                log,
+                tail,
+            } => LabError::NotReady {
+                program,
+                node,
+                secs,
+                detail,
+                log: moved(log),
+                tail,
+            },
+            other => other,
+        }
+    }
+
+    /// Loads the description of a running lab from `/run/vxlab/NAME/lab.json`.
+    pub fn load(name: &str) -> Result<Lab, LabError> {
+        topo::validate_name(name)?;
+        let path = state_file(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LabError::NotUp {
+                    name: name.to_string(),
+                    path,
+                });
+            }
+            Err(source) => {
+                return Err(LabError::Io {
+                    what: "cannot read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let lab: Lab = serde_json::from_str(&text).map_err(|e| LabError::State {
+            name: name.to_string(),
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if lab.format != FORMAT || lab.name != name {
+            return Err(LabError::State {
+                name: name.to_string(),
+                path,
+                message: format!(
+                    "format {} of lab {:?}, expected format {FORMAT}",
+                    lab.format, lab.name
+                ),
+            });
+        }
+        Ok(lab)
+    }
+
+    /// Removes everything the lab made; see [`Lab::teardown`].
+    pub fn down(name: &str) -> Result<(), LabError> {
+        Lab::teardown(name).map(drop)
+    }
+
+    /// Removes every namespace, device, process and file of lab `name`, also when lab.json is
+    /// gone or stale: the lab's namespaces are found by name (`ip netns list`), the processes
+    /// in them by `ip netns pids`, and they get SIGTERM, then SIGKILL after a bounded wait.
+    /// Idempotent: a lab that does not exist is reported with `existed: false`.
+    pub fn teardown(name: &str) -> Result<DownReport, LabError> {
+        teardown(name, true)
+    }
+
+    /// Every lab with a state file or a namespace, sorted by name.
+    pub fn list() -> Result<Vec<Listed>, LabError> {
+        let mut labs: std::collections::BTreeMap<String, Listed> = Default::default();
+        if let Ok(entries) = fs::read_dir(RUN_ROOT) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if topo::validate_name(&name).is_ok() && e.path().join("lab.json").exists() {
+                    labs.insert(
+                        name.clone(),
+                        Listed {
+                            name,
+                            state_file: true,
+                            namespaces: 0,
+                        },
+                    );
+                }
+            }
+        }
+        for ns in netns::list()? {
+            if let Some(lab) = topo::lab_of_netns(&ns) {
+                let entry = labs.entry(lab.to_string()).or_insert_with(|| Listed {
+                    name: lab.to_string(),
+                    state_file: false,
+                    namespaces: 0,
+                });
+                entry.namespaces += 1;
+            }
+        }
+        Ok(labs.into_values().collect())
+    }
+
+    pub fn spec(&self) -> &LabSpec {
+        &self.spec
+    }
+
+    pub fn underlay(&self) -> Underlay {
+        self.underlay
+    }
+
+    /// `/run/vxlab/LAB/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn pod(&self, name: &str) -> Option<&PodInfo> {
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .find(|p| p.name == name)
+    }
+
+    /// The namespace of a node (`n1`), a pod (`n1p1`), or the underlay bridge (`ul`, labs
+    /// with a bridge underlay).
+    pub fn netns_of(&self, target: &str) -> Option<String> {
+        if let Some(n) = self.node(target) {
+            return Some(n.netns.clone());
+        }
+        if let Some(p) = self.pod(target) {
+            return Some(p.netns.clone());
+        }
+        (target == topo::UNDERLAY_NS_SUFFIX && self.underlay == Underlay::Bridge)
+            .then(|| topo::underlay_netns(&self.name))
+    }
+
+    /// `ip netns exec NS program`, for a target of [`Lab::netns_of`]; add arguments and run it.
+    ///
+    /// # Panics
+    /// If the lab has no such target: that is a bug in the caller.
+    pub fn command(&self, target: &str, program: &str) -> Command {
+        let ns = self.netns_of(target).unwrap_or_else(|| {
+            panic!(
+                "{}",
+                LabError::UnknownTarget {
+                    lab: self.name.clone(),
+                    target: target.into()
+                }
+            )
+        });
+        sh::netns_exec(&ns, program)
+    }
+
+    /// The namespace of a target, or an error naming the valid targets.
+    pub fn require_netns(&self, target: &str) -> Result<String, LabError> {
+        self.netns_of(target)
+            .ok_or_else(|| LabError::UnknownTarget {
+                lab: self.name.clone(),
+                target: target.to_string(),
+            })
+    }
+
+    /// The control socket of a vxswitch node.
+    pub fn socket(&self, node: &str) -> Result<&Path, LabError> {
+        let n = self.node(node).ok_or_else(|| LabError::UnknownTarget {
+            lab: self.name.clone(),
+            target: node.to_string(),
+        })?;
+        n.socket.as_deref().ok_or_else(|| LabError::NotVxswitch {
+            lab: self.name.clone(),
+            node: node.to_string(),
+            kind: n.kind.to_string(),
+        })
+    }
+
+    /// A control connection to a vxswitch node's switch.
+    pub fn ctl(&self, node: &str) -> Result<controlplane::client::Client, LabError> {
+        let socket = self.socket(node)?;
+        controlplane::client::Client::connect(socket, "vxlab").map_err(|source| LabError::Control {
+            node: node.to_string(),
+            source,
+        })
+    }
+
+    /// The PID of a node's vxswitchd as recorded.
+    pub fn switch_pid(&self, node: &str) -> Option<u32> {
+        self.node(node)?.switch_pid
+    }
+
+    /// The PID of a node's vxagent as recorded.
+    pub fn agent_pid(&self, node: &str) -> Option<u32> {
+        self.node(node)?.agent_pid
+    }
+
+    /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
+    /// "pods": [{"name", "netns", "ip", "mac"}]}]}`
+    pub fn status_json(&self) -> serde_json::Value {
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let pods: Vec<serde_json::Value> = n
+                    .pods
+                    .iter()
+                    .map(|p| json!({"name": p.name, "netns": p.netns, "ip": p.ip, "mac": p.mac}))
+                    .collect();
+                json!({
+                    "name": n.name,
+                    "netns": n.netns,
+                    "kind": n.kind,
+                    "vtep": n.vtep,
+                    "vtep_mac": n.vtep_mac,
+                    "subnet": n.subnet,
+                    "pods": pods,
+                })
+            })
+            .collect();
+        json!({"name": self.name, "nodes": nodes})
+    }
+
+    /// The topology as a table for people.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let underlay = match self.underlay {
+            Underlay::Veth => "veth pair".to_string(),
+            Underlay::Bridge => {
+                format!(
+                    "bridge {} in {}",
+                    topo::UNDERLAY_BRIDGE,
+                    topo::underlay_netns(&self.name)
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "lab {}: {} nodes x {} pods, underlay {underlay} (198.51.100.0/24), VXLAN VNI {} port {}, pod MTU {}",
+            self.name,
+            self.nodes.len(),
+            self.spec.pods,
+            topo::VNI,
+            self.spec.port,
+            topo::POD_MTU
+        );
+        let w = self
+            .nodes
+            .iter()
+            .flat_map(|n| std::iter::once(&n.netns).chain(n.pods.iter().map(|p| &p.netns)))
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let _ = writeln!(
+            out,
+            "{:<10} {:<9} {:<w$} {:<15} {:<18} SUBNET/PIDS",
+            "NODE/POD", "KIND", "NETNS", "VTEP/IP", "VTEP MAC/MAC"
+        );
+        for n in &self.nodes {
+            let extra = match (n.switch_pid, n.agent_pid) {
+                (None, None) => String::new(),
+                (s, a) => format!(
+                    "  vxswitchd {} vxagent {}",
+                    s.map_or("-".into(), |p| p.to_string()),
+                    a.map_or("-".into(), |p| p.to_string())
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "{:<10} {:<9} {:<w$} {:<15} {:<18} {}{extra}",
+                n.name, n.kind, n.netns, n.vtep, n.vtep_mac, n.subnet
+            );
+            for p in &n.pods {
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<9} {:<w$} {:<15} {}",
+                    p.name, "pod", p.netns, p.ip, p.mac
+                );
+            }
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.kind == Kind::Vxswitch) {
+            let _ = writeln!(
+                out,
+                "vxswitch files: {}/ (socket, agent.toml, state.json, logs)",
+                n.dir.display()
+            );
+        }
+        out
+    }
+
+    /// Kills a node's vxswitchd (SIGKILL to its recorded PID), starts it again with the same
+    /// arguments, waits for hello, and records the new PID.
+    pub fn restart_switch(&mut self, node: &str) -> Result<(), LabError> {
+        let idx = self
+            .nodes
+            .iter()
+            .position(|n| n.name == node)
+            .ok_or_else(|| LabError::UnknownTarget {
+                lab: self.name.clone(),
+                target: node.to_string(),
+            })?;
+        self.socket(node)?;
+        let bins = match &self.bins {
+            Some(b) => b.clone(),
+            None => Bins::find()?,
+        };
+        let info = &self.nodes[idx];
+        if let Some(pid) = info.switch_pid {
+            // Only if that PID still lives in the node's namespace: it may have been reused.
+            if sys::alive(pid) && netns::pids(&info.netns)?.contains(&pid) {
+                let _ = sys::signal(pid, sys::Signal::Kill);
+                if !sys::wait_gone(&[pid], KILL_GRACE).is_empty() {
+                    return Err(LabError::Leftovers {
+                        name: self.name.clone(),
+                        left: format!("vxswitchd {pid} of {node} survived SIGKILL"),
+                    });
+                }
+            }
+        }
+        let args = vxswitch::switch_args(self, info);
+        let log = vxswitch::switch_log(&info.dir);
+        let mut child = vxswitch::spawn_daemon(&info.netns, &bins.vxswitchd, &args, &log)?;
+        let pid = child.id();
+        let ready = vxswitch::wait_hello(node, &mut child, &vxswitch::socket_path(&info.dir), &log);
+        vxswitch::detach(child);
+        self.nodes[idx].switch_pid = Some(pid);
+        self.save()?;
+        ready
+    }
+
+    /// Writes lab.json (atomically: a temporary file renamed over it).
+    fn save(&self) -> Result<(), LabError> {
+        let path = state_file(&self.name);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("lab serialises");
+        fs::write(&tmp, text + "\n")
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|source| LabError::Io {
+                what: "cannot write",
+                path,
+                source,
+            })
+    }
+
+    /// Builds namespaces, underlay and nodes; [`Lab::up`] cleans up when this fails.
+    fn build(&mut self) -> Result<(), LabError> {
+        let spec = self.spec.clone();
+        // The first `ip netns add` may have to set /run/netns up; let it do so alone.
+        let first = match self.underlay {
+            Underlay::Bridge => topo::underlay_netns(&self.name),
+            Underlay::Veth => self.nodes[0].netns.clone(),
+        };
+        netns::add(&first)?;
+
+        // Node and pod namespaces.
+        parallel(&self.nodes, |node| {
+            if node.netns != first {
+                netns::add(&node.netns)?;
+            }
+            let mut settings = vec![("net.ipv4.ip_forward".to_string(), "1")];
+            for ifname in ["all", "default", "lo"] {
+                settings.push((sh::ipv4_conf(ifname, "rp_filter"), "0"));
+            }
+            sh::sysctl(&node.netns, &settings)?;
+            fs::create_dir_all(&node.dir).map_err(|source| LabError::Io {
+                what: "cannot create the node directory",
+                path: node.dir.clone(),
+                source,
+            })?;
+            for pod in &node.pods {
+                netns::add(&pod.netns)?;
+                if !spec.ipv6 {
+                    // Before the pod's interface exists, so it never gets an IPv6 address.
+                    sh::sysctl(
+                        &pod.netns,
+                        &[
+                            ("net.ipv6.conf.all.disable_ipv6".to_string(), "1"),
+                            ("net.ipv6.conf.default.disable_ipv6".to_string(), "1"),
+                        ],
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+
+        self.build_underlay()?;
+
+        parallel(&self.nodes, |node| match node.kind {
+            Kind::Kernel => kernel::setup_node(self, node),
+            Kind::Vxswitch => {
+                let path = vxswitch::agent_path(&node.dir);
+                fs::write(&path, vxswitch::agent_toml(self, node)).map_err(|source| LabError::Io {
+                    what: "cannot write",
+                    path,
+                    source,
+                })
+            }
+        })?;
+
+        self.start_daemons()
+    }
+
+    /// The underlay: a veth pair for two nodes, otherwise a bridge in `LAB-ul`. Every veth end
+    /// has TX checksum offload off, so a frame crosses it complete, as on a real wire.
+    fn build_underlay(&self) -> Result<(), LabError> {
+        let ul = topo::underlay_netns(&self.name);
+        match self.underlay {
+            Underlay::Veth => {
+                let peer = &self.nodes[1].netns;
+                sh::ip(
+                    Some(&self.nodes[0].netns),
+                    &[
+                        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+                        peer,
+                    ],
+                )?;
+            }
+            Underlay::Bridge => {
+                let mut b = sh::Batch::ip(&ul);
+                b.add(format!("link add {} type bridge", topo::UNDERLAY_BRIDGE))
+                    .add(format!("link set {} up", topo::UNDERLAY_BRIDGE));
+                for n in &self.nodes {
+                    let port = topo::underlay_port(n.index);
+                    b.add(format!(
+                        "link add {port} type veth peer name eth0 netns {}",
+                        n.netns
+                    ))
+                    .add(format!(
+                        "link set {port} master {} up",
+                        topo::UNDERLAY_BRIDGE
+                    ));
+                }
+                b.run()?;
+            }
+        }
+        parallel(&self.nodes, |n| {
+            let mut b = sh::Batch::ip(&n.netns);
+            b.add(format!(
+                "link set eth0 address {} mtu {} up",
+                n.underlay_mac,
+                topo::UNDERLAY_MTU
+            ))
+            .add(format!(
+                "addr add {}/{} dev eth0",
+                n.vtep,
+                topo::UNDERLAY_PREFIX
+            ));
+            b.run()?;
+            sh::sysctl(&n.netns, &[(sh::ipv4_conf("eth0", "rp_filter"), "0")])?;
+            sh::tx_off(&n.netns, "eth0")?;
+            if self.underlay == Underlay::Bridge {
+                sh::tx_off(&ul, &topo::underlay_port(n.index))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Starts vxswitchd on every vxswitch node and waits for hello, then vxagent and waits for
+    /// the pods' ports. Every child is handed to a reaper thread whatever happens.
+    fn start_daemons(&mut self) -> Result<(), LabError> {
+        let Some(bins) = self.bins.clone() else {
+            return Ok(());
+        };
+        let idxs: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].kind == Kind::Vxswitch)
+            .collect();
+        let mut switches: Vec<(usize, Child)> = Vec::new();
+        let mut agents: Vec<(usize, Child)> = Vec::new();
+        let result = (|| {
+            for &i in &idxs {
+                let node = &self.nodes[i];
+                let args = vxswitch::switch_args(self, node);
+                let log = vxswitch::switch_log(&node.dir);
+                let child = vxswitch::spawn_daemon(&node.netns, &bins.vxswitchd, &args, &log)?;
+                self.nodes[i].switch_pid = Some(child.id());
+                switches.push((i, child));
+            }
+            for (i, child) in &mut switches {
+                let node = &self.nodes[*i];
+                let log = vxswitch::switch_log(&node.dir);
+                vxswitch::wait_hello(&node.name, child, &vxswitch::socket_path(&node.dir), &log)?;
+            }
+            for &i in &idxs {
+                let node = &self.nodes[i];
+                let args = vxswitch::agent_args(node);
+                let log = vxswitch::agent_log(&node.dir);
+                let child = vxswitch::spawn_daemon(&node.netns, &bins.vxagent, &args, &log)?;
+                self.nodes[i].agent_pid = Some(child.id());
+                agents.push((i, child));
+            }
+            for ((i, switch), (_, agent)) in switches.iter_mut().zip(agents.iter_mut()) {
+                vxswitch::wait_ports_up(&self.nodes[*i], switch, agent)?;
+            }
+            Ok(())
+        })();
+        for (_, child) in switches.into_iter().chain(agents) {
+            vxswitch::detach(child);
+        }
+        result
+    }
+}
+
+/// See [`Lab::teardown`]; `failed_logs` also removes the logs a failed `up` kept.
+fn teardown(name: &str, failed_logs: bool) -> Result<DownReport, LabError> {
+    topo::validate_name(name)?;
+    if !sys::is_root() {
+        return Err(LabError::NotRoot("remove a lab"));
+    }
+    let dir = lab_dir(name);
+    let recorded = Lab::load(name).ok();
+    let mut namespaces = lab_namespaces(name)?;
+    // Pods first, the underlay last: purely cosmetic, deleting any end removes a veth pair.
+    namespaces.sort_by_key(|ns| {
+        let rest = &ns[name.len() + 1..];
+        (rest == topo::UNDERLAY_NS_SUFFIX, !rest.contains('p'))
+    });
+    let mut report = DownReport {
+        existed: dir.exists() || !namespaces.is_empty(),
+        ..DownReport::default()
+    };
+
+    let mut pids: Vec<u32> = Vec::new();
+    for ns in &namespaces {
+        pids.extend(netns::pids(ns).unwrap_or_default());
+    }
+    // A recorded daemon that somehow left its namespace, but only if it is still the
+    // program we started (a PID may have been reused since).
+    for node in recorded.iter().flat_map(|l| &l.nodes) {
+        for (pid, program) in [
+            (node.switch_pid, vxswitch::SWITCHD),
+            (node.agent_pid, vxswitch::AGENT),
+        ] {
+            if let Some(pid) = pid.filter(|&p| sys::comm(p).as_deref() == Some(program)) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids.retain(|&p| sys::alive(p));
+    for &pid in &pids {
+        let _ = sys::signal(pid, sys::Signal::Term);
+    }
+    let stubborn = sys::wait_gone(&pids, TERM_GRACE);
+    for &pid in &stubborn {
+        let _ = sys::signal(pid, sys::Signal::Kill);
+    }
+    let survivors = sys::wait_gone(&stubborn, KILL_GRACE);
+    report.killed = pids;
+
+    let mut problems = Vec::new();
+    for ns in &namespaces {
+        if let Err(e) = netns::del(ns) {
+            problems.push(e.to_string());
+        }
+    }
+    let failed = failed_dir(name);
+    for d in std::iter::once(&dir).chain(failed_logs.then_some(&failed)) {
+        if let Err(e) = fs::remove_dir_all(d) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                problems.push(format!("cannot remove {}: {e}", d.display()));
+            }
+        }
+    }
+    let left = lab_namespaces(name)?;
+    if !left.is_empty() {
+        problems.push(format!("namespaces still there: {}", left.join(" ")));
+    }
+    if !survivors.is_empty() {
+        let list: Vec<String> = survivors.iter().map(u32::to_string).collect();
+        problems.push(format!("processes survived SIGKILL: {}", list.join(" ")));
+    }
+    if !problems.is_empty() {
+        return Err(LabError::Leftovers {
+            name: name.to_string(),
+            left: problems.join("; "),
+        });
+    }
+    report.namespaces = namespaces;
+    Ok(report)
+}
+
+/// The namespaces of lab `name` that exist.
+fn lab_namespaces(name: &str) -> Result<Vec<String>, LabError> {
+    Ok(netns::list()?
+        .into_iter()
+        .filter(|ns| topo::is_lab_netns(name, ns))
+        .collect())
+}
+
+/// Runs `f` on every item, up to [`PARALLEL`] at a time; stops starting new items after the
+/// first error, which it returns.
+fn parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), LabError> + Sync,
+) -> Result<(), LabError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<LabError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(items.len()) {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if let Err(e) = f(item) {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .expect("no panics while locked")
+                            .get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("no panics while locked") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A lab that is torn down when the guard is dropped, also when a test panics.
+pub struct LabGuard(pub Lab);
+
+impl LabGuard {
+    /// [`Lab::up`], guarded.
+    pub fn up(spec: &LabSpec) -> Result<LabGuard, LabError> {
+        Lab::up(spec).map(LabGuard)
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = Lab::down(&self.0.name);
+    }
+}
+
+impl Deref for LabGuard {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
+}
+
+impl DerefMut for LabGuard {
+    fn deref_mut(&mut self) -> &mut Lab {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests;
