@@ -493,3 +493,37 @@ fn the_run_loop_follows_the_file_and_survives_a_daemon_restart() {
         "{log}"
     );
 }
+
+#[test]
+fn a_refused_batch_is_retried_with_backoff_and_at_once_after_an_edit() {
+    let dir = temp_dir("backoff");
+    let file = dir.join("agent.toml");
+    write(&file, FILE);
+    let sock = dir.join("s.sock");
+    let fake = FakeDaemon::start(&sock, base_state());
+    fake.lock().refuse_all = Some(ErrorCode::Failed);
+    let agent = Agent::start(&sock, &file);
+    assert!(
+        fake.wait_for(WAIT, |i| !i.refused.is_empty()),
+        "nothing sent"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // At a 50 ms interval, 1.5 s is 30 intervals; backoff (50, 100, 200, 400, 800 ms) sends ~5.
+    let refused = fake.lock().refused.len();
+    assert!((2..=7).contains(&refused), "{refused} batches sent");
+
+    // The switch can apply now, and the file changes: pushed at the next interval.
+    fake.lock().refuse_all = None;
+    write(&file, &FILE.replacen("lab-n1p2", "lab-n1p2b", 1));
+    assert!(
+        fake.wait_for(Duration::from_millis(1000), |i| i.applied.len() == 1),
+        "edit not pushed promptly"
+    );
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0));
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("refused the request (Failed)"))
+        .count();
+    assert_eq!(refusals, 1, "{log}");
+}

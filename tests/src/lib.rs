@@ -206,7 +206,7 @@ impl Capture {
         std::fs::create_dir_all(dir).expect("capture dir");
         let file = dir.join(format!("{netns}-{iface}.pcap"));
         let mut child = Command::new("ip")
-            .args(["netns", "exec", netns, "tcpdump", "-i", iface, "-n", "-U", "-w"])
+            .args(["netns", "exec", netns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-n", "-U", "-w"])
             .arg(&file)
             .arg(filter)
             .stdin(Stdio::null())

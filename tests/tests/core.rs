@@ -61,6 +61,7 @@ fn arp_is_answered_by_the_switch_and_never_crosses_the_underlay() {
     assert!(ok, "{out}");
     let frames = cap.finish();
     let _ = std::fs::remove_dir_all(&dir);
+
     let inner: Vec<(u32, Vec<u8>)> =
         frames.iter().filter_map(|f| vxlan_inner(f, 4789)).map(|(v, i)| (v, i.to_vec())).collect();
     assert!(inner.len() >= 12, "expected the 12 echo packets encapsulated, saw {} VXLAN frames", inner.len());

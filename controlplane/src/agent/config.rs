@@ -180,6 +180,7 @@ impl FileRepr {
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut ips: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
         let mut macs: HashMap<MacAddr, Range<usize>> = HashMap::new();
+        let mut ifaces: HashMap<(String, String), Range<usize>> = HashMap::new();
         for pod in &self.pods {
             let p = pod.get_ref();
             let spec = p.to_spec(pod.span(), &local)?;
@@ -191,6 +192,11 @@ impl FileRepr {
             }
             if let Some(first) = macs.insert(spec.mac, p.mac.span()) {
                 return Err(dup(text, p.mac.span(), "pod MAC", &spec.mac, first));
+            }
+            let iface = (spec.netns.clone(), spec.ifname().to_string());
+            if let Some(first) = ifaces.insert(iface, p.netns.span()) {
+                let what = format!("interface {} in netns", spec.ifname());
+                return Err(dup(text, p.netns.span(), &what, &spec.netns, first));
             }
             pods.push(spec);
         }
@@ -291,9 +297,12 @@ impl PodRepr {
             mtu: value_of(&self.mtu),
         };
         spec.validate().map_err(|m| {
+            // proto says "port NAME: reason"; keys are matched on the reason only.
+            let prefix = format!("port {}: ", spec.name);
+            let reason = m.strip_prefix(&prefix).unwrap_or(&m);
             let at = locate(
                 table.clone(),
-                &m,
+                reason,
                 &[
                     ("bad name", Some(self.name.span())),
                     ("netns", Some(self.netns.span())),
@@ -303,14 +312,7 @@ impl PodRepr {
                     ("mtu", span_of(&self.mtu)),
                 ],
             );
-            (
-                at,
-                if m.starts_with("port ") {
-                    m
-                } else {
-                    format!("pod {}: {m}", spec.name)
-                },
-            )
+            (at, format!("pod {}: {reason}", spec.name))
         })?;
         let name = &spec.name;
         if RESERVED_PORT_NAMES.contains(&name.as_str()) {
@@ -367,22 +369,17 @@ impl RemoteRepr {
             subnet: *self.subnet.get_ref(),
         };
         spec.validate().map_err(|m| {
+            let prefix = format!("node {}: ", spec.name);
+            let reason = m.strip_prefix(&prefix).unwrap_or(&m);
             let at = locate(
                 table,
-                &m,
+                reason,
                 &[
                     ("bad name", Some(self.name.span())),
                     ("vtep_mac", Some(self.vtep_mac.span())),
                 ],
             );
-            (
-                at,
-                if m.starts_with("node ") {
-                    m
-                } else {
-                    format!("node {}: {m}", spec.name)
-                },
-            )
+            (at, format!("node {}: {reason}", spec.name))
         })?;
         let name = &spec.name;
         if *name == local.name {

@@ -190,6 +190,16 @@ fn port_conflict(want: &PortSpec, foreign: &[&PortState]) -> Option<String> {
                     owner(p)
                 ));
             }
+            if s.netns == want.netns && s.ifname() == want.ifname() {
+                return Some(format!(
+                    "pod {}: interface {} in {} is used by port {} (owned by {}); not adding it",
+                    want.name,
+                    want.ifname(),
+                    want.netns,
+                    p.name,
+                    owner(p)
+                ));
+            }
         }
     }
     None

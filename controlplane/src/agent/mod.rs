@@ -2,7 +2,7 @@
 //!
 //! The pure parts — [`config`] (file → validated [`AgentConfig`] or `FILE:LINE: reason`) and
 //! [`diff`] (desired + daemon state → one batch of [`crate::proto::Change`]s) — do no I/O.
-//! [`reconcile`] pushes one batch through a [`crate::client::Client`]; [`run`] is the loop that
+//! [`reconcile()`] pushes one batch through a [`crate::client::Client`]; [`run`] is the loop that
 //! watches the file, polls vxswitchd and reconnects when it restarts.
 //!
 //! The agent owns exactly the objects its file declares ([`crate::proto::Owner::Agent`]); what

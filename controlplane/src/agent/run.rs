@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::Error;
@@ -15,6 +15,9 @@ use super::signals::Event;
 /// First delay before reconnecting to vxswitchd; doubled up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest wait before re-sending a batch vxswitchd refused (the wait starts at the interval
+/// and doubles), so a batch that cannot apply yet does not flood vxswitchd's log.
+pub const REFUSED_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Name the agent gives itself in vxswitchd's log.
 pub const CLIENT_NAME: &str = "vxagent";
@@ -101,6 +104,8 @@ pub fn run(opts: &Options, events: &Receiver<Event>) -> Result<(), Error> {
         push_msg: Quiet::default(),
         conflicts: Vec::new(),
         lost: false,
+        retry_at: None,
+        retry_delay: Duration::ZERO,
     };
     agent.run(events);
     Ok(())
@@ -119,6 +124,9 @@ struct Agent<'a> {
     conflicts: Vec<String>,
     /// The connection was lost: wait a backoff before reconnecting.
     lost: bool,
+    /// After a refused batch: do not push again before this (only poll).
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
 }
 
 enum Wake {
@@ -163,6 +171,7 @@ impl Agent<'_> {
                         ));
                         self.client = Some(c);
                         self.reconciler.reset();
+                        self.retry_at = None;
                         self.push_msg.clear();
                         self.conflicts.clear();
                         // The file may have changed while vxswitchd was away.
@@ -192,8 +201,17 @@ impl Agent<'_> {
         let Some(client) = self.client.as_mut() else {
             return;
         };
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            // Waiting to re-send a refused batch: only check that vxswitchd is still there.
+            if let Err(e) = client.state() {
+                self.lose(e);
+            }
+            return;
+        }
         match self.reconciler.reconcile(client, &self.desired) {
             Ok(out) => {
+                self.retry_at = None;
+                self.retry_delay = Duration::ZERO;
                 self.lost = false;
                 self.backoff = BACKOFF_MIN;
                 report(&out, Some(&mut self.conflicts));
@@ -209,14 +227,22 @@ impl Agent<'_> {
                 }
             }
             Err(e @ Error::Refused { .. }) => {
-                self.push_msg.log(format!("{e}; will retry every interval"));
+                let d = (self.retry_delay * 2).clamp(self.opts.interval, REFUSED_RETRY_MAX);
+                self.retry_delay = d;
+                self.retry_at = Some(Instant::now() + d);
+                self.push_msg.log(format!(
+                    "{e}; retrying with backoff (at most every {}s) and on every file change",
+                    REFUSED_RETRY_MAX.as_secs()
+                ));
             }
-            Err(e) => {
-                log(format!("lost vxswitchd: {e}; reconnecting"));
-                self.client = None;
-                self.lost = true;
-            }
+            Err(e) => self.lose(e),
         }
+    }
+
+    fn lose(&mut self, e: Error) {
+        log(format!("lost vxswitchd: {e}; reconnecting"));
+        self.client = None;
+        self.lost = true;
     }
 
     /// Re-reads the file if it changed (or unconditionally on SIGHUP); keeps the previous
@@ -245,6 +271,8 @@ impl Agent<'_> {
                     log(format!("reloaded {}", path.display()));
                     self.desired = cfg;
                     self.reconciler.reset();
+                    self.retry_at = None;
+                    self.retry_delay = Duration::ZERO;
                 } else if forced {
                     log(format!("reloaded {} (no changes)", path.display()));
                 }

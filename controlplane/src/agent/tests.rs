@@ -93,6 +93,18 @@ fn bad_files_name_the_line() {
         (edit("name = \"n1p2\"", "name = \"vxlan0\""), "vxlan0", "reserved"),
         (edit("netns = \"lab-n1p2\"", "netns = \"lab-n1p2\"\nmtu = 9000"), "mtu = 9000", "pod MTU 1450"),
         (edit("name = \"n1p2\"", "name = \"n1 p2\""), "n1 p2", "bad name"),
+        (
+            edit("netns = \"lab-n1p2\"", "netns = \"lab-n1p1\""),
+            "netns = \"lab-n1p1\"\nmac = \"0a:58:0a:01:01:03\"",
+            "interface eth0 in netns lab-n1p1 is already used at line 10",
+        ),
+        // A pod named like a key still gets the right line.
+        (
+            edit("name = \"n1p2\"", "name = \"mac\"")
+                .replacen("ip = \"10.1.1.3\"", "ip = \"10.1.1.3\"\nifname = \"a/b\"", 1),
+            "a/b",
+            "pod mac: bad interface name",
+        ),
         (edit("subnet = \"10.1.1.0/24\"", "subnet = \"10.1.1.0/24\"\nvni = 99999999"), "vni = 9", "24 bits"),
         (edit("subnet = \"10.1.1.0/24\"", "subnet = \"10.1.1.0/24\"\ngateway = \"10.1.3.1\""), "10.1.3.1", "gateway"),
         (edit("subnet = \"10.1.1.0/24\"", "subnet = \"10.9.1.0/24\""), "10.9.1.0", "cluster network"),
@@ -360,6 +372,18 @@ fn collisions_with_admin_objects_are_conflicts_not_changes() {
     assert!(p.conflicts[0].contains("n1p1") && p.conflicts[0].contains("admin"));
     assert!(p.conflicts[1].contains("ip 10.1.1.3 is used by port debug"));
     assert!(p.conflicts[2].contains("overlaps"));
+    // The same interface in the same namespace is taken too.
+    let mut s = empty_state();
+    let mut a = admin_pod();
+    a.netns = "lab-n1p2".into();
+    s.ports.push(pod_port(3, Owner::Admin, a));
+    let p = plan(&c, &s);
+    assert_eq!(p.conflicts.len(), 1, "{:?}", p.conflicts);
+    assert!(
+        p.conflicts[0].contains("interface eth0 in lab-n1p2 is used by port debug"),
+        "{:?}",
+        p.conflicts
+    );
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct Inner {
     /// Refuse this many upcoming batches with `VersionMismatch` (bumping the version each
     /// time, as if another client had changed the tables).
     pub inject_mismatch: u32,
+    /// Refuse every batch with this code (a switch that cannot apply anything yet).
+    pub refuse_all: Option<ErrorCode>,
 }
 
 struct Shared {
@@ -227,6 +229,13 @@ fn answer(inner: &mut Inner, req: Request) -> Response {
                 return Response::Error {
                     code: ErrorCode::VersionMismatch,
                     message: "injected".into(),
+                };
+            }
+            if let Some(code) = inner.refuse_all {
+                inner.refused.push((batch, code));
+                return Response::Error {
+                    code,
+                    message: "refused by the test".into(),
                 };
             }
             let mut next = state.clone();

@@ -6,7 +6,7 @@
 //! frames byte for byte, and no view panics on any prefix or bit-flip of the captures, nor on
 //! random bytes.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::testutil::Rng;
 use super::*;
@@ -193,7 +193,7 @@ fn arp_request() {
 
 #[test]
 fn arp_reply() {
-    // RFC 7348 section 4.2: the reply is unicast back to the VTEP the request came from.
+    // RFC 7348 section 4.1: the reply is unicast back to the VTEP the request came from.
     let outer = decap(ARP_REPLY, Dir::BtoA);
     assert_eq!(outer.udp_checksum, 0);
     let arp = check_inner_arp(outer.inner, ArpOperation::Reply);
@@ -331,9 +331,10 @@ fn full_encapsulation_reproduces_capture() {
     }
 }
 
-/// Every view's `new_checked` and, when it succeeds, every getter, over `data`. The same walk
-/// as `fuzz/fuzz_targets/wire_parse.rs`; nothing here may panic.
-pub(super) fn walk_all(data: &[u8]) {
+// ---- The walk of fuzz/fuzz_targets/wire_parse.rs, verbatim: keep the two in step. ----
+
+/// Every view's `new_checked` and, when it succeeds, every getter, over `data`.
+fn walk_all(data: &[u8]) {
     if let Ok(frame) = EthernetFrame::new_checked(data) {
         let _ = (
             frame.dst_addr(),
@@ -346,20 +347,30 @@ pub(super) fn walk_all(data: &[u8]) {
             frame.header_len(),
             frame.payload().len(),
         );
-        let _ = EthernetRepr::parse(&frame);
-        walk_payload(frame.payload_ethertype(), frame.payload());
+        assert!(EthernetRepr::parse(&frame).is_ok());
+        walk_l3(frame.payload_ethertype(), frame.into_payload());
     }
-    walk_payload(EtherType::Ipv4, data);
-    walk_payload(EtherType::Ipv6, data);
-    walk_payload(EtherType::Arp, data);
-    walk_l4(IpProtocol::Udp, data, None);
-    walk_l4(IpProtocol::Tcp, data, None);
-    walk_l4(IpProtocol::Icmp, data, None);
-    walk_l4(IpProtocol::Icmpv6, data, None);
+    walk_l3(EtherType::Ipv4, data);
+    walk_l3(EtherType::Ipv6, data);
+    walk_l3(EtherType::Arp, data);
+    for proto in [
+        IpProtocol::Udp,
+        IpProtocol::Tcp,
+        IpProtocol::Icmp,
+        IpProtocol::Icmpv6,
+    ] {
+        walk_l4(proto, data, None);
+    }
     walk_vxlan(data);
 }
 
-fn walk_payload(ethertype: EtherType, data: &[u8]) {
+#[derive(Clone, Copy)]
+enum Addrs {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
+
+fn walk_l3(ethertype: EtherType, data: &[u8]) {
     match ethertype {
         EtherType::Arp => {
             if let Ok(arp) = ArpPacket::new_checked(data) {
@@ -391,13 +402,11 @@ fn walk_payload(ethertype: EtherType, data: &[u8]) {
                     ip.checksum(),
                     ip.verify_checksum(),
                 );
-                let _ = (ip.src_addr(), ip.dst_addr(), ip.options().len());
-                assert!(Ipv4Repr::parse(&ip).is_ok());
-                walk_l4(
-                    ip.next_header(),
-                    ip.payload(),
-                    Some(Addrs::V4(ip.src_addr(), ip.dst_addr())),
-                );
+                let _ = (ip.options().len(), ip.payload().len());
+                let repr = Ipv4Repr::parse(&ip).unwrap();
+                assert_eq!(repr.payload_len, ip.payload().len());
+                let addrs = Addrs::V4(ip.src_addr(), ip.dst_addr());
+                walk_l4(ip.next_header(), ip.into_payload(), Some(addrs));
             }
         }
         EtherType::Ipv6 => {
@@ -408,32 +417,21 @@ fn walk_payload(ethertype: EtherType, data: &[u8]) {
                     ip.flow_label(),
                     ip.payload_len(),
                 );
-                let _ = (ip.next_header(), ip.hop_limit());
-                assert!(Ipv6Repr::parse(&ip).is_ok());
-                walk_l4(
-                    ip.next_header(),
-                    ip.payload(),
-                    Some(Addrs::V6(ip.src_addr(), ip.dst_addr())),
-                );
+                let _ = (ip.next_header(), ip.hop_limit(), ip.payload().len());
+                let repr = Ipv6Repr::parse(&ip).unwrap();
+                assert_eq!(repr.payload_len, ip.payload().len());
+                let addrs = Addrs::V6(ip.src_addr(), ip.dst_addr());
+                walk_l4(ip.next_header(), ip.into_payload(), Some(addrs));
             }
         }
-        _ => {}
+        EtherType::Vlan | EtherType::Unknown(_) => {}
     }
 }
 
-#[derive(Clone, Copy)]
-enum Addrs {
-    V4(Ipv4Addr, Ipv4Addr),
-    V6(std::net::Ipv6Addr, std::net::Ipv6Addr),
-}
-
 fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
-    let v4 = Addrs::V4(Ipv4Addr::LOCALHOST, Ipv4Addr::BROADCAST);
-    let v6 = Addrs::V6(
-        std::net::Ipv6Addr::LOCALHOST,
-        std::net::Ipv6Addr::UNSPECIFIED,
-    );
-    let addrs = addrs.unwrap_or(v4);
+    let any_v4 = Addrs::V4(Ipv4Addr::LOCALHOST, Ipv4Addr::BROADCAST);
+    let any_v6 = Addrs::V6(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+    let all_addrs = [addrs.unwrap_or(any_v4), any_v4, any_v6];
     match proto {
         IpProtocol::Udp => {
             if let Ok(udp) = UdpPacket::new_checked(data) {
@@ -444,19 +442,15 @@ fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
                     udp.is_empty(),
                     udp.checksum(),
                 );
-                for a in [addrs, v4, v6] {
-                    match a {
-                        Addrs::V4(s, d) => {
-                            let _ = udp.verify_checksum_v4(s, d);
-                        }
-                        Addrs::V6(s, d) => {
-                            let _ = udp.verify_checksum_v6(&s, &d);
-                        }
-                    }
+                for a in all_addrs {
+                    let _ = match a {
+                        Addrs::V4(s, d) => udp.verify_checksum_v4(s, d),
+                        Addrs::V6(s, d) => udp.verify_checksum_v6(&s, &d),
+                    };
                 }
                 assert!(UdpRepr::parse(&udp).is_ok());
                 if udp.dst_port() == vxlan::UDP_PORT {
-                    walk_vxlan(udp.payload());
+                    walk_vxlan(udp.into_payload());
                 }
             }
         }
@@ -478,15 +472,11 @@ fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
                 let _ = (tcp.psh(), tcp.ack(), tcp.urg(), tcp.ece(), tcp.cwr());
                 let _ = (tcp.window_len(), tcp.checksum(), tcp.urgent_at());
                 let _ = (tcp.options().len(), tcp.payload().len());
-                for a in [addrs, v4, v6] {
-                    match a {
-                        Addrs::V4(s, d) => {
-                            let _ = tcp.verify_checksum_v4(s, d);
-                        }
-                        Addrs::V6(s, d) => {
-                            let _ = tcp.verify_checksum_v6(&s, &d);
-                        }
-                    }
+                for a in all_addrs {
+                    let _ = match a {
+                        Addrs::V4(s, d) => tcp.verify_checksum_v4(s, d),
+                        Addrs::V6(s, d) => tcp.verify_checksum_v6(&s, &d),
+                    };
                 }
             }
         }
@@ -511,8 +501,10 @@ fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
                     icmp.mtu(),
                 );
                 let _ = (icmp.echo_ident(), icmp.echo_seq_no(), icmp.data().len());
-                if let Addrs::V6(s, d) = addrs {
-                    let _ = icmp.verify_checksum(&s, &d);
+                for a in all_addrs {
+                    if let Addrs::V6(s, d) = a {
+                        let _ = icmp.verify_checksum(&s, &d);
+                    }
                 }
             }
         }
@@ -522,26 +514,155 @@ fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
 
 fn walk_vxlan(data: &[u8]) {
     if let Ok(vx) = VxlanPacket::new_checked(data) {
-        let _ = (vx.flags(), vx.i_flag(), vx.vni(), vx.has_reserved_bits());
-        assert!(VxlanRepr::parse(&vx).is_ok());
-        // One level of inner frame; no recursion into further VXLAN.
-        if let Ok(inner) = EthernetFrame::new_checked(vx.payload()) {
+        let _ = (
+            vx.flags(),
+            vx.i_flag(),
+            vx.vni(),
+            vx.has_reserved_bits(),
+            vx.payload().len(),
+        );
+        assert_eq!(VxlanRepr::parse(&vx).map(|r| r.vni), Ok(vx.vni()));
+        // One level of inner frame: VXLAN in VXLAN is not followed.
+        if let Ok(inner) = EthernetFrame::new_checked(vx.into_payload()) {
             let _ = (
                 inner.dst_addr(),
                 inner.src_addr(),
                 inner.vlan_id(),
-                inner.payload().len(),
+                inner.header_len(),
             );
-            walk_payload(inner.payload_ethertype(), inner.payload());
+            walk_l3(inner.payload_ethertype(), inner.into_payload());
         }
     }
+}
+
+/// The setters that leave every length field alone must not panic on a checked view, and the
+/// checksum fillers must produce checksums that verify.
+fn mutate_all(buf: &mut [u8]) {
+    let src4 = Ipv4Addr::new(198, 51, 100, 1);
+    let dst4 = Ipv4Addr::new(198, 51, 100, 2);
+    let src6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    if let Ok(mut frame) = EthernetFrame::new_checked(&mut *buf) {
+        let (src, dst, ethertype) = (frame.src_addr(), frame.dst_addr(), frame.ethertype());
+        frame.set_src_addr(dst);
+        frame.set_dst_addr(src);
+        frame.set_ethertype(ethertype);
+        let _ = frame.payload_mut().len();
+    }
+    if let Ok(mut arp) = ArpPacket::new_checked(&mut *buf) {
+        let repr = ArpRepr::parse(&arp).unwrap();
+        arp.set_operation(ArpOperation::Reply);
+        arp.set_source_protocol_addr(repr.target_protocol_addr);
+        arp.set_target_hardware_addr(repr.source_hardware_addr);
+        repr.emit(&mut arp);
+        assert_eq!(ArpRepr::parse(&arp), Ok(repr));
+    }
+    if let Ok(mut ip) = Ipv4Packet::new_checked(&mut *buf) {
+        let was_valid = ip.verify_checksum();
+        let ttl = ip.hop_limit();
+        ip.decrement_ttl();
+        assert_eq!(ip.hop_limit(), ttl.saturating_sub(1));
+        assert!(
+            !was_valid || ip.verify_checksum(),
+            "incremental TTL update broke the checksum"
+        );
+        ip.set_ident(ip.ident().wrapping_add(1));
+        ip.set_dont_frag(!ip.dont_frag());
+        ip.set_src_addr(src4);
+        ip.set_dst_addr(dst4);
+        ip.fill_checksum();
+        assert!(ip.verify_checksum());
+        let _ = ip.payload_mut().len();
+    }
+    if let Ok(mut ip) = Ipv6Packet::new_checked(&mut *buf) {
+        ip.set_hop_limit(ip.hop_limit().wrapping_sub(1));
+        ip.set_traffic_class(0);
+        ip.set_flow_label(0xfffff);
+        ip.set_src_addr(src6);
+        ip.set_dst_addr(dst6);
+        let _ = ip.payload_mut().len();
+    }
+    if let Ok(mut udp) = UdpPacket::new_checked(&mut *buf) {
+        udp.set_src_port(udp.dst_port());
+        udp.fill_checksum_v4(src4, dst4);
+        assert!(udp.verify_checksum_v4(src4, dst4) && udp.checksum() != 0);
+        udp.fill_checksum_v6(&src6, &dst6);
+        assert!(udp.verify_checksum_v6(&src6, &dst6));
+        let _ = udp.payload_mut().len();
+    }
+    if let Ok(mut tcp) = TcpPacket::new_checked(&mut *buf) {
+        tcp.set_seq_number(tcp.seq_number().wrapping_add(1));
+        tcp.set_flags(tcp.flags());
+        tcp.set_fin(true);
+        tcp.set_psh(false);
+        tcp.fill_checksum_v4(src4, dst4);
+        assert!(tcp.verify_checksum_v4(src4, dst4));
+        tcp.fill_checksum_v6(&src6, &dst6);
+        assert!(tcp.verify_checksum_v6(&src6, &dst6));
+        let _ = (tcp.options_mut().len(), tcp.payload_mut().len());
+    }
+    if let Ok(mut icmp) = Icmpv4Packet::new_checked(&mut *buf) {
+        icmp.set_echo_seq_no(icmp.echo_seq_no().wrapping_add(1));
+        icmp.fill_checksum();
+        assert!(icmp.verify_checksum());
+    }
+    if let Ok(mut icmp) = Icmpv6Packet::new_checked(&mut *buf) {
+        icmp.fill_checksum(&src6, &dst6);
+        assert!(icmp.verify_checksum(&src6, &dst6));
+    }
+    if let Ok(mut vx) = VxlanPacket::new_checked(&mut *buf) {
+        let vni = vx.vni();
+        let i_flag = vx.i_flag();
+        vx.clear_reserved();
+        assert!(!vx.has_reserved_bits());
+        assert_eq!((vx.vni(), vx.i_flag()), (vni, i_flag));
+        vx.set_vni(vni.wrapping_mul(2654435761));
+        assert_eq!(vx.vni(), vni.wrapping_mul(2654435761) & vxlan::VNI_MAX);
+        VxlanRepr { vni }.emit(&mut vx);
+        assert!(vx.i_flag() && !vx.has_reserved_bits() && vx.vni() == vni);
+    }
+}
+
+/// The ICMP error builders quote any bytes as the "original packet" and stay within their limits.
+fn emit_errors(original: &[u8]) {
+    let mut out = [0u8; 1500];
+    let src4 = Ipv4Addr::new(198, 51, 100, 254);
+    let dst4 = Ipv4Addr::new(198, 51, 100, 1);
+    let (t, c) = (icmpv4::TYPE_DST_UNREACHABLE, icmpv4::CODE_FRAG_NEEDED);
+    let len = icmpv4::emit_error(&mut out, src4, dst4, t, c, 1450, original).unwrap();
+    assert!((28..=icmpv4::MAX_ERROR_LEN).contains(&len));
+    let ip = Ipv4Packet::new_checked(&out[..len]).unwrap();
+    assert!(ip.verify_checksum() && usize::from(ip.total_len()) == len);
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum() && icmp.next_hop_mtu() == 1450);
+
+    let src6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
+    let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    let len = icmpv6::emit_packet_too_big(&mut out, src6, dst6, 1450, original).unwrap();
+    assert!((48..=icmpv6::MIN_MTU).contains(&len));
+    let ip = Ipv6Packet::new_checked(&out[..len]).unwrap();
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum(&src6, &dst6) && icmp.mtu() == 1450);
+}
+
+// ---- End of the fuzz target's walk. ----
+
+/// What the fuzz target does with one input.
+fn fuzz_one(data: &[u8]) {
+    walk_all(data);
+    let mut copy = [0u8; 2048];
+    let copy = &mut copy[..data.len()];
+    copy.copy_from_slice(data);
+    mutate_all(copy);
+    emit_errors(data);
 }
 
 #[test]
 fn every_prefix_parses_or_errs_without_panic() {
     for frame in ALL {
         for len in 0..=frame.len() {
-            walk_all(&frame[..len]);
+            fuzz_one(&frame[..len]);
         }
         // Every prefix shorter than the whole frame fails somewhere on the way to the inner
         // frame, since each length field points at the end of the capture.
@@ -573,7 +694,7 @@ fn bit_flips_never_panic() {
         } else {
             bytes.len()
         };
-        walk_all(&bytes[..len]);
+        fuzz_one(&bytes[..len]);
     }
 }
 
@@ -588,6 +709,6 @@ fn random_bytes_never_panic() {
         if len > 0 && rng.next_u64() % 2 == 0 {
             buf[0] = if rng.next_u64() % 2 == 0 { 0x45 } else { 0x60 };
         }
-        walk_all(&buf[..len]);
+        fuzz_one(&buf[..len]);
     }
 }

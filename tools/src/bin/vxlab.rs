@@ -29,7 +29,7 @@ Examples:
   vxlab exec n1p1 -- ping -c 3 10.1.2.2       ping from pod n1p1 to pod n2p1
   vxlab exec n1 -- tcpdump -ni eth0 udp port 4789
                                               watch the underlay of node n1
-  vxlab ctl n1 -- state                       ask node n1's vxswitchd (runs vxctl)
+  vxlab ctl n1 -- show                        ask node n1's vxswitchd (runs vxctl)
   vxlab list                                  the labs that are up
   vxlab down                                  remove everything, also after a crash
 
@@ -110,7 +110,8 @@ Examples:
     /// Run vxctl against a vxswitch node's switch: vxctl --socket <node socket> ARGS...
     #[command(after_help = "\
 Examples:
-  vxlab ctl n1 -- state
+  vxlab ctl n1 -- show
+  vxlab ctl n1 -- stats --watch
   vxlab ctl n2 -- --help")]
     Ctl {
         /// Node (n<i>); must be a vxswitch node.

@@ -166,7 +166,13 @@ fn version(path: &Path, as_json: bool, out: &mut dyn Write) -> Result<(), Error>
             "client": { "name": "vxctl", "version": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION },
             "server": hello,
         });
-        return emit(out, &json(&v));
+        emit(out, &json(&v))?;
+        return match hello {
+            Response::Error { code, message } => {
+                Err(controlplane::Error::Refused { code, message }.into())
+            }
+            _ => Ok(()),
+        };
     }
     let mut text = format!(
         "vxctl {} protocol {PROTOCOL_VERSION}\n",

@@ -40,15 +40,27 @@ pub fn signal(pid: u32, sig: Signal) -> io::Result<()> {
     }
 }
 
-/// True while the process exists and is not a zombie.
+/// True while any thread of the process is still running. A killed multi-threaded process
+/// shows its leader as a zombie while other threads are still exiting and holding its files
+/// (its listening socket, its TAPs), so every thread is looked at, not just the leader.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself hold ") ".
-        Ok(stat) => match stat.rfind(')') {
-            Some(i) => !matches!(stat[i + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-            None => false,
-        },
-        Err(_) => false,
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| running(&stat)))
+}
+
+/// Whether a `/proc/.../stat` line shows a task that has not exited (not zombie, not dead).
+fn running(stat: &str) -> bool {
+    // The state follows the parenthesised command name, which may itself hold ") ".
+    match stat.rfind(')') {
+        Some(i) => !matches!(
+            stat[i + 1..].trim_start().chars().next(),
+            Some('Z' | 'X' | 'x')
+        ),
+        None => false,
     }
 }
 
@@ -100,6 +112,15 @@ mod tests {
         child.wait().unwrap();
         assert!(!alive(pid));
         assert!(wait_gone(&[pid], Duration::from_millis(100)).is_empty());
+    }
+
+    #[test]
+    fn stat_lines_tell_running_from_exited() {
+        assert!(running("42 (vxswitchd) S 1 42 42 0"));
+        assert!(running("42 (a) (b)) R 1"));
+        assert!(!running("42 (vxswitchd) Z 1 42"));
+        assert!(!running("42 (x) X 1"));
+        assert!(!running("garbage"));
     }
 
     #[test]
