@@ -22,14 +22,26 @@ impl Client {
     /// Connects and says hello. `client` names the caller in the server's log.
     pub fn connect(path: impl AsRef<Path>, client: &str) -> Result<Client, Error> {
         let path = path.as_ref().to_path_buf();
-        let stream = UnixStream::connect(&path)
-            .map_err(|source| Error::Connect { path: path.clone(), source })?;
+        let stream = UnixStream::connect(&path).map_err(|source| Error::Connect {
+            path: path.clone(),
+            source,
+        })?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let mut c = Client { stream, path, server_version: 0, server: String::new() };
-        let hello = Request::Hello { version: PROTOCOL_VERSION, client: client.to_string() };
+        let mut c = Client {
+            stream,
+            path,
+            server_version: 0,
+            server: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: client.to_string(),
+        };
         match c.call(&hello)? {
-            Response::Hello { version, server, .. } => {
+            Response::Hello {
+                version, server, ..
+            } => {
                 c.server_version = version;
                 c.server = server;
                 Ok(c)
@@ -47,9 +59,15 @@ impl Client {
     pub fn call(&mut self, req: &Request) -> Result<Response, Error> {
         write_msg(&mut self.stream, req)?;
         match read_msg::<_, Response>(&mut self.stream)? {
-            Response::Error { code: ErrorCode::Version, message } => {
+            Response::Error {
+                code: ErrorCode::Version,
+                message,
+            } => {
                 let _ = message;
-                Err(Error::Version { server: 0, client: PROTOCOL_VERSION })
+                Err(Error::Version {
+                    server: 0,
+                    client: PROTOCOL_VERSION,
+                })
             }
             Response::Error { code, message } => Err(Error::Refused { code, message }),
             r => Ok(r),
@@ -63,7 +81,11 @@ impl Client {
         expected_version: Option<u64>,
         changes: Vec<Change>,
     ) -> Result<u64, Error> {
-        let req = Request::Apply(ApplyRequest { owner, expected_version, changes });
+        let req = Request::Apply(ApplyRequest {
+            owner,
+            expected_version,
+            changes,
+        });
         match self.call(&req)? {
             Response::Applied { version } => Ok(version),
             other => Err(Error::Unexpected(format!("{other:?}"))),

@@ -15,7 +15,10 @@ use crate::Error;
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, Error> {
     let body = serde_json::to_vec(msg).map_err(|e| Error::Malformed(e.to_string()))?;
     if body.len() > MAX_MESSAGE_LEN {
-        return Err(Error::TooLarge { len: body.len(), max: MAX_MESSAGE_LEN });
+        return Err(Error::TooLarge {
+            len: body.len(),
+            max: MAX_MESSAGE_LEN,
+        });
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -31,7 +34,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
 fn check_len(len: u32) -> Result<usize, Error> {
     let len = len as usize;
     if len > MAX_MESSAGE_LEN {
-        return Err(Error::TooLarge { len, max: MAX_MESSAGE_LEN });
+        return Err(Error::TooLarge {
+            len,
+            max: MAX_MESSAGE_LEN,
+        });
     }
     Ok(len)
 }
@@ -136,7 +142,10 @@ mod tests {
         assert!(matches!(read_frame(&mut &buf[..]), Err(Error::Closed)));
         let mut g = vec![0, 0, 0, 5];
         g.extend_from_slice(b"hello");
-        assert!(matches!(read_msg::<_, Response>(&mut &g[..]), Err(Error::Malformed(_))));
+        assert!(matches!(
+            read_msg::<_, Response>(&mut &g[..]),
+            Err(Error::Malformed(_))
+        ));
         assert!(read_frame(&mut &[][..]).unwrap().is_none());
     }
 }

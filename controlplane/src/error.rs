@@ -5,7 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong talking to vxswitchd or reading an agent file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot connect to vxswitchd at {path}: {source} (is vxswitchd running? see --socket)")]
+    #[error(
+        "cannot connect to vxswitchd at {path}: {source} (is vxswitchd running? see --socket)"
+    )]
     Connect {
         path: PathBuf,
         source: std::io::Error,

@@ -204,7 +204,10 @@ impl LocalNode {
         check_vni(self.vni)?;
         let gw = self.gateway();
         if !self.subnet.contains(gw) || gw == self.subnet.addr() || gw == self.subnet.broadcast() {
-            return Err(format!("gateway {gw} is not a host address of subnet {}", self.subnet));
+            return Err(format!(
+                "gateway {gw} is not a host address of subnet {}",
+                self.subnet
+            ));
         }
         if !self.cluster_network.covers(&self.subnet) {
             return Err(format!(
@@ -253,7 +256,10 @@ impl PortSpec {
             return Err(format!("port {}: netns is empty", self.name));
         }
         if !self.mac.is_unicast() {
-            return Err(format!("port {}: mac {} is not a unicast MAC", self.name, self.mac));
+            return Err(format!(
+                "port {}: mac {} is not a unicast MAC",
+                self.name, self.mac
+            ));
         }
         if let Some(v) = self.vnid {
             check_vni(v)?;
@@ -284,7 +290,10 @@ impl RemoteNode {
     pub fn validate(&self) -> Result<(), String> {
         check_name(&self.name)?;
         if !self.vtep_mac.is_unicast() {
-            return Err(format!("node {}: vtep_mac {} is not unicast", self.name, self.vtep_mac));
+            return Err(format!(
+                "node {}: vtep_mac {} is not unicast",
+                self.name, self.vtep_mac
+            ));
         }
         Ok(())
     }
@@ -293,11 +302,15 @@ impl RemoteNode {
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("bad name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"))
+        Err(format!(
+            "bad name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 
@@ -437,7 +450,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -453,7 +470,9 @@ impl FromStr for MacAddr {
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for b in out.iter_mut() {
-            let p = parts.next().ok_or_else(|| format!("bad MAC {s:?}: expected 6 octets"))?;
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("bad MAC {s:?}: expected 6 octets"))?;
             if p.is_empty() || p.len() > 2 {
                 return Err(format!("bad MAC {s:?}: octet {p:?} is not 1-2 hex digits"));
             }
@@ -495,7 +514,10 @@ impl Ipv4Cidr {
         }
         let c = Ipv4Cidr { addr, prefix };
         if u32::from(addr) & !c.mask() != 0 {
-            return Err(format!("{addr}/{prefix} has host bits set (did you mean {}?)", c.network()));
+            return Err(format!(
+                "{addr}/{prefix} has host bits set (did you mean {}?)",
+                c.network()
+            ));
         }
         Ok(c)
     }
@@ -513,7 +535,10 @@ impl Ipv4Cidr {
         }
     }
     fn network(&self) -> Ipv4Cidr {
-        Ipv4Cidr { addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()), prefix: self.prefix }
+        Ipv4Cidr {
+            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            prefix: self.prefix,
+        }
     }
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & self.mask() == u32::from(self.addr)
@@ -549,9 +574,15 @@ impl fmt::Debug for Ipv4Cidr {
 impl FromStr for Ipv4Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("bad prefix {s:?}: expected A.B.C.D/N"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("bad prefix {s:?}: {a:?} is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().map_err(|_| format!("bad prefix {s:?}: {p:?} is not a length"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("bad prefix {s:?}: expected A.B.C.D/N"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("bad prefix {s:?}: {a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .map_err(|_| format!("bad prefix {s:?}: {p:?} is not a length"))?;
         Ipv4Cidr::new(addr, prefix)
     }
 }
@@ -578,7 +609,13 @@ mod tests {
         let m: MacAddr = "0a:58:0a:01:01:02".parse().unwrap();
         assert_eq!(m.to_string(), "0a:58:0a:01:01:02");
         assert!(m.is_unicast());
-        for bad in ["", "0a:58", "0a:58:0a:01:01:02:03", "zz:58:0a:01:01:02", "0a::0a:01:01:02"] {
+        for bad in [
+            "",
+            "0a:58",
+            "0a:58:0a:01:01:02:03",
+            "zz:58:0a:01:01:02",
+            "0a::0a:01:01:02",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
         assert!(!"ff:ff:ff:ff:ff:ff".parse::<MacAddr>().unwrap().is_unicast());

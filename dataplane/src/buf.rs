@@ -32,7 +32,11 @@ impl PacketBuf {
 
     /// A buffer holding at most `frame` bytes after the headroom.
     pub fn with_capacity(frame: usize) -> PacketBuf {
-        PacketBuf { data: vec![0u8; HEADROOM + frame].into_boxed_slice(), start: HEADROOM, end: HEADROOM }
+        PacketBuf {
+            data: vec![0u8; HEADROOM + frame].into_boxed_slice(),
+            start: HEADROOM,
+            end: HEADROOM,
+        }
     }
 
     /// A buffer holding a copy of `frame` (for tests and tools).
@@ -129,7 +133,9 @@ pub struct BufPool {
 impl BufPool {
     /// Allocates `n` buffers of `frame` bytes each, once.
     pub fn new(n: usize, frame: usize) -> BufPool {
-        BufPool { bufs: (0..n).map(|_| PacketBuf::with_capacity(frame)).collect() }
+        BufPool {
+            bufs: (0..n).map(|_| PacketBuf::with_capacity(frame)).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -14,7 +14,10 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: a load and a store are enough, and cheaper than fetch_add.
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     #[inline]
     pub fn inc(&self) {
@@ -184,7 +187,10 @@ impl WorkerCounters {
 }
 
 /// Sum of a counter over workers.
-pub fn sum<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>, f: impl Fn(&WorkerCounters) -> u64) -> u64 {
+pub fn sum<'a>(
+    workers: impl IntoIterator<Item = &'a WorkerCounters>,
+    f: impl Fn(&WorkerCounters) -> u64,
+) -> u64 {
     workers.into_iter().map(f).sum()
 }
 

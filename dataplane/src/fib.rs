@@ -105,7 +105,10 @@ impl Tables {
 
     /// The remote node whose subnet holds `ip` (longest prefix).
     pub fn route(&self, ip: Ipv4Addr) -> Option<NodeIdx> {
-        self.routes.iter().find(|(c, _)| c.contains(ip)).map(|&(_, n)| n)
+        self.routes
+            .iter()
+            .find(|(c, _)| c.contains(ip))
+            .map(|&(_, n)| n)
     }
 
     pub fn node(&self, idx: NodeIdx) -> Option<&NodeEntry> {
@@ -118,9 +121,19 @@ impl Tables {
 
     /// Rebuilds the derived indexes (routes, vteps, vnis) after `nodes`/`ports` changed.
     pub fn reindex(&mut self) {
-        self.routes = self.nodes.iter().enumerate().map(|(i, n)| (n.subnet, i as NodeIdx)).collect();
-        self.routes.sort_by(|a, b| b.0.prefix().cmp(&a.0.prefix()));
-        self.vteps = self.nodes.iter().enumerate().map(|(i, n)| (n.vtep, i as NodeIdx)).collect();
+        self.routes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.subnet, i as NodeIdx))
+            .collect();
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.0.prefix()));
+        self.vteps = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.vtep, i as NodeIdx))
+            .collect();
         let mut vnis: Vec<u32> = self.ports.iter().flatten().map(|p| p.vni).collect();
         if let Some(l) = &self.local {
             vnis.push(l.default_vni);
@@ -144,7 +157,9 @@ pub struct Fib {
 
 impl Default for Fib {
     fn default() -> Self {
-        Fib { current: ArcSwap::from_pointee(Tables::default()) }
+        Fib {
+            current: ArcSwap::from_pointee(Tables::default()),
+        }
     }
 }
 
@@ -186,20 +201,36 @@ mod tests {
             vtep_mac: mac,
             subnet: "10.1.3.0/24".parse().unwrap(),
         });
-        t.ports = vec![None, None, None, Some(PortEntry { name: "p".into(), mac, ip: None, vni: 10 })];
+        t.ports = vec![
+            None,
+            None,
+            None,
+            Some(PortEntry {
+                name: "p".into(),
+                mac,
+                ip: None,
+                vni: 10,
+            }),
+        ];
         t.reindex();
         assert_eq!(t.route("10.1.3.7".parse().unwrap()), Some(1));
         assert_eq!(t.route("10.1.4.7".parse().unwrap()), Some(0));
         assert_eq!(t.route("10.2.0.1".parse().unwrap()), None);
         assert!(t.knows_vni(10));
-        assert_eq!(t.vteps.get(&"198.51.100.3".parse::<IpAddr>().unwrap()), Some(&1));
+        assert_eq!(
+            t.vteps.get(&"198.51.100.3".parse::<IpAddr>().unwrap()),
+            Some(&1)
+        );
     }
 
     #[test]
     fn readers_see_whole_versions() {
         let fib = Fib::default();
         let before = fib.load();
-        let t = Tables { version: 7, ..Default::default() };
+        let t = Tables {
+            version: 7,
+            ..Default::default()
+        };
         fib.publish(t);
         assert_eq!(before.version, 0);
         assert_eq!(fib.load().version, 7);

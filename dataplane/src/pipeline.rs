@@ -51,7 +51,12 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { src_port_min: 49152, src_port_max: 65535, icmp_rate: 100, icmp_burst: 50 }
+        PipelineConfig {
+            src_port_min: 49152,
+            src_port_max: 65535,
+            icmp_rate: 100,
+            icmp_burst: 50,
+        }
     }
 }
 
@@ -81,7 +86,12 @@ struct RateLimiter {
 
 impl RateLimiter {
     fn new(rate_per_s: u32, burst: u32) -> Self {
-        RateLimiter { rate_per_s, burst, tokens_milli: burst as u64 * 1000, last_ms: 0 }
+        RateLimiter {
+            rate_per_s,
+            burst,
+            tokens_milli: burst as u64 * 1000,
+            last_ms: 0,
+        }
     }
 
     fn allow(&mut self, now_ms: u64) -> bool {
@@ -113,7 +123,11 @@ const VXLAN_LEN: usize = 8;
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Pipeline {
         let icmp = RateLimiter::new(cfg.icmp_rate, cfg.icmp_burst);
-        Pipeline { cfg, icmp, now_ms: 0 }
+        Pipeline {
+            cfg,
+            icmp,
+            now_ms: 0,
+        }
     }
 
     /// Advances the pipeline's clock (milliseconds, monotonic). Called once per batch.
@@ -132,7 +146,15 @@ impl Pipeline {
         let Some(port) = t.port(in_port) else {
             return drop(c, DropReason::PortDown);
         };
-        let action = self.forward(t, c, Ingress::Port { no: in_port, vni: port.vni }, buf);
+        let action = self.forward(
+            t,
+            c,
+            Ingress::Port {
+                no: in_port,
+                vni: port.vni,
+            },
+            buf,
+        );
         if let Action::Drop(r) = action {
             c.drop(r);
         }
@@ -154,7 +176,13 @@ impl Pipeline {
         action
     }
 
-    fn decap(&mut self, t: &Tables, c: &WorkerCounters, src: SocketAddr, buf: &mut PacketBuf) -> Action {
+    fn decap(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        src: SocketAddr,
+        buf: &mut PacketBuf,
+    ) -> Action {
         if t.local.is_none() {
             return Action::Drop(DropReason::NotConfigured);
         }
@@ -180,7 +208,13 @@ impl Pipeline {
         self.forward(t, c, Ingress::Tunnel { vni }, buf)
     }
 
-    fn forward(&mut self, t: &Tables, c: &WorkerCounters, ingress: Ingress, buf: &mut PacketBuf) -> Action {
+    fn forward(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        ingress: Ingress,
+        buf: &mut PacketBuf,
+    ) -> Action {
         let Some(local) = t.local.as_ref() else {
             return Action::Drop(DropReason::NotConfigured);
         };
@@ -311,7 +345,12 @@ impl Pipeline {
 
         // The gateway address lives on the host port: deliver without routing.
         if dst_ip == local.gateway || !local.cluster.contains(dst_ip) {
-            if ingress == (Ingress::Port { no: PORT_HOST, vni: 0 }) {
+            if ingress
+                == (Ingress::Port {
+                    no: PORT_HOST,
+                    vni: 0,
+                })
+            {
                 return Action::Drop(DropReason::Hairpin);
             }
             set_macs(buf, local.gateway_mac, local.host_mac);
@@ -324,7 +363,12 @@ impl Pipeline {
             }
             return match e.target {
                 Target::Port(p) => {
-                    if ingress == (Ingress::Port { no: p, vni: ingress.vni() }) {
+                    if ingress
+                        == (Ingress::Port {
+                            no: p,
+                            vni: ingress.vni(),
+                        })
+                    {
                         return Action::Drop(DropReason::Hairpin);
                     }
                     if ttl <= 1 {
@@ -372,7 +416,14 @@ impl Pipeline {
         if total_len > local.tunnel_mtu as usize {
             let df = Ipv4Packet::new_unchecked(&buf.frame()[ETH_LEN..]).dont_frag();
             if df {
-                return self.icmp_error(t, c, local, ingress, buf, IcmpKind::FragNeeded(local.tunnel_mtu));
+                return self.icmp_error(
+                    t,
+                    c,
+                    local,
+                    ingress,
+                    buf,
+                    IcmpKind::FragNeeded(local.tunnel_mtu),
+                );
             }
             return Action::Drop(DropReason::Mtu);
         }
@@ -570,12 +621,21 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
     if frame.len() >= ETH_LEN + IPV4_LEN && frame[12..14] == [0x08, 0x00] {
         let ip = &frame[ETH_LEN..];
         let ihl = ((ip[0] & 0x0f) as usize) * 4;
-        h = mix(h, u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]) as u64);
-        h = mix(h, u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]) as u64);
+        h = mix(
+            h,
+            u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]) as u64,
+        );
+        h = mix(
+            h,
+            u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]) as u64,
+        );
         h = mix(h, ip[9] as u64);
         let first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
         if first_fragment && matches!(ip[9], 6 | 17) && ip.len() >= ihl + 4 {
-            h = mix(h, u32::from_be_bytes([ip[ihl], ip[ihl + 1], ip[ihl + 2], ip[ihl + 3]]) as u64);
+            h = mix(
+                h,
+                u32::from_be_bytes([ip[ihl], ip[ihl + 1], ip[ihl + 2], ip[ihl + 3]]) as u64,
+            );
         }
     } else if frame.len() >= 12 {
         let mut m = [0u8; 8];
@@ -605,7 +665,10 @@ mod tests {
     /// Node n1: pods 10.1.1.2 (port 3, VNI 1), 10.1.1.3 (port 4, VNI 1), 10.1.1.4 (port 5,
     /// VNI 20); remote node n2 with 10.1.2.0/24 behind 198.51.100.2.
     fn tables() -> Tables {
-        let mut t = Tables { version: 1, ..Default::default() };
+        let mut t = Tables {
+            version: 1,
+            ..Default::default()
+        };
         t.local = Some(LocalInfo {
             vtep: "198.51.100.1".parse().unwrap(),
             vtep_mac: EthernetAddress(VTEP_MAC),
@@ -618,14 +681,47 @@ mod tests {
             tunnel_mtu: 1450,
         });
         t.ports = vec![None; 6];
-        t.ports[2] = Some(PortEntry { name: "vxhost0".into(), mac: EthernetAddress(HOST_MAC), ip: None, vni: 0 });
-        t.macs.insert(EthernetAddress(HOST_MAC), MacEntry { target: Target::Port(2), vni: 0 });
-        for (no, mac, ip, vni) in [(3u16, POD3, [10, 1, 1, 2], 1u32), (4, POD4, [10, 1, 1, 3], 1), (5, POD5, [10, 1, 1, 4], 20)] {
+        t.ports[2] = Some(PortEntry {
+            name: "vxhost0".into(),
+            mac: EthernetAddress(HOST_MAC),
+            ip: None,
+            vni: 0,
+        });
+        t.macs.insert(
+            EthernetAddress(HOST_MAC),
+            MacEntry {
+                target: Target::Port(2),
+                vni: 0,
+            },
+        );
+        for (no, mac, ip, vni) in [
+            (3u16, POD3, [10, 1, 1, 2], 1u32),
+            (4, POD4, [10, 1, 1, 3], 1),
+            (5, POD5, [10, 1, 1, 4], 20),
+        ] {
             let mac = EthernetAddress(mac);
             let ip = Ipv4Addr::from(ip);
-            t.ports[no as usize] = Some(PortEntry { name: format!("p{no}"), mac, ip: Some(ip), vni });
-            t.macs.insert(mac, MacEntry { target: Target::Port(no), vni });
-            t.ips.insert(ip, IpEntry { mac, target: Target::Port(no), vni });
+            t.ports[no as usize] = Some(PortEntry {
+                name: format!("p{no}"),
+                mac,
+                ip: Some(ip),
+                vni,
+            });
+            t.macs.insert(
+                mac,
+                MacEntry {
+                    target: Target::Port(no),
+                    vni,
+                },
+            );
+            t.ips.insert(
+                ip,
+                IpEntry {
+                    mac,
+                    target: Target::Port(no),
+                    vni,
+                },
+            );
         }
         t.nodes.push(NodeEntry {
             name: "n2".into(),
@@ -649,7 +745,14 @@ mod tests {
     }
 
     /// An ICMP echo request of `payload` bytes, DF set.
-    fn ping(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
+    fn ping(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        src: [u8; 4],
+        dst: [u8; 4],
+        ttl: u8,
+        payload: usize,
+    ) -> Vec<u8> {
         let builder = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
             .ipv4(src, dst, ttl)
             .icmpv4_echo_request(7, 1);
@@ -702,14 +805,30 @@ mod tests {
 
         let (a, f, _) = run_port(&t, 3, &arp_request(POD3, [10, 1, 1, 2], [10, 1, 1, 3]));
         assert_eq!(a, Action::Output(3));
-        assert_eq!(ArpPacket::new_checked(&f[14..]).unwrap().source_hardware_addr(), EthernetAddress(POD4));
+        assert_eq!(
+            ArpPacket::new_checked(&f[14..])
+                .unwrap()
+                .source_hardware_addr(),
+            EthernetAddress(POD4)
+        );
 
         // Unknown target, another tenant, and the host asking for a remote pod.
-        assert_eq!(run_port(&t, 3, &arp_request(POD3, [10, 1, 1, 2], [10, 1, 1, 99])).0, Action::Drop(DropReason::Arp));
-        assert_eq!(run_port(&t, 3, &arp_request(POD3, [10, 1, 1, 2], [10, 1, 1, 4])).0, Action::Drop(DropReason::VniMismatch));
+        assert_eq!(
+            run_port(&t, 3, &arp_request(POD3, [10, 1, 1, 2], [10, 1, 1, 99])).0,
+            Action::Drop(DropReason::Arp)
+        );
+        assert_eq!(
+            run_port(&t, 3, &arp_request(POD3, [10, 1, 1, 2], [10, 1, 1, 4])).0,
+            Action::Drop(DropReason::VniMismatch)
+        );
         let (a, f, _) = run_port(&t, 2, &arp_request(HOST_MAC, [10, 1, 1, 1], [10, 1, 2, 7]));
         assert_eq!(a, Action::Output(2));
-        assert_eq!(ArpPacket::new_checked(&f[14..]).unwrap().source_hardware_addr(), EthernetAddress(GW_MAC));
+        assert_eq!(
+            ArpPacket::new_checked(&f[14..])
+                .unwrap()
+                .source_hardware_addr(),
+            EthernetAddress(GW_MAC)
+        );
     }
 
     #[test]
@@ -717,7 +836,9 @@ mod tests {
         let t = tables();
         let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 64, 56);
         let (a, out, _) = run_port(&t, 3, &frame);
-        let Action::Encap { node, src_port } = a else { panic!("{a:?}") };
+        let Action::Encap { node, src_port } = a else {
+            panic!("{a:?}")
+        };
         assert_eq!(node, 0);
         assert!(src_port >= 49152);
         // RFC 7348 section 5: I flag, VNI, reserved zero; then the inner frame.
@@ -726,8 +847,16 @@ mod tests {
         assert!(!vx.has_reserved_bits());
         assert_eq!(vx.vni(), 1);
         let inner = &out[8..];
-        assert_eq!(&inner[0..6], &REMOTE_VTEP_MAC, "inner destination = remote VTEP MAC");
-        assert_eq!(&inner[6..12], &VTEP_MAC, "inner source = this node's VTEP MAC");
+        assert_eq!(
+            &inner[0..6],
+            &REMOTE_VTEP_MAC,
+            "inner destination = remote VTEP MAC"
+        );
+        assert_eq!(
+            &inner[6..12],
+            &VTEP_MAC,
+            "inner source = this node's VTEP MAC"
+        );
         let ip = Ipv4Packet::new_checked(&inner[14..]).unwrap();
         assert_eq!(ip.hop_limit(), 63);
         assert!(ip.verify_checksum());
@@ -739,7 +868,14 @@ mod tests {
     #[test]
     fn decapsulated_frames_reach_the_pod_when_vtep_vni_and_tenant_allow() {
         let t = tables();
-        let inner = ping(VTEP_MAC, REMOTE_VTEP_MAC, [10, 1, 2, 2], [10, 1, 1, 2], 63, 56);
+        let inner = ping(
+            VTEP_MAC,
+            REMOTE_VTEP_MAC,
+            [10, 1, 2, 2],
+            [10, 1, 1, 2],
+            63,
+            56,
+        );
         let (a, out, c) = run_tunnel(&t, "198.51.100.2:50000", &vxlan(0x08, 1, 0, &inner));
         assert_eq!(a, Action::Output(3));
         assert_eq!(&out[0..6], &POD3);
@@ -753,11 +889,31 @@ mod tests {
         assert_eq!(c.events[Event::VxlanReservedBits as usize].get(), 1);
 
         let cases = [
-            ("198.51.100.9:50000", vxlan(0x08, 1, 0, &inner), DropReason::UnknownVtep),
-            ("198.51.100.2:50000", vxlan(0x00, 1, 0, &inner), DropReason::NoIFlag),
-            ("198.51.100.2:50000", vxlan(0x08, 77, 0, &inner), DropReason::UnknownVni),
-            ("198.51.100.2:50000", vxlan(0x08, 20, 0, &inner), DropReason::VniMismatch),
-            ("198.51.100.2:50000", vec![0x08, 0, 0], DropReason::Malformed),
+            (
+                "198.51.100.9:50000",
+                vxlan(0x08, 1, 0, &inner),
+                DropReason::UnknownVtep,
+            ),
+            (
+                "198.51.100.2:50000",
+                vxlan(0x00, 1, 0, &inner),
+                DropReason::NoIFlag,
+            ),
+            (
+                "198.51.100.2:50000",
+                vxlan(0x08, 77, 0, &inner),
+                DropReason::UnknownVni,
+            ),
+            (
+                "198.51.100.2:50000",
+                vxlan(0x08, 20, 0, &inner),
+                DropReason::VniMismatch,
+            ),
+            (
+                "198.51.100.2:50000",
+                vec![0x08, 0, 0],
+                DropReason::Malformed,
+            ),
         ];
         for (src, pkt, why) in cases {
             let (a, _, c) = run_tunnel(&t, src, &pkt);
@@ -774,13 +930,23 @@ mod tests {
         assert_eq!(a, Action::Output(3));
         assert_eq!(c.drops[DropReason::Ttl as usize].get(), 1);
         let p = SlicedPacket::from_ethernet(&out).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
         assert_eq!(ip.header().source(), [10, 1, 1, 1]);
         assert_eq!(ip.header().destination(), [10, 1, 1, 2]);
-        let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else { panic!() };
+        let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+            panic!()
+        };
         assert!(matches!(icmp.icmp_type(), Icmpv4Type::TimeExceeded(_)));
-        assert!(Ipv4Packet::new_checked(&out[14..]).unwrap().verify_checksum());
-        assert_eq!(crate::wire::checksum::data(&out[34..]), 0, "ICMP checksum verifies");
+        assert!(Ipv4Packet::new_checked(&out[14..])
+            .unwrap()
+            .verify_checksum());
+        assert_eq!(
+            crate::wire::checksum::data(&out[34..]),
+            0,
+            "ICMP checksum verifies"
+        );
 
         // 1500-byte DF packet toward a 1450 tunnel.
         let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 64, 1472);
@@ -817,8 +983,18 @@ mod tests {
         let f = ping(GW_MAC, POD3, [10, 1, 1, 2], [192, 0, 2, 1], 64, 10);
         assert_eq!(run_port(&t, 3, &f).0, Action::Output(2));
         // Unknown unicast and broadcast.
-        let f = ping([2, 0, 0, 0, 0, 9], POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 10);
-        assert_eq!(run_port(&t, 3, &f).0, Action::Drop(DropReason::UnknownUnicast));
+        let f = ping(
+            [2, 0, 0, 0, 0, 9],
+            POD3,
+            [10, 1, 1, 2],
+            [10, 1, 1, 3],
+            64,
+            10,
+        );
+        assert_eq!(
+            run_port(&t, 3, &f).0,
+            Action::Drop(DropReason::UnknownUnicast)
+        );
         let f = ping([0xff; 6], POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 10);
         assert_eq!(run_port(&t, 3, &f).0, Action::Drop(DropReason::Broadcast));
         // Nowhere in the cluster.
@@ -844,13 +1020,23 @@ mod tests {
         let c = WorkerCounters::default();
         let mut p = Pipeline::new(PipelineConfig::default());
         let mut buf = PacketBuf::from_frame(&[]);
-        assert_eq!(p.from_port(&t, &c, 3, &mut buf), Action::Drop(DropReason::Malformed));
-        assert_eq!(p.from_port(&t, &c, 999, &mut buf), Action::Drop(DropReason::PortDown));
+        assert_eq!(
+            p.from_port(&t, &c, 3, &mut buf),
+            Action::Drop(DropReason::Malformed)
+        );
+        assert_eq!(
+            p.from_port(&t, &c, 999, &mut buf),
+            Action::Drop(DropReason::PortDown)
+        );
     }
 
     #[test]
     fn source_ports_stay_in_range_and_spread_flows() {
-        let p = Pipeline::new(PipelineConfig { src_port_min: 50000, src_port_max: 50009, ..Default::default() });
+        let p = Pipeline::new(PipelineConfig {
+            src_port_min: 50000,
+            src_port_max: 50009,
+            ..Default::default()
+        });
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..200u8 {
             let f = ping(GW_MAC, POD3, [10, 1, 1, i], [10, 1, 2, 2], 64, 10);

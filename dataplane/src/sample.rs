@@ -21,7 +21,10 @@ pub const PODS: [(u16, [u8; 6], [u8; 4], u32); 3] = [
 /// The sample tables, with `extra_nodes` more remote nodes (10.2.x.y/24 subnets) for
 /// benchmarks of larger tables.
 pub fn tables(extra_nodes: usize) -> Tables {
-    let mut t = Tables { version: 1, ..Default::default() };
+    let mut t = Tables {
+        version: 1,
+        ..Default::default()
+    };
     t.local = Some(LocalInfo {
         vtep: "198.51.100.1".parse().expect("constant"),
         vtep_mac: EthernetAddress(VTEP_MAC),
@@ -34,14 +37,43 @@ pub fn tables(extra_nodes: usize) -> Tables {
         tunnel_mtu: 1450,
     });
     t.ports = vec![None; 6];
-    t.ports[2] = Some(PortEntry { name: "vxhost0".into(), mac: EthernetAddress(HOST_MAC), ip: None, vni: 0 });
-    t.macs.insert(EthernetAddress(HOST_MAC), MacEntry { target: Target::Port(2), vni: 0 });
+    t.ports[2] = Some(PortEntry {
+        name: "vxhost0".into(),
+        mac: EthernetAddress(HOST_MAC),
+        ip: None,
+        vni: 0,
+    });
+    t.macs.insert(
+        EthernetAddress(HOST_MAC),
+        MacEntry {
+            target: Target::Port(2),
+            vni: 0,
+        },
+    );
     for (no, mac, ip, vni) in PODS {
         let mac = EthernetAddress(mac);
         let ip = Ipv4Addr::from(ip);
-        t.ports[no as usize] = Some(PortEntry { name: format!("p{no}"), mac, ip: Some(ip), vni });
-        t.macs.insert(mac, MacEntry { target: Target::Port(no), vni });
-        t.ips.insert(ip, IpEntry { mac, target: Target::Port(no), vni });
+        t.ports[no as usize] = Some(PortEntry {
+            name: format!("p{no}"),
+            mac,
+            ip: Some(ip),
+            vni,
+        });
+        t.macs.insert(
+            mac,
+            MacEntry {
+                target: Target::Port(no),
+                vni,
+            },
+        );
+        t.ips.insert(
+            ip,
+            IpEntry {
+                mac,
+                target: Target::Port(no),
+                vni,
+            },
+        );
     }
     t.nodes.push(NodeEntry {
         name: "n2".into(),
@@ -63,7 +95,14 @@ pub fn tables(extra_nodes: usize) -> Tables {
 }
 
 /// An Ethernet/IPv4/UDP frame with `payload` bytes, DF set, checksums complete.
-pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, payload: usize) -> Vec<u8> {
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    payload: usize,
+) -> Vec<u8> {
     let ip_len = 20 + 8 + payload;
     let mut f = Vec::with_capacity(14 + ip_len);
     f.extend_from_slice(&dst_mac);
@@ -79,7 +118,12 @@ pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4],
     f.extend_from_slice(&[0, 0]);
     f.extend((0..payload).map(|i| i as u8));
     Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
-    let sum = checksum::pseudo_header_v4(Ipv4Addr::from(src), Ipv4Addr::from(dst), 17, (8 + payload) as u32);
+    let sum = checksum::pseudo_header_v4(
+        Ipv4Addr::from(src),
+        Ipv4Addr::from(dst),
+        17,
+        (8 + payload) as u32,
+    );
     let c = checksum::finish(checksum::accumulate(sum, &f[34..]));
     let c = if c == 0 { 0xffff } else { c };
     f[40..42].copy_from_slice(&c.to_be_bytes());

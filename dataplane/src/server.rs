@@ -24,11 +24,14 @@ pub struct Access {
 
 /// Looks a group up in /etc/group.
 pub fn lookup_group(name: &str) -> Result<u32, String> {
-    let text = std::fs::read_to_string("/etc/group").map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    let text = std::fs::read_to_string("/etc/group")
+        .map_err(|e| format!("cannot read /etc/group: {e}"))?;
     for line in text.lines() {
         let cols: Vec<&str> = line.split(':').collect();
         if cols.len() >= 3 && cols[0] == name {
-            return cols[2].parse().map_err(|_| format!("group {name} has a bad gid in /etc/group"));
+            return cols[2]
+                .parse()
+                .map_err(|_| format!("group {name} has a bad gid in /etc/group"));
         }
     }
     if let Ok(gid) = name.parse::<u32>() {
@@ -39,14 +42,22 @@ pub fn lookup_group(name: &str) -> Result<u32, String> {
 
 /// Supplementary and primary groups of a process, from /proc.
 fn process_groups(pid: i32) -> Vec<u32> {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return vec![] };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for line in status.lines() {
         if let Some(rest) = line.strip_prefix("Groups:") {
-            out.extend(rest.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+            out.extend(
+                rest.split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
         }
         if let Some(rest) = line.strip_prefix("Gid:") {
-            out.extend(rest.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+            out.extend(
+                rest.split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
         }
     }
     out
@@ -55,7 +66,8 @@ fn process_groups(pid: i32) -> Vec<u32> {
 /// Binds the socket with the right owner and mode.
 pub fn bind(path: &Path, access: &Access) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -64,9 +76,11 @@ pub fn bind(path: &Path, access: &Access) -> Result<UnixListener, String> {
                 path.display()
             ));
         }
-        std::fs::remove_file(path).map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
     }
-    let l = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let l = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     let mode = if access.group.is_some() { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
@@ -105,20 +119,30 @@ pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: A
 }
 
 fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
-    let cred = stream.peer_cred().map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
     if cred.uid() == 0 {
         return Ok(());
     }
     let who = format!("uid {} gid {} pid {:?}", cred.uid(), cred.gid(), cred.pid());
     match &access.group {
-        None => Err(format!("{who} is not root (start vxswitchd with --socket-group to admit a group)")),
+        None => Err(format!(
+            "{who} is not root (start vxswitchd with --socket-group to admit a group)"
+        )),
         Some((gid, name)) => {
             let member = cred.gid() == *gid
-                || cred.pid().map(process_groups).unwrap_or_default().contains(gid);
+                || cred
+                    .pid()
+                    .map(process_groups)
+                    .unwrap_or_default()
+                    .contains(gid);
             if member {
                 Ok(())
             } else {
-                Err(format!("{who} is neither root nor a member of group {name}"))
+                Err(format!(
+                    "{who} is neither root nor a member of group {name}"
+                ))
             }
         }
     }
@@ -141,10 +165,16 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
             Err(e) => return Err(e),
         };
         let response = match decode::<Request>(&body) {
-            Err(e) => Response::Error { code: ErrorCode::Malformed, message: e.to_string() },
+            Err(e) => Response::Error {
+                code: ErrorCode::Malformed,
+                message: e.to_string(),
+            },
             Ok(Request::Hello { version, client }) => {
                 if greeted {
-                    Response::Error { code: ErrorCode::OutOfOrder, message: "hello was already said".into() }
+                    Response::Error {
+                        code: ErrorCode::OutOfOrder,
+                        message: "hello was already said".into(),
+                    }
                 } else if version != PROTOCOL_VERSION {
                     Response::Error {
                         code: ErrorCode::Version,
@@ -168,7 +198,10 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
                 let sw = switch.clone();
                 tokio::task::spawn_blocking(move || handle(&sw, req))
                     .await
-                    .unwrap_or_else(|e| Response::Error { code: ErrorCode::Failed, message: format!("internal error: {e}") })
+                    .unwrap_or_else(|e| Response::Error {
+                        code: ErrorCode::Failed,
+                        message: format!("internal error: {e}"),
+                    })
             }
         };
         nonblocking::write_msg(&mut stream, &response).await?;
@@ -184,20 +217,28 @@ fn lock(sw: &Arc<Mutex<Switch>>) -> std::sync::MutexGuard<'_, Switch> {
 fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
     let mut s = lock(sw);
     match req {
-        Request::Hello { .. } => Response::Error { code: ErrorCode::OutOfOrder, message: "hello was already said".into() },
+        Request::Hello { .. } => Response::Error {
+            code: ErrorCode::OutOfOrder,
+            message: "hello was already said".into(),
+        },
         Request::Apply(a) => {
             let n = a.changes.len();
             let owner = a.owner;
             match s.apply(a) {
                 Ok(version) => {
                     if n > 0 {
-                        eprintln!("vxswitchd: applied {n} changes from {owner}, table version {version}");
+                        eprintln!(
+                            "vxswitchd: applied {n} changes from {owner}, table version {version}"
+                        );
                     }
                     Response::Applied { version }
                 }
                 Err(r) => {
                     eprintln!("vxswitchd: refused a batch from {owner}: {}", r.message);
-                    Response::Error { code: r.code, message: r.message }
+                    Response::Error {
+                        code: r.code,
+                        message: r.message,
+                    }
                 }
             }
         }
@@ -211,6 +252,9 @@ fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
 pub fn default_state_file(socket: &Path) -> PathBuf {
     socket.with_file_name(format!(
         "{}.state.json",
-        socket.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "vxswitchd".into())
+        socket
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "vxswitchd".into())
     ))
 }

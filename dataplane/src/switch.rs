@@ -51,7 +51,10 @@ pub struct Refusal {
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    Refusal { code, message: message.into() }
+    Refusal {
+        code,
+        message: message.into(),
+    }
 }
 
 /// The declared configuration, as saved in the state file.
@@ -116,7 +119,9 @@ impl Switch {
     pub fn start(cfg: SwitchConfig) -> io::Result<Switch> {
         let fib = Arc::new(Fib::default());
         let netns = NetnsThread::start()?;
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let mut workers = Vec::new();
         for id in 0..cfg.workers.max(1) {
             let wc = WorkerConfig {
@@ -161,7 +166,9 @@ impl Switch {
 
     /// Loads the state file, if any, and brings its configuration back.
     pub fn restore(&mut self) -> Result<(), String> {
-        let Some(path) = self.cfg.state_file.clone() else { return Ok(()) };
+        let Some(path) = self.cfg.state_file.clone() else {
+            return Ok(());
+        };
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -205,14 +212,21 @@ impl Switch {
             if v != self.version {
                 return Err(refuse(
                     ErrorCode::VersionMismatch,
-                    format!("table version is {}, the batch expected {v}; re-read the state and retry", self.version),
+                    format!(
+                        "table version is {}, the batch expected {v}; re-read the state and retry",
+                        self.version
+                    ),
                 ));
             }
         }
         let mut next = self.config.clone();
         for (i, ch) in req.changes.iter().enumerate() {
-            apply_change(&mut next, req.owner, ch)
-                .map_err(|r| refuse(r.code, format!("change {} ({}): {}", i + 1, change_name(ch), r.message)))?;
+            apply_change(&mut next, req.owner, ch).map_err(|r| {
+                refuse(
+                    r.code,
+                    format!("change {} ({}): {}", i + 1, change_name(ch), r.message),
+                )
+            })?;
         }
         validate(&next).map_err(|m| refuse(ErrorCode::Invalid, m))?;
         if next == self.config {
@@ -221,11 +235,17 @@ impl Switch {
 
         // Side effects, all or nothing.
         if let Some(local) = &next.local {
-            self.ensure_local(&local.spec).map_err(|m| refuse(ErrorCode::Failed, m))?;
+            self.ensure_local(&local.spec)
+                .map_err(|m| refuse(ErrorCode::Failed, m))?;
         }
-        let old_ports: BTreeMap<PortNo, PortCfg> =
-            self.config.ports.values().map(|p| (p.no, p.clone())).collect();
-        let new_ports: BTreeMap<PortNo, &PortCfg> = next.ports.values().map(|p| (p.no, p)).collect();
+        let old_ports: BTreeMap<PortNo, PortCfg> = self
+            .config
+            .ports
+            .values()
+            .map(|p| (p.no, p.clone()))
+            .collect();
+        let new_ports: BTreeMap<PortNo, &PortCfg> =
+            next.ports.values().map(|p| (p.no, p)).collect();
         let removed: Vec<PortNo> = old_ports
             .iter()
             .filter(|(no, p)| new_ports.get(no).is_none_or(|q| q.spec != p.spec))
@@ -237,8 +257,10 @@ impl Switch {
             .map(|(_, p)| *p)
             .collect();
         // Devices that stay in use by an added port must not be destroyed with the old port.
-        let reused: BTreeSet<(String, String)> =
-            added.iter().map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string())).collect();
+        let reused: BTreeSet<(String, String)> = added
+            .iter()
+            .map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()))
+            .collect();
 
         let mut created: Vec<(PortNo, (PortRuntime, Vec<TapQueue>))> = Vec::new();
         let local = next.local.as_ref().map(|l| l.spec.clone());
@@ -252,10 +274,15 @@ impl Switch {
                 Err(e) => {
                     for ((_, (rt, _queues)), q) in created.into_iter().zip(&added) {
                         let key = (q.spec.netns.clone(), q.spec.ifname().to_string());
-                        let existed = old_ports.values().any(|o| (o.spec.netns.clone(), o.spec.ifname().to_string()) == key);
+                        let existed = old_ports
+                            .values()
+                            .any(|o| (o.spec.netns.clone(), o.spec.ifname().to_string()) == key);
                         self.destroy(rt, existed);
                     }
-                    return Err(refuse(ErrorCode::Failed, format!("port {}: {e}", p.spec.name)));
+                    return Err(refuse(
+                        ErrorCode::Failed,
+                        format!("port {}: {e}", p.spec.name),
+                    ));
                 }
             }
         }
@@ -265,7 +292,9 @@ impl Switch {
         for no in &removed {
             self.down.remove(no);
             if let Some(rt) = self.runtime.remove(no) {
-                let key = old_ports.get(no).map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()));
+                let key = old_ports
+                    .get(no)
+                    .map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()));
                 retired.push((rt, key.is_some_and(|k| reused.contains(&k))));
             }
             if !added_nos.contains(no) {
@@ -290,7 +319,10 @@ impl Switch {
     /// Builds the tables from the configuration and publishes them as a new version.
     fn publish(&mut self) {
         self.version += 1;
-        let mut t = Tables { version: self.version, ..Default::default() };
+        let mut t = Tables {
+            version: self.version,
+            ..Default::default()
+        };
         if let Some(l) = &self.config.local {
             let l = &l.spec;
             let gw = l.gateway();
@@ -305,7 +337,13 @@ impl Switch {
                 cluster: l.cluster_network,
                 tunnel_mtu: l.pod_mtu(),
             };
-            let max_no = self.config.ports.values().map(|p| p.no).max().unwrap_or(PORT_HOST);
+            let max_no = self
+                .config
+                .ports
+                .values()
+                .map(|p| p.no)
+                .max()
+                .unwrap_or(PORT_HOST);
             t.ports = vec![None; max_no as usize + 1];
             t.ports[PORT_HOST as usize] = Some(PortEntry {
                 name: HOST_PORT_NAME.into(),
@@ -313,17 +351,40 @@ impl Switch {
                 ip: Some(gw),
                 vni: 0,
             });
-            t.macs.insert(info.host_mac, MacEntry { target: Target::Port(PORT_HOST), vni: 0 });
+            t.macs.insert(
+                info.host_mac,
+                MacEntry {
+                    target: Target::Port(PORT_HOST),
+                    vni: 0,
+                },
+            );
             for p in self.config.ports.values() {
                 if !self.runtime.contains_key(&p.no) {
                     continue;
                 }
                 let vni = p.spec.vnid.unwrap_or(l.vni);
                 let mac = eth(p.spec.mac);
-                t.ports[p.no as usize] =
-                    Some(PortEntry { name: p.spec.name.clone(), mac, ip: Some(p.spec.ip), vni });
-                t.macs.insert(mac, MacEntry { target: Target::Port(p.no), vni });
-                t.ips.insert(p.spec.ip, IpEntry { mac, target: Target::Port(p.no), vni });
+                t.ports[p.no as usize] = Some(PortEntry {
+                    name: p.spec.name.clone(),
+                    mac,
+                    ip: Some(p.spec.ip),
+                    vni,
+                });
+                t.macs.insert(
+                    mac,
+                    MacEntry {
+                        target: Target::Port(p.no),
+                        vni,
+                    },
+                );
+                t.ips.insert(
+                    p.spec.ip,
+                    IpEntry {
+                        mac,
+                        target: Target::Port(p.no),
+                        vni,
+                    },
+                );
             }
             for n in self.config.nodes.values() {
                 t.nodes.push(NodeEntry {
@@ -340,7 +401,9 @@ impl Switch {
     }
 
     fn save(&self) {
-        let Some(path) = &self.cfg.state_file else { return };
+        let Some(path) = &self.cfg.state_file else {
+            return;
+        };
         let tmp = path.with_extension("tmp");
         let r = serde_json::to_vec_pretty(&self.config)
             .map_err(io::Error::other)
@@ -362,14 +425,18 @@ impl Switch {
             return Ok(());
         }
         if self.underlay.is_some() {
-            return Err("the VTEP address of a running switch cannot change; restart vxswitchd".into());
+            return Err(
+                "the VTEP address of a running switch cannot change; restart vxswitchd".into(),
+            );
         }
         udp::check_port_free(l.vtep, self.cfg.vxlan_port)?;
         let mut socks = Vec::new();
         for _ in &self.workers {
-            socks.push(udp::bind_underlay(l.vtep, self.cfg.vxlan_port).map_err(|e| {
-                format!("cannot bind UDP {}:{}: {e}", l.vtep, self.cfg.vxlan_port)
-            })?);
+            socks.push(
+                udp::bind_underlay(l.vtep, self.cfg.vxlan_port).map_err(|e| {
+                    format!("cannot bind UDP {}:{}: {e}", l.vtep, self.cfg.vxlan_port)
+                })?,
+            );
         }
         if self.cfg.udp_zero_csum && l.vtep.is_ipv4() {
             // Replies from the receive sockets are never sent; the source-port sockets carry
@@ -391,20 +458,52 @@ impl Switch {
                 );
                 let mac = hmac.to_string();
                 let mtu = mtu.to_string();
-                run_cmd("ip", &["link", "set", "dev", HOST_PORT_NAME, "address", &mac, "mtu", &mtu, "up"])?;
+                run_cmd(
+                    "ip",
+                    &[
+                        "link",
+                        "set",
+                        "dev",
+                        HOST_PORT_NAME,
+                        "address",
+                        &mac,
+                        "mtu",
+                        &mtu,
+                        "up",
+                    ],
+                )?;
                 let addr = format!("{gw}/{}", subnet.prefix());
                 run_cmd("ip", &["addr", "replace", &addr, "dev", HOST_PORT_NAME])?;
-                run_cmd("ip", &["route", "replace", &cluster.to_string(), "dev", HOST_PORT_NAME])?;
+                run_cmd(
+                    "ip",
+                    &[
+                        "route",
+                        "replace",
+                        &cluster.to_string(),
+                        "dev",
+                        HOST_PORT_NAME,
+                    ],
+                )?;
                 Ok(tap)
             })
             .map_err(|e| format!("cannot set up {HOST_PORT_NAME}: {e}"))?;
         for (w, (sock, q)) in self.workers.iter().zip(socks.into_iter().zip(tap.queues)) {
-            w.send(Control::Underlay { vtep: l.vtep, socket: sock });
-            w.send(Control::AddPort { no: PORT_HOST, queue: q });
+            w.send(Control::Underlay {
+                vtep: l.vtep,
+                socket: sock,
+            });
+            w.send(Control::AddPort {
+                no: PORT_HOST,
+                queue: q,
+            });
         }
         self.runtime.insert(
             PORT_HOST,
-            PortRuntime { device: HOST_PORT_NAME.into(), netns: None, control: Some(tap.control) },
+            PortRuntime {
+                device: HOST_PORT_NAME.into(),
+                netns: None,
+                control: Some(tap.control),
+            },
         );
         self.underlay = Some(l.vtep);
         eprintln!(
@@ -417,7 +516,11 @@ impl Switch {
     }
 
     /// Creates (or re-attaches) a pod's TAP and hands its queues to the workers.
-    fn attach_port(&self, local: &LocalNode, p: &PortCfg) -> Result<(PortRuntime, Vec<TapQueue>), String> {
+    fn attach_port(
+        &self,
+        local: &LocalNode,
+        p: &PortCfg,
+    ) -> Result<(PortRuntime, Vec<TapQueue>), String> {
         let ns = netns_path(&p.spec.netns);
         let ifname = p.spec.ifname().to_string();
         let n = self.workers.len();
@@ -448,7 +551,10 @@ impl Switch {
                 .run(None, move || {
                     let tap = Tap::open(&tmp, n, opts)?;
                     tap.control.set_persist(true)?;
-                    if let Err(e) = run_cmd("ip", &["link", "set", "dev", &tmp, "netns", &nsd, "name", &ifn]) {
+                    if let Err(e) = run_cmd(
+                        "ip",
+                        &["link", "set", "dev", &tmp, "netns", &nsd, "name", &ifn],
+                    ) {
                         let _ = tap.control.set_persist(false);
                         return Err(e);
                     }
@@ -464,9 +570,17 @@ impl Switch {
         let gw = local.gateway().to_string();
         let ifn = ifname.clone();
         let configured = self.netns.run(Some(&ns), move || {
-            run_cmd("ip", &["link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up"])?;
+            run_cmd(
+                "ip",
+                &[
+                    "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
+                ],
+            )?;
             run_cmd("ip", &["addr", "replace", &addr, "dev", &ifn])?;
-            run_cmd("ip", &["route", "replace", "default", "via", &gw, "dev", &ifn])?;
+            run_cmd(
+                "ip",
+                &["route", "replace", "default", "via", &gw, "dev", &ifn],
+            )?;
             Ok(())
         });
         if let Err(e) = configured {
@@ -475,7 +589,14 @@ impl Switch {
             }
             return Err(e.to_string());
         }
-        Ok((PortRuntime { device: ifname, netns: Some(ns), control: Some(tap.control) }, tap.queues))
+        Ok((
+            PortRuntime {
+                device: ifname,
+                netns: Some(ns),
+                control: Some(tap.control),
+            },
+            tap.queues,
+        ))
     }
 
     /// Hands one queue to each worker.
@@ -509,7 +630,11 @@ impl Switch {
             },
             owner: None,
             spec: None,
-            status: if self.underlay.is_some() { "up".into() } else { "down: no local node yet".into() },
+            status: if self.underlay.is_some() {
+                "up".into()
+            } else {
+                "down: no local node yet".into()
+            },
         }];
         ports.push(PortState {
             no: PORT_HOST,
@@ -518,7 +643,11 @@ impl Switch {
             device: HOST_PORT_NAME.into(),
             owner: None,
             spec: None,
-            status: if self.runtime.contains_key(&PORT_HOST) { "up".into() } else { "down: no local node yet".into() },
+            status: if self.runtime.contains_key(&PORT_HOST) {
+                "up".into()
+            } else {
+                "down: no local node yet".into()
+            },
         });
         let mut pods: Vec<&PortCfg> = self.config.ports.values().collect();
         pods.sort_by_key(|p| p.no);
@@ -553,7 +682,10 @@ impl Switch {
                 .config
                 .nodes
                 .values()
-                .map(|n| NodeState { owner: n.owner, spec: n.spec.clone() })
+                .map(|n| NodeState {
+                    owner: n.owner,
+                    spec: n.spec.clone(),
+                })
                 .collect(),
             vxlan_port: self.cfg.vxlan_port,
             workers: self.workers.len() as u32,
@@ -600,7 +732,13 @@ impl Switch {
                 value: ws.iter().map(|w| w.events[*e as usize].get()).sum(),
             })
             .collect();
-        StatsRepr { table_version: self.version, ports, drops, events, workers: ws.len() as u32 }
+        StatsRepr {
+            table_version: self.version,
+            ports,
+            drops,
+            events,
+            workers: ws.len() as u32,
+        }
     }
 
     /// The forwarding entries of the current tables.
@@ -615,7 +753,12 @@ impl Switch {
                     Target::Port(PORT_HOST) => t.local.as_ref().map(|l| l.gateway),
                     _ => None,
                 });
-                FdbEntry { vni: e.vni, mac: MacAddr(mac.0), ip, target: target_repr(&t, e.target) }
+                FdbEntry {
+                    vni: e.vni,
+                    mac: MacAddr(mac.0),
+                    ip,
+                    target: target_repr(&t, e.target),
+                }
             })
             .collect();
         entries.sort_by_key(|e| (e.vni, e.mac));
@@ -632,7 +775,11 @@ impl Switch {
                 })
             })
             .collect();
-        FdbRepr { table_version: t.version, entries, routes }
+        FdbRepr {
+            table_version: t.version,
+            entries,
+            routes,
+        }
     }
 
     /// Stops the workers; TAPs stay (they are persistent) so pods keep their interfaces.
@@ -655,8 +802,14 @@ fn target_repr(t: &Tables, target: Target) -> FdbTarget {
             name: t.port(no).map(|p| p.name.clone()).unwrap_or_default(),
         },
         Target::Node(n) => match t.node(n) {
-            Some(node) => FdbTarget::Node { name: node.name.clone(), vtep: node.vtep },
-            None => FdbTarget::Node { name: String::new(), vtep: IpAddr::from([0, 0, 0, 0]) },
+            Some(node) => FdbTarget::Node {
+                name: node.name.clone(),
+                vtep: node.vtep,
+            },
+            None => FdbTarget::Node {
+                name: String::new(),
+                vtep: IpAddr::from([0, 0, 0, 0]),
+            },
         },
     }
 }
@@ -681,16 +834,25 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
                     return Ok(());
                 }
                 if cur.owner != owner {
-                    return Err(refuse(ErrorCode::Owner, format!("the local node is owned by {}", cur.owner)));
+                    return Err(refuse(
+                        ErrorCode::Owner,
+                        format!("the local node is owned by {}", cur.owner),
+                    ));
                 }
-                if cur.spec.vtep != l.vtep || cur.spec.subnet != l.subnet || cur.spec.gateway() != l.gateway() {
+                if cur.spec.vtep != l.vtep
+                    || cur.spec.subnet != l.subnet
+                    || cur.spec.gateway() != l.gateway()
+                {
                     return Err(refuse(
                         ErrorCode::Invalid,
                         "the VTEP address, subnet and gateway of a running switch cannot change; restart vxswitchd with a fresh state file",
                     ));
                 }
             }
-            next.local = Some(Owned { owner, spec: l.clone() });
+            next.local = Some(Owned {
+                owner,
+                spec: l.clone(),
+            });
         }
         Change::AddPort(p) => {
             p.validate().map_err(|m| refuse(ErrorCode::Invalid, m))?;
@@ -699,20 +861,37 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
                     return Ok(());
                 }
                 return Err(refuse(
-                    if cur.owner != owner { ErrorCode::Owner } else { ErrorCode::Invalid },
-                    format!("port {} already exists (owned by {}); delete it first", p.name, cur.owner),
+                    if cur.owner != owner {
+                        ErrorCode::Owner
+                    } else {
+                        ErrorCode::Invalid
+                    },
+                    format!(
+                        "port {} already exists (owned by {}); delete it first",
+                        p.name, cur.owner
+                    ),
                 ));
             }
             let used: BTreeSet<PortNo> = next.ports.values().map(|p| p.no).collect();
             let no = (PORT_FIRST_POD..crate::counters::MAX_PORTS as u16)
                 .find(|n| !used.contains(n))
                 .ok_or_else(|| refuse(ErrorCode::Invalid, "no free port number"))?;
-            next.ports.insert(p.name.clone(), PortCfg { no, owner, spec: p.clone() });
+            next.ports.insert(
+                p.name.clone(),
+                PortCfg {
+                    no,
+                    owner,
+                    spec: p.clone(),
+                },
+            );
         }
         Change::DelPort { name } => match next.ports.get(name) {
             None => return Err(refuse(ErrorCode::Invalid, format!("no port named {name}"))),
             Some(cur) if cur.owner != owner => {
-                return Err(refuse(ErrorCode::Owner, format!("port {name} is owned by {}", cur.owner)))
+                return Err(refuse(
+                    ErrorCode::Owner,
+                    format!("port {name} is owned by {}", cur.owner),
+                ))
             }
             Some(_) => {
                 next.ports.remove(name);
@@ -725,16 +904,32 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
                     return Ok(());
                 }
                 return Err(refuse(
-                    if cur.owner != owner { ErrorCode::Owner } else { ErrorCode::Invalid },
-                    format!("node {} already exists (owned by {}); delete it first", n.name, cur.owner),
+                    if cur.owner != owner {
+                        ErrorCode::Owner
+                    } else {
+                        ErrorCode::Invalid
+                    },
+                    format!(
+                        "node {} already exists (owned by {}); delete it first",
+                        n.name, cur.owner
+                    ),
                 ));
             }
-            next.nodes.insert(n.name.clone(), Owned { owner, spec: n.clone() });
+            next.nodes.insert(
+                n.name.clone(),
+                Owned {
+                    owner,
+                    spec: n.clone(),
+                },
+            );
         }
         Change::DelNode { name } => match next.nodes.get(name) {
             None => return Err(refuse(ErrorCode::Invalid, format!("no node named {name}"))),
             Some(cur) if cur.owner != owner => {
-                return Err(refuse(ErrorCode::Owner, format!("node {name} is owned by {}", cur.owner)))
+                return Err(refuse(
+                    ErrorCode::Owner,
+                    format!("node {name} is owned by {}", cur.owner),
+                ))
             }
             Some(_) => {
                 next.nodes.remove(name);
@@ -748,7 +943,9 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
 pub fn validate(c: &Config) -> Result<(), String> {
     let local = c.local.as_ref().map(|l| &l.spec);
     if local.is_none() && !c.ports.is_empty() {
-        return Err("pods need the local node first (set_local_node in the same batch or before)".into());
+        return Err(
+            "pods need the local node first (set_local_node in the same batch or before)".into(),
+        );
     }
     let mut macs = BTreeMap::new();
     let mut ips = BTreeMap::new();
@@ -758,41 +955,70 @@ pub fn validate(c: &Config) -> Result<(), String> {
         if let Some(l) = local {
             let gw = l.gateway();
             if !l.subnet.contains(s.ip) || s.ip == l.subnet.addr() || s.ip == l.subnet.broadcast() {
-                return Err(format!("port {}: {} is not a host address of the node subnet {}", s.name, s.ip, l.subnet));
+                return Err(format!(
+                    "port {}: {} is not a host address of the node subnet {}",
+                    s.name, s.ip, l.subnet
+                ));
             }
             if s.ip == gw {
                 return Err(format!("port {}: {} is the gateway address", s.name, s.ip));
             }
             if s.mac == l.vtep_mac || eth(s.mac) == gateway_mac(gw) || eth(s.mac) == host_mac(gw) {
-                return Err(format!("port {}: MAC {} is reserved by the switch", s.name, s.mac));
+                return Err(format!(
+                    "port {}: MAC {} is reserved by the switch",
+                    s.name, s.mac
+                ));
             }
         }
         if let Some(other) = macs.insert(s.mac, &s.name) {
-            return Err(format!("ports {other} and {} have the same MAC {}", s.name, s.mac));
+            return Err(format!(
+                "ports {other} and {} have the same MAC {}",
+                s.name, s.mac
+            ));
         }
         if let Some(other) = ips.insert(s.ip, &s.name) {
-            return Err(format!("ports {other} and {} have the same IP {}", s.name, s.ip));
+            return Err(format!(
+                "ports {other} and {} have the same IP {}",
+                s.name, s.ip
+            ));
         }
         if let Some(other) = devs.insert((s.netns.clone(), s.ifname().to_string()), &s.name) {
-            return Err(format!("ports {other} and {} use the same interface {} in {}", s.name, s.ifname(), s.netns));
+            return Err(format!(
+                "ports {other} and {} use the same interface {} in {}",
+                s.name,
+                s.ifname(),
+                s.netns
+            ));
         }
     }
     let nodes: Vec<&RemoteNode> = c.nodes.values().map(|n| &n.spec).collect();
     for (i, a) in nodes.iter().enumerate() {
         if let Some(l) = local {
             if a.subnet.overlaps(&l.subnet) {
-                return Err(format!("node {}: subnet {} overlaps this node's subnet {}", a.name, a.subnet, l.subnet));
+                return Err(format!(
+                    "node {}: subnet {} overlaps this node's subnet {}",
+                    a.name, a.subnet, l.subnet
+                ));
             }
             if a.vtep == l.vtep {
-                return Err(format!("node {}: VTEP {} is this node's own", a.name, a.vtep));
+                return Err(format!(
+                    "node {}: VTEP {} is this node's own",
+                    a.name, a.vtep
+                ));
             }
         }
         for b in &nodes[i + 1..] {
             if a.subnet.overlaps(&b.subnet) {
-                return Err(format!("nodes {} and {} have overlapping subnets {} and {}", a.name, b.name, a.subnet, b.subnet));
+                return Err(format!(
+                    "nodes {} and {} have overlapping subnets {} and {}",
+                    a.name, b.name, a.subnet, b.subnet
+                ));
             }
             if a.vtep == b.vtep {
-                return Err(format!("nodes {} and {} have the same VTEP {}", a.name, b.name, a.vtep));
+                return Err(format!(
+                    "nodes {} and {} have the same VTEP {}",
+                    a.name, b.name, a.vtep
+                ));
             }
         }
     }

@@ -103,8 +103,15 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
         stop: false,
     };
     let name = format!("vx-worker-{}", w.cfg.id);
-    let join = std::thread::Builder::new().name(name).spawn(move || w.run())?;
-    Ok(WorkerHandle { tx, waker, counters, join: Some(join) })
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || w.run())?;
+    Ok(WorkerHandle {
+        tx,
+        waker,
+        counters,
+        join: Some(join),
+    })
 }
 
 struct Underlay {
@@ -140,11 +147,18 @@ impl Worker {
     fn run(&mut self) {
         if let Some(cpu) = self.cfg.pin {
             if let Err(e) = crate::io::sys::pin_to_cpu(cpu) {
-                eprintln!("vxswitchd: worker {}: cannot pin to CPU {cpu}: {e}", self.cfg.id);
+                eprintln!(
+                    "vxswitchd: worker {}: cannot pin to CPU {cpu}: {e}",
+                    self.cfg.id
+                );
             }
         }
         let mut events = Events::with_capacity(256);
-        let timeout = if self.cfg.busy_poll { Some(Duration::ZERO) } else { None };
+        let timeout = if self.cfg.busy_poll {
+            Some(Duration::ZERO)
+        } else {
+            None
+        };
         while !self.stop {
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -176,36 +190,56 @@ impl Worker {
         loop {
             match self.rx.try_recv() {
                 Ok(Control::AddPort { no, queue }) => {
-                    let Some(slot) = self.taps.get_mut(no as usize) else { continue };
+                    let Some(slot) = self.taps.get_mut(no as usize) else {
+                        continue;
+                    };
                     if let Some(old) = slot.take() {
-                        let _ = self.poll.registry().deregister(&mut SourceFd(&old.as_raw_fd()));
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&old.as_raw_fd()));
                     }
                     let fd = queue.as_raw_fd();
                     let token = Token(TAP_BASE + no as usize);
-                    match self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE) {
+                    match self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        token,
+                        Interest::READABLE,
+                    ) {
                         Ok(()) => {
                             *slot = Some(queue);
                             // Frames may already be queued: service the queue now.
                             self.ready.push(token);
                         }
-                        Err(e) => eprintln!("vxswitchd: worker {}: cannot watch port {no}: {e}", self.cfg.id),
+                        Err(e) => eprintln!(
+                            "vxswitchd: worker {}: cannot watch port {no}: {e}",
+                            self.cfg.id
+                        ),
                     }
                 }
                 Ok(Control::DelPort { no }) => {
                     if let Some(q) = self.taps.get_mut(no as usize).and_then(Option::take) {
-                        let _ = self.poll.registry().deregister(&mut SourceFd(&q.as_raw_fd()));
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&q.as_raw_fd()));
                     }
                 }
                 Ok(Control::Underlay { vtep, socket }) => {
                     if let Some(old) = self.underlay.take() {
-                        let _ = self.poll.registry().deregister(&mut SourceFd(&old.sock.as_raw_fd()));
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&old.sock.as_raw_fd()));
                     }
                     match self.attach_underlay(vtep, socket) {
                         Ok(u) => {
                             self.underlay = Some(u);
                             self.ready.push(UNDERLAY);
                         }
-                        Err(e) => eprintln!("vxswitchd: worker {}: underlay socket: {e}", self.cfg.id),
+                        Err(e) => {
+                            eprintln!("vxswitchd: worker {}: underlay socket: {e}", self.cfg.id)
+                        }
                     }
                 }
                 Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
@@ -222,7 +256,9 @@ impl Worker {
         // quinn-udp turns GRO on when it can; honour the offload setting.
         let _ = udp::set_gro(&sock, self.cfg.gro);
         let fd = sock.as_raw_fd();
-        self.poll.registry().register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
         let p = &self.cfg.pipeline;
         let src = SrcPorts::new(vtep, p.src_port_min, p.src_port_max, self.cfg.udp_zero_csum);
         Ok(Underlay { sock, state, src })
@@ -236,7 +272,8 @@ impl Worker {
             if i >= self.ready.len() {
                 i = 0;
             }
-            self.pipeline.set_now_ms(self.epoch.elapsed().as_millis() as u64);
+            self.pipeline
+                .set_now_ms(self.epoch.elapsed().as_millis() as u64);
             let token = self.ready[i];
             let r = if token == UNDERLAY {
                 self.service_underlay(&tables)
@@ -269,13 +306,23 @@ impl Worker {
             }
             self.counters.rx(no, buf.len());
             let action = self.pipeline.from_port(t, &self.counters, no, buf);
-            execute(&self.cfg, &self.counters, &self.taps, self.underlay.as_mut(), t, action, self.bufs.get_mut(0));
+            execute(
+                &self.cfg,
+                &self.counters,
+                &self.taps,
+                self.underlay.as_mut(),
+                t,
+                action,
+                self.bufs.get_mut(0),
+            );
         }
         Drained::More
     }
 
     fn service_underlay(&mut self, t: &Tables) -> Drained {
-        let Some(u) = self.underlay.as_mut() else { return Drained::Empty };
+        let Some(u) = self.underlay.as_mut() else {
+            return Drained::Empty;
+        };
         let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
         let n = {
             let mut it = self.bufs.bufs_mut().iter_mut();
@@ -292,7 +339,8 @@ impl Worker {
         for (i, m) in meta.iter().enumerate().take(n) {
             let stride = if m.stride == 0 { m.len } else { m.stride };
             if stride < m.len {
-                self.counters.event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
+                self.counters
+                    .event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
             }
             let mut off = 0;
             while off < m.len {
@@ -304,7 +352,15 @@ impl Worker {
                 }
                 self.counters.rx(PORT_TUNNEL, len);
                 let action = self.pipeline.from_tunnel(t, &self.counters, m.addr, buf);
-                execute(&self.cfg, &self.counters, &self.taps, self.underlay.as_mut(), t, action, self.bufs.get_mut(i));
+                execute(
+                    &self.cfg,
+                    &self.counters,
+                    &self.taps,
+                    self.underlay.as_mut(),
+                    t,
+                    action,
+                    self.bufs.get_mut(i),
+                );
                 off += len;
             }
         }

@@ -59,7 +59,9 @@ fn the_pipeline_allocates_nothing_per_packet() {
         sample::vxlan(0x08, 9, 0, &inner),
         vec![0x08],
     ];
-    let mut bufs: Vec<PacketBuf> = (0..from_pods.len() + from_tunnel.len()).map(|_| PacketBuf::new()).collect();
+    let mut bufs: Vec<PacketBuf> = (0..from_pods.len() + from_tunnel.len())
+        .map(|_| PacketBuf::new())
+        .collect();
     let src = "198.51.100.2:50000".parse().unwrap();
     let mut encaps = 0;
 
@@ -73,14 +75,22 @@ fn the_pipeline_allocates_nothing_per_packet() {
                 encaps += 1;
             }
         }
-        for (f, buf) in from_tunnel.iter().zip(bufs.iter_mut().skip(from_pods.len())) {
+        for (f, buf) in from_tunnel
+            .iter()
+            .zip(bufs.iter_mut().skip(from_pods.len()))
+        {
             buf.receive_area()[..f.len()].copy_from_slice(f);
             buf.set_received(f.len());
             let _ = p.from_tunnel(&t, &counters, src, buf);
         }
     }
     let after = ALLOCS.load(Ordering::Relaxed);
-    assert_eq!(after - before, 0, "the packet path allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "the packet path allocated {} times",
+        after - before
+    );
     assert_eq!(encaps, 1000, "the encapsulation path ran");
     let _ = HOST_MAC;
 }

@@ -43,12 +43,19 @@ pub fn lab(spec: LabSpec) -> LabGuard {
 pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = Path::new("/run/netns").join(netns);
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let file =
+            std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
         use std::os::fd::AsRawFd;
         // SAFETY: `file` is an open network-namespace file; setns affects this thread only,
         // which exits when `f` returns.
         let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "setns {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
         f()
     })
     .join()
@@ -86,26 +93,33 @@ pub fn tcp_transfer(
     write_size: usize,
     limit: Duration,
 ) -> Result<Duration, String> {
-    let listener = in_netns(to_ns, move || TcpListener::bind(SocketAddr::from((to_ip, port))))
-        .map_err(|e| format!("listen on {to_ip}:{port} in {to_ns}: {e}"))?;
+    let listener = in_netns(to_ns, move || {
+        TcpListener::bind(SocketAddr::from((to_ip, port)))
+    })
+    .map_err(|e| format!("listen on {to_ip}:{port} in {to_ns}: {e}"))?;
     let seed = 0x5eed_0000 + port as u64;
     let receiver = std::thread::spawn(move || -> Result<usize, String> {
         listener.set_nonblocking(false).map_err(|e| e.to_string())?;
         let (mut s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
         let mut expect = Pattern::new(seed);
         let mut got = vec![0u8; 1 << 16];
         let mut want = vec![0u8; 1 << 16];
         let mut total = 0usize;
         loop {
-            let n = s.read(&mut got).map_err(|e| format!("read after {total} bytes: {e}"))?;
+            let n = s
+                .read(&mut got)
+                .map_err(|e| format!("read after {total} bytes: {e}"))?;
             if n == 0 {
                 return Ok(total);
             }
             // The pattern is generated in 8-byte words; keep reads word-aligned by topping up.
             let mut filled = n;
             while filled % 8 != 0 {
-                let m = s.read(&mut got[filled..filled + (8 - filled % 8)]).map_err(|e| e.to_string())?;
+                let m = s
+                    .read(&mut got[filled..filled + (8 - filled % 8)])
+                    .map_err(|e| e.to_string())?;
                 if m == 0 {
                     break;
                 }
@@ -113,18 +127,26 @@ pub fn tcp_transfer(
             }
             expect.fill(&mut want[..filled]);
             if got[..filled] != want[..filled] {
-                let at = got[..filled].iter().zip(&want[..filled]).position(|(a, b)| a != b).unwrap_or(0);
+                let at = got[..filled]
+                    .iter()
+                    .zip(&want[..filled])
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
                 return Err(format!("byte {} differs", total + at));
             }
             total += filled;
         }
     });
     let started = Instant::now();
-    let stream = in_netns(from_ns, move || TcpStream::connect_timeout(&SocketAddr::from((to_ip, port)), Duration::from_secs(5)))
-        .map_err(|e| format!("connect to {to_ip}:{port} from {from_ns}: {e}"))?;
+    let stream = in_netns(from_ns, move || {
+        TcpStream::connect_timeout(&SocketAddr::from((to_ip, port)), Duration::from_secs(5))
+    })
+    .map_err(|e| format!("connect to {to_ip}:{port} from {from_ns}: {e}"))?;
     let sender = std::thread::spawn(move || -> Result<(), String> {
         let mut stream = stream;
-        stream.set_write_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
         let mut p = Pattern::new(seed);
         let ws = write_size.max(8) / 8 * 8;
         let mut buf = vec![0u8; ws];
@@ -132,14 +154,20 @@ pub fn tcp_transfer(
         while left > 0 {
             let n = left.min(ws);
             p.fill(&mut buf[..n]);
-            stream.write_all(&buf[..n]).map_err(|e| format!("write with {left} bytes left: {e}"))?;
+            stream
+                .write_all(&buf[..n])
+                .map_err(|e| format!("write with {left} bytes left: {e}"))?;
             left -= n;
         }
-        stream.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(|e| e.to_string())?;
         Ok(())
     });
     sender.join().map_err(|_| "sender panicked".to_string())??;
-    let got = receiver.join().map_err(|_| "receiver panicked".to_string())??;
+    let got = receiver
+        .join()
+        .map_err(|_| "receiver panicked".to_string())??;
     let took = started.elapsed();
     if got != bytes {
         return Err(format!("received {got} of {bytes} bytes"));
@@ -178,7 +206,9 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (bool, String) {
 /// `ping` from a lab target; returns (all answered, output).
 pub fn ping(lab: &Lab, from: &str, to: Ipv4Addr, count: u32, extra: &[&str]) -> (bool, String) {
     let mut cmd = lab.command(from, "ping");
-    cmd.args(["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2"]).args(extra).arg(to.to_string());
+    cmd.args(["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2"])
+        .args(extra)
+        .arg(to.to_string());
     run_bounded(&mut cmd, Duration::from_secs(10 + count as u64))
 }
 
@@ -206,7 +236,20 @@ impl Capture {
         std::fs::create_dir_all(dir).expect("capture dir");
         let file = dir.join(format!("{netns}-{iface}.pcap"));
         let mut child = Command::new("ip")
-            .args(["netns", "exec", netns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", iface, "-n", "-U", "-w"])
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "tcpdump",
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-i",
+                iface,
+                "-n",
+                "-U",
+                "-w",
+            ])
             .arg(&file)
             .arg(filter)
             .stdin(Stdio::null())
@@ -232,7 +275,8 @@ impl Capture {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10)).expect("tcpdump did not start listening within 10 s");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump did not start listening within 10 s");
         Capture { child, file }
     }
 
@@ -303,5 +347,11 @@ pub fn vxlan_inner(frame: &[u8], port: u16) -> Option<(u32, &[u8])> {
 
 /// The counter named `name` from a stats reply (drops or events).
 pub fn counter(stats: &controlplane::proto::StatsRepr, name: &str) -> u64 {
-    stats.drops.iter().chain(stats.events.iter()).find(|c| c.name == name).map(|c| c.value).unwrap_or_else(|| panic!("no counter {name}"))
+    stats
+        .drops
+        .iter()
+        .chain(stats.events.iter())
+        .find(|c| c.name == name)
+        .map(|c| c.value)
+        .unwrap_or_else(|| panic!("no counter {name}"))
 }

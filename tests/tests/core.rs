@@ -11,11 +11,20 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn two_nodes(prefix: &str) -> LabGuard {
-    lab(LabSpec { name: unique_name(prefix), nodes: 2, pods: 2, ipv6: false, ..LabSpec::default() })
+    lab(LabSpec {
+        name: unique_name(prefix),
+        nodes: 2,
+        pods: 2,
+        ipv6: false,
+        ..LabSpec::default()
+    })
 }
 
 fn netns(lab: &Lab, pod: &str) -> String {
-    lab.pod(pod).unwrap_or_else(|| panic!("no pod {pod}")).netns.clone()
+    lab.pod(pod)
+        .unwrap_or_else(|| panic!("no pod {pod}"))
+        .netns
+        .clone()
 }
 
 #[test]
@@ -38,14 +47,38 @@ fn pods_ping_on_one_node_and_across_nodes_and_reach_their_node() {
 fn tcp_transfer_of_100_mb_arrives_intact_on_one_node_and_across() {
     let lab = two_nodes("tcp");
     let mb = 100 << 20;
-    let t = tcp_transfer(&netns(&lab, "n1p1"), &netns(&lab, "n1p2"), ip("10.1.1.3"), 5001, mb, 65536, Duration::from_secs(240))
-        .expect("same-node transfer");
+    let t = tcp_transfer(
+        &netns(&lab, "n1p1"),
+        &netns(&lab, "n1p2"),
+        ip("10.1.1.3"),
+        5001,
+        mb,
+        65536,
+        Duration::from_secs(240),
+    )
+    .expect("same-node transfer");
     eprintln!("same node: 100 MB in {t:?}");
-    let t = tcp_transfer(&netns(&lab, "n1p1"), &netns(&lab, "n2p1"), ip("10.1.2.2"), 5002, mb, 65536, Duration::from_secs(240))
-        .expect("cross-node transfer");
+    let t = tcp_transfer(
+        &netns(&lab, "n1p1"),
+        &netns(&lab, "n2p1"),
+        ip("10.1.2.2"),
+        5002,
+        mb,
+        65536,
+        Duration::from_secs(240),
+    )
+    .expect("cross-node transfer");
     eprintln!("across nodes: 100 MB in {t:?}");
-    let t = tcp_transfer(&netns(&lab, "n2p2"), &netns(&lab, "n1p2"), ip("10.1.1.3"), 5003, mb, 1000, Duration::from_secs(240))
-        .expect("cross-node transfer, small writes");
+    let t = tcp_transfer(
+        &netns(&lab, "n2p2"),
+        &netns(&lab, "n1p2"),
+        ip("10.1.1.3"),
+        5003,
+        mb,
+        1000,
+        Duration::from_secs(240),
+    )
+    .expect("cross-node transfer, small writes");
     eprintln!("across nodes, 1000-byte writes: 100 MB in {t:?}");
 }
 
@@ -62,9 +95,16 @@ fn arp_is_answered_by_the_switch_and_never_crosses_the_underlay() {
     let frames = cap.finish();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let inner: Vec<(u32, Vec<u8>)> =
-        frames.iter().filter_map(|f| vxlan_inner(f, 4789)).map(|(v, i)| (v, i.to_vec())).collect();
-    assert!(inner.len() >= 12, "expected the 12 echo packets encapsulated, saw {} VXLAN frames", inner.len());
+    let inner: Vec<(u32, Vec<u8>)> = frames
+        .iter()
+        .filter_map(|f| vxlan_inner(f, 4789))
+        .map(|(v, i)| (v, i.to_vec()))
+        .collect();
+    assert!(
+        inner.len() >= 12,
+        "expected the 12 echo packets encapsulated, saw {} VXLAN frames",
+        inner.len()
+    );
     for (vni, f) in &inner {
         assert_eq!(*vni, 1, "nodes default to VNI 1");
         assert!(f.len() >= 14);
@@ -72,7 +112,10 @@ fn arp_is_answered_by_the_switch_and_never_crosses_the_underlay() {
         assert_eq!(f[12..14], [0x08, 0x00], "only IPv4 expected");
     }
     let stats = lab.ctl("n1").unwrap().stats().unwrap();
-    assert!(counter(&stats, "arp_replies") >= 1, "the switch answered the pod's ARP");
+    assert!(
+        counter(&stats, "arp_replies") >= 1,
+        "the switch answered the pod's ARP"
+    );
 }
 
 #[test]
@@ -80,21 +123,31 @@ fn path_mtu_and_ttl_get_icmp_from_the_gateway() {
     let lab = two_nodes("mtu");
     let p = netns(&lab, "n1p1");
     let (ok, out) = run_bounded(
-        std::process::Command::new("ip").args(["-n", &p, "link", "set", "dev", "eth0", "mtu", "1500"]),
+        std::process::Command::new("ip")
+            .args(["-n", &p, "link", "set", "dev", "eth0", "mtu", "1500"]),
         Duration::from_secs(5),
     );
     assert!(ok, "{out}");
     // 1472 bytes of data + 8 ICMP + 20 IP = 1500 > 1450, with DF set.
     let (ok, out) = ping(&lab, "n1p1", ip("10.1.2.2"), 1, &["-M", "do", "-s", "1472"]);
-    assert!(!ok, "a 1500-byte DF packet must not cross a 1450 tunnel:\n{out}");
-    assert!(out.contains("mtu = 1450"), "expected fragmentation needed with MTU 1450:\n{out}");
+    assert!(
+        !ok,
+        "a 1500-byte DF packet must not cross a 1450 tunnel:\n{out}"
+    );
+    assert!(
+        out.contains("mtu = 1450"),
+        "expected fragmentation needed with MTU 1450:\n{out}"
+    );
     assert!(out.contains("From 10.1.1.1"), "the gateway answers:\n{out}");
     // A packet that fits still crosses.
     let (ok, out) = ping(&lab, "n1p1", ip("10.1.2.2"), 1, &["-M", "do", "-s", "1422"]);
     assert!(ok, "a 1450-byte packet fits:\n{out}");
     let (ok, out) = ping(&lab, "n1p1", ip("10.1.2.2"), 1, &["-t", "1"]);
     assert!(!ok, "{out}");
-    assert!(out.contains("Time to live exceeded"), "expected time exceeded:\n{out}");
+    assert!(
+        out.contains("Time to live exceeded"),
+        "expected time exceeded:\n{out}"
+    );
     let stats = lab.ctl("n1").unwrap().stats().unwrap();
     assert!(counter(&stats, "icmp_frag_needed_sent") >= 1);
     assert!(counter(&stats, "icmp_time_exceeded_sent") >= 1);
@@ -118,13 +171,22 @@ fn restarted_switch_keeps_pod_interfaces_and_ping_resumes() {
         std::process::Command::new("ip").args(["-n", &p, "-br", "addr", "show", "dev", "eth0"]),
         Duration::from_secs(5),
     );
-    assert!(ok && out.contains("10.1.1.2/24"), "pod interface after restart:\n{out}");
+    assert!(
+        ok && out.contains("10.1.1.2/24"),
+        "pod interface after restart:\n{out}"
+    );
     let (_, out) = handle.join().unwrap();
     let replies: Vec<u32> = out
         .lines()
         .filter_map(|l| l.split("icmp_seq=").nth(1))
         .filter_map(|s| s.split_whitespace().next()?.parse().ok())
         .collect();
-    assert!(replies.iter().any(|&s| s <= 8), "ping worked before the restart:\n{out}");
-    assert!(replies.iter().filter(|&&s| s > 50).count() >= 5, "ping resumed after the restart:\n{out}");
+    assert!(
+        replies.iter().any(|&s| s <= 8),
+        "ping worked before the restart:\n{out}"
+    );
+    assert!(
+        replies.iter().filter(|&&s| s > 50).count() >= 5,
+        "ping resumed after the restart:\n{out}"
+    );
 }

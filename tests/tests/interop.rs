@@ -26,12 +26,31 @@ fn check_both_ways(lab: &Lab, port: u16) {
     let (ok, out) = ping(lab, "n2p1", Ipv4Addr::new(10, 1, 1, 2), 3, &[]);
     assert!(ok, "kernel pod -> vxswitch pod on port {port}:\n{out}");
     let mb = 50 << 20;
-    tcp_transfer(&p1, &p2, Ipv4Addr::new(10, 1, 2, 2), 5101, mb, 65536, Duration::from_secs(180))
-        .unwrap_or_else(|e| panic!("vxswitch -> kernel transfer on port {port}: {e}"));
-    tcp_transfer(&p2, &p1, Ipv4Addr::new(10, 1, 1, 2), 5102, mb, 65536, Duration::from_secs(180))
-        .unwrap_or_else(|e| panic!("kernel -> vxswitch transfer on port {port}: {e}"));
+    tcp_transfer(
+        &p1,
+        &p2,
+        Ipv4Addr::new(10, 1, 2, 2),
+        5101,
+        mb,
+        65536,
+        Duration::from_secs(180),
+    )
+    .unwrap_or_else(|e| panic!("vxswitch -> kernel transfer on port {port}: {e}"));
+    tcp_transfer(
+        &p2,
+        &p1,
+        Ipv4Addr::new(10, 1, 1, 2),
+        5102,
+        mb,
+        65536,
+        Duration::from_secs(180),
+    )
+    .unwrap_or_else(|e| panic!("kernel -> vxswitch transfer on port {port}: {e}"));
     let stats = lab.ctl("n1").unwrap().stats().unwrap();
-    assert!(counter(&stats, "decapsulated") > 1000, "traffic from the kernel node was decapsulated");
+    assert!(
+        counter(&stats, "decapsulated") > 1000,
+        "traffic from the kernel node was decapsulated"
+    );
     assert_eq!(counter(&stats, "unknown_source_vtep"), 0);
     assert_eq!(counter(&stats, "vxlan_no_i_flag"), 0);
 }

@@ -32,7 +32,13 @@ fn inner_frame(dst_mac: [u8; 6]) -> Vec<u8> {
 
 #[test]
 fn malformed_vxlan_is_counted_by_reason_and_forwarding_goes_on() {
-    let lab = lab(LabSpec { name: unique_name("bad"), nodes: 2, pods: 1, ipv6: false, ..LabSpec::default() });
+    let lab = lab(LabSpec {
+        name: unique_name("bad"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
     let n2 = lab.node("n2").unwrap().netns.clone();
     let vtep1 = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 1), 4789));
     let mut ctl = lab.ctl("n1").unwrap();
@@ -42,19 +48,37 @@ fn malformed_vxlan_is_counted_by_reason_and_forwarding_goes_on() {
     let known = in_netns(&n2, || UdpSocket::bind("198.51.100.2:40000")).expect("bind in n2");
     let vtep_mac = [0x02, 0xf1, 0, 0, 0, 1];
     known.send_to(&[0x08, 0, 0], vtep1).unwrap(); // truncated VXLAN header
-    known.send_to(&vxlan(0x00, 1, 0, &inner_frame(vtep_mac)), vtep1).unwrap(); // I flag clear
-    known.send_to(&vxlan(0x08, 999, 0, &inner_frame(vtep_mac)), vtep1).unwrap(); // unknown VNI
-    known.send_to(&vxlan(0x08, 1, 0x5a, &inner_frame(vtep_mac)), vtep1).unwrap(); // reserved bits, no such pod
-    known.send_to(&vxlan(0x08, 1, 0, &[1, 2, 3]), vtep1).unwrap(); // truncated inner frame
+    known
+        .send_to(&vxlan(0x00, 1, 0, &inner_frame(vtep_mac)), vtep1)
+        .unwrap(); // I flag clear
+    known
+        .send_to(&vxlan(0x08, 999, 0, &inner_frame(vtep_mac)), vtep1)
+        .unwrap(); // unknown VNI
+    known
+        .send_to(&vxlan(0x08, 1, 0x5a, &inner_frame(vtep_mac)), vtep1)
+        .unwrap(); // reserved bits, no such pod
+    known
+        .send_to(&vxlan(0x08, 1, 0, &[1, 2, 3]), vtep1)
+        .unwrap(); // truncated inner frame
 
     // From an address that is no node's VTEP.
     let (ok, out) = run_bounded(
-        std::process::Command::new("ip").args(["-n", &n2, "addr", "add", "198.51.100.77/24", "dev", "eth0"]),
+        std::process::Command::new("ip").args([
+            "-n",
+            &n2,
+            "addr",
+            "add",
+            "198.51.100.77/24",
+            "dev",
+            "eth0",
+        ]),
         Duration::from_secs(5),
     );
     assert!(ok, "{out}");
     let stranger = in_netns(&n2, || UdpSocket::bind("198.51.100.77:40001")).expect("bind stranger");
-    stranger.send_to(&vxlan(0x08, 1, 0, &inner_frame(vtep_mac)), vtep1).unwrap();
+    stranger
+        .send_to(&vxlan(0x08, 1, 0, &inner_frame(vtep_mac)), vtep1)
+        .unwrap();
 
     let want = [
         ("malformed", 2),
@@ -66,11 +90,16 @@ fn malformed_vxlan_is_counted_by_reason_and_forwarding_goes_on() {
     ];
     let settled = wait_until(Duration::from_secs(5), || {
         let now = ctl.stats().unwrap();
-        want.iter().all(|(n, d)| counter(&now, n) >= counter(&before, n) + d)
+        want.iter()
+            .all(|(n, d)| counter(&now, n) >= counter(&before, n) + d)
     });
     let now = ctl.stats().unwrap();
     for (n, d) in want {
-        assert_eq!(counter(&now, n) - counter(&before, n), d, "counter {n} (settled: {settled})");
+        assert_eq!(
+            counter(&now, n) - counter(&before, n),
+            d,
+            "counter {n} (settled: {settled})"
+        );
     }
     let (ok, out) = ping(&lab, "n1p1", Ipv4Addr::new(10, 1, 2, 2), 3, &[]);
     assert!(ok, "forwarding continues after bad input:\n{out}");
@@ -84,8 +113,19 @@ fn raw_frame(s: &mut UnixStream, body: &[u8]) -> Response {
 
 #[test]
 fn garbage_on_the_control_socket_gets_errors_and_changes_nothing() {
-    let lab = lab(LabSpec { name: unique_name("ctl"), nodes: 2, pods: 1, ipv6: false, ..LabSpec::default() });
-    let socket = lab.node("n1").unwrap().socket.clone().expect("vxswitch node has a socket");
+    let lab = lab(LabSpec {
+        name: unique_name("ctl"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let socket = lab
+        .node("n1")
+        .unwrap()
+        .socket
+        .clone()
+        .expect("vxswitch node has a socket");
     let version = lab.ctl("n1").unwrap().state().unwrap().table_version;
 
     let mut s = UnixStream::connect(&socket).unwrap();
@@ -96,14 +136,21 @@ fn garbage_on_the_control_socket_gets_errors_and_changes_nothing() {
         other => panic!("expected out-of-order, got {other:?}"),
     }
     // Garbage that is not JSON, and JSON that is no request.
-    for body in [&b"\x00\xffnot json"[..], br#"{"type":"apply","owner":"admin","changes":[{"op":"explode"}]}"#] {
+    for body in [
+        &b"\x00\xffnot json"[..],
+        br#"{"type":"apply","owner":"admin","changes":[{"op":"explode"}]}"#,
+    ] {
         match raw_frame(&mut s, body) {
             Response::Error { code, .. } => assert_eq!(code, ErrorCode::Malformed),
             other => panic!("expected malformed, got {other:?}"),
         }
     }
     // A proper hello still works on the same connection.
-    let hello = serde_json::to_vec(&Request::Hello { version: PROTOCOL_VERSION, client: "test".into() }).unwrap();
+    let hello = serde_json::to_vec(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        client: "test".into(),
+    })
+    .unwrap();
     assert!(matches!(raw_frame(&mut s, &hello), Response::Hello { .. }));
     // An oversized length is refused and the connection closed.
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
@@ -115,8 +162,18 @@ fn garbage_on_the_control_socket_gets_errors_and_changes_nothing() {
     let _ = s.read_to_end(&mut rest);
     // A wrong protocol version is refused.
     let mut s2 = UnixStream::connect(&socket).unwrap();
-    let bad = serde_json::to_vec(&Request::Hello { version: 99, client: "test".into() }).unwrap();
-    assert!(matches!(raw_frame(&mut s2, &bad), Response::Error { code: ErrorCode::Version, .. }));
+    let bad = serde_json::to_vec(&Request::Hello {
+        version: 99,
+        client: "test".into(),
+    })
+    .unwrap();
+    assert!(matches!(
+        raw_frame(&mut s2, &bad),
+        Response::Error {
+            code: ErrorCode::Version,
+            ..
+        }
+    ));
 
     let after = lab.ctl("n1").unwrap().state().unwrap();
     assert_eq!(after.table_version, version, "nothing changed");

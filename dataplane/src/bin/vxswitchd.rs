@@ -61,9 +61,17 @@ struct Args {
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?}: expected MIN-MAX, e.g. 49152-65535"))?;
-    let a: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port number"))?;
-    let b: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port number"))?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected MIN-MAX, e.g. 49152-65535"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a port number"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a port number"))?;
     if a == 0 || a > b {
         return Err(format!("{s:?}: need 1 <= MIN <= MAX"));
     }
@@ -88,14 +96,19 @@ fn run(args: Args) -> Result<(), String> {
             None => None,
         },
     };
-    let workers = args
-        .workers
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let workers = args.workers.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let state_file = if args.no_state {
         None
     } else {
-        Some(args.state_file.clone().unwrap_or_else(|| server::default_state_file(&args.socket)))
+        Some(
+            args.state_file
+                .clone()
+                .unwrap_or_else(|| server::default_state_file(&args.socket)),
+        )
     };
     let cfg = SwitchConfig {
         workers,

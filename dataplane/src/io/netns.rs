@@ -42,28 +42,32 @@ impl NetnsThread {
     pub fn start() -> io::Result<NetnsThread> {
         let home = File::open("/proc/thread-self/ns/net")?;
         let (tx, rx) = unbounded::<(Option<PathBuf>, Job)>();
-        thread::Builder::new().name("vx-netns".into()).spawn(move || {
-            for (ns, job) in rx {
-                match ns {
-                    None => job(),
-                    Some(path) => {
-                        // The job itself reports the error when entering fails: we run a
-                        // closure that just drops the job.
-                        let entered = File::open(&path).and_then(|f| setns(&f));
-                        if entered.is_ok() {
-                            job();
-                            if let Err(e) = setns(&home) {
-                                // Without its home namespace the thread cannot serve anyone.
-                                eprintln!("vxswitchd: cannot return to the node namespace: {e}");
-                                std::process::abort();
+        thread::Builder::new()
+            .name("vx-netns".into())
+            .spawn(move || {
+                for (ns, job) in rx {
+                    match ns {
+                        None => job(),
+                        Some(path) => {
+                            // The job itself reports the error when entering fails: we run a
+                            // closure that just drops the job.
+                            let entered = File::open(&path).and_then(|f| setns(&f));
+                            if entered.is_ok() {
+                                job();
+                                if let Err(e) = setns(&home) {
+                                    // Without its home namespace the thread cannot serve anyone.
+                                    eprintln!(
+                                        "vxswitchd: cannot return to the node namespace: {e}"
+                                    );
+                                    std::process::abort();
+                                }
+                            } else {
+                                drop(job);
                             }
-                        } else {
-                            drop(job);
                         }
                     }
                 }
-            }
-        })?;
+            })?;
         Ok(NetnsThread { tx })
     }
 

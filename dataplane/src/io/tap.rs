@@ -52,7 +52,11 @@ impl IfReq {
                 format!("bad interface name {name:?} (1-15 bytes)"),
             ));
         }
-        let mut r = IfReq { name: [0; libc::IFNAMSIZ], flags, _pad: [0; 22] };
+        let mut r = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags,
+            _pad: [0; 22],
+        };
         r.name[..bytes.len()].copy_from_slice(bytes);
         Ok(r)
     }
@@ -92,13 +96,18 @@ impl TapQueue {
         let mut req = IfReq::new(name, flags(opts))?;
         // SAFETY: TUNSETIFF reads (and writes back the chosen name into) a `struct ifreq`;
         // `req` is a properly sized, exclusively borrowed ifreq-compatible struct.
-        cvt(unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) }).map_err(
-            |e| io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")),
-        )?;
+        cvt(unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) })
+            .map_err(|e| io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")))?;
         if opts.vnet_hdr {
             let size: libc::c_int = 12;
             // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer, which is valid.
-            cvt(unsafe { libc::ioctl(file.as_raw_fd(), TUNSETVNETHDRSZ, &size as *const libc::c_int) })?;
+            cvt(unsafe {
+                libc::ioctl(
+                    file.as_raw_fd(),
+                    TUNSETVNETHDRSZ,
+                    &size as *const libc::c_int,
+                )
+            })?;
         }
         Ok(TapQueue { file })
     }
@@ -112,7 +121,11 @@ impl TapQueue {
 
     /// Detaches this queue: it keeps the device referenced but receives no traffic.
     pub fn detach(&self) -> io::Result<()> {
-        let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: IFF_DETACH_QUEUE, _pad: [0; 22] };
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: IFF_DETACH_QUEUE,
+            _pad: [0; 22],
+        };
         // SAFETY: TUNSETQUEUE reads the flags of a `struct ifreq`; `req` is valid.
         cvt(unsafe { libc::ioctl(self.file.as_raw_fd(), TUNSETQUEUE, &mut req as *mut IfReq) })?;
         Ok(())
@@ -151,7 +164,11 @@ impl TapQueue {
         // SAFETY: IoSlice is ABI-compatible with iovec; every slice is valid for reads for the
         // duration of the call.
         let n = cvt_retry(|| unsafe {
-            libc::writev(self.file.as_raw_fd(), parts.as_ptr().cast(), parts.len() as libc::c_int)
+            libc::writev(
+                self.file.as_raw_fd(),
+                parts.as_ptr().cast(),
+                parts.len() as libc::c_int,
+            )
         })?;
         Ok(n as usize)
     }
@@ -192,7 +209,11 @@ impl Tap {
         }
         let control = TapQueue::open(name, opts)?;
         control.detach()?;
-        Ok(Tap { name: name.to_string(), queues, control })
+        Ok(Tap {
+            name: name.to_string(),
+            queues,
+            control,
+        })
     }
 }
 

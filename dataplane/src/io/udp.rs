@@ -21,7 +21,11 @@ use super::sys::setsockopt_int;
 pub const SOCKET_BUFFER: usize = 4 << 20;
 
 fn new_socket(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -71,13 +75,18 @@ pub fn check_port_free(vtep: IpAddr, port: u16) -> Result<(), String> {
 fn port_holder(port: u16) -> Option<String> {
     let mut inodes = Vec::new();
     for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.len() < 10 {
                 continue;
             }
-            let local_port = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let local_port = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
             if local_port == Some(port) {
                 if let Ok(inode) = cols[9].parse::<u64>() {
                     if inode != 0 {
@@ -95,9 +104,13 @@ fn port_holder(port: u16) -> Option<String> {
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let t = target.to_string_lossy();
             if inodes.iter().any(|i| t == format!("socket:[{i}]")) {
                 let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
@@ -115,12 +128,22 @@ pub fn set_gro(sock: &UdpSocket, on: bool) -> io::Result<()> {
 
 /// Sets the UDP_SEGMENT (GSO) size of every send on a socket (0: off).
 pub fn set_gso(sock: &UdpSocket, segment: u16) -> io::Result<()> {
-    setsockopt_int(sock.as_fd(), libc::SOL_UDP, libc::UDP_SEGMENT, segment as i32)
+    setsockopt_int(
+        sock.as_fd(),
+        libc::SOL_UDP,
+        libc::UDP_SEGMENT,
+        segment as i32,
+    )
 }
 
 /// Turns the outer UDP checksum off (IPv4 only: `SO_NO_CHECK`).
 pub fn set_no_check(sock: &UdpSocket, no_check: bool) -> io::Result<()> {
-    setsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, no_check as i32)
+    setsockopt_int(
+        sock.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_NO_CHECK,
+        no_check as i32,
+    )
 }
 
 /// Per-worker table of sockets bound to outer source ports.
@@ -142,7 +165,12 @@ impl SrcPorts {
     /// A table for ports `min..=max`; nothing is opened yet.
     pub fn new(vtep: IpAddr, min: u16, max: u16, no_check: bool) -> SrcPorts {
         let n = (max as usize).saturating_sub(min as usize) + 1;
-        SrcPorts { vtep, min, no_check, slots: (0..n).map(|_| Slot::Unopened).collect() }
+        SrcPorts {
+            vtep,
+            min,
+            no_check,
+            slots: (0..n).map(|_| Slot::Unopened).collect(),
+        }
     }
 
     /// The socket bound to `port`, opening it on first use; `None` when it cannot be bound.
@@ -178,6 +206,9 @@ impl SrcPorts {
 
     /// Number of sockets opened so far.
     pub fn open_count(&self) -> usize {
-        self.slots.iter().filter(|s| matches!(s, Slot::Open(_))).count()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Open(_)))
+            .count()
     }
 }
