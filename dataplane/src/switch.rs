@@ -40,6 +40,8 @@ pub struct SwitchConfig {
     pub busy_poll: bool,
     pub pin: bool,
     pub offload: bool,
+    /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
+    pub masquerade: bool,
     pub state_file: Option<PathBuf>,
 }
 
@@ -447,6 +449,7 @@ impl Switch {
         let n = self.workers.len();
         let opts = self.tap_options();
         let (hmac, mtu, subnet, cluster) = (host_mac(gw), l.pod_mtu(), l.subnet, l.cluster_network);
+        let masquerade = self.cfg.masquerade;
         let tap = self
             .netns
             .run(None, move || {
@@ -484,6 +487,9 @@ impl Switch {
                         HOST_PORT_NAME,
                     ],
                 )?;
+                if masquerade {
+                    install_masquerade(cluster)?;
+                }
                 Ok(tap)
             })
             .map_err(|e| format!("cannot set up {HOST_PORT_NAME}: {e}"))?;
@@ -793,6 +799,22 @@ impl Switch {
     pub fn state_file(&self) -> Option<&Path> {
         self.cfg.state_file.as_deref()
     }
+}
+
+/// Pod traffic leaving the cluster through the node's stack gets the node's address, as
+/// OpenShift-SDN's masquerade rule did: table `ip vxswitch`, replaced whole on every start.
+fn install_masquerade(cluster: Ipv4Cidr) -> io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    let _ = run_cmd("nft", &["delete", "table", "ip", "vxswitch"]);
+    run_cmd("nft", &["add", "table", "ip", "vxswitch"])?;
+    run_cmd(
+        "nft",
+        &["add chain ip vxswitch postrouting { type nat hook postrouting priority 100 ; }"],
+    )?;
+    let rule = format!(
+        "add rule ip vxswitch postrouting ip saddr {cluster} ip daddr != {cluster} oifname != \"{HOST_PORT_NAME}\" masquerade"
+    );
+    run_cmd("nft", &[&rule])
 }
 
 fn target_repr(t: &Tables, target: Target) -> FdbTarget {

@@ -190,3 +190,32 @@ fn restarted_switch_keeps_pod_interfaces_and_ping_resumes() {
         "ping resumed after the restart:\n{out}"
     );
 }
+
+#[test]
+fn pods_reach_the_outside_through_their_node_masqueraded() {
+    let lab = lab(LabSpec {
+        name: unique_name("masq"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        switch_args: vec!["--masquerade".into()],
+        ..LabSpec::default()
+    });
+    // n2's underlay address is outside the cluster network: the pod's packets leave through
+    // n1's own stack, with n1's address as their source.
+    let dir = std::env::temp_dir().join(format!("vx-{}", lab.name));
+    let n2 = lab.node("n2").unwrap().netns.clone();
+    let cap = Capture::start(&n2, "eth0", "icmp", &dir);
+    let (ok, out) = ping(&lab, "n1p1", ip("198.51.100.2"), 3, &[]);
+    let frames = cap.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{out}");
+    let requests: Vec<&Vec<u8>> = frames
+        .iter()
+        .filter(|f| f.len() > 34 + 1 && f[12..14] == [8, 0] && f[34] == 8)
+        .collect();
+    assert_eq!(requests.len(), 3, "three echo requests reached n2");
+    for f in requests {
+        assert_eq!(f[26..30], [198, 51, 100, 1], "masqueraded to n1's address");
+    }
+}

@@ -46,6 +46,10 @@ struct Args {
     /// TAP and UDP offloads (UDP GRO on receive): on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     offload: String,
+    /// Masquerade pod traffic that leaves the cluster through this node (nftables table
+    /// `ip vxswitch`; turns on IPv4 forwarding in the node's namespace).
+    #[arg(long, action = ArgAction::SetTrue)]
+    masquerade: bool,
     /// Pin each worker to a core.
     #[arg(long, action = ArgAction::SetTrue)]
     pin: bool,
@@ -119,6 +123,7 @@ fn run(args: Args) -> Result<(), String> {
         busy_poll: args.busy_poll,
         pin: args.pin,
         offload: args.offload == "on",
+        masquerade: args.masquerade,
         state_file,
     };
     let rt = tokio::runtime::Builder::new_current_thread()

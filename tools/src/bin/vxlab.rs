@@ -83,6 +83,10 @@ On failure everything built so far is removed and the reason printed.")]
         /// vxswitchd's --offload (TAP and UDP offloads).
         #[arg(long, value_enum, default_value_t = OnOff::On)]
         offload: OnOff,
+        /// One more argument for every vxswitchd; repeat for several
+        /// (e.g. --switch-arg=--masquerade).
+        #[arg(long = "switch-arg", value_name = "ARG", allow_hyphen_values = true)]
+        switch_args: Vec<String>,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             workers,
             ipv6,
             offload,
+            switch_args,
         } => {
             let spec = LabSpec {
                 name,
@@ -178,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 workers,
                 ipv6: ipv6 == OnOff::On,
                 offload: offload == OnOff::On,
+                switch_args,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());

@@ -73,6 +73,9 @@ pub struct LabSpec {
     pub ipv6: bool,
     /// vxswitchd's `--offload on|off`.
     pub offload: bool,
+    /// More arguments for every vxswitchd (e.g. `--masquerade`).
+    #[serde(default)]
+    pub switch_args: Vec<String>,
 }
 
 impl Default for LabSpec {
@@ -86,6 +89,7 @@ impl Default for LabSpec {
             workers: None,
             ipv6: true,
             offload: true,
+            switch_args: Vec::new(),
         }
     }
 }

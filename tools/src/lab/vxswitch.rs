@@ -231,6 +231,7 @@ pub fn switch_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
     }
     let offload = if spec.offload { "on" } else { "off" };
     args.extend(["--offload".to_string(), offload.to_string()]);
+    args.extend(spec.switch_args.iter().cloned());
     args
 }
 
