@@ -38,15 +38,10 @@ fn agent_pushes_file_changes_keeps_admin_objects_and_refuses_bad_files() {
         Duration::from_secs(5),
     );
     assert!(ok, "{out}");
-    for args in [vec!["link", "set", "lo", "up"]] {
-        let _ = run_bounded(
-            std::process::Command::new("ip")
-                .arg("-n")
-                .arg(&extra_ns)
-                .args(&args),
-            Duration::from_secs(5),
-        );
-    }
+    let _ = run_bounded(
+        std::process::Command::new("ip").args(["-n", &extra_ns, "link", "set", "lo", "up"]),
+        Duration::from_secs(5),
+    );
     let original = std::fs::read_to_string(&file).unwrap();
     let with_pod = format!(
         "{original}\n[[pods]]\nname = \"n1p9\"\nnetns = \"{extra_ns}\"\nmac = \"0a:58:0a:01:01:0a\"\nip = \"10.1.1.10\"\n"
