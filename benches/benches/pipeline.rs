@@ -4,7 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dataplane::buf::PacketBuf;
 use dataplane::counters::WorkerCounters;
-use dataplane::pipeline::{Action, Pipeline, PipelineConfig};
+use dataplane::pipeline::{Action, Pipeline, PipelineConfig, Recorder};
 use dataplane::sample::{self, GW_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
 use dataplane::wire::VxlanPacket;
 
@@ -38,7 +38,7 @@ fn encap(c: &mut Criterion) {
                 // Restore the frame's start and TTL: the copy is a header's worth, not the frame.
                 buf.set_received(frame.len());
                 buf.frame_mut()[..34].copy_from_slice(&frame[..34]);
-                let a = p.from_port(&t, &counters, pod.0, &mut buf);
+                let a = p.from_port(&t, &counters, pod.0, &mut buf, &mut Recorder::default());
                 debug_assert!(matches!(a, Action::Encap { .. }));
                 black_box(a)
             })
@@ -70,7 +70,7 @@ fn decap(c: &mut Criterion) {
             b.iter(|| {
                 buf.set_received(pkt.len());
                 buf.frame_mut()[..8 + 34].copy_from_slice(&pkt[..8 + 34]);
-                let a = p.from_tunnel(&t, &counters, src, &mut buf);
+                let a = p.from_tunnel(&t, &counters, src, None, &mut buf, &mut Recorder::default());
                 debug_assert_eq!(a, Action::Output(pod.0));
                 black_box(a)
             })

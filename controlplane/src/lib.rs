@@ -9,6 +9,8 @@ pub mod agent;
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod flow;
+pub mod flow_syntax;
 pub mod proto;
 
 pub use error::Error;

@@ -25,6 +25,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::flow::*;
+
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest message either side accepts, in bytes.
@@ -54,6 +56,37 @@ pub enum Request {
     GetStats,
     /// The forwarding database: MAC and IP entries the switch knows.
     GetFdb,
+    /// An atomic bundle of flow-table changes (all or nothing).
+    FlowMods { mods: Vec<FlowMod> },
+    /// Flows with their counters; `table` and `matches` narrow the list (non-strict).
+    DumpFlows {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table: Option<u8>,
+        #[serde(default)]
+        matches: Vec<Match>,
+    },
+    /// Per-table counters.
+    DumpTables,
+    /// Runs a packet described by `matches` (exact values) arriving on `in_port` through the
+    /// flow tables without sending anything, and reports every step.
+    Trace {
+        in_port: PortRef,
+        matches: Vec<Match>,
+    },
+    /// Streams flow additions and removals: answered by [`Response::Streaming`], then one
+    /// [`Response::FlowEvent`] per change until the client closes the connection.
+    Monitor,
+    /// Streams the frames a port sends and receives (for the tunnel: the VXLAN datagrams):
+    /// [`Response::Streaming`], then [`Response::Frame`]s, then [`Response::StreamEnd`] after
+    /// `count` frames (or when the client closes).
+    Capture {
+        port: PortRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        /// Only frames matching all of these (exact values).
+        #[serde(default)]
+        filter: Vec<Match>,
+    },
 }
 
 /// A response from vxswitchd.
@@ -71,6 +104,25 @@ pub enum Response {
     State(StateRepr),
     Stats(StatsRepr),
     Fdb(FdbRepr),
+    Flows {
+        table_version: u64,
+        flows: Vec<FlowStats>,
+    },
+    Tables {
+        tables: Vec<TableStats>,
+    },
+    Trace(TraceRepr),
+    /// A stream starts; `detail` says what it carries.
+    Streaming {
+        detail: String,
+    },
+    FlowEvent(FlowEvent),
+    Frame(CapturedFrame),
+    StreamEnd {
+        frames: u64,
+        /// Frames the switch could not hand over in time (the capture ring was full).
+        lost: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -435,6 +487,75 @@ pub struct RouteEntry {
     pub node: String,
     pub vtep: IpAddr,
     pub vtep_mac: MacAddr,
+}
+
+/// One step of a trace: a table lookup and what it led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub table: u8,
+    /// The flow that matched, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowSpec>,
+    /// What happened, in words (e.g. "no match: table miss drops").
+    pub note: String,
+    /// How deep in resubmit / goto_table chains this lookup was.
+    pub depth: u8,
+}
+
+/// The result of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRepr {
+    pub steps: Vec<TraceStep>,
+    /// The actions that would run, in order, as text.
+    pub actions: Vec<String>,
+    /// The final verdict, e.g. "output to port 4 (n1p2)" or "drop: table miss in table 10".
+    pub verdict: String,
+}
+
+/// A flow-table change seen by a monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowEvent {
+    pub event: FlowEventKind,
+    /// Why: "add", "modify", "delete", "idle_timeout", "hard_timeout", "replace".
+    pub reason: String,
+    pub table_version: u64,
+    pub flow: FlowSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowEventKind {
+    Added,
+    Modified,
+    Removed,
+}
+
+/// Whether a captured frame entered or left the switch through the port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Rx,
+    Tx,
+}
+
+/// One captured frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedFrame {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    pub port: u16,
+    pub direction: Direction,
+    /// Length on the wire (the data may be cut to the capture's snap length).
+    pub len: u32,
+    /// The frame as hex. For the tunnel port: the UDP payload (VXLAN header + inner frame);
+    /// a capture tool wraps it in outer headers (from `local` and `peer`) to make a pcap.
+    pub hex: String,
+    /// Tunnel frames: this node's VTEP address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<std::net::SocketAddr>,
+    /// Tunnel frames: the remote VTEP's address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// An Ethernet MAC address, written `aa:bb:cc:dd:ee:ff`.

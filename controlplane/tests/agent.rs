@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use controlplane::agent::{config, reconcile, Reconciler};
 use controlplane::client::Client;
+use controlplane::flow_syntax::{format_flow, parse_flow};
 use controlplane::proto::*;
 use fake_daemon::{base_state, temp_dir, FakeDaemon};
 
@@ -41,6 +42,19 @@ subnet = "10.1.2.0/24"
 "#;
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The one flow a single-tenant agent installs.
+fn normal_flow() -> FlowSpec {
+    FlowSpec {
+        table: 0,
+        priority: 0,
+        cookie: AGENT_COOKIE,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        matches: vec![],
+        actions: vec![FlowAction::Normal],
+    }
+}
 
 /// Base state plus an admin pod port and an admin remote node.
 fn state_with_admin() -> StateRepr {
@@ -98,9 +112,25 @@ fn reconcile_pushes_the_file_then_only_differences() {
     let desired = config::parse("agent.toml", FILE).unwrap();
     let mut client = Client::connect(&fake.path, "test").unwrap();
 
-    // First reconcile: everything, in one batch, as the agent, at the version it read.
+    // First reconcile: everything, in one batch, as the agent, at the version it read; then
+    // the agent's one flow in one bundle.
     let out = reconcile(&mut client, &desired).unwrap();
-    assert_eq!((out.pushed, out.version), (4, 5));
+    assert_eq!(
+        (
+            out.pushed,
+            out.flow_changes,
+            out.objects_version,
+            out.version
+        ),
+        (5, 1, 5, 6)
+    );
+    assert_eq!(
+        fake.flow_mods(),
+        vec![vec![FlowMod::Add {
+            flow: normal_flow(),
+            reset_counts: false
+        }]]
+    );
     let batches = fake.applied();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].owner, Owner::Agent);
@@ -130,8 +160,9 @@ fn reconcile_pushes_the_file_then_only_differences() {
 
     // Second reconcile: nothing to do, no batch sent.
     let out = reconcile(&mut client, &desired).unwrap();
-    assert_eq!((out.pushed, out.version), (0, 5));
+    assert_eq!((out.pushed, out.version), (0, 6));
     assert_eq!(fake.applied().len(), 1);
+    assert_eq!(fake.flow_mods().len(), 1);
 
     // A changed file: n1p2 gets another IP, n1p1 goes away, n3 arrives.
     let text = FILE.replacen("10.1.1.3", "10.1.1.30", 1).replacen(
@@ -141,9 +172,9 @@ fn reconcile_pushes_the_file_then_only_differences() {
     ) + "\n[[nodes]]\nname = \"n3\"\nvtep = \"198.51.100.3\"\nvtep_mac = \"02:f1:00:00:00:03\"\nsubnet = \"10.1.3.0/24\"\n";
     let changed = config::parse("agent.toml", &text).unwrap();
     let out = reconcile(&mut client, &changed).unwrap();
-    assert_eq!(out.pushed, 4);
+    assert_eq!((out.pushed, out.flow_changes), (4, 0));
     let last = fake.applied().pop().unwrap();
-    assert_eq!(last.expected_version, Some(5));
+    assert_eq!(last.expected_version, Some(6));
     assert_eq!(
         last.changes,
         vec![
@@ -169,7 +200,7 @@ fn a_stale_version_is_retried_with_a_fresh_plan() {
     let desired = config::parse("agent.toml", FILE).unwrap();
     let mut client = Client::connect(&fake.path, "test").unwrap();
     let out = reconcile(&mut client, &desired).unwrap();
-    assert_eq!(out.pushed, 4);
+    assert_eq!(out.pushed, 5);
     let inner = fake.lock();
     assert_eq!(inner.refused.len(), 2);
     assert_eq!(inner.applied.len(), 1);
@@ -199,7 +230,7 @@ fn a_plan_the_daemon_does_not_converge_on_is_not_pushed_twice() {
     let desired = config::parse("agent.toml", FILE).unwrap();
     let mut client = Client::connect(&fake.path, "test").unwrap();
     let mut r = Reconciler::new();
-    assert_eq!(r.reconcile(&mut client, &desired).unwrap().pushed, 4);
+    assert_eq!(r.reconcile(&mut client, &desired).unwrap().pushed, 5);
     // The daemon "forgets" a port's spec: the same DelPort+AddPort would come back every time.
     fake.lock().state.as_mut().unwrap().ports[3].spec = None;
     let first = r.reconcile(&mut client, &desired).unwrap();
@@ -299,7 +330,13 @@ fn once_pushes_then_finds_nothing_to_push() {
         .arg("--config")
         .arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(err.trim(), "vxagent: pushed 4 changes, table version 5");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "vxagent: pushed 4 changes, table version 5",
+            "vxagent: pushed 1 flow changes, table version 6"
+        ]
+    );
     assert_eq!(fake.lock().hellos, ["vxagent"]);
     let (code, _, err) = run(vxagent()
         .arg("--once")
@@ -308,7 +345,7 @@ fn once_pushes_then_finds_nothing_to_push() {
         .arg("--config")
         .arg(&file));
     assert_eq!(code, 0);
-    assert_eq!(err.trim(), "vxagent: nothing to push, table version 5");
+    assert_eq!(err.trim(), "vxagent: nothing to push, table version 6");
     assert_eq!(fake.applied().len(), 1);
 
     // A bad file pushes nothing and fails.
@@ -467,13 +504,21 @@ fn the_run_loop_follows_the_file_and_survives_a_daemon_restart() {
     let lines: Vec<&str> = log.lines().collect();
     let has = |s: &str| lines.iter().any(|l| l.contains(s));
     assert!(has("vxagent: pushed 4 changes, table version 5"), "{log}");
-    assert!(has("vxagent: pushed 2 changes, table version 6"), "{log}");
+    assert!(
+        has("vxagent: pushed 1 flow changes, table version 6"),
+        "{log}"
+    );
+    assert!(has("vxagent: pushed 2 changes, table version 7"), "{log}");
     assert!(
         has("agent.toml:24: node n2: subnet 10.1.1.0/25 overlaps this node's subnet 10.1.1.0/24"),
         "{log}"
     );
     assert!(has("lost vxswitchd"), "{log}");
     assert!(has("vxagent: pushed 4 changes, table version 1"), "{log}");
+    assert!(
+        has("vxagent: pushed 1 flow changes, table version 2"),
+        "{log}"
+    );
     assert!(has("vxagent: exiting"), "{log}");
     // The bad file and the absent daemon are each logged once, not once per interval.
     assert_eq!(
@@ -526,4 +571,141 @@ fn a_refused_batch_is_retried_with_backoff_and_at_once_after_an_edit() {
         .filter(|l| l.contains("refused the request (Failed)"))
         .count();
     assert_eq!(refusals, 1, "{log}");
+}
+
+fn agent_flows(fake: &FakeDaemon) -> Vec<FlowSpec> {
+    let mut v: Vec<FlowSpec> = fake
+        .flows()
+        .into_iter()
+        .filter(|f| f.cookie == AGENT_COOKIE)
+        .collect();
+    v.sort_by_key(|f| (f.table, std::cmp::Reverse(f.priority), format_flow(f)));
+    v
+}
+
+fn parsed(lines: &[&str]) -> Vec<FlowSpec> {
+    let mut v: Vec<FlowSpec> = lines
+        .iter()
+        .map(|l| parse_flow(&format!("cookie={AGENT_COOKIE:#x},{l}")).unwrap())
+        .collect();
+    v.sort_by_key(|f| (f.table, std::cmp::Reverse(f.priority), format_flow(f)));
+    v
+}
+
+#[test]
+fn multitenant_flows_follow_the_file_and_leave_admin_flows_alone() {
+    let dir = temp_dir("mt");
+    let fake = FakeDaemon::start(&dir.join("s.sock"), state_with_admin());
+    // An admin flow is in the switch before the agent comes.
+    let admin = parse_flow("cookie=0x42,table=0,priority=1000,in_port=debug,actions=drop").unwrap();
+    fake.lock().flows.push(FlowStats {
+        spec: admin.clone(),
+        n_packets: 7,
+        n_bytes: 700,
+        duration_ms: 1000,
+        idle_ms: 10,
+    });
+    let text = FILE.replacen(
+        "subnet = \"10.1.1.0/24\"\n",
+        "subnet = \"10.1.1.0/24\"\nmultitenant = true\n",
+        1,
+    );
+    let desired = config::parse("agent.toml", &text).unwrap();
+    assert!(desired.multitenant);
+    let mut client = Client::connect(&fake.path, "test").unwrap();
+    let out = reconcile(&mut client, &desired).unwrap();
+    assert_eq!((out.pushed, out.flow_changes), (4 + 11, 11), "{out:?}");
+    // The ports came first: the fake refuses flows that name ports it does not have.
+    assert!(fake.lock().flow_refused.is_empty());
+    assert_eq!(fake.flow_mods().len(), 1);
+    let want = parsed(&[
+        "table=0,priority=300,in_port=vxlan0,tun_src=198.51.100.2,actions=goto_table:10",
+        "table=0,priority=290,in_port=vxlan0,actions=drop",
+        "table=0,priority=300,in_port=vxhost0,actions=goto_table:10",
+        "table=0,priority=300,in_port=n1p1,dl_src=0a:58:0a:01:01:02,ip,nw_src=10.1.1.2,actions=goto_table:10",
+        "table=0,priority=300,in_port=n1p1,dl_src=0a:58:0a:01:01:02,arp,arp_spa=10.1.1.2,arp_sha=0a:58:0a:01:01:02,actions=goto_table:10",
+        "table=0,priority=290,in_port=n1p1,actions=drop",
+        "table=0,priority=300,in_port=n1p2,dl_src=0a:58:0a:01:01:03,ip,nw_src=10.1.1.3,actions=goto_table:10",
+        "table=0,priority=300,in_port=n1p2,dl_src=0a:58:0a:01:01:03,arp,arp_spa=10.1.1.3,arp_sha=0a:58:0a:01:01:03,actions=goto_table:10",
+        "table=0,priority=290,in_port=n1p2,actions=drop",
+        "table=0,priority=0,actions=drop",
+        "table=10,priority=0,actions=normal",
+    ]);
+    assert_eq!(agent_flows(&fake), want);
+    assert!(fake.flows().contains(&admin));
+
+    // Nothing changed: nothing pushed.
+    let out = reconcile(&mut client, &desired).unwrap();
+    assert_eq!(out.pushed, 0, "{out:?}");
+    assert_eq!(fake.flow_mods().len(), 1);
+
+    // n1p2 leaves the file: its port goes, then its three flows, strictly and by cookie.
+    let text2 = text.replacen(
+        "[[pods]]\nname = \"n1p2\"\nnetns = \"lab-n1p2\"\nmac = \"0a:58:0a:01:01:03\"\nip = \"10.1.1.3\"\n",
+        "",
+        1,
+    );
+    let fewer = config::parse("agent.toml", &text2).unwrap();
+    let out = reconcile(&mut client, &fewer).unwrap();
+    assert_eq!((out.pushed, out.flow_changes), (1 + 3, 3), "{out:?}");
+    let bundle = fake.flow_mods().pop().unwrap();
+    assert!(bundle.iter().all(|m| matches!(
+        m,
+        FlowMod::Delete {
+            strict: true,
+            cookie: Some((AGENT_COOKIE, u64::MAX)),
+            ..
+        }
+    )));
+    assert_eq!(agent_flows(&fake).len(), 8);
+    assert!(!agent_flows(&fake)
+        .iter()
+        .any(|f| format_flow(f).contains("n1p2")));
+
+    // Back to a single tenant: one flow replaces (table=0,priority=0) and the rest go.
+    let single = config::parse("agent.toml", FILE).unwrap();
+    reconcile(&mut client, &single).unwrap();
+    assert_eq!(agent_flows(&fake), vec![normal_flow()]);
+    assert!(fake.flows().contains(&admin));
+    assert!(fake.lock().flow_refused.is_empty());
+}
+
+#[test]
+fn agent_flows_colliding_with_admin_flows_and_pods_are_left_out() {
+    let dir = temp_dir("mtc");
+    let fake = FakeDaemon::start(&dir.join("s.sock"), state_with_admin());
+    // The admin holds the rule of the agent's table-10 flow.
+    let admin = parse_flow("cookie=0x42,table=10,priority=0,actions=drop").unwrap();
+    fake.lock().flows.push(FlowStats {
+        spec: admin.clone(),
+        n_packets: 0,
+        n_bytes: 0,
+        duration_ms: 0,
+        idle_ms: 0,
+    });
+    // n1p2 wants the admin port's IP: no port, so no flows for it either (the switch would
+    // refuse flows naming a port it does not have).
+    let text = FILE
+        .replacen(
+            "subnet = \"10.1.1.0/24\"\n",
+            "subnet = \"10.1.1.0/24\"\nmultitenant = true\n",
+            1,
+        )
+        .replacen("10.1.1.3", "10.1.1.99", 1);
+    let desired = config::parse("agent.toml", &text).unwrap();
+    let mut client = Client::connect(&fake.path, "test").unwrap();
+    let out = reconcile(&mut client, &desired).unwrap();
+    assert_eq!(out.conflicts.len(), 2, "{:?}", out.conflicts);
+    assert!(out.conflicts[0].contains("n1p2"), "{:?}", out.conflicts);
+    assert!(
+        out.conflicts[1].contains("cookie 0x42"),
+        "{:?}",
+        out.conflicts
+    );
+    assert!(fake.lock().flow_refused.is_empty());
+    let flows = agent_flows(&fake);
+    assert!(!flows.iter().any(|f| format_flow(f).contains("n1p2")));
+    assert!(!flows.iter().any(|f| f.table == 10));
+    assert!(fake.flows().contains(&admin));
+    assert_eq!(reconcile(&mut client, &desired).unwrap().pushed, 0);
 }

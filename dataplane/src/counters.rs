@@ -82,6 +82,12 @@ reasons! {
         TxError => "tx_error",
         /// A frame that came in on a port and would go out the same port.
         Hairpin => "hairpin",
+        /// A flow's drop action (or empty action list).
+        FlowDrop => "flow_drop",
+        /// No flow matched and the table's miss policy drops.
+        TableMiss => "table_miss",
+        /// resubmit / goto_table chains deeper than 64.
+        ResubmitDepth => "resubmit_depth",
     }
 }
 
@@ -108,6 +114,14 @@ reasons! {
         GroSegments => "udp_gro_segments",
         /// UDP GSO sends.
         GsoSends => "udp_gso_sends",
+        /// Flow lookups answered by the exact-match cache.
+        FlowCacheHit => "flow_cache_hits",
+        /// Flow lookups that went to the classifier.
+        FlowCacheMiss => "flow_cache_misses",
+        /// Frames copied to a capture.
+        Captured => "captured",
+        /// Frames a capture could not take (its ring was full).
+        CaptureLost => "capture_lost",
     }
 }
 
@@ -124,12 +138,31 @@ pub struct PortCounters {
     pub tx_errors: Counter,
 }
 
+/// Counters of one flow on one worker.
+#[derive(Debug, Default)]
+pub struct FlowCounters {
+    pub packets: Counter,
+    pub bytes: Counter,
+    /// Milliseconds (on [`crate::clock`]) of the last hit.
+    pub last_hit_ms: Counter,
+}
+
+/// Counters of one table on one worker.
+#[derive(Debug, Default)]
+pub struct TableCounters {
+    pub lookups: Counter,
+    pub matches: Counter,
+}
+
 /// All counters of one worker.
 #[derive(Debug)]
 pub struct WorkerCounters {
     pub drops: [Counter; DropReason::COUNT],
     pub events: [Counter; Event::COUNT],
     pub ports: Box<[PortCounters]>,
+    /// Per flow id; sized once for [`crate::flow::MAX_FLOWS`].
+    pub flows: Box<[FlowCounters]>,
+    pub tables: Box<[TableCounters]>,
     /// Nanoseconds spent processing (not sleeping in poll).
     pub busy_ns: Counter,
     pub loops: Counter,
@@ -141,6 +174,10 @@ impl Default for WorkerCounters {
             drops: Default::default(),
             events: Default::default(),
             ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
+            flows: (0..crate::flow::MAX_FLOWS)
+                .map(|_| FlowCounters::default())
+                .collect(),
+            tables: (0..255).map(|_| TableCounters::default()).collect(),
             busy_ns: Counter::default(),
             loops: Counter::default(),
         }
@@ -176,6 +213,24 @@ impl WorkerCounters {
         if let Some(p) = self.port(no) {
             p.tx_packets.inc();
             p.tx_bytes.add(bytes as u64);
+        }
+    }
+    /// Credits a flow with one packet of `bytes` at `now_ms`.
+    #[inline]
+    pub fn flow_hit(&self, id: u32, bytes: usize, now_ms: u64) {
+        if let Some(f) = self.flows.get(id as usize) {
+            f.packets.inc();
+            f.bytes.add(bytes as u64);
+            f.last_hit_ms.0.store(now_ms, Ordering::Relaxed);
+        }
+    }
+    #[inline]
+    pub fn table_lookup(&self, table: u8, matched: bool) {
+        if let Some(t) = self.tables.get(table as usize) {
+            t.lookups.inc();
+            if matched {
+                t.matches.inc();
+            }
         }
     }
     #[inline]

@@ -96,6 +96,8 @@ pub struct Tables {
     /// VNIs some local port belongs to (plus the default VNI): a packet for any other is
     /// dropped as unknown.
     pub vnis: Vec<u32>,
+    /// The flow tables; `None` runs the built-in forwarding alone (as a `normal` flow would).
+    pub flows: Option<Arc<crate::flow::FlowSet>>,
 }
 
 impl Tables {

@@ -8,12 +8,18 @@
 #![deny(unsafe_code)]
 
 pub mod buf;
+pub mod capture;
+pub mod clock;
 pub mod counters;
 pub mod fib;
+pub mod flow;
+pub mod flowstore;
 pub mod io;
+pub mod metrics;
 pub mod pipeline;
 pub mod sample;
 pub mod server;
 pub mod switch;
+pub mod trace;
 pub mod wire;
 pub mod worker;

@@ -14,13 +14,16 @@
 //!
 //! Every drop is counted by reason in the worker's counters.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use controlplane::proto::PORT_HOST;
+use controlplane::flow::Field;
+use controlplane::proto::{PORT_HOST, PORT_TUNNEL};
 
 use crate::buf::PacketBuf;
 use crate::counters::{DropReason, Event, WorkerCounters};
 use crate::fib::{vni_allows, LocalInfo, NodeIdx, PortNo, Tables, Target};
+use crate::flow::key::{FlowKey, Tunnel};
+use crate::flow::{self, Emc, End, FlowSet, Step};
 use crate::wire::{
     checksum, ArpOperation, ArpPacket, EtherType, EthernetAddress, EthernetFrame, IpProtocol,
     Ipv4Packet, Ipv6Packet, VxlanPacket, VxlanRepr,
@@ -113,6 +116,7 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     icmp: RateLimiter,
     now_ms: u64,
+    emc: Emc,
 }
 
 const ETH_LEN: usize = 14;
@@ -127,6 +131,7 @@ impl Pipeline {
             cfg,
             icmp,
             now_ms: 0,
+            emc: Emc::default(),
         }
     }
 
@@ -135,77 +140,250 @@ impl Pipeline {
         self.now_ms = now_ms;
     }
 
-    /// A frame read from port `in_port`.
+    /// A frame read from port `in_port`: every output goes to `sink`; returns the last
+    /// decision (an output, or why the packet was dropped — already counted).
     pub fn from_port(
         &mut self,
         t: &Tables,
         c: &WorkerCounters,
         in_port: PortNo,
         buf: &mut PacketBuf,
+        sink: &mut impl Sink,
     ) -> Action {
         let Some(port) = t.port(in_port) else {
             return drop(c, DropReason::PortDown);
         };
-        let action = self.forward(
-            t,
-            c,
-            Ingress::Port {
-                no: in_port,
-                vni: port.vni,
-            },
-            buf,
-        );
-        if let Action::Drop(r) = action {
-            c.drop(r);
+        let ingress = Ingress::Port {
+            no: in_port,
+            vni: port.vni,
+        };
+        match &t.flows {
+            Some(fs) => self.run_flows(t, c, fs, ingress, None, buf, sink),
+            None => {
+                let a = self.forward(t, c, ingress, buf);
+                finish(t, c, a, buf, sink)
+            }
         }
-        action
     }
 
-    /// A UDP datagram from `src` received on the VXLAN port: VXLAN header + inner frame.
+    /// A UDP datagram from `src` received on the VXLAN port (VXLAN header + inner frame),
+    /// sent to `local`.
     pub fn from_tunnel(
         &mut self,
         t: &Tables,
         c: &WorkerCounters,
         src: SocketAddr,
+        local: Option<IpAddr>,
         buf: &mut PacketBuf,
+        sink: &mut impl Sink,
     ) -> Action {
-        let action = self.decap(t, c, src, buf);
-        if let Action::Drop(r) = action {
-            c.drop(r);
+        let vni = match self.decap(t, c, src, buf) {
+            Ok(vni) => vni,
+            Err(r) => return drop(c, r),
+        };
+        let ingress = Ingress::Tunnel { vni };
+        match &t.flows {
+            Some(fs) => {
+                let dst = local.or(t.local.as_ref().map(|l| l.vtep));
+                let tun = Tunnel {
+                    vni,
+                    src: v4(canonical(src.ip())),
+                    dst: dst.map(v4).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                };
+                self.run_flows(t, c, fs, ingress, Some(tun), buf, sink)
+            }
+            None => {
+                let a = self.forward(t, c, ingress, buf);
+                finish(t, c, a, buf, sink)
+            }
         }
-        action
     }
 
+    /// Checks the VXLAN header and strips it; returns the VNI.
     fn decap(
         &mut self,
         t: &Tables,
         c: &WorkerCounters,
         src: SocketAddr,
         buf: &mut PacketBuf,
-    ) -> Action {
+    ) -> Result<u32, DropReason> {
         if t.local.is_none() {
-            return Action::Drop(DropReason::NotConfigured);
+            return Err(DropReason::NotConfigured);
         }
         let src_ip = canonical(src.ip());
         if !t.vteps.contains_key(&src_ip) {
-            return Action::Drop(DropReason::UnknownVtep);
+            return Err(DropReason::UnknownVtep);
         }
         let Ok(vx) = VxlanPacket::new_checked(buf.frame()) else {
-            return Action::Drop(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         if !vx.i_flag() {
-            return Action::Drop(DropReason::NoIFlag);
+            return Err(DropReason::NoIFlag);
         }
         if vx.has_reserved_bits() {
             c.event(Event::VxlanReservedBits);
         }
         let vni = vx.vni();
         if !t.knows_vni(vni) {
-            return Action::Drop(DropReason::UnknownVni);
+            return Err(DropReason::UnknownVni);
         }
         buf.advance(VXLAN_LEN);
         c.event(Event::Decapsulated);
-        self.forward(t, c, Ingress::Tunnel { vni }, buf)
+        Ok(vni)
+    }
+
+    /// Runs the flow tables, then the program they produced.
+    #[allow(clippy::too_many_arguments)]
+    fn run_flows(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        fs: &FlowSet,
+        ingress: Ingress,
+        tunnel: Option<Tunnel>,
+        buf: &mut PacketBuf,
+        sink: &mut impl Sink,
+    ) -> Action {
+        let in_port = match ingress {
+            Ingress::Port { no, .. } => no,
+            Ingress::Tunnel { .. } => PORT_TUNNEL,
+        };
+        let key = FlowKey::extract(buf.frame(), in_port, tunnel);
+        let hash = key.hash();
+        let resolved = match self.emc.get(fs.version, &key, hash) {
+            Some(r) => {
+                c.event(Event::FlowCacheHit);
+                *r
+            }
+            None => {
+                c.event(Event::FlowCacheMiss);
+                let mut k = key;
+                let r = flow::resolve(fs, &mut k, &mut ());
+                self.emc.insert(fs.version, key, hash, &r);
+                r
+            }
+        };
+        let len = buf.len();
+        for &(table, rule) in resolved.path() {
+            let hit = fs.rules.get(rule as usize);
+            c.table_lookup(table, hit.is_some());
+            if let Some(r) = hit {
+                c.flow_hit(r.id, len, self.now_ms);
+            }
+        }
+        let mut last = None;
+        for step in resolved.steps() {
+            match *step {
+                Step::Set(field, value) => set_packet_field(buf, field, value),
+                Step::DecTtl => {
+                    if let Err(a) = self.dec_ttl(t, c, ingress, buf, sink) {
+                        return a;
+                    }
+                }
+                Step::Output(p) => {
+                    let a = if p == in_port {
+                        Action::Drop(DropReason::Hairpin)
+                    } else {
+                        Action::Output(p)
+                    };
+                    last = Some(finish(t, c, a, buf, sink));
+                }
+                Step::Tunnel { vni, dst } => {
+                    let a = match t.vteps.get(&IpAddr::V4(dst)) {
+                        Some(&node) if in_port != PORT_TUNNEL => self.encap(t, node, vni, buf),
+                        Some(_) => Action::Drop(DropReason::Hairpin),
+                        None => Action::Drop(DropReason::NoRoute),
+                    };
+                    last = Some(finish(t, c, a, buf, sink));
+                    if matches!(a, Action::Encap { .. }) {
+                        buf.advance(VXLAN_LEN);
+                    }
+                }
+                Step::Normal => {
+                    let a = self.forward(t, c, ingress, buf);
+                    last = Some(finish(t, c, a, buf, sink));
+                }
+                Step::Flood => last = Some(self.flood(t, c, ingress, buf, sink)),
+            }
+        }
+        let end = match resolved.end {
+            End::Done => None,
+            End::Drop => Some(DropReason::FlowDrop),
+            End::Miss(_) => Some(DropReason::TableMiss),
+            End::TooDeep => Some(DropReason::ResubmitDepth),
+        };
+        match (end, last) {
+            (Some(r), _) => drop(c, r),
+            (None, Some(a)) => a,
+            (None, None) => drop(c, DropReason::FlowDrop),
+        }
+    }
+
+    /// `dec_ttl`: TTL 1 becomes an ICMP time-exceeded back to the sender.
+    fn dec_ttl(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        ingress: Ingress,
+        buf: &mut PacketBuf,
+        sink: &mut impl Sink,
+    ) -> Result<(), Action> {
+        let frame = buf.frame();
+        if frame.len() < ETH_LEN + IPV4_LEN || frame[12..14] != [0x08, 0x00] {
+            return Ok(());
+        }
+        if frame[ETH_LEN + 8] > 1 {
+            decrement_ttl(buf);
+            return Ok(());
+        }
+        let Some(local) = t.local.as_ref() else {
+            return Err(drop(c, DropReason::Ttl));
+        };
+        let a = self.icmp_error(t, c, local, ingress, buf, IcmpKind::TimeExceeded);
+        if !matches!(a, Action::Drop(_)) {
+            sink.emit(t, a, buf);
+        }
+        Err(a)
+    }
+
+    /// Every local port of the packet's tenant but the ingress, and head-end replication to
+    /// the remote nodes unless the packet came from a tunnel (split horizon).
+    fn flood(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        ingress: Ingress,
+        buf: &mut PacketBuf,
+        sink: &mut impl Sink,
+    ) -> Action {
+        let (in_port, vni) = match ingress {
+            Ingress::Port { no, vni } => (no, vni),
+            Ingress::Tunnel { vni } => (PORT_TUNNEL, vni),
+        };
+        let mut last = Action::Drop(DropReason::Broadcast);
+        for (no, p) in t.ports.iter().enumerate() {
+            let no = no as PortNo;
+            if let Some(p) = p {
+                if no != in_port && no != PORT_TUNNEL && vni_allows(vni, p.vni) {
+                    last = Action::Output(no);
+                    sink.emit(t, last, buf);
+                }
+            }
+        }
+        if in_port != PORT_TUNNEL {
+            for node in 0..t.nodes.len().min(MAX_FLOOD_NODES) {
+                match self.encap(t, node as NodeIdx, vni, buf) {
+                    a @ Action::Encap { .. } => {
+                        sink.emit(t, a, buf);
+                        buf.advance(VXLAN_LEN);
+                        last = a;
+                    }
+                    Action::Drop(r) => c.drop(r),
+                    Action::Output(_) => {}
+                }
+            }
+        }
+        last
     }
 
     fn forward(
@@ -458,9 +636,8 @@ impl Pipeline {
         if ip_len > local.tunnel_mtu as usize {
             return Action::Drop(DropReason::Mtu);
         }
-        // Host-port traffic (VNID 0) is admin traffic; send it on the default VNI so that
-        // nodes without tenants (the kernel's vxlan) accept it.
-        let vni = if vni == 0 { local.default_vni } else { vni };
+        // VNID 0 (admin: the host port, admin pods) travels as VNI 0, so the receiving node
+        // lets it reach every tenant.
         let src_port = self.src_port(buf.frame());
         let Some(hdr) = buf.prepend(VXLAN_LEN) else {
             return Action::Drop(DropReason::Malformed);
@@ -580,6 +757,155 @@ impl Pipeline {
 enum IcmpKind {
     TimeExceeded,
     FragNeeded(u16),
+}
+
+/// Where the pipeline's outputs go: the worker writes them to TAPs and sockets; tests and
+/// `vxctl trace` record them.
+pub trait Sink {
+    /// Carries out an output (`Output` or `Encap`) with the buffer as it is now.
+    fn emit(&mut self, t: &Tables, action: Action, buf: &mut PacketBuf);
+}
+
+/// A sink that only remembers what it was given (tests, benchmarks, trace).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// The outputs, with a copy of the frame as it was sent (when `keep_frames`).
+    pub outputs: Vec<(Action, Vec<u8>)>,
+    /// Keep copies of the frames (allocates; off for allocation-free counting).
+    pub keep_frames: bool,
+    pub count: usize,
+}
+
+impl Recorder {
+    /// A recorder that keeps copies of the frames.
+    pub fn keeping() -> Recorder {
+        Recorder {
+            keep_frames: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Sink for Recorder {
+    fn emit(&mut self, _t: &Tables, action: Action, buf: &mut PacketBuf) {
+        self.count += 1;
+        if self.keep_frames {
+            self.outputs.push((action, buf.frame().to_vec()));
+        }
+    }
+}
+
+/// Most remote nodes a flood replicates to.
+pub const MAX_FLOOD_NODES: usize = 64;
+
+/// Counts a drop, or hands an output to the sink.
+#[inline]
+fn finish(
+    t: &Tables,
+    c: &WorkerCounters,
+    a: Action,
+    buf: &mut PacketBuf,
+    sink: &mut impl Sink,
+) -> Action {
+    match a {
+        Action::Drop(r) => c.drop(r),
+        a => sink.emit(t, a, buf),
+    }
+    a
+}
+
+#[inline]
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v) => v,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// Writes a packet field in place, keeping the IPv4 and TCP/UDP checksums right. Fields the
+/// packet does not have are left alone.
+fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
+    let frame = buf.frame_mut();
+    if frame.len() < ETH_LEN {
+        return;
+    }
+    match field {
+        Field::DlSrc => frame[6..12].copy_from_slice(&flow::key::u64_mac(value)),
+        Field::DlDst => frame[0..6].copy_from_slice(&flow::key::u64_mac(value)),
+        Field::NwSrc | Field::NwDst | Field::NwTtl | Field::TpSrc | Field::TpDst => {
+            if frame[12..14] != [0x08, 0x00] {
+                return;
+            }
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return;
+            };
+            let proto = ip.next_header();
+            let first = ip.frag_offset() == 0;
+            if field == Field::NwTtl {
+                let old = u16::from_be_bytes([ip.hop_limit(), u8::from(proto)]);
+                let new = u16::from_be_bytes([value as u8, u8::from(proto)]);
+                ip.set_hop_limit(value as u8);
+                let c = checksum::update16(ip.checksum(), old, new);
+                ip.set_checksum(c);
+                return;
+            }
+            // Where the TCP/UDP checksum is (a zero UDP checksum means none).
+            let l4_csum = |l4: &[u8]| match proto {
+                IpProtocol::Tcp if first && l4.len() >= 20 => Some(16),
+                IpProtocol::Udp if first && l4.len() >= 8 && l4[6..8] != [0, 0] => Some(6),
+                _ => None,
+            };
+            let patch = |l4: &mut [u8], o: usize, c: u16| {
+                let c = if proto == IpProtocol::Udp && c == 0 {
+                    0xffff
+                } else {
+                    c
+                };
+                l4[o..o + 2].copy_from_slice(&c.to_be_bytes());
+            };
+            if matches!(field, Field::NwSrc | Field::NwDst) {
+                let old = if field == Field::NwSrc {
+                    ip.src_addr()
+                } else {
+                    ip.dst_addr()
+                };
+                let new = Ipv4Addr::from(value as u32);
+                if field == Field::NwSrc {
+                    ip.set_src_addr(new);
+                } else {
+                    ip.set_dst_addr(new);
+                }
+                let c = checksum::update32(ip.checksum(), u32::from(old), u32::from(new));
+                ip.set_checksum(c);
+                // The pseudo-header changed: patch the TCP/UDP checksum too.
+                let l4 = ip.payload_mut();
+                if let Some(o) = l4_csum(l4) {
+                    let old_c = u16::from_be_bytes([l4[o], l4[o + 1]]);
+                    patch(
+                        l4,
+                        o,
+                        checksum::update32(old_c, u32::from(old), u32::from(new)),
+                    );
+                }
+                return;
+            }
+            let l4 = ip.payload_mut();
+            let ports_ok =
+                matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) && first && l4.len() >= 8;
+            if !ports_ok {
+                return;
+            }
+            let at = if field == Field::TpSrc { 0 } else { 2 };
+            let old = u16::from_be_bytes([l4[at], l4[at + 1]]);
+            let new = value as u16;
+            l4[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            if let Some(o) = l4_csum(l4) {
+                let old_c = u16::from_be_bytes([l4[o], l4[o + 1]]);
+                patch(l4, o, checksum::update16(old_c, old, new));
+            }
+        }
+        Field::TunId | Field::TunSrc | Field::TunDst | Field::Reg(_) => {}
+    }
 }
 
 #[inline]
@@ -770,7 +1096,7 @@ mod tests {
         let c = WorkerCounters::default();
         let mut p = Pipeline::new(PipelineConfig::default());
         let mut buf = PacketBuf::from_frame(frame);
-        let a = p.from_port(t, &c, port, &mut buf);
+        let a = p.from_port(t, &c, port, &mut buf, &mut Recorder::default());
         (a, buf.frame().to_vec(), c)
     }
 
@@ -778,7 +1104,14 @@ mod tests {
         let c = WorkerCounters::default();
         let mut p = Pipeline::new(PipelineConfig::default());
         let mut buf = PacketBuf::from_frame(payload);
-        let a = p.from_tunnel(t, &c, src.parse().unwrap(), &mut buf);
+        let a = p.from_tunnel(
+            t,
+            &c,
+            src.parse().unwrap(),
+            None,
+            &mut buf,
+            &mut Recorder::default(),
+        );
         (a, buf.frame().to_vec(), c)
     }
 
@@ -1021,11 +1354,11 @@ mod tests {
         let mut p = Pipeline::new(PipelineConfig::default());
         let mut buf = PacketBuf::from_frame(&[]);
         assert_eq!(
-            p.from_port(&t, &c, 3, &mut buf),
+            p.from_port(&t, &c, 3, &mut buf, &mut Recorder::default()),
             Action::Drop(DropReason::Malformed)
         );
         assert_eq!(
-            p.from_port(&t, &c, 999, &mut buf),
+            p.from_port(&t, &c, 999, &mut buf, &mut Recorder::default()),
             Action::Drop(DropReason::PortDown)
         );
     }

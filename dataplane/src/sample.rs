@@ -149,3 +149,87 @@ pub fn vxlan(flags: u8, vni: u32, reserved: u8, inner: &[u8]) -> Vec<u8> {
     p.extend_from_slice(inner);
     p
 }
+
+/// The tables with flow tables in front: port security for pod port 3, a resubmit chain, a
+/// register, and `normal` at the end (the shape the agent's multitenant flows have).
+pub fn with_flows(mut t: Tables) -> Tables {
+    use controlplane::flow::*;
+    use controlplane::proto::MacAddr;
+    let (no, mac, ip, _) = PODS[0];
+    let f = |table: u8, priority: u16, matches: Vec<Match>, actions: Vec<FlowAction>| FlowSpec {
+        table,
+        priority,
+        cookie: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        matches,
+        actions,
+    };
+    let flows = vec![
+        f(
+            0,
+            300,
+            vec![
+                Match::InPort {
+                    port: PortRef::Number(no),
+                },
+                Match::DlSrc {
+                    value: MacAddr(mac),
+                    mask: MacAddr([0xff; 6]),
+                },
+                Match::DlType { value: 0x0800 },
+                Match::NwSrc {
+                    value: Ipv4Addr::from(ip),
+                    mask: Ipv4Addr::BROADCAST,
+                },
+            ],
+            vec![
+                FlowAction::Load {
+                    dst: FieldRange::whole(Field::Reg(0)),
+                    value: 1,
+                },
+                FlowAction::Resubmit {
+                    in_port: None,
+                    table: 10,
+                },
+            ],
+        ),
+        f(
+            0,
+            290,
+            vec![
+                Match::InPort {
+                    port: PortRef::Number(no),
+                },
+                Match::DlType { value: 0x0806 },
+            ],
+            vec![FlowAction::GotoTable { table: 10 }],
+        ),
+        f(
+            0,
+            100,
+            vec![Match::InPort {
+                port: PortRef::Number(no),
+            }],
+            vec![FlowAction::Drop],
+        ),
+        f(0, 0, vec![], vec![FlowAction::GotoTable { table: 10 }]),
+        f(10, 0, vec![], vec![FlowAction::Normal]),
+    ];
+    let flows: Vec<(u32, FlowSpec)> = flows
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (i as u32, f))
+        .collect();
+    let resolve = |p: &PortRef| match p {
+        PortRef::Number(n) => Some(*n),
+        PortRef::Name(_) => None,
+    };
+    t.flows = Some(std::sync::Arc::new(crate::flow::FlowSet::build(
+        t.version,
+        &flows,
+        &[],
+        &resolve,
+    )));
+    t
+}

@@ -194,6 +194,12 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
                 code: ErrorCode::OutOfOrder,
                 message: "say hello first (send a hello request with the protocol version)".into(),
             },
+            Ok(Request::Monitor) => return monitor(stream, switch).await,
+            Ok(Request::Capture {
+                port,
+                count,
+                filter,
+            }) => return capture(stream, switch, port, count, filter).await,
             Ok(req) => {
                 let sw = switch.clone();
                 tokio::task::spawn_blocking(move || handle(&sw, req))
@@ -245,6 +251,37 @@ fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
         Request::GetState => Response::State(s.state()),
         Request::GetStats => Response::Stats(s.stats()),
         Request::GetFdb => Response::Fdb(s.fdb()),
+        Request::FlowMods { mods } => match s.flow_mods(&mods) {
+            Ok(version) => Response::Applied { version },
+            Err(r) => Response::Error {
+                code: r.code,
+                message: r.message,
+            },
+        },
+        Request::DumpFlows { table, matches } => match s.dump_flows(table, &matches) {
+            Ok(flows) => Response::Flows {
+                table_version: s.version(),
+                flows,
+            },
+            Err(r) => Response::Error {
+                code: r.code,
+                message: r.message,
+            },
+        },
+        Request::DumpTables => Response::Tables {
+            tables: s.dump_tables(),
+        },
+        Request::Trace { in_port, matches } => match s.trace(&in_port, &matches) {
+            Ok(t) => Response::Trace(t),
+            Err(r) => Response::Error {
+                code: r.code,
+                message: r.message,
+            },
+        },
+        Request::Monitor | Request::Capture { .. } => Response::Error {
+            code: ErrorCode::Failed,
+            message: "streams are served on the connection itself".into(),
+        },
     }
 }
 
@@ -257,4 +294,159 @@ pub fn default_state_file(socket: &Path) -> PathBuf {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "vxswitchd".into())
     ))
+}
+
+/// Streams flow events until the client goes away.
+async fn monitor(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<(), CpError> {
+    let mut rx = lock(&switch).subscribe();
+    nonblocking::write_msg(
+        &mut stream,
+        &Response::Streaming {
+            detail: "flow events".into(),
+        },
+    )
+    .await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(e) => nonblocking::write_msg(&mut wr, &Response::FlowEvent(e)).await?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("vxswitchd: a monitor fell {n} events behind");
+                }
+                Err(_) => return Ok(()),
+            },
+            r = tokio::io::AsyncReadExt::read(&mut rd, &mut probe) => {
+                // The client closed (or sent something): the stream ends.
+                let _ = r;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Streams captured frames of a port.
+async fn capture(
+    mut stream: UnixStream,
+    switch: Arc<Mutex<Switch>>,
+    port: PortRef,
+    count: Option<u64>,
+    filter: Vec<Match>,
+) -> Result<(), CpError> {
+    let started = lock(&switch).capture_start(&port);
+    let (no, name) = match started {
+        Ok(p) => p,
+        Err(r) => {
+            let resp = Response::Error {
+                code: r.code,
+                message: r.message,
+            };
+            return nonblocking::write_msg(&mut stream, &resp).await;
+        }
+    };
+    let lost_before = lock(&switch).capture_lost();
+    let vtep = lock(&switch).vtep();
+    let vxlan_port = lock(&switch).state().vxlan_port;
+    let detail = format!("capturing port {no} ({name})");
+    let r = capture_loop(
+        &mut stream,
+        &switch,
+        no,
+        count,
+        &filter,
+        vtep,
+        vxlan_port,
+        detail,
+    )
+    .await;
+    let lost = lock(&switch).capture_lost().saturating_sub(lost_before);
+    lock(&switch).capture_stop();
+    match r {
+        Ok(frames) => {
+            nonblocking::write_msg(&mut stream, &Response::StreamEnd { frames, lost }).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn capture_loop(
+    stream: &mut UnixStream,
+    switch: &Arc<Mutex<Switch>>,
+    no: u16,
+    count: Option<u64>,
+    filter: &[Match],
+    vtep: Option<std::net::IpAddr>,
+    vxlan_port: u16,
+    detail: String,
+) -> Result<u64, CpError> {
+    nonblocking::write_msg(stream, &Response::Streaming { detail }).await?;
+    let (fv, fm) = crate::flow::key::compile_match(filter, &|_| Some(no)).unwrap_or_default();
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stream.readable() => {
+                // A readable socket here means the client closed it (or broke the protocol).
+                match stream.try_read(&mut probe) {
+                    Ok(_) => return Ok(sent),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Ok(sent),
+                }
+            }
+        }
+        let mut frames = Vec::new();
+        lock(switch).capture_drain(&mut |b| {
+            let tunnel = b.port == PORT_TUNNEL;
+            let inner = if tunnel && b.kept > 8 {
+                &b.data[8..b.kept]
+            } else {
+                &b.data[..b.kept]
+            };
+            let key = crate::flow::key::FlowKey::extract(inner, b.port, None).masked(&fm);
+            if key != fv.masked(&fm) {
+                return;
+            }
+            let local = vtep.map(|ip| std::net::SocketAddr::new(ip, vxlan_port));
+            frames.push(CapturedFrame {
+                ts_ns: b.ts_ns,
+                port: b.port,
+                direction: if b.rx { Direction::Rx } else { Direction::Tx },
+                len: b.len,
+                hex: hex(&b.data[..b.kept]),
+                local: if tunnel { local } else { None },
+                peer: if tunnel { b.peer } else { None },
+            });
+        });
+        for f in frames {
+            nonblocking::write_msg(stream, &Response::Frame(f)).await?;
+            sent += 1;
+            if count.is_some_and(|c| sent >= c) {
+                return Ok(sent);
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[(x >> 4) as usize] as char);
+        s.push(H[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// Expires timed-out flows twice a second.
+pub async fn expire_flows(switch: Arc<Mutex<Switch>>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let sw = switch.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&sw).expire_flows()).await;
+    }
 }

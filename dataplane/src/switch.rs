@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{DropReason, Event};
 use crate::fib::{Fib, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target};
+use crate::flow::FlowId;
+use crate::flowstore::{self, FlowStore};
 use crate::io::netns::{netns_path, run_cmd, NetnsThread};
 use crate::io::tap::{if_index, Tap, TapOptions, TapQueue};
 use crate::io::udp;
@@ -60,11 +62,24 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
 }
 
 /// The declared configuration, as saved in the state file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub local: Option<Owned<LocalNode>>,
     pub ports: BTreeMap<String, PortCfg>,
     pub nodes: BTreeMap<String, Owned<RemoteNode>>,
+    #[serde(default = "FlowStore::initial")]
+    pub flows: FlowStore,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            local: None,
+            ports: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            flows: FlowStore::initial(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +129,10 @@ pub struct Switch {
     down: BTreeMap<PortNo, String>,
     underlay: Option<IpAddr>,
     version: u64,
+    /// Flow events for monitors.
+    events: tokio::sync::broadcast::Sender<FlowEvent>,
+    /// The port being captured, if any.
+    capturing: Option<PortNo>,
 }
 
 impl Switch {
@@ -151,6 +170,8 @@ impl Switch {
             down: BTreeMap::new(),
             underlay: None,
             version: 0,
+            events: tokio::sync::broadcast::channel(1024).0,
+            capturing: None,
         })
     }
 
@@ -399,6 +420,8 @@ impl Switch {
             t.local = Some(info);
         }
         t.reindex();
+        let resolve = self.resolver();
+        t.flows = Some(Arc::new(self.config.flows.compile(self.version, &resolve)));
         self.fib.publish(t);
     }
 
@@ -793,6 +816,245 @@ impl Switch {
         for w in &mut self.workers {
             w.stop();
         }
+    }
+
+    /// Resolves a flow's port reference: vxlan0, vxhost0, a pod port's name, or a number.
+    pub fn resolver(&self) -> impl Fn(&PortRef) -> Option<PortNo> + '_ {
+        move |p: &PortRef| match p {
+            PortRef::Number(n) if (*n as usize) < crate::counters::MAX_PORTS && *n > 0 => Some(*n),
+            PortRef::Number(_) => None,
+            PortRef::Name(name) => match name.as_str() {
+                TUNNEL_PORT_NAME => Some(PORT_TUNNEL),
+                HOST_PORT_NAME => Some(PORT_HOST),
+                other => self.config.ports.get(other).map(|p| p.no),
+            },
+        }
+    }
+
+    fn port_name(&self, no: PortNo) -> String {
+        match no {
+            PORT_TUNNEL => TUNNEL_PORT_NAME.into(),
+            PORT_HOST => HOST_PORT_NAME.into(),
+            n => self
+                .config
+                .ports
+                .values()
+                .find(|p| p.no == n)
+                .map(|p| p.spec.name.clone())
+                .unwrap_or_else(|| format!("port {n}")),
+        }
+    }
+
+    /// Sums of a flow id's counters over the workers: (packets, bytes, latest hit).
+    fn flow_sums(&self, id: FlowId) -> (u64, u64, u64) {
+        let mut out = (0, 0, 0);
+        for w in &self.workers {
+            if let Some(f) = w.counters.flows.get(id as usize) {
+                out.0 += f.packets.get();
+                out.1 += f.bytes.get();
+                out.2 = out.2.max(f.last_hit_ms.get());
+            }
+        }
+        out
+    }
+
+    /// Applies a bundle of flow changes, all or nothing.
+    pub fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<u64, Refusal> {
+        let (next, events) = {
+            let resolve = self.resolver();
+            let sums = |id: FlowId| {
+                let (p, b, _) = self.flow_sums(id);
+                (p, b)
+            };
+            let cx = flowstore::Context {
+                resolve: &resolve,
+                sums: &sums,
+                now_ms: crate::clock::now_ms(),
+            };
+            let applied = self.config.flows.apply(mods, &cx);
+            applied.map_err(|m| refuse(ErrorCode::Invalid, m))?
+        };
+        self.config.flows = next;
+        self.publish();
+        self.save();
+        for e in flowstore::events(events, self.version) {
+            let _ = self.events.send(e);
+        }
+        Ok(self.version)
+    }
+
+    /// Removes flows whose timeouts passed; called periodically.
+    pub fn expire_flows(&mut self) {
+        let now = crate::clock::now_ms();
+        let expired = self.config.flows.expired(now, &|id| self.flow_sums(id).2);
+        if expired.is_empty() {
+            return;
+        }
+        let removed = self.config.flows.remove_ids(&expired);
+        self.publish();
+        self.save();
+        for (flow, why) in removed {
+            let _ = self.events.send(FlowEvent {
+                event: FlowEventKind::Removed,
+                reason: why.into(),
+                table_version: self.version,
+                flow,
+            });
+        }
+    }
+
+    /// A receiver of flow events (for `vxctl monitor`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FlowEvent> {
+        self.events.subscribe()
+    }
+
+    /// Flows with counters, optionally narrowed to a table and a (loose) match.
+    pub fn dump_flows(
+        &self,
+        table: Option<u8>,
+        matches: &[Match],
+    ) -> Result<Vec<FlowStats>, Refusal> {
+        let resolve = self.resolver();
+        let mut filter = matches.to_vec();
+        controlplane::flow_syntax::canonicalize(&mut filter);
+        let (fv, fm) = crate::flow::key::compile_match(&filter, &resolve)
+            .map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        let now = crate::clock::now_ms();
+        let mut out = Vec::new();
+        for f in &self.config.flows.flows {
+            if table.is_some_and(|t| t != f.spec.table) {
+                continue;
+            }
+            if !filter.is_empty() {
+                let Ok((v, m)) = crate::flow::key::compile_match(&f.spec.matches, &resolve) else {
+                    continue;
+                };
+                let ok = (0..fm.0.len())
+                    .all(|i| m.0[i] & fm.0[i] == fm.0[i] && v.0[i] & fm.0[i] == fv.0[i]);
+                if !ok {
+                    continue;
+                }
+            }
+            let (p, b, hit) = self.flow_sums(f.id);
+            let last = hit.max(f.added_ms);
+            out.push(FlowStats {
+                spec: f.spec.clone(),
+                n_packets: p.saturating_sub(f.base_packets),
+                n_bytes: b.saturating_sub(f.base_bytes),
+                duration_ms: now.saturating_sub(f.added_ms),
+                idle_ms: now.saturating_sub(last),
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.spec.table, std::cmp::Reverse(a.spec.priority))
+                .cmp(&(b.spec.table, std::cmp::Reverse(b.spec.priority)))
+        });
+        Ok(out)
+    }
+
+    /// Per-table counters (tables with flows, a miss setting, or traffic).
+    pub fn dump_tables(&self) -> Vec<TableStats> {
+        let mut out = Vec::new();
+        for t in 0..=MAX_TABLE {
+            let flows = self
+                .config
+                .flows
+                .flows
+                .iter()
+                .filter(|f| f.spec.table == t)
+                .count() as u64;
+            let lookups: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.counters.tables[t as usize].lookups.get())
+                .sum();
+            let matches: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.counters.tables[t as usize].matches.get())
+                .sum();
+            let miss = self
+                .config
+                .flows
+                .misses
+                .get(&t)
+                .copied()
+                .unwrap_or_default();
+            if flows > 0 || lookups > 0 || self.config.flows.misses.contains_key(&t) {
+                out.push(TableStats {
+                    table: t,
+                    flows,
+                    lookups,
+                    matches,
+                    miss,
+                });
+            }
+        }
+        out
+    }
+
+    /// Runs a described packet through the tables and the built-in forwarding without
+    /// sending anything.
+    pub fn trace(&self, in_port: &PortRef, matches: &[Match]) -> Result<TraceRepr, Refusal> {
+        let resolve = self.resolver();
+        let port = resolve(in_port)
+            .ok_or_else(|| refuse(ErrorCode::Invalid, format!("no port {in_port}")))?;
+        let mut ms = matches.to_vec();
+        controlplane::flow_syntax::canonicalize(&mut ms);
+        let tables = self.fib.snapshot();
+        let frame = crate::trace::synthesize(&ms, &tables, port);
+        crate::trace::run(&tables, port, &ms, frame, &|n| self.port_name(n))
+            .map_err(|m| refuse(ErrorCode::Invalid, m))
+    }
+
+    /// Starts capturing a port on every worker; one capture at a time.
+    pub fn capture_start(&mut self, port: &PortRef) -> Result<(PortNo, String), Refusal> {
+        let no = self.resolver()(port)
+            .ok_or_else(|| refuse(ErrorCode::Invalid, format!("no port {port}")))?;
+        if let Some(p) = self.capturing {
+            return Err(refuse(
+                ErrorCode::Failed,
+                format!("a capture of port {p} is running; one at a time"),
+            ));
+        }
+        self.capturing = Some(no);
+        for w in &self.workers {
+            w.capture.start(no);
+        }
+        Ok((no, self.port_name(no)))
+    }
+
+    /// Hands captured frames to `f`.
+    pub fn capture_drain(&self, f: &mut dyn FnMut(&crate::capture::CapBuf)) {
+        for w in &self.workers {
+            w.capture.drain(&mut *f);
+        }
+    }
+
+    /// Stops the capture.
+    pub fn capture_stop(&mut self) {
+        self.capturing = None;
+        for w in &self.workers {
+            w.capture.stop();
+        }
+    }
+
+    /// Frames the capture lost so far (its pools were full).
+    pub fn capture_lost(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.counters.events[Event::CaptureLost as usize].get())
+            .sum()
+    }
+
+    /// The underlay address, once configured.
+    pub fn vtep(&self) -> Option<IpAddr> {
+        self.underlay
+    }
+
+    /// Worker counters (for the metrics endpoint).
+    pub fn worker_counters(&self) -> Vec<Arc<crate::counters::WorkerCounters>> {
+        self.workers.iter().map(|w| w.counters.clone()).collect()
     }
 
     /// The state file in use, if any.

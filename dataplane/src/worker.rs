@@ -20,11 +20,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::buf::{BufPool, PacketBuf};
+use crate::capture::CaptureTap;
 use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
 use crate::fib::{Fib, PortNo, Tables};
 use crate::io::tap::TapQueue;
 use crate::io::udp::{self, SrcPorts};
-use crate::pipeline::{Action, Pipeline, PipelineConfig};
+use crate::pipeline::{Action, Pipeline, PipelineConfig, Sink};
 
 /// Frames handled per source before the worker looks at the next ready source.
 pub const BATCH: usize = quinn_udp::BATCH_SIZE;
@@ -62,6 +63,7 @@ pub struct WorkerHandle {
     tx: Sender<Control>,
     waker: Arc<Waker>,
     pub counters: Arc<WorkerCounters>,
+    pub capture: Arc<CaptureTap>,
     join: Option<JoinHandle<()>>,
 }
 
@@ -88,6 +90,7 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = unbounded();
     let counters = Arc::new(WorkerCounters::default());
+    let capture = Arc::new(CaptureTap::default());
     let mut w = Worker {
         pipeline: Pipeline::new(cfg.pipeline.clone()),
         cfg,
@@ -99,7 +102,7 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
         underlay: None,
         bufs: BufPool::new(BATCH, crate::buf::MAX_FRAME),
         ready: Vec::with_capacity(MAX_PORTS + 2),
-        epoch: Instant::now(),
+        capture: capture.clone(),
         stop: false,
     };
     let name = format!("vx-worker-{}", w.cfg.id);
@@ -110,11 +113,14 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
         tx,
         waker,
         counters,
+        capture,
         join: Some(join),
     })
 }
 
 struct Underlay {
+    /// The VTEP address the socket is bound to.
+    local: Option<IpAddr>,
     sock: UdpSocket,
     state: quinn_udp::UdpSocketState,
     src: SrcPorts,
@@ -131,7 +137,7 @@ struct Worker {
     pipeline: Pipeline,
     bufs: BufPool,
     ready: Vec<Token>,
-    epoch: Instant,
+    capture: Arc<CaptureTap>,
     stop: bool,
 }
 
@@ -261,7 +267,12 @@ impl Worker {
             .register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
         let p = &self.cfg.pipeline;
         let src = SrcPorts::new(vtep, p.src_port_min, p.src_port_max, self.cfg.udp_zero_csum);
-        Ok(Underlay { sock, state, src })
+        Ok(Underlay {
+            local: Some(vtep),
+            sock,
+            state,
+            src,
+        })
     }
 
     /// Services every ready source until all are drained, a batch at a time each.
@@ -272,8 +283,7 @@ impl Worker {
             if i >= self.ready.len() {
                 i = 0;
             }
-            self.pipeline
-                .set_now_ms(self.epoch.elapsed().as_millis() as u64);
+            self.pipeline.set_now_ms(crate::clock::now_ms());
             let token = self.ready[i];
             let r = if token == UNDERLAY {
                 self.service_underlay(&tables)
@@ -290,77 +300,97 @@ impl Worker {
     }
 
     fn service_tap(&mut self, t: &Tables, no: PortNo) -> Drained {
+        let Worker {
+            cfg,
+            counters,
+            taps,
+            underlay,
+            pipeline,
+            bufs,
+            capture,
+            ..
+        } = self;
+        let mut tx = Tx {
+            cfg,
+            c: counters,
+            taps,
+            underlay: underlay.as_mut(),
+            capture,
+        };
         for _ in 0..BATCH {
-            let Some(q) = self.taps.get(no as usize).and_then(Option::as_ref) else {
+            let Some(q) = tx.taps.get(no as usize).and_then(Option::as_ref) else {
                 return Drained::Empty;
             };
-            let buf = self.bufs.get_mut(0);
+            let buf = bufs.get_mut(0);
             match q.read(buf.receive_area()) {
                 Ok(0) => return Drained::Empty,
                 Ok(n) => buf.set_received(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
-                Err(_) => {
-                    // EBADFD / EIO when the device went away: wait for the control side.
-                    return Drained::Empty;
-                }
+                // EBADFD / EIO when the device went away: wait for the control side.
+                Err(_) => return Drained::Empty,
             }
-            self.counters.rx(no, buf.len());
-            let action = self.pipeline.from_port(t, &self.counters, no, buf);
-            execute(
-                &self.cfg,
-                &self.counters,
-                &self.taps,
-                self.underlay.as_mut(),
-                t,
-                action,
-                self.bufs.get_mut(0),
-            );
+            tx.c.rx(no, buf.len());
+            if tx.capture.wants(no) {
+                tx.capture.record(tx.c, no, true, buf.frame(), None);
+            }
+            pipeline.from_port(t, tx.c, no, buf, &mut tx);
         }
         Drained::More
     }
 
     fn service_underlay(&mut self, t: &Tables) -> Drained {
-        let Some(u) = self.underlay.as_mut() else {
+        let Worker {
+            cfg,
+            counters,
+            taps,
+            underlay,
+            pipeline,
+            bufs,
+            capture,
+            ..
+        } = self;
+        let Some(u) = underlay.as_mut() else {
             return Drained::Empty;
         };
         let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
         let n = {
-            let mut it = self.bufs.bufs_mut().iter_mut();
+            let mut it = bufs.bufs_mut().iter_mut();
             let mut iovs: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| match it.next() {
                 Some(b) => IoSliceMut::new(b.receive_area()),
                 None => IoSliceMut::new(&mut []),
             });
             match u.state.recv((&u.sock).into(), &mut iovs, &mut meta) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
                 Err(_) => return Drained::Empty,
             }
+        };
+        let local = u.local;
+        let mut tx = Tx {
+            cfg,
+            c: counters,
+            taps,
+            underlay: underlay.as_mut(),
+            capture,
         };
         for (i, m) in meta.iter().enumerate().take(n) {
             let stride = if m.stride == 0 { m.len } else { m.stride };
             if stride < m.len {
-                self.counters
-                    .event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
+                tx.c.event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
             }
             let mut off = 0;
             while off < m.len {
                 let len = stride.min(m.len - off);
-                let buf = self.bufs.get_mut(i);
+                let buf = bufs.get_mut(i);
                 buf.set_received(m.len);
                 if !buf.reframe(off as isize, len) {
                     break;
                 }
-                self.counters.rx(PORT_TUNNEL, len);
-                let action = self.pipeline.from_tunnel(t, &self.counters, m.addr, buf);
-                execute(
-                    &self.cfg,
-                    &self.counters,
-                    &self.taps,
-                    self.underlay.as_mut(),
-                    t,
-                    action,
-                    self.bufs.get_mut(i),
-                );
+                tx.c.rx(PORT_TUNNEL, len);
+                if tx.capture.wants(PORT_TUNNEL) {
+                    tx.capture
+                        .record(tx.c, PORT_TUNNEL, true, buf.frame(), Some(m.addr));
+                }
+                pipeline.from_tunnel(t, tx.c, m.addr, local, buf, &mut tx);
                 off += len;
             }
         }
@@ -372,53 +402,63 @@ impl Worker {
     }
 }
 
-/// Carries out the pipeline's decision.
-#[inline]
-fn execute(
-    cfg: &WorkerConfig,
-    c: &WorkerCounters,
-    taps: &[Option<TapQueue>],
-    underlay: Option<&mut Underlay>,
-    t: &Tables,
-    action: Action,
-    buf: &mut PacketBuf,
-) {
-    match action {
-        Action::Drop(_) => {}
-        Action::Output(no) => {
-            let Some(q) = taps.get(no as usize).and_then(Option::as_ref) else {
-                c.drop(DropReason::PortDown);
-                return;
-            };
-            match q.write(buf.frame()) {
-                Ok(_) => c.tx(no, buf.len()),
-                Err(_) => {
-                    c.tx_error(no);
-                    c.drop(DropReason::TxError);
+/// The worker's transmit side: carries out the pipeline's outputs.
+struct Tx<'a> {
+    cfg: &'a WorkerConfig,
+    c: &'a WorkerCounters,
+    taps: &'a [Option<TapQueue>],
+    underlay: Option<&'a mut Underlay>,
+    capture: &'a CaptureTap,
+}
+
+impl Sink for Tx<'_> {
+    #[inline]
+    fn emit(&mut self, t: &Tables, action: Action, buf: &mut PacketBuf) {
+        let c = self.c;
+        match action {
+            Action::Drop(_) => {}
+            Action::Output(no) => {
+                let Some(q) = self.taps.get(no as usize).and_then(Option::as_ref) else {
+                    c.drop(DropReason::PortDown);
+                    return;
+                };
+                if self.capture.wants(no) {
+                    self.capture.record(c, no, false, buf.frame(), None);
+                }
+                match q.write(buf.frame()) {
+                    Ok(_) => c.tx(no, buf.len()),
+                    Err(_) => {
+                        c.tx_error(no);
+                        c.drop(DropReason::TxError);
+                    }
                 }
             }
-        }
-        Action::Encap { node, src_port } => {
-            let (Some(u), Some(n)) = (underlay, t.node(node)) else {
-                c.drop(DropReason::NotConfigured);
-                return;
-            };
-            let dst = SocketAddr::new(n.vtep, cfg.vxlan_port);
-            let sock = match u.src.get(src_port) {
-                Some(s) => s,
-                None => {
-                    c.event(Event::SrcPortFallback);
-                    &u.sock
+            Action::Encap { node, src_port } => {
+                let (Some(u), Some(n)) = (self.underlay.as_deref_mut(), t.node(node)) else {
+                    c.drop(DropReason::NotConfigured);
+                    return;
+                };
+                let dst = SocketAddr::new(n.vtep, self.cfg.vxlan_port);
+                if self.capture.wants(PORT_TUNNEL) {
+                    self.capture
+                        .record(c, PORT_TUNNEL, false, buf.frame(), Some(dst));
                 }
-            };
-            match sock.send_to(buf.frame(), dst) {
-                Ok(_) => {
-                    c.tx(PORT_TUNNEL, buf.len());
-                    c.event(Event::Encapsulated);
-                }
-                Err(_) => {
-                    c.tx_error(PORT_TUNNEL);
-                    c.drop(DropReason::TxError);
+                let sock = match u.src.get(src_port) {
+                    Some(s) => s,
+                    None => {
+                        c.event(Event::SrcPortFallback);
+                        &u.sock
+                    }
+                };
+                match sock.send_to(buf.frame(), dst) {
+                    Ok(_) => {
+                        c.tx(PORT_TUNNEL, buf.len());
+                        c.event(Event::Encapsulated);
+                    }
+                    Err(_) => {
+                        c.tx_error(PORT_TUNNEL);
+                        c.drop(DropReason::TxError);
+                    }
                 }
             }
         }

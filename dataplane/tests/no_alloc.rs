@@ -2,21 +2,32 @@
 //! counting global allocator, and the count must not move.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use dataplane::buf::PacketBuf;
 use dataplane::counters::WorkerCounters;
-use dataplane::pipeline::{Action, Pipeline, PipelineConfig};
-use dataplane::sample::{self, GW_MAC, HOST_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
+use dataplane::pipeline::{Action, Pipeline, PipelineConfig, Recorder};
+use dataplane::sample::{self, GW_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Allocations made by this thread (tests run in parallel threads).
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocs() -> usize {
+    ALLOCS.with(|a| a.get())
+}
+
+fn count() {
+    let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -25,7 +36,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -36,7 +47,22 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_pipeline_allocates_nothing_per_packet() {
-    let t = sample::tables(100);
+    run(sample::tables(100));
+}
+
+#[test]
+fn the_flow_tables_allocate_nothing_per_packet() {
+    run(sample::with_flows(sample::tables(100)));
+}
+
+#[test]
+fn the_counting_allocator_counts() {
+    let before = allocs();
+    let v = std::hint::black_box(vec![1u8; 64]);
+    assert!(allocs() > before && v.len() == 64);
+}
+
+fn run(t: dataplane::fib::Tables) {
     let counters = WorkerCounters::default();
     let mut p = Pipeline::new(PipelineConfig::default());
     let pod = PODS[0];
@@ -64,14 +90,15 @@ fn the_pipeline_allocates_nothing_per_packet() {
         .collect();
     let src = "198.51.100.2:50000".parse().unwrap();
     let mut encaps = 0;
+    let mut sink = Recorder::default();
 
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     for round in 0..1000u64 {
         p.set_now_ms(round * 10);
         for (f, buf) in from_pods.iter().zip(bufs.iter_mut()) {
             buf.receive_area()[..f.len()].copy_from_slice(f);
             buf.set_received(f.len());
-            if let Action::Encap { .. } = p.from_port(&t, &counters, pod.0, buf) {
+            if let Action::Encap { .. } = p.from_port(&t, &counters, pod.0, buf, &mut sink) {
                 encaps += 1;
             }
         }
@@ -81,10 +108,10 @@ fn the_pipeline_allocates_nothing_per_packet() {
         {
             buf.receive_area()[..f.len()].copy_from_slice(f);
             buf.set_received(f.len());
-            let _ = p.from_tunnel(&t, &counters, src, buf);
+            let _ = p.from_tunnel(&t, &counters, src, None, buf, &mut sink);
         }
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = allocs();
     assert_eq!(
         after - before,
         0,
@@ -92,5 +119,4 @@ fn the_pipeline_allocates_nothing_per_packet() {
         after - before
     );
     assert_eq!(encaps, 1000, "the encapsulation path ran");
-    let _ = HOST_MAC;
 }

@@ -355,3 +355,35 @@ pub fn counter(stats: &controlplane::proto::StatsRepr, name: &str) -> u64 {
         .map(|c| c.value)
         .unwrap_or_else(|| panic!("no counter {name}"))
 }
+
+/// Runs `vxctl --socket <node's socket> ARGS...`; returns (exit status ok, stdout+stderr).
+pub fn vxctl(lab: &Lab, node: &str, args: &[&str]) -> (bool, String) {
+    let bin = tools::lab::vxswitch::BinSearch::from_env()
+        .find("vxctl")
+        .expect("vxctl binary (cargo build --bins)");
+    let sock = lab.socket(node).expect("a vxswitch node").to_path_buf();
+    let mut cmd = Command::new(bin);
+    cmd.arg("--socket").arg(sock).args(args);
+    run_bounded(&mut cmd, Duration::from_secs(30))
+}
+
+/// `n_packets` of the one dump-flows line that contains every one of `needles`.
+pub fn n_packets(lab: &Lab, node: &str, needles: &[&str]) -> u64 {
+    let (ok, out) = vxctl(lab, node, &["dump-flows", "br0"]);
+    assert!(ok, "dump-flows failed:\n{out}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one flow with {needles:?} in:\n{out}"
+    );
+    let v = lines[0]
+        .split("n_packets=")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .expect("n_packets");
+    v.parse().expect("a number")
+}

@@ -29,6 +29,9 @@ const RESERVED_PORT_NAMES: [&str; 2] = ["vxlan0", "vxhost0"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     pub local: LocalNode,
+    /// `[node] multitenant`: install OpenShift-SDN-style flows (underlay filter, port
+    /// security, tenant forwarding) instead of the single `actions=normal` flow.
+    pub multitenant: bool,
     pub pods: Vec<PortSpec>,
     pub nodes: Vec<RemoteNode>,
 }
@@ -130,6 +133,7 @@ struct NodeRepr {
     vni: Option<Spanned<u32>>,
     cluster_network: Option<Spanned<Ipv4Cidr>>,
     underlay_mtu: Option<Spanned<u16>>,
+    multitenant: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -175,7 +179,19 @@ fn locate(
 
 impl FileRepr {
     fn validate(self, text: &str) -> Checked<AgentConfig> {
-        let local = self.node.get_ref().to_local(self.node.span())?;
+        let node = self.node.get_ref();
+        let local = node.to_local(self.node.span())?;
+        let multitenant = value_of(&node.multitenant).unwrap_or(false);
+        if let (true, Some(key), IpAddr::V6(_)) = (multitenant, &node.multitenant, local.vtep) {
+            return Err((
+                key.span(),
+                format!(
+                    "[node]: multitenant needs an IPv4 underlay (its flows match tun_src, which \
+                     is IPv4 only), but vtep is {}",
+                    local.vtep
+                ),
+            ));
+        }
         let mut pods = Vec::with_capacity(self.pods.len());
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut ips: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
@@ -232,6 +248,7 @@ impl FileRepr {
         }
         Ok(AgentConfig {
             local,
+            multitenant,
             pods,
             nodes: nodes.into_iter().map(|(n, _)| n).collect(),
         })

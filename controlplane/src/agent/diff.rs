@@ -20,6 +20,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Declared objects not pushed because they collide with objects of another owner.
     pub conflicts: Vec<String>,
+    /// Names of the declared pods among those conflicts (no agent port: no agent flows).
+    pub skipped_pods: Vec<String>,
 }
 
 impl Plan {
@@ -90,6 +92,7 @@ pub fn plan(desired: &AgentConfig, state: &StateRepr) -> Plan {
         }
         if let Some(why) = port_conflict(want, &foreign_ports) {
             plan.conflicts.push(why);
+            plan.skipped_pods.push(want.name.clone());
             continue;
         }
         adds.push(Change::AddPort(want.clone()));

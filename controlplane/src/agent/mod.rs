@@ -1,12 +1,15 @@
 //! vxagent: reads the node's desired state from a TOML file and reconciles vxswitchd with it.
 //!
-//! The pure parts — [`config`] (file → validated [`AgentConfig`] or `FILE:LINE: reason`) and
-//! [`diff`] (desired + daemon state → one batch of [`crate::proto::Change`]s) — do no I/O.
-//! [`reconcile()`] pushes one batch through a [`crate::client::Client`]; [`run`] is the loop that
-//! watches the file, polls vxswitchd and reconnects when it restarts.
+//! The pure parts — [`config`] (file → validated [`AgentConfig`] or `FILE:LINE: reason`),
+//! [`diff`] (desired + daemon state → one batch of [`crate::proto::Change`]s) and [`flows`]
+//! (desired agent flows + the switch's flows → one bundle of [`crate::proto::FlowMod`]s) — do
+//! no I/O. [`reconcile()`] pushes the batch, then the flow bundle, through a
+//! [`crate::client::Client`]; [`run`] is the loop that watches the file, polls vxswitchd and
+//! reconnects when it restarts.
 //!
-//! The agent owns exactly the objects its file declares ([`crate::proto::Owner::Agent`]); what
-//! an administrator created with vxctl is never deleted or replaced.
+//! The agent owns exactly the objects its file declares ([`crate::proto::Owner::Agent`]) and
+//! the flows with cookie [`crate::proto::AGENT_COOKIE`]; what an administrator created with
+//! vxctl (objects, flows with any other cookie) is never deleted or replaced.
 //!
 //! ```toml
 //! [node]
@@ -18,6 +21,7 @@
 //! vni = 1                          # optional, default 1
 //! cluster_network = "10.1.0.0/16"  # optional
 //! underlay_mtu = 1500              # optional
+//! multitenant = false              # optional: true installs OpenShift-SDN-style flows
 //!
 //! [[pods]]
 //! name = "n1p1"
@@ -37,6 +41,7 @@
 
 pub mod config;
 pub mod diff;
+pub mod flows;
 pub mod reconcile;
 pub mod run;
 pub mod signals;

@@ -80,10 +80,17 @@ fn report(out: &Outcome, conflicts: Option<&mut Vec<String>>) {
     for c in fresh {
         log(format!("conflict: {c}"));
     }
-    if out.pushed > 0 {
+    let objects = out.pushed - out.flow_changes;
+    if objects > 0 {
         log(format!(
-            "pushed {} changes, table version {}",
-            out.pushed, out.version
+            "pushed {objects} changes, table version {}",
+            out.objects_version
+        ));
+    }
+    if out.flow_changes > 0 {
+        log(format!(
+            "pushed {} flow changes, table version {}",
+            out.flow_changes, out.version
         ));
     }
 }

@@ -317,9 +317,9 @@ fn an_empty_file_section_removes_only_agent_objects() {
     let old = good();
     let s = with_admin(state_of(&old, 5));
     let new = AgentConfig {
-        local: old.local.clone(),
         pods: vec![],
         nodes: vec![],
+        ..old.clone()
     };
     assert_eq!(
         plan(&new, &s).changes,

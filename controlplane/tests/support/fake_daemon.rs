@@ -1,12 +1,19 @@
 //! A stand-in for vxswitchd in tests: a Unix socket in a temp dir that speaks the codec, keeps a
 //! `StateRepr`, applies batches to it (version checks, owner checks, port numbering) and records
 //! every request. Shared by controlplane/tests and tools/tests (included with `#[path]`).
+//!
+//! Flow tables are kept too: bundles of `FlowMod`s are checked (tables, port names, goto_table
+//! forwards only) and applied all or nothing, bumping the table version; `DumpFlows` and
+//! `DumpTables` report them; `Monitor` streams the changes live; `Trace` answers what the test
+//! put in [`Inner::trace`]; `Capture` streams [`Inner::frames`] of the port.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -31,12 +38,36 @@ pub struct Inner {
     pub inject_mismatch: u32,
     /// Refuse every batch with this code (a switch that cannot apply anything yet).
     pub refuse_all: Option<ErrorCode>,
+    /// The flow tables, with counters (tests may set them).
+    pub flows: Vec<FlowStats>,
+    /// Miss behaviour of tables that were given one.
+    pub misses: BTreeMap<u8, TableMiss>,
+    /// Per-table (lookups, matches) counters, as a test sets them.
+    pub table_counters: BTreeMap<u8, (u64, u64)>,
+    /// Flow bundles applied, in order.
+    pub flow_mods: Vec<Vec<FlowMod>>,
+    /// Flow bundles refused, with the reason.
+    pub flow_refused: Vec<(Vec<FlowMod>, String)>,
+    /// `DumpFlows` requests seen: (table, matches).
+    pub dumps: Vec<(Option<u8>, Vec<Match>)>,
+    /// `Trace` requests seen.
+    pub traces: Vec<(PortRef, Vec<Match>)>,
+    /// The answer to `Trace` (an error when unset).
+    pub trace: Option<TraceRepr>,
+    /// `Capture` requests seen: (port, count, filter).
+    pub captures: Vec<(PortRef, Option<u64>, Vec<Match>)>,
+    /// Frames a capture streams (those of the requested port, up to its count).
+    pub frames: Vec<CapturedFrame>,
+    /// `lost` reported at the end of a capture.
+    pub lost: u64,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     stop: AtomicBool,
     conns: Mutex<Vec<UnixStream>>,
+    /// Open monitors: every applied flow change is sent to each.
+    monitors: Mutex<Vec<Sender<FlowEvent>>>,
 }
 
 pub struct FakeDaemon {
@@ -101,6 +132,7 @@ impl FakeDaemon {
             }),
             stop: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
+            monitors: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = thread::spawn(move || accept_loop(listener, s));
@@ -121,6 +153,21 @@ impl FakeDaemon {
 
     pub fn applied(&self) -> Vec<ApplyRequest> {
         self.lock().applied.clone()
+    }
+
+    /// Flow bundles applied so far.
+    pub fn flow_mods(&self) -> Vec<Vec<FlowMod>> {
+        self.lock().flow_mods.clone()
+    }
+
+    /// The flows in the tables, without counters.
+    pub fn flows(&self) -> Vec<FlowSpec> {
+        self.lock().flows.iter().map(|f| f.spec.clone()).collect()
+    }
+
+    /// Number of monitors connected.
+    pub fn monitors(&self) -> usize {
+        self.shared.monitors.lock().unwrap().len()
     }
 
     /// Waits until `pred` holds on the recorded data, up to `timeout`.
@@ -203,7 +250,25 @@ fn serve(mut stream: UnixStream, shared: Arc<Shared>) {
                 code: ErrorCode::OutOfOrder,
                 message: "hello first".into(),
             },
-            Ok(req) => answer(&mut shared.inner.lock().unwrap(), req),
+            Ok(Request::Monitor) => {
+                monitor(stream, &shared);
+                return;
+            }
+            Ok(Request::Capture {
+                port,
+                count,
+                filter,
+            }) => {
+                capture(stream, &shared, port, count, filter);
+                return;
+            }
+            Ok(req) => {
+                let mut inner = shared.inner.lock().unwrap();
+                let (resp, events) = answer(&mut inner, req);
+                drop(inner);
+                publish(&shared, events);
+                resp
+            }
         };
         if write_msg(&mut stream, &resp).is_err() {
             return;
@@ -211,7 +276,115 @@ fn serve(mut stream: UnixStream, shared: Arc<Shared>) {
     }
 }
 
-fn answer(inner: &mut Inner, req: Request) -> Response {
+/// Sends flow events to every open monitor, forgetting the ones that went away.
+fn publish(shared: &Shared, events: Vec<FlowEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    shared
+        .monitors
+        .lock()
+        .unwrap()
+        .retain(|tx| events.iter().all(|e| tx.send(e.clone()).is_ok()));
+}
+
+/// `Monitor`: `Streaming`, then every flow change until the client or the fake goes away.
+fn monitor(mut stream: UnixStream, shared: &Shared) {
+    let (tx, rx): (Sender<FlowEvent>, Receiver<FlowEvent>) = mpsc::channel();
+    shared.monitors.lock().unwrap().push(tx);
+    let start = Response::Streaming {
+        detail: "flow events of br0".into(),
+    };
+    if write_msg(&mut stream, &start).is_err() {
+        return;
+    }
+    while !shared.stop.load(Ordering::SeqCst) {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(e) => {
+                if write_msg(&mut stream, &Response::FlowEvent(e)).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// `Capture`: `Streaming`, the port's frames (up to `count`), then `StreamEnd` when the count
+/// is reached; without a count the stream stays open (no more traffic) until the fake stops.
+fn capture(
+    mut stream: UnixStream,
+    shared: &Shared,
+    port: PortRef,
+    count: Option<u64>,
+    filter: Vec<Match>,
+) {
+    let (frames, lost) = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.captures.push((port.clone(), count, filter.clone()));
+        let no = match resolve(inner.state.as_ref().unwrap(), &port) {
+            Ok(no) => no,
+            Err(message) => {
+                drop(inner);
+                let _ = write_msg(
+                    &mut stream,
+                    &Response::Error {
+                        code: ErrorCode::Invalid,
+                        message,
+                    },
+                );
+                return;
+            }
+        };
+        let frames: Vec<CapturedFrame> = inner
+            .frames
+            .iter()
+            .filter(|f| f.port == no)
+            .take(count.map_or(usize::MAX, |c| c as usize))
+            .cloned()
+            .collect();
+        (frames, inner.lost)
+    };
+    let start = Response::Streaming {
+        detail: format!("frames of port {port}"),
+    };
+    if write_msg(&mut stream, &start).is_err() {
+        return;
+    }
+    let n = frames.len() as u64;
+    for f in frames {
+        if write_msg(&mut stream, &Response::Frame(f)).is_err() {
+            return;
+        }
+    }
+    if count.is_some_and(|c| n >= c) {
+        let _ = write_msg(&mut stream, &Response::StreamEnd { frames: n, lost });
+        return;
+    }
+    while !shared.stop.load(Ordering::SeqCst) {
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port's number, from its number or name.
+fn resolve(s: &StateRepr, port: &PortRef) -> Result<u16, String> {
+    let found = s.ports.iter().find(|p| match port {
+        PortRef::Number(n) => p.no == *n,
+        PortRef::Name(name) => p.name == *name,
+    });
+    found.map(|p| p.no).ok_or_else(|| format!("no port {port}"))
+}
+
+fn answer(inner: &mut Inner, req: Request) -> (Response, Vec<FlowEvent>) {
+    let resp = match req {
+        Request::FlowMods { mods } => return flow_mods(inner, mods),
+        other => answer_one(inner, other),
+    };
+    (resp, Vec::new())
+}
+
+fn answer_one(inner: &mut Inner, req: Request) -> Response {
     match req {
         Request::Hello { .. } => Response::Error {
             code: ErrorCode::OutOfOrder,
@@ -220,6 +393,55 @@ fn answer(inner: &mut Inner, req: Request) -> Response {
         Request::GetState => Response::State(inner.state.clone().unwrap()),
         Request::GetStats => Response::Stats(inner.stats.clone()),
         Request::GetFdb => Response::Fdb(inner.fdb.clone()),
+        Request::DumpFlows { table, matches } => {
+            inner.dumps.push((table, matches.clone()));
+            let flows = inner
+                .flows
+                .iter()
+                .filter(|f| selects(&f.spec, table, &matches))
+                .cloned()
+                .collect();
+            Response::Flows {
+                table_version: inner.state.as_ref().unwrap().table_version,
+                flows,
+            }
+        }
+        Request::DumpTables => {
+            let mut ids: Vec<u8> = vec![0];
+            ids.extend(inner.flows.iter().map(|f| f.spec.table));
+            ids.extend(inner.misses.keys());
+            ids.extend(inner.table_counters.keys());
+            ids.sort_unstable();
+            ids.dedup();
+            let tables = ids
+                .into_iter()
+                .map(|t| {
+                    let (lookups, matches) =
+                        inner.table_counters.get(&t).copied().unwrap_or((0, 0));
+                    TableStats {
+                        table: t,
+                        flows: inner.flows.iter().filter(|f| f.spec.table == t).count() as u64,
+                        lookups,
+                        matches,
+                        miss: inner.misses.get(&t).copied().unwrap_or_default(),
+                    }
+                })
+                .collect();
+            Response::Tables { tables }
+        }
+        Request::Trace { in_port, matches } => {
+            inner.traces.push((in_port, matches));
+            match &inner.trace {
+                Some(t) => Response::Trace(t.clone()),
+                None => Response::Error {
+                    code: ErrorCode::Failed,
+                    message: "the fake has no trace to give".into(),
+                },
+            }
+        }
+        Request::FlowMods { .. } | Request::Monitor | Request::Capture { .. } => {
+            unreachable!("answered elsewhere")
+        }
         Request::Apply(batch) => {
             let state = inner.state.as_mut().unwrap();
             if inner.inject_mismatch > 0 {
@@ -374,4 +596,170 @@ fn apply(s: &mut StateRepr, batch: &ApplyRequest) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Non-strict selection, as `DumpFlows` and a non-strict delete use it: the table (if given)
+/// is the flow's, and every match field given is one of the flow's (equal value and mask).
+fn selects(f: &FlowSpec, table: Option<u8>, matches: &[Match]) -> bool {
+    table.is_none_or(|t| t == f.table) && matches.iter().all(|m| f.matches.contains(m))
+}
+
+fn cookie_selects(f: &FlowSpec, cookie: Option<(u64, u64)>) -> bool {
+    cookie.is_none_or(|(value, mask)| f.cookie & mask == value & mask)
+}
+
+/// Checks what the real switch would refuse: port names it does not know, goto_table that
+/// does not go forward, tables out of range.
+fn check_flow(s: &StateRepr, f: &FlowSpec) -> Result<(), String> {
+    if f.table > MAX_TABLE {
+        return Err(format!("table {} is larger than {MAX_TABLE}", f.table));
+    }
+    for m in &f.matches {
+        if let Match::InPort { port } = m {
+            resolve(s, port)?;
+        }
+    }
+    for a in &f.actions {
+        match a {
+            FlowAction::Output { port } => {
+                resolve(s, port)?;
+            }
+            FlowAction::GotoTable { table } if *table <= f.table => {
+                return Err(format!(
+                    "goto_table:{table} in table {} must go to a later table",
+                    f.table
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn event(kind: FlowEventKind, reason: &str, flow: &FlowSpec) -> FlowEvent {
+    FlowEvent {
+        event: kind,
+        reason: reason.into(),
+        table_version: 0,
+        flow: flow.clone(),
+    }
+}
+
+/// Applies a bundle all or nothing; answers `Applied` with the new table version.
+fn flow_mods(inner: &mut Inner, mods: Vec<FlowMod>) -> (Response, Vec<FlowEvent>) {
+    let refuse = |inner: &mut Inner, mods: Vec<FlowMod>, code: ErrorCode, message: String| {
+        inner.flow_refused.push((mods, message.clone()));
+        (Response::Error { code, message }, Vec::new())
+    };
+    if let Some(code) = inner.refuse_all {
+        return refuse(inner, mods, code, "refused by the test".into());
+    }
+    let state = inner.state.clone().unwrap();
+    let mut flows = inner.flows.clone();
+    let mut misses = inner.misses.clone();
+    let mut events = Vec::new();
+    let fresh = |spec: &FlowSpec| FlowStats {
+        spec: spec.clone(),
+        n_packets: 0,
+        n_bytes: 0,
+        duration_ms: 0,
+        idle_ms: 0,
+    };
+    for (i, m) in mods.iter().enumerate() {
+        let checked = match m {
+            FlowMod::Add { flow, .. } | FlowMod::Modify { flow, .. } => check_flow(&state, flow),
+            FlowMod::Replace { flows } => flows.iter().try_for_each(|f| check_flow(&state, f)),
+            FlowMod::Delete { .. } | FlowMod::SetMiss { .. } => Ok(()),
+        };
+        if let Err(e) = checked {
+            return refuse(
+                inner,
+                mods,
+                ErrorCode::Invalid,
+                format!("flow mod {}: {e}", i + 1),
+            );
+        }
+        match m {
+            FlowMod::Add { flow, reset_counts } => {
+                match flows.iter_mut().find(|f| f.spec.same_rule(flow)) {
+                    Some(f) => {
+                        f.spec = flow.clone();
+                        if *reset_counts {
+                            *f = fresh(flow);
+                        }
+                        events.push(event(FlowEventKind::Modified, "add", flow));
+                    }
+                    None => {
+                        flows.push(fresh(flow));
+                        events.push(event(FlowEventKind::Added, "add", flow));
+                    }
+                }
+            }
+            FlowMod::Modify { flow, strict } => {
+                for f in flows.iter_mut().filter(|f| {
+                    if *strict {
+                        f.spec.same_rule(flow)
+                    } else {
+                        selects(&f.spec, Some(flow.table), &flow.matches)
+                    }
+                }) {
+                    f.spec.actions = flow.actions.clone();
+                    f.spec.cookie = flow.cookie;
+                    events.push(event(FlowEventKind::Modified, "modify", &f.spec));
+                }
+            }
+            FlowMod::Delete {
+                table,
+                priority,
+                matches,
+                strict,
+                cookie,
+            } => {
+                flows.retain(|f| {
+                    let s = &f.spec;
+                    let hit = if *strict {
+                        table.is_none_or(|t| t == s.table)
+                            && priority.is_none_or(|p| p == s.priority)
+                            && s.matches == *matches
+                    } else {
+                        selects(s, *table, matches)
+                    } && cookie_selects(s, *cookie);
+                    if hit {
+                        events.push(event(FlowEventKind::Removed, "delete", s));
+                    }
+                    !hit
+                });
+            }
+            FlowMod::Replace { flows: new } => {
+                let old = std::mem::take(&mut flows);
+                for f in &old {
+                    if !new.contains(&f.spec) {
+                        events.push(event(FlowEventKind::Removed, "replace", &f.spec));
+                    }
+                }
+                for n in new {
+                    match old.iter().find(|f| f.spec == *n) {
+                        Some(f) => flows.push(f.clone()),
+                        None => {
+                            flows.push(fresh(n));
+                            events.push(event(FlowEventKind::Added, "replace", n));
+                        }
+                    }
+                }
+            }
+            FlowMod::SetMiss { table, miss } => {
+                misses.insert(*table, *miss);
+            }
+        }
+    }
+    let s = inner.state.as_mut().unwrap();
+    s.table_version += 1;
+    let version = s.table_version;
+    for e in &mut events {
+        e.table_version = version;
+    }
+    inner.flows = flows;
+    inner.misses = misses;
+    inner.flow_mods.push(mods);
+    (Response::Applied { version }, events)
 }

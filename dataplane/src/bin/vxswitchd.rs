@@ -59,6 +59,9 @@ struct Args {
     /// Where the configuration is saved (default: next to the socket, NAME.state.json).
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9110); off when not given.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// Do not save or restore the configuration.
     #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
     no_state: bool,
@@ -141,6 +144,14 @@ fn run(args: Args) -> Result<(), String> {
             args.vxlan_port
         );
         let sw = Arc::new(Mutex::new(sw));
+        if let Some(addr) = args.metrics {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            eprintln!("vxswitchd: metrics on http://{addr}/metrics");
+            tokio::spawn(dataplane::metrics::serve(l, sw.clone()));
+        }
+        tokio::spawn(server::expire_flows(sw.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         tokio::select! {

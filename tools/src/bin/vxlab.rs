@@ -87,6 +87,12 @@ On failure everything built so far is removed and the reason printed.")]
         /// (e.g. --switch-arg=--masquerade).
         #[arg(long = "switch-arg", value_name = "ARG", allow_hyphen_values = true)]
         switch_args: Vec<String>,
+        /// Agents install OpenShift-SDN's multitenant flows (port security, tenant VNIDs).
+        #[arg(long)]
+        multitenant: bool,
+        /// VNIDs of pod 1, 2, ... on every node, e.g. --vnids 10,20,0 (0 = admin, reaches all).
+        #[arg(long, value_delimiter = ',', value_name = "VNID,...")]
+        vnids: Vec<u32>,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
@@ -173,6 +179,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             ipv6,
             offload,
             switch_args,
+            multitenant,
+            vnids,
         } => {
             let spec = LabSpec {
                 name,
@@ -184,6 +192,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 ipv6: ipv6 == OnOff::On,
                 offload: offload == OnOff::On,
                 switch_args,
+                multitenant,
+                pod_vnids: vnids,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());

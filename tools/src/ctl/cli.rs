@@ -5,8 +5,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use controlplane::proto::{Ipv4Cidr, MacAddr, PortSpec, RemoteNode, MAX_VNI};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use controlplane::flow_syntax::{self, FlowFilter};
+use controlplane::proto::{
+    FlowSpec, Ipv4Cidr, MacAddr, Match, PortRef, PortSpec, RemoteNode, TableMiss, BRIDGE,
+    MAX_TABLE, MAX_VNI,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -20,8 +24,31 @@ Examples:
   vxctl del-node n3
   vxctl --socket /tmp/vxswitchd.sock version
 
+Flow tables (ovs-ofctl syntax; `vxctl help-flows` lists the match fields and actions):
+  vxctl add-flow br0 'priority=200,tcp,nw_dst=10.1.2.0/24,tp_dst=22,actions=drop'
+  vxctl add-flows br0 flows.txt               one bundle: all lines or none
+  vxctl mod-flows br0 'in_port=n1p1,actions=goto_table:10'
+  vxctl del-flows --strict br0 'priority=200,tcp,nw_dst=10.1.2.0/24,tp_dst=22'
+  vxctl replace-flows br0 flows.txt           make the tables exactly the file, atomically
+  vxctl diff-flows br0 flows.txt              what replace-flows would change
+  vxctl dump-flows br0 'in_port=n1p1'         flows with counters
+  vxctl dump-ports br0 n1p1                   port counters, ovs-ofctl style
+  vxctl dump-tables br0                       per-table lookups, matches and miss behaviour
+  vxctl bundle br0 changes.txt                add/modify/delete lines, all or nothing
+  vxctl set-miss br0 10 normal                what table 10 does with a frame no flow matches
+  vxctl trace br0 'in_port=n1p1,dl_src=0a:58:0a:01:01:02,ip,nw_dst=10.1.2.3'
+  vxctl monitor br0                           flow additions and removals as they happen
+  vxctl capture vxlan0 -w tunnel.pcap --count 100   then: tcpdump -nr tunnel.pcap
+  vxctl help-flows                            the flow syntax
+
 Objects added with vxctl are owned by the admin: vxagent never changes or removes them, and
-vxctl cannot remove what vxagent's file declares (edit the file instead).";
+vxctl cannot remove what vxagent's file declares (edit the file instead). vxagent owns the flows
+with cookie 0xa6e470 and never touches flows with another cookie.
+
+Exit status: 0 on success; 1 when vxswitchd refuses or cannot be reached, when a FILE has a
+bad line (FILE:LINE: column C: reason, nothing is sent), and when diff-flows finds differences;
+2 for usage errors, which include a FLOW or FILTER argument that does not parse (the column is
+shown with a caret) and a bridge other than br0.";
 
 /// Inspect and configure a running vxswitchd.
 #[derive(Debug, Parser)]
@@ -75,6 +102,278 @@ pub enum Command {
     /// Show this client's protocol version and vxswitchd's hello.
     #[command(after_help = "Example:\n  vxctl version")]
     Version,
+    /// Add a flow, or replace the flow with the same table, priority and match.
+    #[command(after_help = "Example:\n  \
+        vxctl add-flow br0 \"priority=300,in_port=n1p1,dl_src=0a:58:0a:01:01:02,actions=goto_table:10\"\n\n\
+        The syntax: vxctl help-flows")]
+    AddFlow {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// The flow, ovs-ofctl style.
+        #[arg(value_parser = parse_flow_arg)]
+        flow: FlowSpec,
+    },
+    /// Add the flows of a file (one per line; - reads stdin) in one bundle: all or none.
+    #[command(after_help = "Example:\n  vxctl add-flows br0 flows.txt\n  \
+        vxctl dump-flows br0 | vxctl add-flows br0 -\n\n\
+        A bad line is reported as FILE:LINE: column C: reason and nothing is sent.")]
+    AddFlows(FileArgs),
+    /// Change the actions (and cookie) of the flows FLOW's match selects.
+    #[command(
+        after_help = "Example:\n  vxctl mod-flows br0 \"in_port=n1p1,actions=drop\"\n  \
+        vxctl mod-flows --strict br0 \"table=0,priority=300,in_port=n1p1,actions=goto_table:10\"\n\n\
+        Without --strict every flow of FLOW's table whose match includes FLOW's match changes;\n\
+        with --strict only the flow with FLOW's exact priority and match."
+    )]
+    ModFlows {
+        /// Only the flow with exactly this priority and match.
+        #[arg(long)]
+        strict: bool,
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// The match that selects, and the actions that replace.
+        #[arg(value_parser = parse_flow_arg)]
+        flow: FlowSpec,
+    },
+    /// Delete the flows FILTER selects (every flow without a FILTER).
+    #[command(after_help = "Example:\n  vxctl del-flows br0 \"in_port=n1p1\"\n  \
+        vxctl del-flows br0 \"cookie=0x10/0xff\"\n  \
+        vxctl del-flows --strict br0 \"table=0,priority=200,tcp,tp_dst=22\"\n\n\
+        Without --strict every flow whose match includes FILTER's is deleted (in every table\n\
+        unless table= is given). With --strict, as in OVS, only the flow whose priority and\n\
+        match equal FILTER's (priority 32768 when FILTER gives none).")]
+    DelFlows {
+        /// Only flows with exactly FILTER's priority and match.
+        #[arg(long, requires = "filter")]
+        strict: bool,
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// [table=N,][priority=P,][cookie=C[/MASK],]MATCH... (no actions).
+        #[arg(value_parser = parse_filter_arg)]
+        filter: Option<FlowFilter>,
+    },
+    /// Make the flow tables exactly the flows of a file, atomically.
+    #[command(after_help = "Example:\n  vxctl replace-flows br0 flows.txt\n\n\
+        Flows equal to ones the switch has keep their counters. vxctl diff-flows shows the\n\
+        difference first.")]
+    ReplaceFlows(FileArgs),
+    /// Show how the switch's flows differ from a file's: - only in the switch, + only in FILE.
+    #[command(after_help = "Example:\n  vxctl diff-flows br0 flows.txt\n\n\
+        Flows are compared without counters (table, priority, match, cookie, timeouts, actions).\n\
+        Exit status: 0 when they are the same, 1 when they differ (or on an error).")]
+    DiffFlows(FileArgs),
+    /// Print flows with their counters, by table, highest priority first.
+    #[command(after_help = "Example:\n  vxctl dump-flows br0\n  \
+        vxctl dump-flows --no-stats br0 \"table=0,in_port=n1p1\"\n  \
+        vxctl --json dump-flows br0\n\n\
+        Each line parses back as a flow (the counters are ignored), so the output can be fed\n\
+        to add-flows or replace-flows.")]
+    DumpFlows {
+        /// Leave out the counters (cookie, duration, n_packets, ...).
+        #[arg(long)]
+        no_stats: bool,
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// Only flows whose match includes this one ([table=N,][cookie=C/MASK,]MATCH...).
+        #[arg(value_parser = parse_filter_arg)]
+        filter: Option<FlowFilter>,
+    },
+    /// Print port counters, ovs-ofctl dump-ports style.
+    #[command(
+        after_help = "Example:\n  vxctl dump-ports br0\n  vxctl dump-ports br0 n1p1\n\n\
+        Counters the switch does not keep are shown as ?."
+    )]
+    DumpPorts {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// One port, by number or name.
+        #[arg(value_parser = parse_port)]
+        port: Option<PortRef>,
+    },
+    /// Print each table's flow count, lookups, matches and miss behaviour.
+    #[command(after_help = "Example:\n  vxctl dump-tables br0")]
+    DumpTables {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+    },
+    /// Apply a file of flow changes (add/modify/delete lines) as one bundle: all or none.
+    #[command(after_help = "Example:\n  vxctl bundle br0 changes.txt\n\n\
+        changes.txt:\n  \
+        delete_strict table=0,priority=200,tcp,tp_dst=22\n  \
+        add table=0,priority=200,tcp,tp_dst=2222,actions=drop\n\n\
+        The line syntax: vxctl help-flows")]
+    Bundle(FileArgs),
+    /// Set what a table does with a frame no flow matches.
+    #[command(after_help = "Example:\n  vxctl set-miss br0 10 normal\n\n\
+        drop: drop and count (the default); continue: go on with the next table; normal: the\n\
+        switch's built-in forwarding.")]
+    SetMiss {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// Table number.
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=MAX_TABLE as i64))]
+        table: u8,
+        /// What a miss does.
+        miss: MissArg,
+    },
+    /// Show how the flow tables would handle a frame (nothing is sent).
+    #[command(after_help = "Example:\n  \
+        vxctl trace br0 \"in_port=n1p1,dl_src=0a:58:0a:01:01:02,ip,nw_src=10.1.1.2,nw_dst=10.1.2.3\"\n\n\
+        The frame is described by exact field values; in_port is required.")]
+    Trace {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// The frame: in_port=PORT and field values, flow syntax.
+        #[arg(value_parser = parse_trace_arg)]
+        frame: TraceFrame,
+    },
+    /// Print flow additions, changes and removals as they happen, until Ctrl-C.
+    #[command(
+        after_help = "Example:\n  vxctl monitor br0\n  vxctl --json monitor br0 | jq .flow\n\n\
+        Exit status 1 when vxswitchd closes the connection (it stopped or restarted)."
+    )]
+    Monitor {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+    },
+    /// Capture a port's frames: one line each, or a pcap file for tcpdump and Wireshark.
+    #[command(after_help = "Example:\n  vxctl capture n1p1 --count 10\n  \
+        vxctl capture vxlan0 -w tunnel.pcap --filter \"ip,nw_dst=10.1.2.3\"\n  \
+        vxctl capture n1p1 -w - | tcpdump -nr -\n\n\
+        Tunnel frames (vxlan0) are written with outer Ethernet/IP/UDP headers made from the\n\
+        node's and the peer's VTEP addresses, so tcpdump decodes the VXLAN inside. The file is\n\
+        flushed after every frame: Ctrl-C leaves a complete file. Times are UTC.")]
+    Capture(CaptureArgs),
+    /// Print the flow syntax: match fields, actions, files and bundles.
+    #[command(after_help = "Example:\n  vxctl help-flows")]
+    HelpFlows,
+}
+
+/// A bridge and a file of flows (or changes); `-` is stdin.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The bridge: br0 (the switch has one).
+    #[arg(value_parser = parse_bridge)]
+    pub bridge: String,
+    /// The file; - reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The port, by number or name (vxlan0 is the tunnel).
+    #[arg(value_parser = parse_port)]
+    pub port: PortRef,
+    /// Write a pcap file instead of printing lines; - writes it to stdout.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Stop after N frames.
+    #[arg(long, short = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Only frames matching these exact field values (flow syntax, e.g. "ip,nw_dst=10.1.2.3").
+    #[arg(long, value_name = "MATCH", value_parser = parse_match_arg)]
+    pub filter: Option<MatchList>,
+}
+
+/// What a table miss does, as the command line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MissArg {
+    Drop,
+    Continue,
+    Normal,
+}
+
+impl From<MissArg> for TableMiss {
+    fn from(m: MissArg) -> TableMiss {
+        match m {
+            MissArg::Drop => TableMiss::Drop,
+            MissArg::Continue => TableMiss::Continue,
+            MissArg::Normal => TableMiss::Normal,
+        }
+    }
+}
+
+/// A parsed trace frame: the input port and the field values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceFrame {
+    pub in_port: PortRef,
+    pub matches: Vec<Match>,
+}
+
+/// Match fields without table, priority or actions (a capture filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchList(pub Vec<Match>);
+
+/// The flow commands' BRIDGE: this switch has exactly one.
+fn parse_bridge(s: &str) -> Result<String, String> {
+    if s == BRIDGE {
+        Ok(s.to_string())
+    } else {
+        Err(format!("no bridge {s}; this switch has {BRIDGE}"))
+    }
+}
+
+/// `column C: reason`, then the input and a caret on lines of their own (so they line up
+/// whatever clap puts before the first line).
+fn syntax(e: flow_syntax::ParseError) -> String {
+    e.to_string()
+}
+
+fn parse_flow_arg(s: &str) -> Result<FlowSpec, String> {
+    flow_syntax::parse_flow(s).map_err(syntax)
+}
+
+fn parse_filter_arg(s: &str) -> Result<FlowFilter, String> {
+    let f = flow_syntax::parse_filter(s).map_err(syntax)?;
+    if f.actions.is_some() {
+        return Err("a filter selects flows and takes no actions".to_string());
+    }
+    Ok(f)
+}
+
+fn parse_trace_arg(s: &str) -> Result<TraceFrame, String> {
+    let (in_port, matches) = flow_syntax::parse_trace(s).map_err(syntax)?;
+    Ok(TraceFrame { in_port, matches })
+}
+
+fn parse_match_arg(s: &str) -> Result<MatchList, String> {
+    let f = flow_syntax::parse_filter(s).map_err(syntax)?;
+    let extra = [
+        (f.table.is_some(), "table"),
+        (f.priority.is_some(), "priority"),
+        (f.cookie.is_some(), "cookie"),
+        (f.actions.is_some(), "actions"),
+    ];
+    if let Some((_, what)) = extra.iter().find(|(set, _)| *set) {
+        return Err(format!(
+            "a capture filter is match fields only; {what} does not belong in it"
+        ));
+    }
+    Ok(MatchList(f.matches))
+}
+
+/// A port by number or name.
+fn parse_port(s: &str) -> Result<PortRef, String> {
+    if s.is_empty() {
+        return Err("the port is empty".to_string());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(PortRef::Number)
+            .map_err(|_| format!("port number {s} is larger than 65535"));
+    }
+    parse_name(s).map(PortRef::Name)
 }
 
 #[derive(Debug, Args)]
@@ -403,7 +702,29 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         let (commands, examples) = help.split_once("Examples:").expect("an Examples section");
         for sub in [
-            "show", "fdb", "stats", "add-port", "del-port", "add-node", "del-node", "version",
+            "show",
+            "fdb",
+            "stats",
+            "add-port",
+            "del-port",
+            "add-node",
+            "del-node",
+            "version",
+            "add-flow",
+            "add-flows",
+            "mod-flows",
+            "del-flows",
+            "replace-flows",
+            "diff-flows",
+            "dump-flows",
+            "dump-ports",
+            "dump-tables",
+            "bundle",
+            "set-miss",
+            "trace",
+            "monitor",
+            "capture",
+            "help-flows",
         ] {
             assert!(
                 commands.contains(&format!("\n  {sub} ")),
@@ -419,5 +740,235 @@ mod tests {
             let h = sub.render_long_help().to_string();
             assert!(h.contains("Example:"), "{} has no example", sub.get_name());
         }
+    }
+
+    #[test]
+    fn flow_commands_parse_their_flows_and_filters() {
+        let c = parse(&[
+            "add-flow",
+            "br0",
+            "priority=5,ip,nw_dst=10.1.2.0/24,actions=drop",
+        ])
+        .unwrap();
+        let Command::AddFlow { flow, .. } = c.command else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!((flow.table, flow.priority), (0, 5));
+        assert_eq!(flow.actions, vec![controlplane::proto::FlowAction::Drop]);
+
+        let c = parse(&["del-flows", "br0"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::DelFlows {
+                strict: false,
+                filter: None,
+                ..
+            }
+        ));
+        let c = parse(&[
+            "del-flows",
+            "--strict",
+            "br0",
+            "table=1,priority=7,in_port=n1p1",
+        ])
+        .unwrap();
+        let Command::DelFlows {
+            strict: true,
+            filter: Some(f),
+            ..
+        } = c.command
+        else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            (f.table, f.priority, f.matches.len()),
+            (Some(1), Some(7), 1)
+        );
+        // --strict without a filter would delete nothing in particular: refused.
+        assert!(err(&["del-flows", "--strict", "br0"]).contains("<FILTER>"));
+        assert!(err(&["del-flows", "br0", "in_port=1,actions=drop"]).contains("no actions"));
+
+        let c = parse(&[
+            "mod-flows",
+            "--strict",
+            "br0",
+            "in_port=n1p1,actions=normal",
+        ])
+        .unwrap();
+        assert!(matches!(c.command, Command::ModFlows { strict: true, .. }));
+
+        let c = parse(&["dump-flows", "--no-stats", "br0", "cookie=0x10/0xff"]).unwrap();
+        let Command::DumpFlows {
+            no_stats: true,
+            filter: Some(f),
+            ..
+        } = c.command
+        else {
+            panic!()
+        };
+        assert_eq!(f.cookie, Some((0x10, 0xff)));
+
+        let c = parse(&["set-miss", "br0", "10", "continue"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::SetMiss {
+                table: 10,
+                miss: MissArg::Continue,
+                ..
+            }
+        ));
+        assert!(err(&["set-miss", "br0", "255", "drop"]).contains("255"));
+        assert!(err(&["set-miss", "br0", "1", "flood"]).contains("flood"));
+
+        let c = parse(&["trace", "br0", "in_port=3,ip,nw_dst=10.1.1.3"]).unwrap();
+        let Command::Trace { frame, .. } = c.command else {
+            panic!()
+        };
+        assert_eq!(frame.in_port, PortRef::Number(3));
+        assert_eq!(frame.matches.len(), 2);
+        assert!(err(&["trace", "br0", "ip,nw_dst=10.1.1.3"]).contains("in_port"));
+
+        for (args, port) in [
+            (
+                &["dump-ports", "br0", "n1p1"][..],
+                Some(PortRef::Name("n1p1".into())),
+            ),
+            (&["dump-ports", "br0", "3"][..], Some(PortRef::Number(3))),
+            (&["dump-ports", "br0"][..], None),
+        ] {
+            let Command::DumpPorts { port: p, .. } = parse(args).unwrap().command else {
+                panic!()
+            };
+            assert_eq!(p, port);
+        }
+        assert!(err(&["dump-ports", "br0", "99999"]).contains("larger than 65535"));
+    }
+
+    #[test]
+    fn file_commands_take_a_path_or_stdin() {
+        for sub in ["add-flows", "replace-flows", "diff-flows", "bundle"] {
+            let c = parse(&[sub, "br0", "-"]).unwrap();
+            let (Command::AddFlows(f)
+            | Command::ReplaceFlows(f)
+            | Command::DiffFlows(f)
+            | Command::Bundle(f)) = c.command
+            else {
+                panic!("{sub}: {:?}", c.command)
+            };
+            assert_eq!(f.file, PathBuf::from("-"));
+            assert!(err(&[sub, "br0"]).contains("<FILE>"), "{sub}");
+        }
+    }
+
+    #[test]
+    fn only_br0_exists() {
+        for args in [
+            &["add-flow", "br1", "actions=drop"][..],
+            &["dump-flows", "br-int"][..],
+            &["add-flows", "ovsbr", "f"][..],
+            &["monitor", "br1"][..],
+            &["set-miss", "br1", "0", "drop"][..],
+        ] {
+            let e = err(args);
+            assert!(
+                e.contains(&format!("no bridge {}; this switch has br0", args[1])),
+                "{args:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_flow_shows_the_column_and_a_caret() {
+        let e = parse(&["add-flow", "br0", "priority=5,nw_dts=10.1.1.1,actions=drop"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(": column 12: unknown field \"nw_dts\""))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(lines[at + 1], "priority=5,nw_dts=10.1.1.1,actions=drop");
+        assert_eq!(lines[at + 2], "           ^");
+    }
+
+    #[test]
+    fn capture_arguments() {
+        let c = parse(&[
+            "capture",
+            "vxlan0",
+            "-w",
+            "t.pcap",
+            "--count",
+            "5",
+            "--filter",
+            "ip,nw_dst=10.1.2.3",
+        ])
+        .unwrap();
+        let Command::Capture(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.port, PortRef::Name("vxlan0".into()));
+        assert_eq!(a.write, Some(PathBuf::from("t.pcap")));
+        assert_eq!(a.count, Some(5));
+        assert_eq!(a.filter.unwrap().0.len(), 2);
+        let c = parse(&["capture", "3", "-c", "1"]).unwrap();
+        let Command::Capture(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            (a.port, a.write, a.count),
+            (PortRef::Number(3), None, Some(1))
+        );
+        assert!(err(&["capture", "n1p1", "--count", "0"]).contains("0"));
+        assert!(err(&["capture", "n1p1", "--filter", "table=1,ip"]).contains("table"));
+        assert!(err(&["capture", "n1p1", "--filter", "ip,actions=drop"]).contains("actions"));
+    }
+
+    /// Shell words of an example line up to a pipe or the description (two spaces outside
+    /// quotes), quotes removed.
+    fn example_words(line: &str) -> Vec<String> {
+        let mut words = vec![String::new()];
+        let mut quote: Option<char> = None;
+        let mut prev_space = false;
+        for c in line.trim().chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => words.last_mut().unwrap().push(c),
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '|') => break,
+                (None, ' ') if prev_space => break,
+                (None, ' ') => words.push(String::new()),
+                (None, c) => words.last_mut().unwrap().push(c),
+            }
+            prev_space = c == ' ' && quote.is_none();
+        }
+        words.retain(|w| !w.is_empty());
+        words
+    }
+
+    #[test]
+    fn every_example_parses() {
+        let mut texts = vec![
+            EXAMPLES.to_string(),
+            crate::ctl::commands::HELP_FLOWS.to_string(),
+        ];
+        let mut cmd = Cli::command();
+        for sub in cmd.get_subcommands_mut() {
+            texts.push(sub.render_long_help().to_string());
+        }
+        let mut n = 0;
+        // Examples are indented; prose that starts with "vxctl" is not.
+        for line in texts.iter().flat_map(|t| t.lines()) {
+            if !line.starts_with(' ') || !line.trim().starts_with("vxctl ") {
+                continue;
+            }
+            let line = line.trim();
+            let words = example_words(line);
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("example {line:?} ({words:?}) does not parse:\n{e}");
+            }
+            n += 1;
+        }
+        assert!(n > 40, "only {n} examples found");
     }
 }

@@ -1,6 +1,8 @@
 //! Carrying out a parsed command against vxswitchd.
 
-use std::io::{IsTerminal, Write};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::thread;
@@ -8,12 +10,28 @@ use std::time::{Duration, Instant};
 
 use controlplane::client::Client;
 use controlplane::codec::{read_msg, write_msg};
-use controlplane::proto::{Change, Owner, Request, Response, StatsRepr, PROTOCOL_VERSION};
+use controlplane::flow_syntax::{self, FileError, FlowFilter};
+use controlplane::proto::{
+    CapturedFrame, Change, FlowMod, FlowSpec, FlowStats, Owner, Request, Response, StatsRepr,
+    PROTOCOL_VERSION,
+};
 use serde::Serialize;
 
-use super::cli::{Cli, Command, StatsArgs};
+use super::cli::{CaptureArgs, Cli, Command, FileArgs, StatsArgs};
+use super::pcap::PcapWriter;
 use super::render::{self, Previous};
-use super::Error;
+use super::{decode, flows, Error};
+
+/// The flow syntax summary printed by `vxctl help-flows`.
+pub const HELP_FLOWS: &str = include_str!("help-flows.txt");
+
+/// How a command that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Done,
+    /// diff-flows found differences (exit status 1, nothing on stderr).
+    Different,
+}
 
 /// Name vxctl gives itself in vxswitchd's log.
 const CLIENT_NAME: &str = concat!("vxctl ", env!("CARGO_PKG_VERSION"));
@@ -31,9 +49,135 @@ fn json<T: Serialize>(v: &T) -> String {
 }
 
 /// Runs one command, writing its output to `out`.
-pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status, Error> {
     let connect = || Client::connect(&cli.socket, CLIENT_NAME);
+    let flow_mods = |mods: Vec<FlowMod>, out: &mut dyn Write| -> Result<Status, Error> {
+        send_flow_mods(connect()?, mods, cli.json, out).map(|()| Status::Done)
+    };
     match &cli.command {
+        Command::AddFlow { flow, .. } => flow_mods(
+            vec![FlowMod::Add {
+                flow: flow.clone(),
+                reset_counts: false,
+            }],
+            out,
+        ),
+        Command::AddFlows(f) => {
+            let flows = read_flows(f)?;
+            let mods = flows
+                .into_iter()
+                .map(|flow| FlowMod::Add {
+                    flow,
+                    reset_counts: false,
+                })
+                .collect();
+            flow_mods(mods, out)
+        }
+        Command::ModFlows { strict, flow, .. } => flow_mods(
+            vec![FlowMod::Modify {
+                flow: flow.clone(),
+                strict: *strict,
+            }],
+            out,
+        ),
+        Command::DelFlows { strict, filter, .. } => {
+            flow_mods(vec![delete(*strict, filter.as_ref())], out)
+        }
+        Command::ReplaceFlows(f) => {
+            let flows = read_flows(f)?;
+            flow_mods(vec![FlowMod::Replace { flows }], out)
+        }
+        Command::Bundle(f) => {
+            let (name, text) = read_input(&f.file)?;
+            let mods = flow_syntax::parse_bundle(&text).map_err(|e| file_error(&name, &e))?;
+            flow_mods(mods, out)
+        }
+        Command::SetMiss { table, miss, .. } => flow_mods(
+            vec![FlowMod::SetMiss {
+                table: *table,
+                miss: (*miss).into(),
+            }],
+            out,
+        ),
+        Command::DiffFlows(f) => {
+            let file = read_flows(f)?;
+            let (_, have) = dump(&mut connect()?, None)?;
+            let switch: Vec<_> = have.into_iter().map(|f| f.spec).collect();
+            let lines = flows::diff(&switch, &file);
+            emit(out, &flows::render_diff(&lines))?;
+            Ok(if lines.is_empty() {
+                Status::Done
+            } else {
+                Status::Different
+            })
+        }
+        Command::DumpFlows {
+            no_stats, filter, ..
+        } => {
+            let (_, mut list) = dump(&mut connect()?, filter.as_ref())?;
+            let text = if cli.json {
+                flows::sort(&mut list);
+                json(&list)
+            } else {
+                flows::dump_flows(&list, *no_stats)
+            };
+            emit(out, &text).map(|()| Status::Done)
+        }
+        Command::DumpPorts { port, .. } => {
+            let s = connect()?.stats()?;
+            // The text also checks that the port exists.
+            let text = flows::dump_ports(&s, port.as_ref()).map_err(Error::Invalid)?;
+            let text = if cli.json {
+                let ports: Vec<_> = s
+                    .ports
+                    .iter()
+                    .filter(|p| port.as_ref().is_none_or(|want| flows::port_is(p, want)))
+                    .collect();
+                json(&ports)
+            } else {
+                text
+            };
+            emit(out, &text).map(|()| Status::Done)
+        }
+        Command::DumpTables { .. } => {
+            let tables = match connect()?.call(&Request::DumpTables)? {
+                Response::Tables { tables } => tables,
+                other => return Err(unexpected(other)),
+            };
+            let text = if cli.json {
+                json(&tables)
+            } else {
+                flows::dump_tables(&tables)
+            };
+            emit(out, &text).map(|()| Status::Done)
+        }
+        Command::Trace { frame, .. } => {
+            let req = Request::Trace {
+                in_port: frame.in_port.clone(),
+                matches: frame.matches.clone(),
+            };
+            let t = match connect()?.call(&req)? {
+                Response::Trace(t) => t,
+                other => return Err(unexpected(other)),
+            };
+            let text = if cli.json {
+                json(&t)
+            } else {
+                flows::trace(&frame.in_port, &frame.matches, &t)
+            };
+            emit(out, &text).map(|()| Status::Done)
+        }
+        Command::Monitor { .. } => monitor(&cli.socket, cli.json, out).map(|()| Status::Done),
+        Command::Capture(args) => capture(&cli.socket, args, cli.json, out).map(|()| Status::Done),
+        Command::HelpFlows => emit(out, HELP_FLOWS).map(|()| Status::Done),
+        other => run_config(cli, other, out).map(|()| Status::Done),
+    }
+}
+
+/// The configuration and inspection commands that predate flows.
+fn run_config(cli: &Cli, command: &Command, out: &mut dyn Write) -> Result<(), Error> {
+    let connect = || Client::connect(&cli.socket, CLIENT_NAME);
+    match command {
         Command::Show => {
             let s = connect()?.state()?;
             emit(out, &if cli.json { json(&s) } else { render::show(&s) })
@@ -76,6 +220,258 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
             )
         }
         Command::Version => version(&cli.socket, cli.json, out),
+        _ => unreachable!("flow commands are run by run()"),
+    }
+}
+
+fn unexpected(r: Response) -> Error {
+    controlplane::Error::Unexpected(format!("{r:?}")).into()
+}
+
+/// Sends one bundle. Quiet on success, as ovs-ofctl is; `--json` prints the new version.
+fn send_flow_mods(
+    mut c: Client,
+    mods: Vec<FlowMod>,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    match c.call(&Request::FlowMods { mods })? {
+        Response::Applied { version } if as_json => {
+            emit(out, &json(&Response::Applied { version }))
+        }
+        Response::Applied { .. } => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// del-flows: without a filter every flow; with one, as [`FlowFilter::to_delete`] says (a
+/// strict delete without a priority means 32768, as in ovs-ofctl).
+fn delete(strict: bool, filter: Option<&FlowFilter>) -> FlowMod {
+    filter.map_or(
+        FlowMod::Delete {
+            table: None,
+            priority: None,
+            matches: Vec::new(),
+            strict: false,
+            cookie: None,
+        },
+        |f| f.to_delete(strict),
+    )
+}
+
+/// DumpFlows narrowed by a filter: table and match by the switch, the cookie here (the
+/// request has no cookie field).
+fn dump(c: &mut Client, filter: Option<&FlowFilter>) -> Result<(u64, Vec<FlowStats>), Error> {
+    let req = Request::DumpFlows {
+        table: filter.and_then(|f| f.table),
+        matches: filter.map(|f| f.matches.clone()).unwrap_or_default(),
+    };
+    match c.call(&req)? {
+        Response::Flows {
+            table_version,
+            mut flows,
+        } => {
+            let cookie = filter.and_then(|f| f.cookie);
+            flows.retain(|f| flows::cookie_selects(&f.spec, cookie));
+            Ok((table_version, flows))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The text of FILE (`-`: stdin) and the name errors call it by.
+fn read_input(path: &Path) -> Result<(String, String), Error> {
+    let (name, r) = if path == Path::new("-") {
+        let mut text = String::new();
+        let r = std::io::stdin().read_to_string(&mut text).map(|_| text);
+        ("<stdin>".to_string(), r)
+    } else {
+        (path.display().to_string(), std::fs::read_to_string(path))
+    };
+    let text = r.map_err(|source| Error::Read {
+        path: name.clone(),
+        source,
+    })?;
+    Ok((name, text))
+}
+
+fn read_flows(f: &FileArgs) -> Result<Vec<FlowSpec>, Error> {
+    let (name, text) = read_input(&f.file)?;
+    flow_syntax::parse_flows_file(&text).map_err(|e| file_error(&name, &e))
+}
+
+/// `FILE:LINE: column C: reason`, then the line and a caret under the column.
+pub fn file_error(name: &str, e: &FileError) -> Error {
+    Error::Syntax(format!("{name}:{}: {}", e.line, e.error))
+}
+
+/// A streaming request on a connection of its own (no read timeout: a monitor may wait for
+/// hours); returns the stream once vxswitchd answered `Streaming`.
+fn open_stream(path: &Path, req: &Request) -> Result<UnixStream, Error> {
+    let mut stream = UnixStream::connect(path).map_err(|source| controlplane::Error::Connect {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+        client: CLIENT_NAME.to_string(),
+    };
+    for r in [&hello, req] {
+        write_msg(&mut stream, r)?;
+        match read_msg::<_, Response>(&mut stream)? {
+            Response::Hello { .. } | Response::Streaming { .. } => {}
+            Response::Error { code, message } => {
+                return Err(controlplane::Error::Refused { code, message }.into())
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(stream)
+}
+
+/// `vxctl monitor`: one line (or JSON object) per flow event until Ctrl-C; vxswitchd going
+/// away is an error (exit 1).
+fn monitor(path: &Path, as_json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    let mut stream = open_stream(path, &Request::Monitor)?;
+    loop {
+        match read_msg::<_, Response>(&mut stream)? {
+            Response::FlowEvent(e) => {
+                let line = if as_json {
+                    serde_json::to_string(&e).expect("protocol types serialise")
+                } else {
+                    flows::flow_event(&e)
+                };
+                emit(out, &format!("{line}\n"))?;
+            }
+            Response::StreamEnd { .. } => return Ok(()),
+            Response::Error { code, message } => {
+                return Err(controlplane::Error::Refused { code, message }.into())
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+/// Where captured frames go.
+enum Sink<'a> {
+    /// One line (or JSON object) per frame; `names` maps port numbers to names.
+    Lines {
+        out: &'a mut dyn Write,
+        json: bool,
+        names: HashMap<u16, String>,
+    },
+    /// A pcap stream; `file` names it in errors (`None`: stdout).
+    Pcap {
+        w: PcapWriter<Box<dyn Write + 'a>>,
+        file: Option<String>,
+    },
+}
+
+impl Sink<'_> {
+    fn frame(&mut self, f: &CapturedFrame) -> Result<(), Error> {
+        match self {
+            Sink::Lines { out, json, names } => {
+                let line = if *json {
+                    serde_json::to_string(f).expect("protocol types serialise")
+                } else {
+                    let name = names
+                        .get(&f.port)
+                        .cloned()
+                        .unwrap_or_else(|| f.port.to_string());
+                    decode::line(f, &name)
+                };
+                emit(*out, &format!("{line}\n"))
+            }
+            Sink::Pcap { w, file } => w.frame(f).map_err(|e| write_error(file.as_deref(), e)),
+        }
+    }
+}
+
+fn write_error(file: Option<&str>, source: std::io::Error) -> Error {
+    match file {
+        Some(path) => Error::Write {
+            path: path.to_string(),
+            source,
+        },
+        None => Error::Output(source),
+    }
+}
+
+/// `vxctl capture`: lines (or JSON objects) on `out`, or a pcap file (`-w -`: on `out`).
+fn capture(
+    path: &Path,
+    args: &CaptureArgs,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let req = Request::Capture {
+        port: args.port.clone(),
+        count: args.count,
+        filter: args.filter.clone().map(|m| m.0).unwrap_or_default(),
+    };
+    let mut sink = match &args.write {
+        None => {
+            // Port names for the lines (the capture itself names the port as given).
+            let names = if as_json {
+                HashMap::new()
+            } else {
+                let state = Client::connect(path, CLIENT_NAME)?.state()?;
+                state.ports.into_iter().map(|p| (p.no, p.name)).collect()
+            };
+            Sink::Lines {
+                out,
+                json: as_json,
+                names,
+            }
+        }
+        Some(p) => {
+            let (w, file): (Box<dyn Write + '_>, Option<String>) = if p == Path::new("-") {
+                (Box::new(out), None)
+            } else {
+                let name = p.display().to_string();
+                let f = File::create(p).map_err(|e| write_error(Some(&name), e))?;
+                (Box::new(f), Some(name))
+            };
+            let w = PcapWriter::new(w).map_err(|e| write_error(file.as_deref(), e))?;
+            Sink::Pcap { w, file }
+        }
+    };
+    let mut stream = open_stream(path, &req)?;
+    if let Some(p) = &args.write {
+        let count = args
+            .count
+            .map_or(String::new(), |n| format!(", {n} frames"));
+        eprintln!(
+            "vxctl: capturing port {} to {}{count}; Ctrl-C to stop",
+            args.port,
+            if p == Path::new("-") {
+                "stdout".to_string()
+            } else {
+                p.display().to_string()
+            }
+        );
+    }
+    let mut n = 0u64;
+    loop {
+        match read_msg::<_, Response>(&mut stream)? {
+            Response::Frame(f) => {
+                n += 1;
+                sink.frame(&f)?;
+            }
+            Response::StreamEnd { frames, lost } => {
+                let lost = if lost > 0 {
+                    format!(", {lost} lost (the capture could not keep up)")
+                } else {
+                    String::new()
+                };
+                eprintln!("vxctl: {} frames captured{lost}", frames.max(n));
+                return Ok(());
+            }
+            Response::Error { code, message } => {
+                return Err(controlplane::Error::Refused { code, message }.into())
+            }
+            other => return Err(unexpected(other)),
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! vxctl: the admin CLI. [`cli`] defines the command line, [`render`] turns the protocol's
-//! structures into tables (with [`table`]), [`commands`] talks to vxswitchd.
+//! structures into tables (with [`table`]), [`flows`] prints and compares flow tables,
+//! [`decode`] and [`pcap`] serve `vxctl capture`, [`commands`] talks to vxswitchd.
 
 pub mod cli;
 pub mod commands;
+pub mod decode;
+pub mod flows;
+pub mod pcap;
 pub mod render;
 pub mod table;
 
@@ -22,14 +26,24 @@ pub enum Error {
     Invalid(String),
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: io::Error },
+    /// A bad line in a file: `FILE:LINE: column C: reason`, the line, a caret.
+    #[error("{0}")]
+    Syntax(String),
 }
 
-/// Runs vxctl: usage errors exit 2 (clap), failures print `vxctl: <message>` and exit 1.
+/// Runs vxctl: usage errors exit 2 (clap: unknown commands and flags, arguments that do not
+/// parse, flows and filters on the command line included), failures print `vxctl: <message>`
+/// and exit 1 (as do differences found by diff-flows, silently).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = io::stdout().lock();
     match commands::run(&cli, &mut out) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(commands::Status::Done) => ExitCode::SUCCESS,
+        Ok(commands::Status::Different) => ExitCode::FAILURE,
         // `vxctl show | head`: the reader is gone, nothing more to say.
         Err(Error::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

@@ -76,6 +76,12 @@ pub struct LabSpec {
     /// More arguments for every vxswitchd (e.g. `--masquerade`).
     #[serde(default)]
     pub switch_args: Vec<String>,
+    /// The agents install OpenShift-SDN's multitenant flows.
+    #[serde(default)]
+    pub multitenant: bool,
+    /// VNID of pod j (0-based) on every node; pods beyond the list carry none.
+    #[serde(default)]
+    pub pod_vnids: Vec<u32>,
 }
 
 impl Default for LabSpec {
@@ -90,6 +96,8 @@ impl Default for LabSpec {
             ipv6: true,
             offload: true,
             switch_args: Vec::new(),
+            multitenant: false,
+            pod_vnids: Vec::new(),
         }
     }
 }

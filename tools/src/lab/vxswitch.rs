@@ -46,6 +46,9 @@ pub struct AgentNode {
     pub vni: u32,
     pub cluster_network: String,
     pub underlay_mtu: u16,
+    /// OpenShift-SDN's multitenant flows (port security, underlay filter, tenant VNIDs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multitenant: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,8 @@ pub struct AgentPod {
     pub netns: String,
     pub mac: String,
     pub ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,15 +81,18 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
             vni: topo::VNI,
             cluster_network: topo::CLUSTER_NETWORK.to_string(),
             underlay_mtu: topo::UNDERLAY_MTU,
+            multitenant: lab.spec().multitenant,
         },
         pods: node
             .pods
             .iter()
-            .map(|p| AgentPod {
+            .enumerate()
+            .map(|(j, p)| AgentPod {
                 name: p.name.clone(),
                 netns: p.netns.clone(),
                 mac: p.mac.clone(),
                 ip: p.ip.to_string(),
+                vnid: lab.spec().pod_vnids.get(j).copied(),
             })
             .collect(),
         nodes: lab

@@ -1,0 +1,772 @@
+//! Flow tables: a multi-table OpenFlow-style pipeline in front of the built-in forwarding.
+//!
+//! - [`key`]: the flow key extracted from a frame (16 words).
+//! - [`FlowSet`]: one immutable version of every table, compiled from the control plane's
+//!   `FlowSpec`s. Each table is a tuple-space-search classifier: flows are grouped by their
+//!   mask into subtables, each a hash map from masked key to rules; a lookup costs one hash
+//!   probe per distinct mask, not per flow, and stops early once no remaining subtable can
+//!   beat the best priority found.
+//! - [`resolve`]: walks the tables for a key (set_field/load/move update the key, resubmit and
+//!   goto_table recurse, depth capped at [`MAX_DEPTH`]) and produces a [`Resolved`]: the
+//!   straight-line program of packet edits and outputs, plus the path of (table, flow) pairs
+//!   to credit.
+//! - [`Emc`]: a per-worker exact-match cache from the full key to its `Resolved`, invalidated
+//!   by the flow-set version (OVS's EMC).
+
+pub mod key;
+
+use std::net::Ipv4Addr;
+
+use controlplane::flow::{Field, FieldRange, FlowAction, FlowSpec, PortRef, TableMiss, MAX_DEPTH};
+use rustc_hash::FxHashMap;
+
+use crate::fib::PortNo;
+use key::{field_slot, FlowKey, Slot, IN_PORT, WORDS};
+
+/// Index of a flow in [`FlowSet::rules`] and in the per-worker counters.
+pub type FlowId = u32;
+
+/// Most flows a switch holds (per-worker counters are sized for it once).
+pub const MAX_FLOWS: usize = 1 << 18;
+
+/// A compiled action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Output(PortNo),
+    Normal,
+    Flood,
+    Drop,
+    /// Write `value` into bits `start..=end` of a field.
+    Write {
+        field: Field,
+        start: u8,
+        end: u8,
+        value: u64,
+    },
+    Move {
+        src: FieldRange,
+        dst: FieldRange,
+    },
+    DecTtl,
+    Resubmit {
+        in_port: Option<PortNo>,
+        table: u8,
+    },
+    GotoTable(u8),
+}
+
+/// A compiled flow.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: FlowId,
+    pub table: u8,
+    pub priority: u16,
+    pub value: FlowKey,
+    pub mask: FlowKey,
+    pub ops: Vec<Op>,
+    pub spec: FlowSpec,
+}
+
+#[derive(Debug, Clone)]
+struct Subtable {
+    mask: FlowKey,
+    /// Words the mask uses (the others are zero).
+    words: Vec<u8>,
+    max_priority: u16,
+    /// Masked key → rule indexes, highest priority first.
+    rules: FxHashMap<FlowKey, Vec<u32>>,
+}
+
+impl Subtable {
+    #[inline]
+    fn probe(&self, key: &FlowKey) -> Option<&[u32]> {
+        let mut k = [0u64; WORDS];
+        for &w in &self.words {
+            k[w as usize] = key.0[w as usize] & self.mask.0[w as usize];
+        }
+        self.rules.get(&FlowKey(k)).map(|v| v.as_slice())
+    }
+}
+
+/// One table: subtables by mask, highest `max_priority` first.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    subtables: Vec<Subtable>,
+    pub miss: TableMiss,
+    pub flows: u32,
+}
+
+impl Table {
+    /// The highest-priority rule matching `key` (index into `rules`).
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, rules: &[Rule]) -> Option<u32> {
+        let mut best: Option<(u16, u32)> = None;
+        for st in &self.subtables {
+            if let Some((p, _)) = best {
+                if st.max_priority <= p {
+                    break;
+                }
+            }
+            if let Some(list) = st.probe(key) {
+                if let Some(&r) = list.first() {
+                    let p = rules[r as usize].priority;
+                    if best.is_none_or(|(bp, _)| p > bp) {
+                        best = Some((p, r));
+                    }
+                }
+            }
+        }
+        best.map(|(_, r)| r)
+    }
+
+    /// Number of distinct masks.
+    pub fn masks(&self) -> usize {
+        self.subtables.len()
+    }
+}
+
+/// One immutable version of the flow tables.
+#[derive(Debug, Clone)]
+pub struct FlowSet {
+    pub version: u64,
+    pub tables: Vec<Table>,
+    pub rules: Vec<Rule>,
+}
+
+impl Default for FlowSet {
+    fn default() -> Self {
+        FlowSet {
+            version: 0,
+            tables: vec![Table::default(); 255],
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl FlowSet {
+    /// Compiles flows (`(id, spec)` pairs) with port names resolved by `resolve`; a flow whose
+    /// port does not resolve never matches (in_port) or drops (output).
+    pub fn build(
+        version: u64,
+        flows: &[(FlowId, FlowSpec)],
+        misses: &[(u8, TableMiss)],
+        resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+    ) -> FlowSet {
+        let mut set = FlowSet {
+            version,
+            ..Default::default()
+        };
+        for &(t, m) in misses {
+            if let Some(table) = set.tables.get_mut(t as usize) {
+                table.miss = m;
+            }
+        }
+        for (id, spec) in flows {
+            let (value, mask) = match key::compile_match(&spec.matches, resolve) {
+                Ok(vm) => vm,
+                Err(_) => {
+                    // A port that is gone: the flow stays listed but can never match.
+                    let (mut v, mut m) = (FlowKey::default(), FlowKey::default());
+                    v.set(IN_PORT, 0xffff);
+                    m.set(IN_PORT, 0xffff);
+                    (v, m)
+                }
+            };
+            let ops = spec
+                .actions
+                .iter()
+                .filter_map(|a| compile_action(a, resolve))
+                .collect();
+            set.rules.push(Rule {
+                id: *id,
+                table: spec.table,
+                priority: spec.priority,
+                value,
+                mask,
+                ops,
+                spec: spec.clone(),
+            });
+        }
+        for (i, r) in set.rules.iter().enumerate() {
+            let Some(table) = set.tables.get_mut(r.table as usize) else {
+                continue;
+            };
+            table.flows += 1;
+            let st = match table.subtables.iter_mut().position(|s| s.mask == r.mask) {
+                Some(p) => &mut table.subtables[p],
+                None => {
+                    let words = (0..WORDS as u8)
+                        .filter(|&w| r.mask.0[w as usize] != 0)
+                        .collect();
+                    table.subtables.push(Subtable {
+                        mask: r.mask,
+                        words,
+                        max_priority: 0,
+                        rules: FxHashMap::default(),
+                    });
+                    table.subtables.last_mut().expect("just pushed")
+                }
+            };
+            st.max_priority = st.max_priority.max(r.priority);
+            st.rules.entry(r.value).or_default().push(i as u32);
+        }
+        let rules = &set.rules;
+        for table in &mut set.tables {
+            for st in &mut table.subtables {
+                for list in st.rules.values_mut() {
+                    list.sort_by_key(|&i| std::cmp::Reverse(rules[i as usize].priority));
+                }
+            }
+            table
+                .subtables
+                .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+        }
+        set
+    }
+}
+
+fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> Option<Op> {
+    Some(match a {
+        FlowAction::Output { port } => Op::Output(resolve(port).unwrap_or(0)),
+        FlowAction::Normal => Op::Normal,
+        FlowAction::Flood => Op::Flood,
+        FlowAction::Drop => Op::Drop,
+        FlowAction::SetField { field, value } => Op::Write {
+            field: *field,
+            start: 0,
+            end: (field.bits() - 1) as u8,
+            value: *value,
+        },
+        FlowAction::Load { dst, value } => Op::Write {
+            field: dst.field,
+            start: dst.start,
+            end: dst.end,
+            value: *value,
+        },
+        FlowAction::Move { src, dst } => Op::Move {
+            src: *src,
+            dst: *dst,
+        },
+        FlowAction::ModDlSrc { mac } => Op::Write {
+            field: Field::DlSrc,
+            start: 0,
+            end: 47,
+            value: key::mac_u64(&mac.0),
+        },
+        FlowAction::ModDlDst { mac } => Op::Write {
+            field: Field::DlDst,
+            start: 0,
+            end: 47,
+            value: key::mac_u64(&mac.0),
+        },
+        FlowAction::DecTtl => Op::DecTtl,
+        FlowAction::Resubmit { in_port, table } => Op::Resubmit {
+            in_port: in_port.as_ref().map(|p| resolve(p).unwrap_or(0)),
+            table: *table,
+        },
+        FlowAction::GotoTable { table } => Op::GotoTable(*table),
+        FlowAction::Note { .. } => return None,
+    })
+}
+
+/// A packet edit or output, in the order the flows asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Write a packet field (the whole field's new value).
+    Set(Field, u64),
+    DecTtl,
+    Output(PortNo),
+    /// Output to the tunnel with this VNI to this VTEP.
+    Tunnel {
+        vni: u32,
+        dst: Ipv4Addr,
+    },
+    Normal,
+    Flood,
+}
+
+/// Why resolution ended without output, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// All actions ran.
+    Done,
+    /// A drop action (or an empty action list).
+    Drop,
+    /// A table had no matching flow and its miss policy is drop.
+    Miss(u8),
+    /// resubmit/goto_table went deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+const MAX_STEPS: usize = 16;
+const MAX_PATH: usize = 16;
+
+/// The outcome of the flow tables for one key, without allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    steps: [Step; MAX_STEPS],
+    n_steps: u8,
+    /// (table, rule index or u32::MAX for a miss)
+    path: [(u8, u32); MAX_PATH],
+    n_path: u8,
+    /// More steps or lookups than fit: the result must not be cached.
+    pub overflow: bool,
+    pub end: End,
+}
+
+impl Default for Resolved {
+    fn default() -> Self {
+        Resolved {
+            steps: [Step::Normal; MAX_STEPS],
+            n_steps: 0,
+            path: [(0, u32::MAX); MAX_PATH],
+            n_path: 0,
+            overflow: false,
+            end: End::Done,
+        }
+    }
+}
+
+impl Resolved {
+    pub fn steps(&self) -> &[Step] {
+        &self.steps[..self.n_steps as usize]
+    }
+    pub fn path(&self) -> &[(u8, u32)] {
+        &self.path[..self.n_path as usize]
+    }
+    fn push_step(&mut self, s: Step) {
+        if (self.n_steps as usize) < MAX_STEPS {
+            self.steps[self.n_steps as usize] = s;
+            self.n_steps += 1;
+        } else {
+            self.overflow = true;
+        }
+    }
+    fn push_path(&mut self, table: u8, rule: u32) {
+        if (self.n_path as usize) < MAX_PATH {
+            self.path[self.n_path as usize] = (table, rule);
+            self.n_path += 1;
+        } else {
+            self.overflow = true;
+        }
+    }
+}
+
+/// A trace observer: called for each lookup (for `vxctl trace`).
+pub trait Observer {
+    fn lookup(&mut self, table: u8, depth: usize, rule: Option<&Rule>, miss: TableMiss);
+}
+
+impl Observer for () {
+    #[inline]
+    fn lookup(&mut self, _: u8, _: usize, _: Option<&Rule>, _: TableMiss) {}
+}
+
+/// Runs the flow tables for `key` (which is updated by set_field/load/move as it goes).
+pub fn resolve(set: &FlowSet, key: &mut FlowKey, obs: &mut dyn Observer) -> Resolved {
+    let mut r = Resolved::default();
+    r.end = walk(set, key, 0, 0, &mut r, obs);
+    r
+}
+
+fn walk(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    mut table: u8,
+    depth: usize,
+    r: &mut Resolved,
+    obs: &mut dyn Observer,
+) -> End {
+    if depth > MAX_DEPTH {
+        return End::TooDeep;
+    }
+    loop {
+        let Some(t) = set.tables.get(table as usize) else {
+            return End::Miss(table);
+        };
+        let Some(ri) = t.lookup(key, &set.rules) else {
+            r.push_path(table, u32::MAX);
+            obs.lookup(table, depth, None, t.miss);
+            return match t.miss {
+                TableMiss::Drop => End::Miss(table),
+                TableMiss::Normal => {
+                    r.push_step(Step::Normal);
+                    End::Done
+                }
+                TableMiss::Continue if (table as usize) < 254 => {
+                    table += 1;
+                    continue;
+                }
+                TableMiss::Continue => End::Miss(table),
+            };
+        };
+        r.push_path(table, ri);
+        let rule = &set.rules[ri as usize];
+        obs.lookup(table, depth, Some(rule), t.miss);
+        if rule.ops.is_empty() {
+            return End::Drop;
+        }
+        let mut goto = None;
+        for op in &rule.ops {
+            match *op {
+                Op::Output(p) if p == controlplane::proto::PORT_TUNNEL => {
+                    r.push_step(Step::Tunnel {
+                        vni: key.get(key::TUN_ID) as u32,
+                        dst: key.ipv4(key::TUN_DST),
+                    })
+                }
+                Op::Output(p) => r.push_step(Step::Output(p)),
+                Op::Normal => r.push_step(Step::Normal),
+                Op::Flood => r.push_step(Step::Flood),
+                Op::Drop => return End::Drop,
+                Op::Write {
+                    field,
+                    start,
+                    end,
+                    value,
+                } => {
+                    write_bits(key, field, start, end, value);
+                    if is_packet_field(field) {
+                        r.push_step(Step::Set(field, key.get(field_slot(field))));
+                    }
+                }
+                Op::Move { src, dst } => {
+                    let v = read_bits(key, src.field, src.start, src.end);
+                    write_bits(key, dst.field, dst.start, dst.end, v);
+                    if is_packet_field(dst.field) {
+                        r.push_step(Step::Set(dst.field, key.get(field_slot(dst.field))));
+                    }
+                }
+                Op::DecTtl => {
+                    r.push_step(Step::DecTtl);
+                    let ttl = key.get(key::NW_TTL);
+                    key.set(key::NW_TTL, ttl.saturating_sub(1));
+                }
+                Op::Resubmit { in_port, table: t2 } => {
+                    let saved = key.get(IN_PORT);
+                    if let Some(p) = in_port {
+                        key.set(IN_PORT, p as u64);
+                    }
+                    let e = walk(set, key, t2, depth + 1, r, obs);
+                    key.set(IN_PORT, saved);
+                    if e != End::Done {
+                        return e;
+                    }
+                }
+                Op::GotoTable(t2) => goto = Some(t2),
+            }
+        }
+        match goto {
+            Some(t2) => {
+                return walk(set, key, t2, depth + 1, r, obs);
+            }
+            None => return End::Done,
+        }
+    }
+}
+
+fn is_packet_field(f: Field) -> bool {
+    !matches!(
+        f,
+        Field::Reg(_) | Field::TunId | Field::TunSrc | Field::TunDst
+    )
+}
+
+fn range_mask(start: u8, end: u8) -> u64 {
+    let width = (end - start) as u32 + 1;
+    let m = if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    m << start
+}
+
+fn read_bits(key: &FlowKey, field: Field, start: u8, end: u8) -> u64 {
+    if end < start {
+        return 0;
+    }
+    (key.get(field_slot(field)) & range_mask(start, end)) >> start
+}
+
+fn write_bits(key: &mut FlowKey, field: Field, start: u8, end: u8, value: u64) {
+    if end < start {
+        return;
+    }
+    let s: Slot = field_slot(field);
+    let m = range_mask(start, end);
+    let old = key.get(s);
+    key.set(s, (old & !m) | ((value << start) & m));
+}
+
+/// Per-worker exact-match cache.
+pub struct Emc {
+    entries: Box<[EmcEntry]>,
+}
+
+#[derive(Clone, Copy)]
+struct EmcEntry {
+    version: u64,
+    key: FlowKey,
+    resolved: Resolved,
+}
+
+/// Entries in a worker's exact-match cache.
+pub const EMC_ENTRIES: usize = 2048;
+
+impl Default for Emc {
+    fn default() -> Self {
+        let empty = EmcEntry {
+            version: u64::MAX,
+            key: FlowKey::default(),
+            resolved: Resolved::default(),
+        };
+        Emc {
+            entries: vec![empty; EMC_ENTRIES].into_boxed_slice(),
+        }
+    }
+}
+
+impl Emc {
+    /// The cached result for `key` under flow-set `version`.
+    #[inline]
+    pub fn get(&self, version: u64, key: &FlowKey, hash: u64) -> Option<&Resolved> {
+        let e = &self.entries[(hash as usize) & (EMC_ENTRIES - 1)];
+        (e.version == version && e.key == *key).then_some(&e.resolved)
+    }
+
+    #[inline]
+    pub fn insert(&mut self, version: u64, key: FlowKey, hash: u64, resolved: &Resolved) {
+        if resolved.overflow {
+            return;
+        }
+        let e = &mut self.entries[(hash as usize) & (EMC_ENTRIES - 1)];
+        e.version = version;
+        e.key = key;
+        e.resolved = *resolved;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use controlplane::flow::{Match, DEFAULT_PRIORITY};
+    use controlplane::proto::MacAddr;
+
+    fn flow(table: u8, priority: u16, matches: Vec<Match>, actions: Vec<FlowAction>) -> FlowSpec {
+        FlowSpec {
+            table,
+            priority,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches,
+            actions,
+        }
+    }
+
+    fn num(p: &PortRef) -> Option<PortNo> {
+        match p {
+            PortRef::Number(n) => Some(*n),
+            PortRef::Name(n) if n == "vxlan0" => Some(1),
+            PortRef::Name(_) => None,
+        }
+    }
+
+    fn ip() -> Match {
+        Match::DlType { value: 0x0800 }
+    }
+
+    fn dst(a: [u8; 4], prefix: u32) -> Match {
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Match::NwDst {
+            value: Ipv4Addr::from(a),
+            mask: Ipv4Addr::from(mask),
+        }
+    }
+
+    fn key_to(a: [u8; 4], in_port: u16) -> FlowKey {
+        let f = crate::sample::udp_frame([2; 6], [4; 6], [10, 1, 1, 2], a, 64, 10);
+        FlowKey::extract(&f, in_port, None)
+    }
+
+    #[test]
+    fn highest_priority_wins_across_masks() {
+        let flows = vec![
+            (0, flow(0, 0, vec![], vec![FlowAction::Normal])),
+            (
+                1,
+                flow(
+                    0,
+                    100,
+                    vec![ip(), dst([10, 1, 2, 0], 24)],
+                    vec![FlowAction::Output {
+                        port: PortRef::Number(4),
+                    }],
+                ),
+            ),
+            (
+                2,
+                flow(
+                    0,
+                    200,
+                    vec![ip(), dst([10, 1, 2, 7], 32)],
+                    vec![FlowAction::Drop],
+                ),
+            ),
+            (
+                3,
+                flow(
+                    0,
+                    50,
+                    vec![ip(), dst([10, 1, 0, 0], 16)],
+                    vec![FlowAction::Output {
+                        port: PortRef::Number(5),
+                    }],
+                ),
+            ),
+        ];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        assert_eq!(set.tables[0].masks(), 4);
+        let mut k = key_to([10, 1, 2, 7], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::Drop);
+        let mut k = key_to([10, 1, 2, 8], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.steps(), &[Step::Output(4)]);
+        let mut k = key_to([10, 1, 3, 8], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).steps(), &[Step::Output(5)]);
+        let mut k = key_to([192, 0, 2, 1], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).steps(), &[Step::Normal]);
+    }
+
+    #[test]
+    fn resubmit_set_field_registers_and_depth_cap() {
+        let flows = vec![
+            (
+                0,
+                flow(
+                    0,
+                    DEFAULT_PRIORITY,
+                    vec![],
+                    vec![
+                        FlowAction::Load {
+                            dst: FieldRange::whole(Field::Reg(0)),
+                            value: 7,
+                        },
+                        FlowAction::Resubmit {
+                            in_port: None,
+                            table: 5,
+                        },
+                    ],
+                ),
+            ),
+            (
+                1,
+                flow(
+                    5,
+                    10,
+                    vec![Match::Reg {
+                        index: 0,
+                        value: 7,
+                        mask: u32::MAX,
+                    }],
+                    vec![
+                        FlowAction::SetField {
+                            field: Field::DlDst,
+                            value: 0x0a58_0a01_0103,
+                        },
+                        FlowAction::SetField {
+                            field: Field::TunDst,
+                            value: u32::from(Ipv4Addr::new(198, 51, 100, 2)) as u64,
+                        },
+                        FlowAction::SetField {
+                            field: Field::TunId,
+                            value: 10,
+                        },
+                        FlowAction::Output {
+                            port: PortRef::Name("vxlan0".into()),
+                        },
+                    ],
+                ),
+            ),
+            // A loop: table 9 resubmits to itself.
+            (
+                2,
+                flow(
+                    9,
+                    1,
+                    vec![],
+                    vec![FlowAction::Resubmit {
+                        in_port: None,
+                        table: 9,
+                    }],
+                ),
+            ),
+        ];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(
+            r.steps(),
+            &[
+                Step::Set(Field::DlDst, 0x0a58_0a01_0103),
+                Step::Tunnel {
+                    vni: 10,
+                    dst: Ipv4Addr::new(198, 51, 100, 2)
+                }
+            ]
+        );
+        assert_eq!(r.path(), &[(0, 0), (5, 1)]);
+        let set2 = FlowSet::build(
+            2,
+            &[
+                (
+                    0,
+                    flow(0, 1, vec![], vec![FlowAction::GotoTable { table: 9 }]),
+                ),
+                flows[2].clone(),
+            ],
+            &[],
+            &num,
+        );
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set2, &mut k, &mut ());
+        assert_eq!(r.end, End::TooDeep);
+        assert!(r.overflow, "a runaway path is never cached");
+        let _ = MacAddr([0; 6]);
+    }
+
+    #[test]
+    fn table_miss_policies() {
+        let set = FlowSet::build(
+            1,
+            &[],
+            &[(0, TableMiss::Continue), (1, TableMiss::Normal)],
+            &num,
+        );
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).steps(), &[Step::Normal]);
+        let set = FlowSet::build(1, &[], &[], &num);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::Miss(0));
+    }
+
+    #[test]
+    fn emc_hits_only_the_same_key_and_version() {
+        let mut emc = Emc::default();
+        let k = key_to([10, 1, 2, 2], 3);
+        let r = Resolved {
+            end: End::Drop,
+            ..Default::default()
+        };
+        emc.insert(4, k, k.hash(), &r);
+        assert_eq!(emc.get(4, &k, k.hash()).map(|r| r.end), Some(End::Drop));
+        assert!(emc.get(5, &k, k.hash()).is_none());
+        let k2 = key_to([10, 1, 2, 3], 3);
+        assert!(emc.get(4, &k2, k.hash()).is_none());
+    }
+}

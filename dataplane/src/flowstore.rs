@@ -1,0 +1,538 @@
+//! The control side of the flow tables: the flows as configured, their ids and counter bases,
+//! bundles applied all or nothing, timeouts, and the events monitors see.
+
+use std::collections::BTreeMap;
+
+use controlplane::flow::*;
+use controlplane::flow_syntax::canonicalize;
+use controlplane::proto::{FlowEvent, FlowEventKind, PORT_TUNNEL};
+use serde::{Deserialize, Serialize};
+
+use crate::fib::PortNo;
+use crate::flow::key::{compile_match, FlowKey};
+use crate::flow::{FlowId, FlowSet, MAX_FLOWS};
+
+/// A configured flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    pub id: FlowId,
+    pub spec: FlowSpec,
+    /// Clock ([`crate::clock`]) milliseconds when added; not saved across restarts.
+    #[serde(skip)]
+    pub added_ms: u64,
+    /// Worker counter sums when the id was given to this flow.
+    #[serde(skip)]
+    pub base_packets: u64,
+    #[serde(skip)]
+    pub base_bytes: u64,
+}
+
+/// Every flow and table setting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowStore {
+    pub flows: Vec<FlowEntry>,
+    pub misses: BTreeMap<u8, TableMiss>,
+}
+
+/// A change a bundle made, for monitors: what happened, why, to which flow.
+pub type Change = (FlowEventKind, String, FlowSpec);
+
+/// What the store needs from the switch while applying a bundle.
+pub struct Context<'a> {
+    pub resolve: &'a dyn Fn(&PortRef) -> Option<PortNo>,
+    /// Current worker sums (packets, bytes) of a flow id.
+    pub sums: &'a dyn Fn(FlowId) -> (u64, u64),
+    pub now_ms: u64,
+}
+
+impl FlowStore {
+    /// The flows a fresh switch starts with: everything goes to the built-in forwarding.
+    pub fn initial() -> FlowStore {
+        let spec = FlowSpec {
+            table: 0,
+            priority: 0,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches: vec![],
+            actions: vec![FlowAction::Normal],
+        };
+        FlowStore {
+            flows: vec![FlowEntry {
+                id: 0,
+                spec,
+                added_ms: 0,
+                base_packets: 0,
+                base_bytes: 0,
+            }],
+            misses: BTreeMap::new(),
+        }
+    }
+
+    /// Compiles the store into the classifier.
+    pub fn compile(&self, version: u64, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> FlowSet {
+        let flows: Vec<(FlowId, FlowSpec)> =
+            self.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
+        let misses: Vec<(u8, TableMiss)> = self.misses.iter().map(|(t, m)| (*t, *m)).collect();
+        FlowSet::build(version, &flows, &misses, resolve)
+    }
+
+    /// Applies a bundle to a copy; the copy and the events, or why the bundle was refused (the
+    /// store is unchanged then). Errors name the failing modification (1-based).
+    pub fn apply(
+        &self,
+        mods: &[FlowMod],
+        cx: &Context<'_>,
+    ) -> Result<(FlowStore, Vec<Change>), String> {
+        let mut next = self.clone();
+        let mut events = Vec::new();
+        for (i, m) in mods.iter().enumerate() {
+            next.apply_one(m, cx, &mut events)
+                .map_err(|e| format!("flow mod {}: {e}", i + 1))?;
+        }
+        if next.flows.len() > MAX_FLOWS {
+            return Err(format!(
+                "{} flows exceed the limit of {MAX_FLOWS}",
+                next.flows.len()
+            ));
+        }
+        Ok((next, events))
+    }
+
+    fn apply_one(
+        &mut self,
+        m: &FlowMod,
+        cx: &Context<'_>,
+        ev: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        match m {
+            FlowMod::Add { flow, reset_counts } => {
+                let flow = check(flow, cx)?;
+                match self.flows.iter_mut().find(|f| f.spec.same_rule(&flow)) {
+                    Some(f) => {
+                        f.spec = flow.clone();
+                        if *reset_counts {
+                            (f.base_packets, f.base_bytes) = (cx.sums)(f.id);
+                            f.added_ms = cx.now_ms;
+                        }
+                        ev.push((FlowEventKind::Modified, "add".into(), flow));
+                    }
+                    None => {
+                        let id = self.free_id();
+                        let (bp, bb) = (cx.sums)(id);
+                        self.flows.push(FlowEntry {
+                            id,
+                            spec: flow.clone(),
+                            added_ms: cx.now_ms,
+                            base_packets: bp,
+                            base_bytes: bb,
+                        });
+                        ev.push((FlowEventKind::Added, "add".into(), flow));
+                    }
+                }
+            }
+            FlowMod::Modify { flow, strict } => {
+                let flow = check(flow, cx)?;
+                let filter = Selector::new(
+                    Some(flow.table),
+                    strict.then_some(flow.priority),
+                    &flow.matches,
+                    *strict,
+                    None,
+                    cx,
+                )?;
+                for f in self
+                    .flows
+                    .iter_mut()
+                    .filter(|f| filter.selects(&f.spec, cx))
+                {
+                    f.spec.actions = flow.actions.clone();
+                    f.spec.cookie = flow.cookie;
+                    ev.push((FlowEventKind::Modified, "modify".into(), f.spec.clone()));
+                }
+            }
+            FlowMod::Delete {
+                table,
+                priority,
+                matches,
+                strict,
+                cookie,
+            } => {
+                let mut ms = matches.clone();
+                canonicalize(&mut ms);
+                let filter = Selector::new(*table, *priority, &ms, *strict, *cookie, cx)?;
+                let mut kept = Vec::with_capacity(self.flows.len());
+                for f in self.flows.drain(..) {
+                    if filter.selects(&f.spec, cx) {
+                        ev.push((FlowEventKind::Removed, "delete".into(), f.spec));
+                    } else {
+                        kept.push(f);
+                    }
+                }
+                self.flows = kept;
+            }
+            FlowMod::Replace { flows } => {
+                let mut old: Vec<FlowEntry> = std::mem::take(&mut self.flows);
+                for flow in flows {
+                    let flow = check(flow, cx)?;
+                    if self.flows.iter().any(|f| f.spec.same_rule(&flow)) {
+                        return Err(format!(
+                            "the same flow is listed twice: table={} priority={}",
+                            flow.table, flow.priority
+                        ));
+                    }
+                    match old.iter().position(|f| f.spec.same_rule(&flow)) {
+                        Some(p) => {
+                            let mut f = old.swap_remove(p);
+                            if f.spec != flow {
+                                ev.push((FlowEventKind::Modified, "replace".into(), flow.clone()));
+                            }
+                            f.spec = flow;
+                            self.flows.push(f);
+                        }
+                        None => {
+                            let id = self.free_id_avoiding(&old);
+                            let (bp, bb) = (cx.sums)(id);
+                            ev.push((FlowEventKind::Added, "replace".into(), flow.clone()));
+                            self.flows.push(FlowEntry {
+                                id,
+                                spec: flow,
+                                added_ms: cx.now_ms,
+                                base_packets: bp,
+                                base_bytes: bb,
+                            });
+                        }
+                    }
+                }
+                for f in old {
+                    ev.push((FlowEventKind::Removed, "replace".into(), f.spec));
+                }
+            }
+            FlowMod::SetMiss { table, miss } => {
+                if *table > MAX_TABLE {
+                    return Err(format!("table {table} is beyond {MAX_TABLE}"));
+                }
+                self.misses.insert(*table, *miss);
+            }
+        }
+        Ok(())
+    }
+
+    fn free_id(&self) -> FlowId {
+        self.free_id_avoiding(&[])
+    }
+
+    fn free_id_avoiding(&self, also: &[FlowEntry]) -> FlowId {
+        let mut used: Vec<FlowId> = self.flows.iter().chain(also).map(|f| f.id).collect();
+        used.sort_unstable();
+        let mut id = 0;
+        for u in used {
+            if u == id {
+                id += 1;
+            } else if u > id {
+                break;
+            }
+        }
+        id
+    }
+
+    /// Flows whose idle or hard timeout has passed at `now_ms`; `last_hit` gives a flow's
+    /// latest hit over the workers.
+    pub fn expired(
+        &self,
+        now_ms: u64,
+        last_hit: &dyn Fn(FlowId) -> u64,
+    ) -> Vec<(FlowId, &'static str)> {
+        let mut out = Vec::new();
+        for f in &self.flows {
+            if f.spec.hard_timeout > 0 && now_ms >= f.added_ms + f.spec.hard_timeout as u64 * 1000 {
+                out.push((f.id, "hard_timeout"));
+            } else if f.spec.idle_timeout > 0 {
+                let last = last_hit(f.id).max(f.added_ms);
+                if now_ms >= last + f.spec.idle_timeout as u64 * 1000 {
+                    out.push((f.id, "idle_timeout"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes flows by id; returns their specs.
+    pub fn remove_ids(&mut self, ids: &[(FlowId, &'static str)]) -> Vec<(FlowSpec, &'static str)> {
+        let mut out = Vec::new();
+        self.flows
+            .retain(|f| match ids.iter().find(|(i, _)| *i == f.id) {
+                Some((_, why)) => {
+                    out.push((f.spec.clone(), *why));
+                    false
+                }
+                None => true,
+            });
+        out
+    }
+}
+
+/// Validates and canonicalises a flow.
+fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
+    let mut f = flow.clone();
+    canonicalize(&mut f.matches);
+    if f.table > MAX_TABLE {
+        return Err(format!("table {} is beyond {MAX_TABLE}", f.table));
+    }
+    compile_match(&f.matches, cx.resolve)
+        .map_err(|e| format!("{e} (ports: vxlan0, vxhost0, pod port names or numbers)"))?;
+    for a in &f.actions {
+        match a {
+            FlowAction::Output { port } if (cx.resolve)(port).is_none() => {
+                return Err(format!("output to {port}: no such port"));
+            }
+            FlowAction::Resubmit {
+                in_port: Some(port),
+                table,
+            } if (cx.resolve)(port).is_none() => {
+                return Err(format!("resubmit({port},{table}): no such port"));
+            }
+            FlowAction::Resubmit { table, .. } | FlowAction::GotoTable { table }
+                if *table > MAX_TABLE =>
+            {
+                return Err(format!("table {table} is beyond {MAX_TABLE}"));
+            }
+            FlowAction::GotoTable { table } if *table <= f.table => {
+                return Err(format!(
+                    "goto_table:{table} must go to a later table than {} (use resubmit to go back)",
+                    f.table
+                ));
+            }
+            FlowAction::Load { dst, .. } | FlowAction::Move { dst, .. }
+                if dst.end as u32 >= dst.field.bits() || dst.start > dst.end =>
+            {
+                return Err(format!(
+                    "bits {}..{} are outside the field's {} bits",
+                    dst.start,
+                    dst.end,
+                    dst.field.bits()
+                ));
+            }
+            _ => {}
+        }
+    }
+    let _ = PORT_TUNNEL;
+    Ok(f)
+}
+
+/// Which flows a modify/delete selects.
+struct Selector {
+    table: Option<u8>,
+    priority: Option<u16>,
+    strict: bool,
+    matches: Vec<Match>,
+    value: FlowKey,
+    mask: FlowKey,
+    cookie: Option<(u64, u64)>,
+}
+
+impl Selector {
+    fn new(
+        table: Option<u8>,
+        priority: Option<u16>,
+        matches: &[Match],
+        strict: bool,
+        cookie: Option<(u64, u64)>,
+        cx: &Context<'_>,
+    ) -> Result<Selector, String> {
+        let (value, mask) = compile_match(matches, cx.resolve)?;
+        Ok(Selector {
+            table,
+            priority,
+            strict,
+            matches: matches.to_vec(),
+            value,
+            mask,
+            cookie,
+        })
+    }
+
+    fn selects(&self, f: &FlowSpec, cx: &Context<'_>) -> bool {
+        if self.table.is_some_and(|t| t != f.table) {
+            return false;
+        }
+        if let Some((c, m)) = self.cookie {
+            if f.cookie & m != c & m {
+                return false;
+            }
+        }
+        if self.strict {
+            return self.priority.is_none_or(|p| p == f.priority) && f.matches == self.matches;
+        }
+        // Loose: the flow is at least as specific as the filter, and agrees with it.
+        let Ok((v, m)) = compile_match(&f.matches, cx.resolve) else {
+            return false;
+        };
+        (0..self.mask.0.len()).all(|i| {
+            let fm = self.mask.0[i];
+            m.0[i] & fm == fm && v.0[i] & fm == self.value.0[i]
+        })
+    }
+}
+
+/// Turns store events into protocol events.
+pub fn events(list: Vec<Change>, version: u64) -> Vec<FlowEvent> {
+    list.into_iter()
+        .map(|(event, reason, flow)| FlowEvent {
+            event,
+            reason,
+            table_version: version,
+            flow,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn cx() -> Context<'static> {
+        Context {
+            resolve: &|p| match p {
+                PortRef::Number(n) => Some(*n),
+                PortRef::Name(n) if n == "vxlan0" => Some(1),
+                PortRef::Name(_) => None,
+            },
+            sums: &|id| (id as u64 * 10, id as u64 * 1000),
+            now_ms: 5,
+        }
+    }
+
+    fn flow(priority: u16, dst: [u8; 4], out: u16) -> FlowSpec {
+        FlowSpec {
+            table: 0,
+            priority,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches: vec![
+                Match::DlType { value: 0x0800 },
+                Match::NwDst {
+                    value: Ipv4Addr::from(dst),
+                    mask: Ipv4Addr::BROADCAST,
+                },
+            ],
+            actions: vec![FlowAction::Output {
+                port: PortRef::Number(out),
+            }],
+        }
+    }
+
+    fn add(f: FlowSpec) -> FlowMod {
+        FlowMod::Add {
+            flow: f,
+            reset_counts: false,
+        }
+    }
+
+    #[test]
+    fn add_replaces_the_same_rule_and_keeps_its_id() {
+        let s = FlowStore::default();
+        let (s, ev) = s
+            .apply(
+                &[
+                    add(flow(10, [10, 1, 2, 2], 3)),
+                    add(flow(10, [10, 1, 2, 3], 4)),
+                ],
+                &cx(),
+            )
+            .unwrap();
+        assert_eq!(s.flows.len(), 2);
+        assert_eq!(ev.len(), 2);
+        let id = s.flows[1].id;
+        let (s, ev) = s.apply(&[add(flow(10, [10, 1, 2, 3], 5))], &cx()).unwrap();
+        assert_eq!(s.flows.len(), 2);
+        assert_eq!(s.flows[1].id, id, "same rule keeps its id (and counters)");
+        assert_eq!(ev[0].0, FlowEventKind::Modified);
+    }
+
+    #[test]
+    fn a_bundle_with_one_bad_mod_changes_nothing() {
+        let s = FlowStore::initial();
+        let mut bad = flow(10, [10, 1, 2, 2], 3);
+        bad.actions = vec![FlowAction::Output {
+            port: PortRef::Name("nosuch".into()),
+        }];
+        let e = s
+            .apply(&[add(flow(10, [10, 1, 2, 9], 3)), add(bad)], &cx())
+            .unwrap_err();
+        assert!(e.contains("flow mod 2") && e.contains("nosuch"), "{e}");
+        assert_eq!(s, FlowStore::initial());
+    }
+
+    #[test]
+    fn loose_and_strict_delete() {
+        let s = FlowStore::initial();
+        let (s, _) = s
+            .apply(
+                &[
+                    add(flow(10, [10, 1, 2, 2], 3)),
+                    add(flow(20, [10, 1, 2, 3], 4)),
+                ],
+                &cx(),
+            )
+            .unwrap();
+        // Loose: "ip" selects both IP flows but not the match-all normal flow.
+        let del = FlowMod::Delete {
+            table: None,
+            priority: None,
+            matches: vec![Match::DlType { value: 0x0800 }],
+            strict: false,
+            cookie: None,
+        };
+        let (s2, ev) = s.apply(&[del], &cx()).unwrap();
+        assert_eq!(s2.flows.len(), 1);
+        assert_eq!(ev.len(), 2);
+        // Strict needs the priority and the exact match.
+        let f = flow(20, [10, 1, 2, 3], 4);
+        let del = FlowMod::Delete {
+            table: Some(0),
+            priority: Some(10),
+            matches: f.matches.clone(),
+            strict: true,
+            cookie: None,
+        };
+        let (s3, _) = s.apply(&[del], &cx()).unwrap();
+        assert_eq!(s3.flows.len(), 3);
+        let del = FlowMod::Delete {
+            table: Some(0),
+            priority: Some(20),
+            matches: f.matches.clone(),
+            strict: true,
+            cookie: None,
+        };
+        let (s4, _) = s.apply(&[del], &cx()).unwrap();
+        assert_eq!(s4.flows.len(), 2);
+    }
+
+    #[test]
+    fn replace_keeps_ids_of_unchanged_rules_and_timeouts_expire() {
+        let s = FlowStore::initial();
+        let (s, _) = s.apply(&[add(flow(10, [10, 1, 2, 2], 3))], &cx()).unwrap();
+        let id = s.flows[1].id;
+        let mut timed = flow(30, [10, 1, 2, 7], 3);
+        timed.idle_timeout = 1;
+        let (s, _) = s
+            .apply(
+                &[FlowMod::Replace {
+                    flows: vec![flow(10, [10, 1, 2, 2], 4), timed],
+                }],
+                &cx(),
+            )
+            .unwrap();
+        assert_eq!(s.flows.len(), 2);
+        assert_eq!(s.flows[0].id, id);
+        assert!(s.expired(900, &|_| 0).is_empty());
+        assert_eq!(s.expired(1005, &|_| 0).len(), 1);
+        assert!(
+            s.expired(1005, &|_| 500).is_empty(),
+            "a recent hit keeps it"
+        );
+    }
+}
