@@ -387,3 +387,82 @@ pub fn n_packets(lab: &Lab, node: &str, needles: &[&str]) -> u64 {
         .expect("n_packets");
     v.parse().expect("a number")
 }
+
+/// A long-running vxctl (capture, monitor) whose output lines are collected as they come.
+pub struct Streamer {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Streamer {
+    /// Starts `vxctl --socket <node socket> ARGS...`, collecting stdout and stderr lines.
+    pub fn start(lab: &Lab, node: &str, args: &[&str]) -> Streamer {
+        let bin = tools::lab::vxswitch::BinSearch::from_env()
+            .find("vxctl")
+            .expect("vxctl binary");
+        let mut child = Command::new(bin)
+            .arg("--socket")
+            .arg(lab.socket(node).expect("a vxswitch node"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vxctl");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")) as Box<dyn Read + Send>,
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    lines.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                }
+            });
+        }
+        Streamer { child, lines }
+    }
+
+    /// Waits (bounded) until a line contains `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        wait_until(limit, || self.text().contains(needle))
+    }
+
+    pub fn text(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    /// Waits (bounded) for the process to exit by itself; kills it otherwise.
+    pub fn finish(mut self, limit: Duration) -> (bool, String) {
+        let deadline = Instant::now() + limit;
+        let ok = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break false;
+                }
+            }
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        (ok, self.text())
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
