@@ -1344,10 +1344,18 @@ mod tests {
             ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 1, 100),
             ping(POD4, POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 100),
         ];
-        for f in &frames {
-            for len in 0..f.len() {
-                let _ = run_port(&t, 3, &f[..len]);
-                let _ = run_tunnel(&t, "198.51.100.2:1", &vxlan(0x08, 1, 0, &f[..len]));
+        let c = WorkerCounters::default();
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut r = Recorder::default();
+        let src = "198.51.100.2:1".parse().unwrap();
+        for t in [t.clone(), crate::sample::with_flows(t.clone())] {
+            for f in &frames {
+                for len in 0..f.len() {
+                    let _ = p.from_port(&t, &c, 3, &mut PacketBuf::from_frame(&f[..len]), &mut r);
+                    let v = vxlan(0x08, 1, 0, &f[..len]);
+                    let _ =
+                        p.from_tunnel(&t, &c, src, None, &mut PacketBuf::from_frame(&v), &mut r);
+                }
             }
         }
         let c = WorkerCounters::default();
@@ -1378,5 +1386,142 @@ mod tests {
             seen.insert(port);
         }
         assert!(seen.len() >= 8, "flows spread over the range: {seen:?}");
+    }
+
+    fn with_flow(t: &Tables, actions: Vec<controlplane::flow::FlowAction>) -> Tables {
+        use controlplane::flow::{FlowSpec, PortRef};
+        let spec = FlowSpec {
+            table: 0,
+            priority: 1,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches: vec![],
+            actions,
+        };
+        let mut t = t.clone();
+        t.flows = Some(std::sync::Arc::new(crate::flow::FlowSet::build(
+            9,
+            &[(0, spec)],
+            &[],
+            &|p| match p {
+                PortRef::Number(n) => Some(*n),
+                PortRef::Name(_) => None,
+            },
+        )));
+        t
+    }
+
+    #[test]
+    fn flood_reaches_the_tenant_and_the_nodes_with_split_horizon() {
+        use controlplane::flow::FlowAction;
+        let t = with_flow(&tables(), vec![FlowAction::Flood]);
+        let frame = ping([0xff; 6], POD3, [10, 1, 1, 2], [10, 1, 1, 255], 64, 10);
+        let c = WorkerCounters::default();
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut rec = Recorder::keeping();
+        p.from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        let outs: Vec<Action> = rec.outputs.iter().map(|(a, _)| *a).collect();
+        assert!(
+            outs.contains(&Action::Output(2)),
+            "the host (VNID 0): {outs:?}"
+        );
+        assert!(
+            outs.contains(&Action::Output(4)),
+            "the same tenant: {outs:?}"
+        );
+        assert!(
+            !outs.contains(&Action::Output(5)),
+            "not another tenant: {outs:?}"
+        );
+        assert!(
+            !outs.contains(&Action::Output(3)),
+            "not back to the sender: {outs:?}"
+        );
+        let encaps: Vec<&Vec<u8>> = rec
+            .outputs
+            .iter()
+            .filter(|(a, _)| matches!(a, Action::Encap { .. }))
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(encaps.len(), 1, "head-end replication to n2");
+        assert_eq!(
+            &encaps[0][8..],
+            &frame[..],
+            "the replica carries the frame unchanged"
+        );
+        // From the tunnel: local ports only.
+        let inner = ping(
+            [0xff; 6],
+            REMOTE_VTEP_MAC,
+            [10, 1, 2, 2],
+            [10, 1, 1, 255],
+            64,
+            10,
+        );
+        let mut rec = Recorder::keeping();
+        p.from_tunnel(
+            &t,
+            &c,
+            "198.51.100.2:1".parse().unwrap(),
+            None,
+            &mut PacketBuf::from_frame(&vxlan(0x08, 1, 0, &inner)),
+            &mut rec,
+        );
+        assert!(
+            rec.outputs
+                .iter()
+                .all(|(a, _)| matches!(a, Action::Output(_))),
+            "split horizon: {:?}",
+            rec.outputs.len()
+        );
+        assert!(!rec.outputs.is_empty());
+    }
+
+    #[test]
+    fn set_field_rewrites_keep_every_checksum_valid() {
+        use controlplane::flow::{Field, FlowAction, PortRef};
+        let t = with_flow(
+            &tables(),
+            vec![
+                FlowAction::SetField {
+                    field: Field::NwDst,
+                    value: u32::from(Ipv4Addr::new(10, 1, 1, 3)) as u64,
+                },
+                FlowAction::SetField {
+                    field: Field::TpDst,
+                    value: 7777,
+                },
+                FlowAction::SetField {
+                    field: Field::NwTtl,
+                    value: 9,
+                },
+                FlowAction::SetField {
+                    field: Field::DlDst,
+                    value: crate::flow::key::mac_u64(&POD4),
+                },
+                FlowAction::Output {
+                    port: PortRef::Number(4),
+                },
+            ],
+        );
+        let frame = crate::sample::udp_frame(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 64, 100);
+        let c = WorkerCounters::default();
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut rec = Recorder::keeping();
+        let a = p.from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        assert_eq!(a, Action::Output(4));
+        let out = &rec.outputs[0].1;
+        assert_eq!(&out[0..6], &POD4);
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(ip.dst_addr(), Ipv4Addr::new(10, 1, 1, 3));
+        assert_eq!(ip.hop_limit(), 9);
+        assert!(ip.verify_checksum(), "IPv4 header checksum");
+        let udp = crate::wire::UdpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(udp.dst_port(), 7777);
+        assert!(
+            udp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()),
+            "UDP checksum over the new pseudo-header"
+        );
     }
 }

@@ -11,12 +11,14 @@ use controlplane::agent::{config, signals};
 const AFTER_HELP: &str = "\
 The file (TOML) declares this node, its pods and the other nodes:
   [node]     name, vtep, vtep_mac, subnet; optional gateway (default: first host of the
-             subnet), vni (1), cluster_network (10.1.0.0/16), underlay_mtu (1500)
+             subnet), vni (1), cluster_network (10.1.0.0/16), underlay_mtu (1500),
+             multitenant (false: one flow, table=0,priority=0,actions=normal; true:
+             OpenShift-SDN's flows: port security, underlay filter, tenant VNIDs)
   [[pods]]   name, netns, mac, ip; optional vnid (the node's vni), ifname (eth0), mtu
   [[nodes]]  name, vtep, vtep_mac, subnet
 Unknown keys are errors. A bad file is reported as FILE:LINE: reason and nothing is pushed.
 vxagent owns exactly what the file declares: objects created with vxctl are never deleted or
-replaced.
+replaced. It owns the flows with its cookie (0xa6e470) and leaves every other flow alone.
 
 Signals: SIGHUP re-reads the file now; SIGTERM and SIGINT exit.
 
