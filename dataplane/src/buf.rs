@@ -16,6 +16,8 @@ pub struct PacketBuf {
     data: Box<[u8]>,
     start: usize,
     end: usize,
+    /// What the TAP's virtio-net header said of the frame (offloads), or all zero.
+    pub vnet: crate::wire::vnet::VnetHdr,
 }
 
 impl Default for PacketBuf {
@@ -36,6 +38,7 @@ impl PacketBuf {
             data: vec![0u8; HEADROOM + frame].into_boxed_slice(),
             start: HEADROOM,
             end: HEADROOM,
+            vnet: Default::default(),
         }
     }
 
@@ -52,7 +55,35 @@ impl PacketBuf {
     pub fn receive_area(&mut self) -> &mut [u8] {
         self.start = HEADROOM;
         self.end = HEADROOM;
+        self.vnet = Default::default();
         &mut self.data[HEADROOM..]
+    }
+
+    /// The area a read with a virtio-net header fills: the header lands in the headroom, the
+    /// frame at the usual offset.
+    #[inline]
+    pub fn receive_area_vnet(&mut self) -> &mut [u8] {
+        self.start = HEADROOM;
+        self.end = HEADROOM;
+        self.vnet = Default::default();
+        &mut self.data[HEADROOM - crate::wire::vnet::HEADER_LEN..]
+    }
+
+    /// Marks `n` bytes read into [`PacketBuf::receive_area_vnet`]: parses the header.
+    /// `false` if the read was shorter than the header.
+    #[inline]
+    pub fn set_received_vnet(&mut self, n: usize) -> bool {
+        use crate::wire::vnet::{VnetHdr, HEADER_LEN};
+        let Ok(h) = VnetHdr::parse(&self.data[HEADROOM - HEADER_LEN..HEADROOM]) else {
+            return false;
+        };
+        if n < HEADER_LEN {
+            return false;
+        }
+        self.vnet = h;
+        self.start = HEADROOM;
+        self.end = (HEADROOM + n - HEADER_LEN).min(self.data.len());
+        true
     }
 
     /// Marks `len` bytes of the receive area as the frame.

@@ -114,6 +114,14 @@ reasons! {
         GroSegments => "udp_gro_segments",
         /// UDP GSO sends.
         GsoSends => "udp_gso_sends",
+        /// A GSO send failed; the worker sends one datagram per call from then on.
+        GsoFallback => "udp_gso_fallback",
+        /// TCP super-frames from a TAP segmented in software.
+        TsoSuperframes => "tso_superframes_segmented",
+        /// Merged TCP super-frames written to a TAP with a GSO header.
+        TapGsoWrites => "tap_gso_writes",
+        /// TCP segments merged into those super-frames.
+        TapGsoSegments => "tap_gso_segments",
         /// Flow lookups answered by the exact-match cache.
         FlowCacheHit => "flow_cache_hits",
         /// Flow lookups that went to the classifier.

@@ -16,6 +16,7 @@ pub mod flow;
 pub mod flowstore;
 pub mod io;
 pub mod metrics;
+pub mod offload;
 pub mod pipeline;
 pub mod sample;
 pub mod server;

@@ -492,6 +492,7 @@ impl Pipeline {
         eth.set_src_addr(answer);
         // Pad nothing: the frame keeps its length (at least 42 bytes; the kernel pads short
         // frames itself on real wires).
+        buf.vnet = Default::default();
         c.event(Event::ArpReply);
         Action::Output(in_port)
     }
@@ -591,7 +592,7 @@ impl Pipeline {
         if ttl <= 1 {
             return self.icmp_error(t, c, local, ingress, buf, IcmpKind::TimeExceeded);
         }
-        if total_len > local.tunnel_mtu as usize {
+        if on_wire_len(buf, total_len) > local.tunnel_mtu as usize {
             let df = Ipv4Packet::new_unchecked(&buf.frame()[ETH_LEN..]).dont_frag();
             if df {
                 return self.icmp_error(
@@ -632,7 +633,7 @@ impl Pipeline {
             return Action::Drop(DropReason::NotConfigured);
         };
         // MTU check for frames switched (not routed) toward a tunnel.
-        let ip_len = buf.len().saturating_sub(ETH_LEN);
+        let ip_len = on_wire_len(buf, buf.len().saturating_sub(ETH_LEN));
         if ip_len > local.tunnel_mtu as usize {
             return Action::Drop(DropReason::Mtu);
         }
@@ -698,6 +699,7 @@ impl Pipeline {
         if !buf.reframe(-((IPV4_LEN + ICMP_LEN) as isize), new_len) {
             return Action::Drop(reason);
         }
+        buf.vnet = Default::default();
         let frame = buf.frame_mut();
         {
             let icmp = &mut frame[ETH_LEN + IPV4_LEN..];
@@ -906,6 +908,18 @@ fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
         }
         Field::TunId | Field::TunSrc | Field::TunDst | Field::Reg(_) => {}
     }
+}
+
+/// The largest IP packet a frame puts on the wire: for a TCP super-frame from a TAP, one
+/// segment (headers + MSS), since it is segmented before it leaves.
+#[inline]
+fn on_wire_len(buf: &PacketBuf, ip_len: usize) -> usize {
+    if buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0 {
+        if let Some(l) = crate::offload::tcp_layout(buf.frame()) {
+            return l.hdr_len - ETH_LEN + buf.vnet.gso_size as usize;
+        }
+    }
+    ip_len
 }
 
 #[inline]

@@ -184,7 +184,9 @@ impl Switch {
     }
 
     fn tap_options(&self) -> TapOptions {
-        TapOptions { vnet_hdr: false }
+        TapOptions {
+            vnet_hdr: self.cfg.offload,
+        }
     }
 
     /// Loads the state file, if any, and brings its configuration back.

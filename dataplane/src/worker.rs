@@ -25,7 +25,9 @@ use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
 use crate::fib::{Fib, PortNo, Tables};
 use crate::io::tap::TapQueue;
 use crate::io::udp::{self, SrcPorts};
+use crate::offload::{self, Coalescer, Offer};
 use crate::pipeline::{Action, Pipeline, PipelineConfig, Sink};
+use crate::wire::vnet::{self, VnetHdr};
 
 /// Frames handled per source before the worker looks at the next ready source.
 pub const BATCH: usize = quinn_udp::BATCH_SIZE;
@@ -103,6 +105,9 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
         bufs: BufPool::new(BATCH, crate::buf::MAX_FRAME),
         ready: Vec::with_capacity(MAX_PORTS + 2),
         capture: capture.clone(),
+        gro: Coalescer::default(),
+        gso_out: vec![0u8; 65536 + 4096].into_boxed_slice(),
+        gso_ok: true,
         stop: false,
     };
     let name = format!("vx-worker-{}", w.cfg.id);
@@ -138,6 +143,12 @@ struct Worker {
     bufs: BufPool,
     ready: Vec<Token>,
     capture: Arc<CaptureTap>,
+    /// Merges TCP segments from the tunnel into super-frames for TAPs (offload on).
+    gro: Coalescer,
+    /// Segments of a super-frame on their way to one GSO send.
+    gso_out: Box<[u8]>,
+    /// UDP GSO works (turned off for good after the first failure).
+    gso_ok: bool,
     stop: bool,
 }
 
@@ -308,6 +319,9 @@ impl Worker {
             pipeline,
             bufs,
             capture,
+            gro,
+            gso_out,
+            gso_ok,
             ..
         } = self;
         let mut tx = Tx {
@@ -316,14 +330,30 @@ impl Worker {
             taps,
             underlay: underlay.as_mut(),
             capture,
+            gro,
+            gso_out,
+            gso_ok,
+            from_tunnel: false,
         };
         for _ in 0..BATCH {
             let Some(q) = tx.taps.get(no as usize).and_then(Option::as_ref) else {
                 return Drained::Empty;
             };
             let buf = bufs.get_mut(0);
-            match q.read(buf.receive_area()) {
+            let vnet = tx.cfg.gro;
+            let area = if vnet {
+                buf.receive_area_vnet()
+            } else {
+                buf.receive_area()
+            };
+            match q.read(area) {
                 Ok(0) => return Drained::Empty,
+                Ok(n) if vnet => {
+                    if !buf.set_received_vnet(n) {
+                        tx.c.drop(DropReason::Malformed);
+                        continue;
+                    }
+                }
                 Ok(n) => buf.set_received(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
                 // EBADFD / EIO when the device went away: wait for the control side.
@@ -347,6 +377,9 @@ impl Worker {
             pipeline,
             bufs,
             capture,
+            gro,
+            gso_out,
+            gso_ok,
             ..
         } = self;
         let Some(u) = underlay.as_mut() else {
@@ -371,6 +404,10 @@ impl Worker {
             taps,
             underlay: underlay.as_mut(),
             capture,
+            gro,
+            gso_out,
+            gso_ok,
+            from_tunnel: true,
         };
         for (i, m) in meta.iter().enumerate().take(n) {
             let stride = if m.stride == 0 { m.len } else { m.stride };
@@ -394,6 +431,7 @@ impl Worker {
                 off += len;
             }
         }
+        tx.flush_gro();
         if n == BATCH {
             Drained::More
         } else {
@@ -409,6 +447,72 @@ struct Tx<'a> {
     taps: &'a [Option<TapQueue>],
     underlay: Option<&'a mut Underlay>,
     capture: &'a CaptureTap,
+    gro: &'a mut Coalescer,
+    gso_out: &'a mut [u8],
+    gso_ok: &'a mut bool,
+    /// Frames come from the tunnel (candidates for merging into TAP super-frames).
+    from_tunnel: bool,
+}
+
+impl Tx<'_> {
+    /// Writes the pending merged super-frame, if any.
+    fn flush_gro(&mut self) {
+        let Some((port, bytes, segs)) = self.gro.take() else {
+            return;
+        };
+        let c = self.c;
+        let Some(q) = self.taps.get(port as usize).and_then(Option::as_ref) else {
+            c.drop(DropReason::PortDown);
+            return;
+        };
+        match q.write(bytes) {
+            Ok(_) => {
+                c.tx(port, bytes.len() - vnet::HEADER_LEN);
+                if segs > 1 {
+                    c.event(Event::TapGsoWrites);
+                    c.event_n(Event::TapGsoSegments, segs as u64);
+                }
+            }
+            Err(_) => {
+                c.tx_error(port);
+                c.drop(DropReason::TxError);
+            }
+        }
+    }
+
+    /// Writes one frame to a TAP queue, with a virtio-net header when offloads are on.
+    fn write_tap(&mut self, no: PortNo, q_hdr: VnetHdr, buf: &mut PacketBuf) {
+        let c = self.c;
+        let Some(q) = self.taps.get(no as usize).and_then(Option::as_ref) else {
+            c.drop(DropReason::PortDown);
+            return;
+        };
+        let len = buf.len();
+        let r = if self.cfg.gro {
+            match buf.prepend(vnet::HEADER_LEN) {
+                Some(h) => {
+                    q_hdr.emit(h);
+                    let r = q.write(buf.frame());
+                    buf.advance(vnet::HEADER_LEN);
+                    r
+                }
+                None => {
+                    let mut h = [0u8; vnet::HEADER_LEN];
+                    q_hdr.emit(&mut h);
+                    q.writev(&[io::IoSlice::new(&h), io::IoSlice::new(buf.frame())])
+                }
+            }
+        } else {
+            q.write(buf.frame())
+        };
+        match r {
+            Ok(_) => c.tx(no, len),
+            Err(_) => {
+                c.tx_error(no);
+                c.drop(DropReason::TxError);
+            }
+        }
+    }
 }
 
 impl Sink for Tx<'_> {
@@ -418,20 +522,32 @@ impl Sink for Tx<'_> {
         match action {
             Action::Drop(_) => {}
             Action::Output(no) => {
-                let Some(q) = self.taps.get(no as usize).and_then(Option::as_ref) else {
-                    c.drop(DropReason::PortDown);
-                    return;
-                };
                 if self.capture.wants(no) {
                     self.capture.record(c, no, false, buf.frame(), None);
                 }
-                match q.write(buf.frame()) {
-                    Ok(_) => c.tx(no, buf.len()),
-                    Err(_) => {
-                        c.tx_error(no);
-                        c.drop(DropReason::TxError);
+                if self.cfg.gro
+                    && self.from_tunnel
+                    && buf.vnet == VnetHdr::default()
+                    && no != PORT_TUNNEL
+                {
+                    match self.gro.offer(no, buf.frame()) {
+                        Offer::Taken => return,
+                        Offer::Flush => {
+                            self.flush_gro();
+                            if self.gro.offer(no, buf.frame()) == Offer::Taken {
+                                return;
+                            }
+                        }
+                        Offer::Refused => {
+                            // Keep the order of whatever the port has pending.
+                            if self.gro.port() == no {
+                                self.flush_gro();
+                            }
+                        }
                     }
                 }
+                let hdr = buf.vnet;
+                self.write_tap(no, hdr, buf);
             }
             Action::Encap { node, src_port } => {
                 let (Some(u), Some(n)) = (self.underlay.as_deref_mut(), t.node(node)) else {
@@ -450,6 +566,17 @@ impl Sink for Tx<'_> {
                         &u.sock
                     }
                 };
+                if buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0 {
+                    send_segmented(c, sock, dst, buf, self.gso_out, self.gso_ok);
+                    return;
+                }
+                if buf.vnet.needs_csum() {
+                    let (start, off) =
+                        (buf.vnet.csum_start as usize, buf.vnet.csum_offset as usize);
+                    if offload::complete_checksum(&mut buf.frame_mut()[VXLAN_HDR..], start, off) {
+                        c.event(Event::ChecksumCompleted);
+                    }
+                }
                 match sock.send_to(buf.frame(), dst) {
                     Ok(_) => {
                         c.tx(PORT_TUNNEL, buf.len());
@@ -462,5 +589,76 @@ impl Sink for Tx<'_> {
                 }
             }
         }
+    }
+}
+
+const VXLAN_HDR: usize = 8;
+
+/// A TCP super-frame from a TAP, encapsulated: cut into MSS-sized segments with complete
+/// checksums, each behind a copy of the VXLAN header, and sent in as few UDP GSO sends as the
+/// limits allow (64 segments, 65,507 bytes of payload per send).
+fn send_segmented(
+    c: &WorkerCounters,
+    sock: &UdpSocket,
+    dst: SocketAddr,
+    buf: &PacketBuf,
+    out: &mut [u8],
+    gso_ok: &mut bool,
+) {
+    let f = buf.frame();
+    if f.len() < VXLAN_HDR {
+        c.drop(DropReason::Malformed);
+        return;
+    }
+    let (prefix, frame) = f.split_at(VXLAN_HDR);
+    let mss = buf.vnet.gso_size as usize;
+    let Some(lay) = offload::tcp_layout(frame) else {
+        c.drop(DropReason::Malformed);
+        return;
+    };
+    let unit = VXLAN_HDR + lay.hdr_len + mss;
+    let per_send = (65_507 / unit).clamp(1, 64);
+    let total = offload::segment_count(frame.len(), lay.hdr_len, mss);
+    c.event(Event::TsoSuperframes);
+    let mut k = 0;
+    while k < total {
+        let Some(w) = offload::segment_tcp(frame, mss, prefix, k, per_send, out) else {
+            c.drop(DropReason::Malformed);
+            return;
+        };
+        let n = per_send.min(total - k);
+        let mut sent = false;
+        if *gso_ok && n > 1 {
+            match udp::send_gso(sock, &out[..w], dst, unit as u16) {
+                Ok(_) => {
+                    c.event(Event::GsoSends);
+                    sent = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    // No GSO here (or not with this socket's settings): one by one from now on.
+                    *gso_ok = false;
+                    c.event(Event::GsoFallback);
+                }
+            }
+        }
+        if sent {
+            for i in 0..n {
+                c.tx(PORT_TUNNEL, unit.min(w - i * unit));
+            }
+        } else {
+            for i in 0..n {
+                let seg = &out[i * unit..((i + 1) * unit).min(w)];
+                match sock.send_to(seg, dst) {
+                    Ok(_) => c.tx(PORT_TUNNEL, seg.len()),
+                    Err(_) => {
+                        c.tx_error(PORT_TUNNEL);
+                        c.drop(DropReason::TxError);
+                    }
+                }
+            }
+        }
+        c.event_n(Event::Encapsulated, n as u64);
+        k += n;
     }
 }

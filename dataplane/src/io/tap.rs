@@ -207,6 +207,16 @@ impl Tap {
         for _ in 0..workers.max(1) {
             queues.push(TapQueue::open(name, opts)?);
         }
+        if opts.vnet_hdr {
+            // Checksum and TCP segmentation offload: pods hand over 64 KB super-frames.
+            // Without it the kernel segments and checksums before the TAP, and frames still
+            // carry a (zero) virtio-net header. Set on an attached queue.
+            if let Err(e) = queues[0].set_offload(offload::CSUM | offload::TSO4 | offload::TSO6) {
+                eprintln!(
+                    "vxswitchd: {name}: TAP offloads unavailable ({e}); frames come one by one"
+                );
+            }
+        }
         let control = TapQueue::open(name, opts)?;
         control.detach()?;
         Ok(Tap {

@@ -212,3 +212,39 @@ impl SrcPorts {
             .count()
     }
 }
+
+/// Sends `buf` to `dst` as datagrams of `segment` bytes each (the last may be shorter) with
+/// one `sendmsg` carrying a `UDP_SEGMENT` control message: the kernel (or the NIC) cuts it.
+pub fn send_gso(sock: &UdpSocket, buf: &[u8], dst: SocketAddr, segment: u16) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let addr = socket2::SockAddr::from(dst);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for one cmsghdr + u16, 8-byte aligned.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value that we then fill in.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = addr.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+    // SAFETY: msg_control points at `control`, which is large and aligned enough for one
+    // cmsghdr with a u16 payload (msg_controllen says so), so CMSG_FIRSTHDR is non-null and
+    // the writes through it and CMSG_DATA stay inside `control`.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, segment);
+    }
+    // SAFETY: every pointer in `msg` (address, iovec, control) refers to live locals or to
+    // `buf`, valid for the duration of the call.
+    let n = super::sys::cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) })?;
+    Ok(n as usize)
+}

@@ -28,6 +28,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 pub mod udp;
+pub mod vnet;
 pub mod vxlan;
 
 #[cfg(test)]

@@ -1,0 +1,66 @@
+//! TCP segmentation of a 64 KB super-frame into MSS-sized frames with complete checksums, and
+//! coalescing them back. Run: `cargo bench -p vxswitch-benches --bench offload`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use dataplane::offload::{segment_count, segment_tcp, Coalescer};
+use dataplane::wire::checksum;
+
+fn superframe(payload: usize) -> Vec<u8> {
+    let mut f = vec![0x0a, 0x58, 10, 1, 2, 2, 0x0a, 0x58, 10, 1, 2, 1, 0x08, 0x00];
+    let total = 20 + 32 + payload;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34,
+        0x40,
+        0,
+        63,
+        6,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[
+        10, 1, 1, 2, 10, 1, 2, 2, 0x9c, 0x40, 0x13, 0x89, 0, 0, 0, 1, 0, 0, 0, 7,
+    ]);
+    f.extend_from_slice(&[
+        0x80, 0x10, 0x01, 0xf6, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 9,
+    ]);
+    f.extend((0..payload).map(|i| i as u8));
+    let c = checksum::data(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+fn bench(c: &mut Criterion) {
+    let mss = 1398;
+    let sf = superframe(65_000 - 66);
+    let n = segment_count(sf.len(), 66, mss);
+    let mut out = vec![0u8; 80_000];
+    let prefix = [0x08, 0, 0, 0, 0, 0, 1, 0];
+    let mut g = c.benchmark_group("offload");
+    g.throughput(Throughput::Bytes(sf.len() as u64));
+    g.bench_function("segment_64k", |b| {
+        b.iter(|| black_box(segment_tcp(black_box(&sf), mss, &prefix, 0, 64, &mut out)))
+    });
+    let w = segment_tcp(&sf, mss, &prefix, 0, 64, &mut out).unwrap();
+    let unit = 8 + 66 + mss;
+    let segs: Vec<Vec<u8>> = (0..n)
+        .map(|k| out[k * unit + 8..((k + 1) * unit).min(w)].to_vec())
+        .collect();
+    let mut co = Coalescer::default();
+    g.bench_function("coalesce_64k", |b| {
+        b.iter(|| {
+            for s in &segs {
+                black_box(co.offer(3, s));
+            }
+            black_box(co.take().map(|(_, b, n)| (b.len(), n)))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

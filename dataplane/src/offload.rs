@@ -1,0 +1,451 @@
+//! Segmentation and coalescing of TCP, in software, on byte slices (no I/O).
+//!
+//! With TAP offloads a pod hands the switch TCP super-frames of up to 64 KB
+//! ([`segment_tcp`] cuts them into MSS-sized frames with complete checksums before they go
+//! on the wire), and the switch hands pods super-frames back ([`Coalescer`] merges
+//! consecutive segments of one flow that arrived through the tunnel, and the TAP's virtio-net
+//! header tells the pod's kernel the checksum is partial, so nobody passes over the payload
+//! to checksum it).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::wire::checksum;
+use crate::wire::vnet::{self, VnetHdr};
+
+const ETH: usize = 14;
+
+/// Where the headers of a TCP frame end, and what they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLayout {
+    pub ipv6: bool,
+    /// Offset of the TCP header.
+    pub l4: usize,
+    /// Length of every header (Ethernet + IP + TCP).
+    pub hdr_len: usize,
+}
+
+/// Parses the headers of an Ethernet/IPv4-or-IPv6/TCP frame (no IPv4 options beyond the
+/// header length, no IPv6 extension headers).
+pub fn tcp_layout(f: &[u8]) -> Option<TcpLayout> {
+    if f.len() < ETH + 20 {
+        return None;
+    }
+    let (ipv6, l4) = match [f[12], f[13]] {
+        [0x08, 0x00] => {
+            let ihl = ((f[ETH] & 0x0f) as usize) * 4;
+            if f[ETH] >> 4 != 4 || ihl < 20 || f[ETH + 9] != 6 {
+                return None;
+            }
+            (false, ETH + ihl)
+        }
+        [0x86, 0xdd] => {
+            if f.len() < ETH + 40 || f[ETH + 6] != 6 {
+                return None;
+            }
+            (true, ETH + 40)
+        }
+        _ => return None,
+    };
+    if f.len() < l4 + 20 {
+        return None;
+    }
+    let thl = ((f[l4 + 12] >> 4) as usize) * 4;
+    if thl < 20 || f.len() < l4 + thl {
+        return None;
+    }
+    Some(TcpLayout {
+        ipv6,
+        l4,
+        hdr_len: l4 + thl,
+    })
+}
+
+fn addrs_sum(f: &[u8], lay: &TcpLayout, tcp_len: usize) -> u64 {
+    if lay.ipv6 {
+        let s = Ipv6Addr::from(<[u8; 16]>::try_from(&f[ETH + 8..ETH + 24]).unwrap_or([0; 16]));
+        let d = Ipv6Addr::from(<[u8; 16]>::try_from(&f[ETH + 24..ETH + 40]).unwrap_or([0; 16]));
+        checksum::pseudo_header_v6(&s, &d, 6, tcp_len as u32)
+    } else {
+        let s = Ipv4Addr::new(f[ETH + 12], f[ETH + 13], f[ETH + 14], f[ETH + 15]);
+        let d = Ipv4Addr::new(f[ETH + 16], f[ETH + 17], f[ETH + 18], f[ETH + 19]);
+        checksum::pseudo_header_v4(s, d, 6, tcp_len as u32)
+    }
+}
+
+/// Completes a checksum a pod left partial (`csum_start`/`csum_offset` of its virtio-net
+/// header): the field holds the pseudo-header sum, the rest is summed here.
+pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
+    let at = start + offset;
+    if at + 2 > frame.len() || start > frame.len() {
+        return false;
+    }
+    let c = checksum::finish(checksum::accumulate(0, &frame[start..]));
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Number of MSS-sized segments a super-frame makes.
+pub fn segment_count(frame_len: usize, hdr_len: usize, mss: usize) -> usize {
+    frame_len.saturating_sub(hdr_len).div_ceil(mss.max(1))
+}
+
+/// Writes segments `first..first + n` of a TCP super-frame back to back into `out`, each
+/// preceded by `prefix` (a VXLAN header, say), with IP lengths and ids, TCP sequence numbers,
+/// flags and every checksum fixed. Returns the bytes written, or `None` if `out` is too small
+/// or the frame is not TCP.
+pub fn segment_tcp(
+    frame: &[u8],
+    mss: usize,
+    prefix: &[u8],
+    first: usize,
+    n: usize,
+    out: &mut [u8],
+) -> Option<usize> {
+    let lay = tcp_layout(frame)?;
+    let total = segment_count(frame.len(), lay.hdr_len, mss);
+    if mss == 0 || first >= total {
+        return Some(0);
+    }
+    let seq0 = u32::from_be_bytes(frame[lay.l4 + 4..lay.l4 + 8].try_into().ok()?);
+    let id0 = u16::from_be_bytes([frame[ETH + 4], frame[ETH + 5]]);
+    let mut w = 0;
+    for k in first..(first + n).min(total) {
+        let from = lay.hdr_len + k * mss;
+        let to = (from + mss).min(frame.len());
+        let chunk = &frame[from..to];
+        let seg_len = prefix.len() + lay.hdr_len + chunk.len();
+        if w + seg_len > out.len() {
+            return None;
+        }
+        let o = &mut out[w..w + seg_len];
+        o[..prefix.len()].copy_from_slice(prefix);
+        let s = &mut o[prefix.len()..];
+        s[..lay.hdr_len].copy_from_slice(&frame[..lay.hdr_len]);
+        s[lay.hdr_len..].copy_from_slice(chunk);
+        let tcp_len = lay.hdr_len - lay.l4 + chunk.len();
+        if lay.ipv6 {
+            s[ETH + 4..ETH + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        } else {
+            let ip_len = (lay.l4 - ETH + tcp_len) as u16;
+            s[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
+            s[ETH + 4..ETH + 6].copy_from_slice(&id0.wrapping_add(k as u16).to_be_bytes());
+            s[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+            let c = checksum::data(&s[ETH..lay.l4]);
+            s[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let t = lay.l4;
+        s[t + 4..t + 8].copy_from_slice(&seq0.wrapping_add((k * mss) as u32).to_be_bytes());
+        if k + 1 < total {
+            s[t + 13] &= !0x09; // FIN and PSH only on the last segment
+        }
+        if k > 0 {
+            s[t + 13] &= !0x80; // CWR only on the first
+        }
+        s[t + 16..t + 18].copy_from_slice(&[0, 0]);
+        let sum = addrs_sum(s, &lay, tcp_len);
+        let c = checksum::finish(checksum::accumulate(sum, &s[t..]));
+        s[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+        w += seg_len;
+    }
+    Some(w)
+}
+
+/// Largest super-frame the coalescer builds (IPv4 total length limit).
+pub const MAX_MERGED: usize = 65535;
+/// Most segments merged into one super-frame.
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Merges consecutive TCP segments of one flow into one super-frame for a TAP.
+pub struct Coalescer {
+    /// Virtio-net header + the merged frame.
+    buf: Box<[u8]>,
+    /// Bytes of frame in `buf` after the header (0: empty).
+    len: usize,
+    port: u16,
+    lay: TcpLayout,
+    mss: usize,
+    segs: usize,
+    next_seq: u32,
+    /// A segment shorter than the MSS ended the run.
+    closed: bool,
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Coalescer {
+            buf: vec![0u8; vnet::HEADER_LEN + ETH + MAX_MERGED].into_boxed_slice(),
+            len: 0,
+            port: 0,
+            lay: TcpLayout {
+                ipv6: false,
+                l4: 0,
+                hdr_len: 0,
+            },
+            mss: 0,
+            segs: 0,
+            next_seq: 0,
+            closed: false,
+        }
+    }
+}
+
+/// A segment the coalescer can take: IPv4, no fragment, TCP with only ACK (and PSH) set and
+/// some payload.
+fn mergeable(f: &[u8]) -> Option<TcpLayout> {
+    let lay = tcp_layout(f)?;
+    if lay.ipv6 {
+        return None;
+    }
+    let frag = u16::from_be_bytes([f[ETH + 6], f[ETH + 7]]);
+    if frag & 0x3fff != 0 {
+        return None;
+    }
+    let ip_total = u16::from_be_bytes([f[ETH + 2], f[ETH + 3]]) as usize;
+    if ETH + ip_total != f.len() || f.len() <= lay.hdr_len {
+        return None;
+    }
+    let flags = f[lay.l4 + 13];
+    if flags & !0x08 != 0x10 {
+        return None;
+    }
+    Some(lay)
+}
+
+impl Coalescer {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Offers a frame for `port`. `true`: it was taken (merged, or it started a new run —
+    /// call [`Coalescer::take`] first if one was pending). `false`: write it yourself (after
+    /// flushing what is pending, to keep the flow's order).
+    pub fn offer(&mut self, port: u16, f: &[u8]) -> Offer {
+        let Some(lay) = mergeable(f) else {
+            return Offer::Refused;
+        };
+        let payload = f.len() - lay.hdr_len;
+        let seq = u32::from_be_bytes([f[lay.l4 + 4], f[lay.l4 + 5], f[lay.l4 + 6], f[lay.l4 + 7]]);
+        if self.len > 0 {
+            let cur = &self.buf[vnet::HEADER_LEN..vnet::HEADER_LEN + self.len];
+            let same = port == self.port
+                && lay == self.lay
+                && !self.closed
+                && seq == self.next_seq
+                && payload <= self.mss
+                && self.segs < MAX_SEGMENTS
+                && self.len + payload <= ETH + MAX_MERGED
+                // MACs, IP version/tos, TTL, protocol, addresses; TCP ports, ack, window, options.
+                && cur[..ETH + 2] == f[..ETH + 2]
+                && cur[ETH + 8..ETH + 10] == f[ETH + 8..ETH + 10]
+                && cur[ETH + 12..ETH + 20] == f[ETH + 12..ETH + 20]
+                && cur[lay.l4..lay.l4 + 4] == f[lay.l4..lay.l4 + 4]
+                && cur[lay.l4 + 8..lay.l4 + 12] == f[lay.l4 + 8..lay.l4 + 12]
+                && cur[lay.l4 + 14..lay.l4 + 16] == f[lay.l4 + 14..lay.l4 + 16]
+                && cur[lay.l4 + 20..lay.hdr_len] == f[lay.l4 + 20..lay.hdr_len];
+            if !same {
+                return Offer::Flush;
+            }
+            let at = vnet::HEADER_LEN + self.len;
+            self.buf[at..at + payload].copy_from_slice(&f[lay.hdr_len..]);
+            self.len += payload;
+            self.segs += 1;
+            self.next_seq = seq.wrapping_add(payload as u32);
+            self.closed = payload < self.mss;
+            // PSH on any segment marks the merged one.
+            self.buf[vnet::HEADER_LEN + lay.l4 + 13] |= f[lay.l4 + 13] & 0x08;
+            return Offer::Taken;
+        }
+        let h = vnet::HEADER_LEN;
+        self.buf[h..h + f.len()].copy_from_slice(f);
+        self.len = f.len();
+        self.port = port;
+        self.lay = lay;
+        self.mss = payload;
+        self.segs = 1;
+        self.next_seq = seq.wrapping_add(payload as u32);
+        self.closed = false;
+        Offer::Taken
+    }
+
+    /// Finishes the pending run: returns the port, the bytes to write (virtio-net header +
+    /// frame) and the number of segments merged; empties the coalescer.
+    pub fn take(&mut self) -> Option<(u16, &[u8], usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        let len = std::mem::take(&mut self.len);
+        let lay = self.lay;
+        let h = vnet::HEADER_LEN;
+        let segs = self.segs;
+        let hdr = if segs == 1 {
+            // One segment, as it arrived; the pod's kernel verifies its checksum.
+            VnetHdr::default()
+        } else {
+            let f = &mut self.buf[h..h + len];
+            let ip_len = (len - ETH) as u16;
+            f[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
+            f[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+            let c = checksum::data(&f[ETH..lay.l4]);
+            f[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+            // Partial checksum: the pseudo-header sum, completed (or trusted) by the kernel.
+            let tcp_len = len - lay.l4;
+            let partial = !checksum::finish(addrs_sum(f, &lay, tcp_len));
+            f[lay.l4 + 16..lay.l4 + 18].copy_from_slice(&partial.to_be_bytes());
+            VnetHdr {
+                flags: vnet::F_NEEDS_CSUM,
+                gso_type: vnet::GSO_TCPV4,
+                hdr_len: lay.hdr_len as u16,
+                gso_size: self.mss as u16,
+                csum_start: lay.l4 as u16,
+                csum_offset: 16,
+            }
+        };
+        hdr.emit(&mut self.buf[..h]);
+        Some((self.port, &self.buf[..h + len], segs))
+    }
+}
+
+/// What [`Coalescer::offer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Merged or started a run.
+    Taken,
+    /// Not this run: take the pending one, then offer again.
+    Flush,
+    /// Not a mergeable TCP segment: write it directly.
+    Refused,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCP/IPv4 frame with `payload` bytes of pattern starting at `seq`.
+    fn tcp_frame(seq: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+        let mut f = vec![0x0a, 0x58, 10, 1, 2, 2, 0x0a, 0x58, 10, 1, 2, 1, 0x08, 0x00];
+        let total = 20 + 32 + payload.len();
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            63,
+            6,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&[10, 1, 1, 2, 10, 1, 2, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89]);
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 7, 0x80, flags, 0x01, 0xf6, 0, 0, 0, 0]);
+        f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 9]); // NOP NOP timestamps
+        f.extend_from_slice(payload);
+        let c = checksum::data(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let lay = tcp_layout(&f).unwrap();
+        let sum = addrs_sum(&f, &lay, f.len() - lay.l4);
+        let c = checksum::finish(checksum::accumulate(sum, &f[lay.l4..]));
+        f[lay.l4 + 16..lay.l4 + 18].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    fn verify(f: &[u8]) -> bool {
+        let lay = tcp_layout(f).unwrap();
+        let sum = addrs_sum(f, &lay, f.len() - lay.l4);
+        checksum::data(&f[ETH..lay.l4]) == 0
+            && checksum::finish(checksum::accumulate(sum, &f[lay.l4..])) == 0
+    }
+
+    #[test]
+    fn a_super_frame_split_and_merged_back_matches_the_original() {
+        let payload: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sf = tcp_frame(1000, &payload, 0x18);
+        let mss = 1398;
+        let n = segment_count(sf.len(), 66, mss);
+        assert_eq!(n, 43);
+        let mut out = vec![0u8; 70_000];
+        let prefix = [0x08, 0, 0, 0, 0, 0, 1, 0];
+        let written = segment_tcp(&sf, mss, &prefix, 0, 64, &mut out).unwrap();
+        let unit = 8 + 66 + mss;
+        assert_eq!(written, (n - 1) * unit + 8 + 66 + (60_000 - 42 * mss));
+        let mut c = Coalescer::default();
+        let mut merged_payload = Vec::new();
+        for k in 0..n {
+            let seg = &out[k * unit..((k + 1) * unit).min(written)];
+            assert_eq!(&seg[..8], &prefix);
+            let f = &seg[8..];
+            assert!(verify(f), "segment {k} carries complete checksums");
+            let flags = f[14 + 20 + 13];
+            assert_eq!(flags & 0x08 != 0, k == n - 1, "PSH only on the last");
+            assert_eq!(
+                u32::from_be_bytes(f[38..42].try_into().unwrap()),
+                1000 + (k * mss) as u32
+            );
+            merged_payload.extend_from_slice(&f[66..]);
+            assert_eq!(c.offer(3, f), Offer::Taken);
+        }
+        assert_eq!(merged_payload, payload);
+        let (port, bytes, segs) = c.take().unwrap();
+        assert_eq!((port, segs), (3, n));
+        let h = VnetHdr::parse(bytes).unwrap();
+        assert!(h.is_tcp_gso() && h.needs_csum());
+        assert_eq!(h.gso_size as usize, mss);
+        let mut merged = bytes[12..].to_vec();
+        // Completing the partial checksum gives back the original super-frame.
+        assert!(complete_checksum(
+            &mut merged,
+            h.csum_start as usize,
+            h.csum_offset as usize
+        ));
+        let mut orig = sf.clone();
+        orig[18..20].copy_from_slice(&merged[18..20]); // the IP id of the first segment
+        assert_eq!(merged.len(), orig.len());
+        assert_eq!(merged[66..], orig[66..], "payload identical");
+        assert!(verify(&merged));
+        assert!(c.take().is_none());
+    }
+
+    #[test]
+    fn the_coalescer_refuses_gaps_other_flows_and_non_tcp() {
+        let a = tcp_frame(1, &[1; 100], 0x10);
+        let b = tcp_frame(101, &[2; 100], 0x10);
+        let gap = tcp_frame(500, &[3; 100], 0x10);
+        let syn = tcp_frame(1, &[], 0x02);
+        let mut c = Coalescer::default();
+        assert_eq!(c.offer(3, &a), Offer::Taken);
+        assert_eq!(c.offer(4, &b), Offer::Flush, "another port");
+        assert_eq!(c.offer(3, &gap), Offer::Flush, "a sequence gap");
+        assert_eq!(c.offer(3, &syn), Offer::Refused);
+        assert_eq!(c.offer(3, &[1, 2, 3]), Offer::Refused);
+        assert_eq!(c.offer(3, &b), Offer::Taken);
+        let (_, bytes, segs) = c.take().unwrap();
+        assert_eq!(segs, 2);
+        assert_eq!(bytes.len(), 12 + a.len() + 100);
+        // A single segment goes out as it came, marked valid.
+        assert_eq!(c.offer(3, &gap), Offer::Taken);
+        let (_, bytes, segs) = c.take().unwrap();
+        assert_eq!(segs, 1);
+        assert_eq!(&bytes[12..], &gap[..]);
+        assert_eq!(bytes[..12], [0; 12]);
+    }
+
+    #[test]
+    fn partial_checksums_are_completed() {
+        let mut f = tcp_frame(1, &[9; 333], 0x18);
+        let lay = tcp_layout(&f).unwrap();
+        let partial = !checksum::finish(addrs_sum(&f, &lay, f.len() - lay.l4));
+        f[lay.l4 + 16..lay.l4 + 18].copy_from_slice(&partial.to_be_bytes());
+        assert!(!verify(&f));
+        assert!(complete_checksum(&mut f, lay.l4, 16));
+        assert!(verify(&f));
+        assert!(!complete_checksum(&mut f, 5000, 16));
+    }
+}
