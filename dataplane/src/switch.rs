@@ -40,6 +40,7 @@ pub struct SwitchConfig {
     pub src_port_max: u16,
     pub udp_zero_csum: bool,
     pub busy_poll: bool,
+    pub spin_us: u32,
     pub pin: bool,
     pub offload: bool,
     /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
@@ -154,6 +155,7 @@ impl Switch {
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
+                spin_us: cfg.spin_us,
                 pin: cfg.pin.then_some(id % cpus),
                 gro: cfg.offload,
                 udp_zero_csum: cfg.udp_zero_csum,

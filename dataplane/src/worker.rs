@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     pub pipeline: PipelineConfig,
     /// Never sleep in poll (burns a core, lowest latency).
     pub busy_poll: bool,
+    /// Keep polling without sleeping for this long after the last work (microseconds, 0:
+    /// sleep at once): lower latency for some CPU.
+    pub spin_us: u32,
     /// Pin the thread to this CPU.
     pub pin: Option<usize>,
     /// Receive with UDP GRO.
@@ -171,12 +174,15 @@ impl Worker {
             }
         }
         let mut events = Events::with_capacity(256);
-        let timeout = if self.cfg.busy_poll {
-            Some(Duration::ZERO)
-        } else {
-            None
-        };
+        let spin = Duration::from_micros(self.cfg.spin_us as u64);
+        // When the worker last had work: it polls without sleeping for `spin` after that.
+        let mut last_work = Instant::now();
         while !self.stop {
+            let timeout = if self.cfg.busy_poll || (!spin.is_zero() && last_work.elapsed() < spin) {
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("vxswitchd: worker {}: poll failed: {e}", self.cfg.id);
@@ -188,6 +194,7 @@ impl Worker {
                 continue;
             }
             let t0 = Instant::now();
+            last_work = t0;
             self.ready.clear();
             for ev in events.iter() {
                 if ev.token() == WAKER {

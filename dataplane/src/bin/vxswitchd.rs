@@ -46,6 +46,10 @@ struct Args {
     /// TAP and UDP offloads (UDP GRO on receive): on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     offload: String,
+    /// After work, keep polling without sleeping for this many microseconds (lower latency
+    /// for some CPU; 0 sleeps at once).
+    #[arg(long, default_value_t = 0, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    spin_us: u32,
     /// Masquerade pod traffic that leaves the cluster through this node (nftables table
     /// `ip vxswitch`; turns on IPv4 forwarding in the node's namespace).
     #[arg(long, action = ArgAction::SetTrue)]
@@ -124,6 +128,7 @@ fn run(args: Args) -> Result<(), String> {
         src_port_max: args.src_port_range.1,
         udp_zero_csum: args.udp_csum == "off",
         busy_poll: args.busy_poll,
+        spin_us: args.spin_us,
         pin: args.pin,
         offload: args.offload == "on",
         masquerade: args.masquerade,
