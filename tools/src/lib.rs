@@ -1,5 +1,6 @@
 //! Shared code of the vxswitch tools.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod ctl;
 pub mod lab;

@@ -1,5 +1,6 @@
-//! vxlab: stand up N nodes × M pods in network namespaces on this host, joined by vxswitch or by
-//! the kernel's vxlan driver, and take them down again.
+//! vxlab: stand up N nodes × M pods in network namespaces on this host, joined by vxswitch, by
+//! the kernel's vxlan driver, by Open vSwitch's userspace datapath, or routed without an
+//! overlay, and take them down again.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
@@ -14,9 +15,17 @@ Stand up a VXLAN lab: N nodes x M pods in network namespaces on this host.
 
 Every node is a namespace LAB-n<i> with an underlay eth0 (198.51.100.<i>/24) and a pod subnet
 10.1.<i>.0/24; every pod a namespace LAB-n<i>p<j> with 10.1.<i>.<j+1>. A node joins its pods to
-the others either with vxswitch (vxswitchd + vxagent started in the node namespace) or with the
-Linux vxlan driver programmed as flannel's vxlan backend does (kind kernel). Nothing outside the
-lab's namespaces is touched. Runtime files live in /run/vxlab/LAB/.
+the others with one of:
+  vxswitch  vxswitchd + vxagent started in the node namespace
+  kernel    the Linux vxlan driver programmed as flannel's vxlan backend does
+  ovs       Open vSwitch's userspace datapath (datapath_type=netdev): its own ovsdb-server and
+            ovs-vswitchd in the node namespace, br-int with the pods and a vxlan port per peer,
+            br-phy with the underlay, as OVS's userspace-tunneling guide sets it up
+            (needs the package openvswitch-switch)
+  plain     no overlay: pod subnets routed over the underlay (flannel's host-gw), pod MTU 1500;
+            the upper bound for benchmarks
+vxswitch and kernel nodes mix in one lab; ovs and plain labs are all one kind. Nothing outside
+the lab's namespaces is touched. Runtime files live in /run/vxlab/LAB/.
 
 Must run as root.";
 
@@ -25,6 +34,8 @@ Examples:
   vxlab up --kinds kernel                     two kernel (flannel-style) nodes, two pods each
   vxlab up --nodes 3 --pods 4                 three vxswitch nodes on an underlay bridge
   vxlab up --name mix --kinds vxswitch,kernel a vxswitch node talking to a kernel node
+  vxlab up --name o --kinds ovs --pods 1      two OVS userspace-datapath nodes
+  vxlab up --name p --kinds plain             no overlay, routed (the upper bound)
   vxlab status                                the topology; --json for scripts
   vxlab exec n1p1 -- ping -c 3 10.1.2.2       ping from pod n1p1 to pod n2p1
   vxlab exec n1 -- tcpdump -ni eth0 udp port 4789
@@ -58,6 +69,7 @@ Examples:
   vxlab up --kinds kernel --nodes 3           3 kernel nodes on an underlay bridge (LAB-ul)
   vxlab up --name b --kinds vxswitch,kernel,kernel --pods 1 --ipv6 off
   vxlab up --workers 2 --offload off          passed on to every vxswitchd
+  vxlab up --kinds ovs --tso off              OVS nodes, TSO off in the pods
 
 On failure everything built so far is removed and the reason printed.")]
     Up {
@@ -68,7 +80,7 @@ On failure everything built so far is removed and the reason printed.")]
         #[arg(long, default_value_t = 2)]
         pods: usize,
         /// Node kinds: one for all nodes, or a comma list with one per node
-        /// (vxswitch | kernel).
+        /// (vxswitch | kernel | ovs | plain; only vxswitch and kernel mix).
         #[arg(long, default_value = "vxswitch", value_parser = parse_kinds)]
         kinds: Kinds,
         /// VXLAN UDP port.
@@ -93,6 +105,15 @@ On failure everything built so far is removed and the reason printed.")]
         /// VNIDs of pod 1, 2, ... on every node, e.g. --vnids 10,20,0 (0 = admin, reaches all).
         #[arg(long, value_delimiter = ',', value_name = "VNID,...")]
         vnids: Vec<u32>,
+        /// TSO in the pods (off: `ethtool -K eth0 tx off` in every pod, and on the node end of
+        /// its veth, so every frame is MTU-sized; ovs pods always have it off).
+        #[arg(long, value_enum, default_value_t = OnOff::On)]
+        tso: OnOff,
+        /// TX checksum offload on the underlay veths (off: every frame crosses the underlay
+        /// complete and MTU-sized, as on a wire; on: large frames cross whole, as between NICs
+        /// with TSO and GRO).
+        #[arg(long, value_enum, default_value_t = OnOff::Off)]
+        underlay_offload: OnOff,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
@@ -181,6 +202,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             switch_args,
             multitenant,
             vnids,
+            tso,
+            underlay_offload,
         } => {
             let spec = LabSpec {
                 name,
@@ -194,6 +217,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 switch_args,
                 multitenant,
                 pod_vnids: vnids,
+                tso: tso == OnOff::On,
+                underlay_offload: underlay_offload == OnOff::On,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());

@@ -81,6 +81,9 @@ pub enum LabError {
         tail: String,
     },
 
+    #[error("node kind ovs needs Open vSwitch, but {0}; install the package openvswitch-switch (apt-get install openvswitch-switch)")]
+    OvsMissing(String),
+
     #[error("talking to vxswitchd of node {node}: {source}")]
     Control {
         node: String,

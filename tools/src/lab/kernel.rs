@@ -12,21 +12,9 @@ pub const VXLAN_DEV: &str = "flannel.1";
 
 /// Programs one kernel node whose namespace, underlay and (empty) pod namespaces exist.
 pub fn setup_node(lab: &Lab, node: &NodeInfo) -> Result<(), LabError> {
-    let mtu = topo::POD_MTU.to_string();
+    let mtu = node.kind.pod_mtu();
     let mut ip = Batch::ip(&node.netns);
-
-    // The pod bridge holds the gateway address.
-    ip.add(format!("link add {BRIDGE} type bridge"))
-        .add(format!("addr add {}/24 dev {BRIDGE}", node.gateway))
-        .add(format!("link set {BRIDGE} up"));
-    for pod in &node.pods {
-        let host = format!("v{}", pod.name);
-        ip.add(format!(
-            "link add {host} mtu {mtu} type veth peer name eth0 netns {}",
-            pod.netns
-        ))
-        .add(format!("link set {host} master {BRIDGE} up"));
-    }
+    bridge_and_pods(&mut ip, node, mtu);
 
     // flannel.1 carries the node's VTEP MAC and the subnet's network address as a /32.
     ip.add(format!(
@@ -69,7 +57,27 @@ pub fn setup_node(lab: &Lab, node: &NodeInfo) -> Result<(), LabError> {
             (sh::ipv4_conf(VXLAN_DEV, "rp_filter"), "0"),
         ],
     )?;
+    pod_addresses(node, mtu)
+}
 
+/// Adds to `ip` the pod bridge `cni0` holding the gateway address, and one veth per pod
+/// (`v{pod}` on the bridge, `eth0` in the pod) with the given MTU.
+pub(super) fn bridge_and_pods(ip: &mut Batch, node: &NodeInfo, mtu: u16) {
+    ip.add(format!("link add {BRIDGE} type bridge"))
+        .add(format!("addr add {}/24 dev {BRIDGE}", node.gateway))
+        .add(format!("link set {BRIDGE} up"));
+    for pod in &node.pods {
+        let host = format!("v{}", pod.name);
+        ip.add(format!(
+            "link add {host} mtu {mtu} type veth peer name eth0 netns {}",
+            pod.netns
+        ))
+        .add(format!("link set {host} master {BRIDGE} up"));
+    }
+}
+
+/// Gives every pod of `node` its MAC, MTU, address and a default route via the gateway.
+pub(super) fn pod_addresses(node: &NodeInfo, mtu: u16) -> Result<(), LabError> {
     for pod in &node.pods {
         let mut p = Batch::ip(&pod.netns);
         p.add(format!("link set eth0 address {} mtu {mtu} up", pod.mac))

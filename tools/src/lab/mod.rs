@@ -2,8 +2,10 @@
 //!
 //! A lab is a set of namespaces named after it (`LAB-n1`, `LAB-n1p1`, ..., `LAB-ul`), an
 //! underlay between the node namespaces (one veth pair for two nodes, a bridge in `LAB-ul` for
-//! any other count), and per node either vxswitchd + vxagent ([`Kind::Vxswitch`]) or the Linux
-//! vxlan driver programmed as flannel does it ([`Kind::Kernel`]). Names and addresses are a
+//! any other count), and per node either vxswitchd + vxagent ([`Kind::Vxswitch`]), the Linux
+//! vxlan driver programmed as flannel does it ([`Kind::Kernel`]), Open vSwitch's userspace
+//! datapath ([`Kind::Ovs`]), or no overlay at all, routed ([`Kind::Plain`], the upper bound of
+//! benchmarks). vxswitch and kernel nodes mix; ovs and plain labs are all one kind. Names and addresses are a
 //! pure function of the lab name and the indices (see [`topo`]); the description, including
 //! the PIDs of the daemons started, lives in `/run/vxlab/LAB/lab.json`.
 //!
@@ -21,6 +23,8 @@
 mod error;
 mod kernel;
 mod netns;
+pub mod ovs;
+mod plain;
 mod sh;
 mod sys;
 pub mod topo;
@@ -41,6 +45,7 @@ use serde_json::json;
 
 pub use error::LabError;
 pub use sh::set_verbose;
+pub use sys::is_root;
 pub use topo::Kind;
 use vxswitch::Bins;
 
@@ -82,6 +87,22 @@ pub struct LabSpec {
     /// VNID of pod j (0-based) on every node; pods beyond the list carry none.
     #[serde(default)]
     pub pod_vnids: Vec<u32>,
+    /// TSO in the pods. When false, every pod's `eth0` (and the node end of its veth) has TX
+    /// checksum offload, hence TSO, off (`ethtool -K eth0 tx off`): every system then carries
+    /// MTU-sized frames, the per-frame comparison. ovs pods always have it off.
+    #[serde(default = "yes")]
+    pub tso: bool,
+    /// TX checksum offload on the underlay veths. Off (the default), every frame crosses the
+    /// underlay complete and MTU-sized, as on a wire, and the sender's kernel segments in
+    /// software; on, large frames cross whole and the receiver segments them, which costs what
+    /// a NIC with TSO and GRO costs (the set-up the reference baselines were measured with).
+    /// ovs nodes keep it off on their own `eth0` (an AF_PACKET port).
+    #[serde(default)]
+    pub underlay_offload: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for LabSpec {
@@ -98,6 +119,8 @@ impl Default for LabSpec {
             switch_args: Vec::new(),
             multitenant: false,
             pod_vnids: Vec::new(),
+            tso: true,
+            underlay_offload: false,
         }
     }
 }
@@ -121,6 +144,15 @@ impl LabSpec {
             )));
         }
         topo::kind_of(&self.kinds, self.nodes, 1)?;
+        let kinds: Vec<Kind> = (1..=self.nodes).map(|i| self.kind_of(i)).collect();
+        for (i, &a) in kinds.iter().enumerate() {
+            if let Some(&b) = kinds[i + 1..].iter().find(|&&b| !a.mixes_with(b)) {
+                return Err(LabError::BadSpec(format!(
+                    "kinds {a} and {b} cannot share a lab: an ovs lab is all ovs and a plain lab \
+                     all plain (only vxswitch and kernel nodes mix)"
+                )));
+            }
+        }
         if self.port == 0 {
             return Err(LabError::BadSpec(
                 "VXLAN port 0: use 1-65535 (usually 4789)".into(),
@@ -174,6 +206,12 @@ pub struct NodeInfo {
     /// PID of vxagent (vxswitch nodes, once started).
     #[serde(default)]
     pub agent_pid: Option<u32>,
+    /// PID of ovs-vswitchd (ovs nodes, once started).
+    #[serde(default)]
+    pub ovs_vswitchd_pid: Option<u32>,
+    /// PID of ovsdb-server (ovs nodes, once started).
+    #[serde(default)]
+    pub ovsdb_server_pid: Option<u32>,
 }
 
 /// How the node namespaces are wired together.
@@ -268,6 +306,8 @@ impl Lab {
                         .collect(),
                     switch_pid: None,
                     agent_pid: None,
+                    ovs_vswitchd_pid: None,
+                    ovsdb_server_pid: None,
                 }
             })
             .collect();
@@ -298,6 +338,9 @@ impl Lab {
         }
         if lab.nodes.iter().any(|n| n.kind == Kind::Vxswitch) {
             lab.bins = Some(Bins::find()?);
+        }
+        if lab.nodes.iter().any(|n| n.kind == Kind::Ovs) {
+            ovs::check_installed()?;
         }
         let _ = fs::remove_dir_all(failed_dir(&lab.name));
         fs::create_dir_all(&lab.dir).map_err(|source| LabError::Io {
@@ -330,6 +373,15 @@ impl Lab {
                 let from = node.dir.join(file);
                 if from.exists() && fs::create_dir_all(&to).is_ok() {
                     let _ = fs::copy(&from, to.join(file));
+                }
+            }
+        }
+        for node in self.nodes.iter().filter(|n| n.kind == Kind::Ovs) {
+            let to = ovs::ovs_dir(&keep.join(&node.name));
+            for program in [ovs::VSWITCHD, ovs::OVSDB] {
+                let from = ovs::log_file(&node.dir, program);
+                if from.exists() && fs::create_dir_all(&to).is_ok() {
+                    let _ = fs::copy(&from, to.join(format!("{program}.log")));
                 }
             }
         }
@@ -551,6 +603,24 @@ impl Lab {
         self.node(node)?.agent_pid
     }
 
+    /// The userspace switch processes of the lab, as recorded: vxswitchd of vxswitch nodes,
+    /// ovs-vswitchd of ovs nodes (kernel and plain nodes have none). For CPU accounting.
+    pub fn switch_processes(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match n.kind {
+                Kind::Vxswitch => n.switch_pid.map(|p| (n.name.clone(), p)),
+                Kind::Ovs => n.ovs_vswitchd_pid.map(|p| (n.name.clone(), p)),
+                Kind::Kernel | Kind::Plain => None,
+            })
+            .collect()
+    }
+
+    /// The MTU of the lab's pods: 1500 in a plain lab, 1450 under an overlay.
+    pub fn pod_mtu(&self) -> u16 {
+        self.spec.kind_of(1).pod_mtu()
+    }
+
     /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
     /// "pods": [{"name", "netns", "ip", "mac"}]}]}`
     pub fn status_json(&self) -> serde_json::Value {
@@ -590,15 +660,24 @@ impl Lab {
                 )
             }
         };
+        let overlay = if self.spec.kind_of(1) == Kind::Plain {
+            "no overlay (routed)".to_string()
+        } else {
+            format!("VXLAN VNI {} port {}", topo::VNI, self.spec.port)
+        };
         let _ = writeln!(
             out,
-            "lab {}: {} nodes x {} pods, underlay {underlay} (198.51.100.0/24), VXLAN VNI {} port {}, pod MTU {}",
+            "lab {}: {} nodes x {} pods, underlay {underlay} (198.51.100.0/24), {overlay}, pod MTU {}{}",
             self.name,
             self.nodes.len(),
             self.spec.pods,
-            topo::VNI,
-            self.spec.port,
-            topo::POD_MTU
+            self.pod_mtu(),
+            match (self.spec.tso, self.spec.underlay_offload) {
+                (true, false) => "",
+                (false, false) => ", TSO off in the pods",
+                (true, true) => ", underlay offload on",
+                (false, true) => ", TSO off in the pods, underlay offload on",
+            }
         );
         let w = self
             .nodes
@@ -614,13 +693,15 @@ impl Lab {
             "NODE/POD", "KIND", "NETNS", "VTEP/IP", "VTEP MAC/MAC"
         );
         for n in &self.nodes {
+            let pid = |p: Option<u32>| p.map_or("-".into(), |p| p.to_string());
             let extra = match (n.switch_pid, n.agent_pid) {
-                (None, None) => String::new(),
-                (s, a) => format!(
-                    "  vxswitchd {} vxagent {}",
-                    s.map_or("-".into(), |p| p.to_string()),
-                    a.map_or("-".into(), |p| p.to_string())
+                _ if n.kind == Kind::Ovs => format!(
+                    "  ovs-vswitchd {} ovsdb-server {}",
+                    pid(n.ovs_vswitchd_pid),
+                    pid(n.ovsdb_server_pid)
                 ),
+                (None, None) => String::new(),
+                (s, a) => format!("  vxswitchd {} vxagent {}", pid(s), pid(a)),
             };
             let _ = writeln!(
                 out,
@@ -641,6 +722,9 @@ impl Lab {
                 "vxswitch files: {}/ (socket, agent.toml, state.json, logs)",
                 n.dir.display()
             );
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.kind == Kind::Ovs) {
+            let _ = writeln!(out, "ovs of {}: {}", n.name, ovs::hint(n));
         }
         out
     }
@@ -744,6 +828,8 @@ impl Lab {
 
         parallel(&self.nodes, |node| match node.kind {
             Kind::Kernel => kernel::setup_node(self, node),
+            Kind::Plain => plain::setup_node(self, node),
+            Kind::Ovs => ovs::setup_node(self, node),
             Kind::Vxswitch => {
                 let path = vxswitch::agent_path(&node.dir);
                 fs::write(&path, vxswitch::agent_toml(self, node)).map_err(|source| LabError::Io {
@@ -753,12 +839,33 @@ impl Lab {
                 })
             }
         })?;
+        for node in self.nodes.iter_mut().filter(|n| n.kind == Kind::Ovs) {
+            (node.ovs_vswitchd_pid, node.ovsdb_server_pid) = ovs::recorded_pids(&node.dir);
+        }
 
-        self.start_daemons()
+        self.start_daemons()?;
+        parallel(&self.nodes, |node| self.pods_tx_off(node))
+    }
+
+    /// TX checksum offload (hence TSO) off in the pods when the spec says so, and always in
+    /// ovs pods (done by their setup): on the pod's `eth0` — a veth, or vxswitchd's TAP once
+    /// the agent has moved it in — and on the node end of a veth.
+    fn pods_tx_off(&self, node: &NodeInfo) -> Result<(), LabError> {
+        if self.spec.tso || node.kind == Kind::Ovs {
+            return Ok(());
+        }
+        for pod in &node.pods {
+            sh::tx_off(&pod.netns, "eth0")?;
+            if node.kind != Kind::Vxswitch {
+                sh::tx_off(&node.netns, &format!("v{}", pod.name))?;
+            }
+        }
+        Ok(())
     }
 
     /// The underlay: a veth pair for two nodes, otherwise a bridge in `LAB-ul`. Every veth end
-    /// has TX checksum offload off, so a frame crosses it complete, as on a real wire.
+    /// has TX checksum offload off, so a frame crosses it complete, as on a real wire — unless
+    /// the spec asks for `underlay_offload`.
     fn build_underlay(&self) -> Result<(), LabError> {
         let ul = topo::underlay_netns(&self.name);
         match self.underlay {
@@ -804,9 +911,11 @@ impl Lab {
             ));
             b.run()?;
             sh::sysctl(&n.netns, &[(sh::ipv4_conf("eth0", "rp_filter"), "0")])?;
-            sh::tx_off(&n.netns, "eth0")?;
-            if self.underlay == Underlay::Bridge {
-                sh::tx_off(&ul, &topo::underlay_port(n.index))?;
+            if !self.spec.underlay_offload {
+                sh::tx_off(&n.netns, "eth0")?;
+                if self.underlay == Underlay::Bridge {
+                    sh::tx_off(&ul, &topo::underlay_port(n.index))?;
+                }
             }
             Ok(())
         })
@@ -889,6 +998,19 @@ fn teardown(name: &str, failed_logs: bool) -> Result<DownReport, LabError> {
         ] {
             if let Some(pid) = pid.filter(|&p| sys::comm(p).as_deref() == Some(program)) {
                 pids.push(pid);
+            }
+        }
+    }
+    // OVS daemons by their pidfiles (they live in the node namespaces, so this is belt and
+    // braces), again only if the PID still runs that program.
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            for program in [ovs::VSWITCHD, ovs::OVSDB] {
+                if let Some(pid) = ovs::read_pid(&ovs::pidfile(&e.path(), program))
+                    .filter(|&p| sys::comm(p).as_deref() == Some(program))
+                {
+                    pids.push(pid);
+                }
             }
         }
     }

@@ -280,3 +280,83 @@ fn binaries_are_searched_where_documented() {
     assert!(e.contains("/nonexistent") && e.contains("PATH"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ovs_and_plain_labs_are_all_one_kind() {
+    for kinds in [
+        &[Kind::Plain, Kind::Kernel][..],
+        &[Kind::Vxswitch, Kind::Plain],
+        &[Kind::Ovs, Kind::Kernel],
+        &[Kind::Ovs, Kind::Plain],
+    ] {
+        let e = Lab::plan(&spec(2, 1, kinds)).unwrap_err().to_string();
+        assert!(e.contains("cannot share a lab"), "{kinds:?}: {e}");
+    }
+    let e = Lab::plan(&spec(3, 1, &[Kind::Ovs, Kind::Ovs, Kind::Vxswitch]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("kinds ovs and vxswitch cannot share a lab"),
+        "{e}"
+    );
+    Lab::plan(&spec(3, 1, &[Kind::Ovs])).unwrap();
+    Lab::plan(&spec(2, 1, &[Kind::Plain, Kind::Plain])).unwrap();
+    Lab::plan(&spec(2, 1, &[Kind::Kernel, Kind::Vxswitch])).unwrap();
+}
+
+#[test]
+fn plain_labs_have_full_size_pods_and_ovs_labs_record_their_daemons() {
+    let plain = Lab::plan(&spec(2, 1, &[Kind::Plain])).unwrap();
+    assert_eq!(plain.pod_mtu(), 1500);
+    assert!(plain.render().contains("no overlay (routed), pod MTU 1500"));
+    assert!(plain.switch_processes().is_empty());
+
+    let mut ovs = Lab::plan(&spec(2, 1, &[Kind::Ovs])).unwrap();
+    assert_eq!(ovs.pod_mtu(), 1450);
+    assert_eq!(ovs.node("n1").unwrap().socket, None);
+    ovs.nodes[0].ovs_vswitchd_pid = Some(4242);
+    ovs.nodes[0].ovsdb_server_pid = Some(4241);
+    assert_eq!(ovs.switch_processes(), vec![("n1".to_string(), 4242)]);
+    let text = ovs.render();
+    assert!(
+        text.contains("ovs-vswitchd 4242 ovsdb-server 4241"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ovs-vsctl --db=unix:/run/vxlab/t1/n1/ovs/db.sock show"),
+        "{text}"
+    );
+
+    let mut vx = Lab::plan(&spec(2, 1, &[])).unwrap();
+    vx.nodes[1].switch_pid = Some(77);
+    assert_eq!(vx.switch_processes(), vec![("n2".to_string(), 77)]);
+}
+
+#[test]
+fn tso_defaults_to_on_also_in_older_state_files() {
+    assert!(LabSpec::default().tso);
+    let lab = Lab::plan(&spec(2, 1, &[Kind::Kernel])).unwrap();
+    let mut v = serde_json::to_value(&lab).unwrap();
+    v["spec"].as_object_mut().unwrap().remove("tso");
+    for n in v["nodes"].as_array_mut().unwrap() {
+        n.as_object_mut().unwrap().remove("ovs_vswitchd_pid");
+    }
+    v["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("underlay_offload");
+    let back: Lab = serde_json::from_value(v).unwrap();
+    assert!(back.spec().tso);
+    assert!(!back.spec().underlay_offload);
+    let mut off = spec(2, 1, &[Kind::Kernel]);
+    off.tso = false;
+    assert!(Lab::plan(&off)
+        .unwrap()
+        .render()
+        .contains("TSO off in the pods"));
+    off.underlay_offload = true;
+    assert!(Lab::plan(&off)
+        .unwrap()
+        .render()
+        .contains("TSO off in the pods, underlay offload on"));
+}

@@ -30,8 +30,10 @@ pub const MAX_PODS: usize = 200;
 pub const UNDERLAY_MTU: u16 = 1500;
 /// VXLAN over IPv4 costs 50 bytes: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
 pub const VXLAN_OVERHEAD: u16 = 50;
-/// MTU inside the pods.
+/// MTU inside the pods of an overlay (every kind but `plain`).
 pub const POD_MTU: u16 = UNDERLAY_MTU - VXLAN_OVERHEAD;
+/// MTU inside the pods of a `plain` lab: no encapsulation, the underlay's own.
+pub const PLAIN_POD_MTU: u16 = UNDERLAY_MTU;
 /// The VXLAN network identifier every node uses (flannel's default).
 pub const VNI: u32 = 1;
 /// The whole pod network.
@@ -66,6 +68,12 @@ pub enum Kind {
     Vxswitch,
     /// The Linux vxlan driver, programmed as flannel's vxlan backend does.
     Kernel,
+    /// Open vSwitch's userspace datapath (ovsdb-server + ovs-vswitchd per node namespace), set
+    /// up as OVS's userspace-tunneling guide does. Only with other `ovs` nodes.
+    Ovs,
+    /// No overlay: pod subnets routed over the underlay (flannel's host-gw), the upper bound.
+    /// Only with other `plain` nodes.
+    Plain,
 }
 
 impl Kind {
@@ -73,6 +81,29 @@ impl Kind {
         match self {
             Kind::Vxswitch => "vxswitch",
             Kind::Kernel => "kernel",
+            Kind::Ovs => "ovs",
+            Kind::Plain => "plain",
+        }
+    }
+
+    /// Every kind, in the order help texts list them.
+    pub const ALL: [Kind; 4] = [Kind::Vxswitch, Kind::Kernel, Kind::Ovs, Kind::Plain];
+
+    /// The MTU of the pods of a node of this kind.
+    pub fn pod_mtu(self) -> u16 {
+        match self {
+            Kind::Plain => PLAIN_POD_MTU,
+            Kind::Vxswitch | Kind::Kernel | Kind::Ovs => POD_MTU,
+        }
+    }
+
+    /// Whether nodes of this kind can share a lab with nodes of kind `other`: vxswitch and
+    /// kernel interoperate on the wire; ovs and plain labs are all-ovs and all-plain.
+    pub fn mixes_with(self, other: Kind) -> bool {
+        match (self, other) {
+            (a, b) if a == b => true,
+            (Kind::Vxswitch | Kind::Kernel, Kind::Vxswitch | Kind::Kernel) => true,
+            _ => false,
         }
     }
 
@@ -94,8 +125,10 @@ impl FromStr for Kind {
         match s {
             "vxswitch" => Ok(Kind::Vxswitch),
             "kernel" => Ok(Kind::Kernel),
+            "ovs" => Ok(Kind::Ovs),
+            "plain" => Ok(Kind::Plain),
             other => Err(LabError::BadSpec(format!(
-                "unknown node kind {other:?}: use vxswitch or kernel"
+                "unknown node kind {other:?}: use vxswitch, kernel, ovs or plain"
             ))),
         }
     }
@@ -167,9 +200,15 @@ pub fn pod_mac(i: usize, j: usize) -> String {
     format!("0a:58:0a:01:{:02x}:{:02x}", octet(i), octet(j + 1))
 }
 
-/// The host-side name of pod veths (kernel nodes): `v{pod}`, at most 9 characters.
+/// The host-side name of pod veths (kernel, ovs and plain nodes): `v{pod}`, at most 9 characters.
 pub fn pod_host_ifname(i: usize, j: usize) -> String {
     format!("v{}", pod_name(i, j))
+}
+
+/// The MAC of node `i`'s virtual gateway in an `ovs` lab: br-int's own address, which the
+/// pods have as a permanent neighbour for their gateway.
+pub fn ovs_gateway_mac(i: usize) -> String {
+    format!("02:67:77:00:00:{:02x}", octet(i))
 }
 
 /// The port of node `i` on the underlay bridge in `LAB-ul`.
@@ -227,6 +266,7 @@ mod tests {
         assert_eq!(underlay_ip(2), Ipv4Addr::new(198, 51, 100, 2));
         assert_eq!(underlay_mac(200), "02:00:c6:33:64:c8");
         assert_eq!(vtep_mac(1), "02:f1:00:00:00:01");
+        assert_eq!(ovs_gateway_mac(2), "02:67:77:00:00:02");
         assert_eq!(subnet(12), "10.1.12.0/24");
         assert_eq!(subnet_addr(12), Ipv4Addr::new(10, 1, 12, 0));
         assert_eq!(gateway(2), Ipv4Addr::new(10, 1, 2, 1));
@@ -248,11 +288,18 @@ mod tests {
             Kind::parse_list("vxswitch, kernel").unwrap(),
             vec![Kind::Vxswitch, Kind::Kernel]
         );
-        let e = Kind::parse_list("vxswitch,ovs").unwrap_err().to_string();
+        assert_eq!(
+            Kind::parse_list("ovs,plain").unwrap(),
+            vec![Kind::Ovs, Kind::Plain]
+        );
+        let e = Kind::parse_list("vxswitch,bgp").unwrap_err().to_string();
         assert!(
-            e.contains("\"ovs\"") && e.contains("vxswitch or kernel"),
+            e.contains("\"bgp\"") && e.contains("vxswitch, kernel, ovs or plain"),
             "{e}"
         );
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>().unwrap(), k);
+        }
         assert!(Kind::parse_list("").is_err());
 
         assert_eq!(kind_of(&[], 3, 2).unwrap(), Kind::Vxswitch);
@@ -266,6 +313,23 @@ mod tests {
             serde_json::to_string(&Kind::Vxswitch).unwrap(),
             "\"vxswitch\""
         );
+        assert_eq!(serde_json::to_string(&Kind::Ovs).unwrap(), "\"ovs\"");
+    }
+
+    #[test]
+    fn only_overlay_kinds_mix_and_plain_pods_get_the_full_mtu() {
+        assert!(Kind::Vxswitch.mixes_with(Kind::Kernel));
+        assert!(Kind::Kernel.mixes_with(Kind::Vxswitch));
+        assert!(Kind::Ovs.mixes_with(Kind::Ovs));
+        assert!(Kind::Plain.mixes_with(Kind::Plain));
+        for other in [Kind::Vxswitch, Kind::Kernel, Kind::Ovs] {
+            assert!(!Kind::Plain.mixes_with(other), "{other}");
+            assert!(!other.mixes_with(Kind::Plain), "{other}");
+        }
+        assert!(!Kind::Ovs.mixes_with(Kind::Kernel));
+        assert!(!Kind::Vxswitch.mixes_with(Kind::Ovs));
+        assert_eq!(Kind::Plain.pod_mtu(), 1500);
+        assert_eq!(Kind::Ovs.pod_mtu(), 1450);
     }
 
     #[test]

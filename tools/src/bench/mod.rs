@@ -1,0 +1,579 @@
+//! vxbench: the same two-node lab built with each system in turn (vxswitch, the kernel's vxlan,
+//! Open vSwitch's userspace datapath, plain routing), the same tests between its two pods, the
+//! systems interleaved round by round, and medians reported.
+//!
+//! A round brings up one lab per system (`Lab::up`, 2 nodes × 1 pod, IPv6 off in the pods),
+//! runs [`TESTS`] from pod n1p1 to pod n2p1, and tears the lab down — always, also when a test
+//! fails or the user presses Ctrl-C (a flag every wait checks; every wait is bounded).
+//! Everything lands in the output directory: samples.json (written after every lab, so an
+//! interrupted run keeps what it measured), summary.json, summary.md, chart.svg, meta.json.
+
+pub mod measure;
+pub mod proc;
+pub mod report;
+pub mod rr;
+pub mod stats;
+pub mod svg;
+pub mod sys;
+pub mod udp;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::lab::{self, Kind, Lab, LabError, LabSpec};
+use measure::{Ctx, Metrics};
+use report::{Sample, Summary};
+
+/// Everything that stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{cmdline}` {reason}")]
+    Command { cmdline: String, reason: String },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// In the order each round runs them.
+    pub systems: Vec<Kind>,
+    pub repeats: usize,
+    /// iperf3 seconds.
+    pub duration: Duration,
+    pub udp_duration: Duration,
+    /// Pace the UDP sender (datagrams/s); None: as fast as it goes.
+    pub udp_rate: Option<u64>,
+    pub pings: u32,
+    pub rr_count: usize,
+    /// TSO in the pods (off: TX checksum offload off, MTU-sized frames everywhere).
+    pub tso: bool,
+    /// TX checksum offload on the underlay veths (see [`LabSpec::underlay_offload`]).
+    pub underlay_offload: bool,
+    /// vxswitchd worker threads.
+    pub workers: Option<usize>,
+    /// More vxswitchd arguments (e.g. `--pin`).
+    pub switch_args: Vec<String>,
+    pub port: u16,
+    pub out: PathBuf,
+    /// Prefix of the labs' names (`b` gives bvx, bk, bo, bp).
+    pub lab_prefix: String,
+    /// The command line, for meta.json and the chart.
+    pub command: String,
+}
+
+/// The tests, in the order they run in every lab.
+pub const TESTS: [&str; 6] = ["ping", "tcp_rr", "tcp1", "tcp4", "udp64", "udp1400"];
+/// A pause between tests, for the last one's packets and timers to settle.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// The name of a system's lab: the prefix and a short tag.
+pub fn lab_name(prefix: &str, kind: Kind) -> String {
+    let tag = match kind {
+        Kind::Vxswitch => "vx",
+        Kind::Kernel => "k",
+        Kind::Ovs => "o",
+        Kind::Plain => "p",
+    };
+    format!("{prefix}{tag}")
+}
+
+/// Checks everything that can be checked before the first lab: root, programs, binaries, lab
+/// names, output directory.
+pub fn preflight(opts: &Options) -> Result<(), BenchError> {
+    if !lab::is_root() {
+        return Err(BenchError::Bad(
+            "vxbench must run as root (it builds labs in network namespaces); try sudo".into(),
+        ));
+    }
+    if opts.systems.is_empty() || opts.repeats == 0 {
+        return Err(BenchError::Bad(
+            "nothing to do: give at least one system and one round".into(),
+        ));
+    }
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for (program, package) in [
+        ("iperf3", "iperf3"),
+        ("ping", "iputils-ping"),
+        ("ss", "iproute2"),
+        ("ip", "iproute2"),
+        ("ethtool", "ethtool"),
+    ] {
+        if !path.iter().any(|d| d.join(program).is_file()) {
+            return Err(BenchError::Bad(format!(
+                "{program} is not on PATH; install the package {package} (scripts/deps does)"
+            )));
+        }
+    }
+    if opts.systems.contains(&Kind::Ovs) {
+        lab::ovs::check_installed()?;
+    }
+    if opts.systems.contains(&Kind::Vxswitch) {
+        lab::vxswitch::Bins::find()?;
+    }
+    for kind in &opts.systems {
+        let name = lab_name(&opts.lab_prefix, *kind);
+        lab::topo::validate_name(&name)?;
+        if Lab::list()?.iter().any(|l| l.name == name) {
+            return Err(BenchError::Bad(format!(
+                "lab {name} is already up (left by an interrupted run?); remove it with \
+                 vxlab down --name {name}, or pick other names with --lab-prefix"
+            )));
+        }
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|source| BenchError::Io {
+        what: "cannot create the output directory",
+        path: opts.out.clone(),
+        source,
+    })
+}
+
+/// What a finished (or interrupted) run produced.
+pub struct Outcome {
+    pub samples: Vec<Sample>,
+    pub summary: Summary,
+    pub interrupted: bool,
+    pub wall: Duration,
+}
+
+/// Runs the whole benchmark and writes its files; progress goes to stderr as it happens.
+pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
+    preflight(opts)?;
+    sys::install_interrupt_handler().map_err(|source| BenchError::Io {
+        what: "cannot install the Ctrl-C handler",
+        path: PathBuf::from("-"),
+        source,
+    })?;
+    let exe = std::env::current_exe().map_err(|source| BenchError::Io {
+        what: "cannot find this program",
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let names: Vec<String> = opts.systems.iter().map(|k| k.to_string()).collect();
+    let mut meta = machine_meta(opts, started);
+    eprintln!(
+        "vxbench: {} x {} rounds (TSO {} in the pods, underlay offload {}), output in {}",
+        names.join(", "),
+        opts.repeats,
+        on_off(opts.tso),
+        on_off(opts.underlay_offload),
+        opts.out.display()
+    );
+    let mut samples: Vec<Sample> = Vec::new();
+    'rounds: for round in 1..=opts.repeats {
+        for &kind in &opts.systems {
+            if sys::interrupted() {
+                break 'rounds;
+            }
+            run_system(opts, &exe, kind, round, t0, &mut samples);
+            write_json(&opts.out.join("samples.json"), &json!(samples))?;
+        }
+    }
+    let interrupted = sys::interrupted();
+    if interrupted {
+        eprintln!("vxbench: interrupted; the lab is down, writing what was measured");
+    }
+    let wall = t0.elapsed();
+    meta["finished"] = json!(timestamp(SystemTime::now()));
+    meta["wall_s"] = json!(wall.as_secs_f64());
+    meta["interrupted"] = json!(interrupted);
+    let summary = Summary::new(&names, &samples);
+    write_json(&opts.out.join("samples.json"), &json!(samples))?;
+    write_json(&opts.out.join("summary.json"), &summary.to_json())?;
+    write_json(&opts.out.join("meta.json"), &meta)?;
+    write_text(&opts.out.join("summary.md"), &summary.markdown(&meta))?;
+    let heading = svg::Heading {
+        title: format!(
+            "vxbench: medians of {} round{}, pod to pod across two nodes{}",
+            opts.repeats,
+            if opts.repeats == 1 { "" } else { "s" },
+            if opts.tso { "" } else { ", TSO off" }
+        ),
+        setup: format!(
+            "TSO {} in the pods, underlay offload {}",
+            on_off(opts.tso),
+            on_off(opts.underlay_offload)
+        ),
+        machine: format!(
+            "{} · {} · {} ({} CPUs) · Linux {}",
+            meta["date"].as_str().unwrap_or("?"),
+            meta["hostname"].as_str().unwrap_or("?"),
+            meta["cpu"].as_str().unwrap_or("?"),
+            meta["nproc"],
+            meta["kernel"].as_str().unwrap_or("?")
+        ),
+        command: opts.command.clone(),
+    };
+    write_text(&opts.out.join("chart.svg"), &svg::chart(&summary, &heading))?;
+    Ok(Outcome {
+        samples,
+        summary,
+        interrupted,
+        wall,
+    })
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Tears a lab down when dropped, and says so if that fails.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Err(e) = Lab::teardown(&self.0) {
+            eprintln!("vxbench: {e}");
+        }
+    }
+}
+
+/// One lab of one system: up, warm-up, every test, down. Failures become samples with an
+/// error; the lab is torn down whatever happens.
+fn run_system(
+    opts: &Options,
+    exe: &Path,
+    kind: Kind,
+    round: usize,
+    t0: Instant,
+    samples: &mut Vec<Sample>,
+) {
+    let system = kind.to_string();
+    let tag = format!("[{round}/{} {system}]", opts.repeats);
+    let mut record = |test: &str, started: Instant, result: Result<Metrics, BenchError>| {
+        let (metrics, error) = match result {
+            Ok(m) => (m, None),
+            Err(e) => (Metrics::new(), Some(e.to_string())),
+        };
+        let secs = started.elapsed().as_secs_f64();
+        match &error {
+            None => eprintln!(
+                "{tag:<16} {test:<8} {}  ({secs:.1} s)",
+                describe(test, &metrics)
+            ),
+            Some(e) => eprintln!("{tag:<16} {test:<8} FAILED: {e}"),
+        }
+        samples.push(Sample {
+            round,
+            system: system.clone(),
+            test: test.to_string(),
+            at_s: (started - t0).as_secs_f64(),
+            secs,
+            metrics,
+            error,
+        });
+    };
+
+    let name = lab_name(&opts.lab_prefix, kind);
+    let spec = LabSpec {
+        name: name.clone(),
+        nodes: 2,
+        pods: 1,
+        kinds: vec![kind],
+        port: opts.port,
+        workers: opts.workers,
+        ipv6: false,
+        switch_args: opts.switch_args.clone(),
+        tso: opts.tso,
+        underlay_offload: opts.underlay_offload,
+        ..LabSpec::default()
+    };
+    let started = Instant::now();
+    let lab = match Lab::up(&spec) {
+        Ok(lab) => lab,
+        Err(e) => {
+            record("lab", started, Err(e.into()));
+            return;
+        }
+    };
+    let _down = Down(name);
+    record(
+        "lab",
+        started,
+        Ok(Metrics::from([(
+            "lab_up_s".to_string(),
+            started.elapsed().as_secs_f64(),
+        )])),
+    );
+    let (Some(client), Some(server)) = (lab.pod("n1p1"), lab.pod("n2p1")) else {
+        record(
+            "lab",
+            started,
+            Err(BenchError::Bad("the lab has no pods n1p1 and n2p1".into())),
+        );
+        return;
+    };
+    let ctx = Ctx {
+        lab: &lab,
+        client_ns: client.netns.clone(),
+        server_ns: server.netns.clone(),
+        server_ip: server.ip,
+        exe: exe.to_path_buf(),
+        duration: opts.duration,
+        udp_duration: opts.udp_duration,
+        udp_rate: opts.udp_rate,
+        pings: opts.pings,
+        rr_count: opts.rr_count,
+    };
+    let started = Instant::now();
+    if let Err(e) = measure::warmup(&ctx) {
+        record("warmup", started, Err(e));
+        return;
+    }
+    for test in TESTS {
+        if sys::interrupted() {
+            return;
+        }
+        let started = Instant::now();
+        let result = match test {
+            "ping" => measure::ping(&ctx),
+            "tcp_rr" => measure::tcp_rr(&ctx),
+            "tcp1" => measure::tcp(&ctx, 1),
+            "tcp4" => measure::tcp(&ctx, 4),
+            "udp64" => measure::udp(&ctx, 64),
+            "udp1400" => measure::udp(&ctx, 1400),
+            other => Err(BenchError::Bad(format!("unknown test {other}"))),
+        };
+        if matches!(result, Err(BenchError::Interrupted)) {
+            return;
+        }
+        record(test, started, result);
+        std::thread::sleep(SETTLE);
+    }
+}
+
+/// One progress line's figures.
+fn describe(test: &str, m: &Metrics) -> String {
+    let g = |k: &str| m.get(k).copied();
+    let f = |x: Option<f64>| x.map_or("-".to_string(), report::fmt_num);
+    match test {
+        "lab" => format!("up in {} s", f(g("lab_up_s"))),
+        "ping" => format!(
+            "p50 {} ms, p99 {} ms",
+            f(g("ping_p50_ms")),
+            f(g("ping_p99_ms"))
+        ),
+        "tcp_rr" => format!(
+            "p50 {} ms, p99 {} ms",
+            f(g("tcp_rr_p50_ms")),
+            f(g("tcp_rr_p99_ms"))
+        ),
+        t if t.starts_with("tcp") => {
+            let cpu = g(&format!("{t}_cpu_s_per_gbit"))
+                .map(|c| format!(", switch {} CPU-s/Gb", report::fmt_num(c)))
+                .unwrap_or_default();
+            format!(
+                "{} Gb/s, {} retransmits{cpu}",
+                f(g(&format!("{t}_gbps"))),
+                f(g(&format!("{t}_retrans")))
+            )
+        }
+        t if t.starts_with("udp") => format!(
+            "received {} pps of {} offered, loss {} %",
+            f(g(&format!("{t}_rx_pps"))),
+            f(g(&format!("{t}_tx_pps"))),
+            f(g(&format!("{t}_loss_pct")))
+        ),
+        _ => String::new(),
+    }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), BenchError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| BenchError::Io {
+            what: "cannot write",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<(), BenchError> {
+    let text = serde_json::to_string_pretty(v).expect("JSON value");
+    write_text(path, &(text + "\n"))
+}
+
+/// The default output directory: `results/YYYY-MM-DD-HOST`, with `-tso-off` and
+/// `-underlay-offload-off` appended when those differ from the defaults.
+pub fn default_out(tso: bool, underlay_offload: bool) -> PathBuf {
+    let mut name = format!("{}-{}", date(SystemTime::now()), hostname());
+    if !tso {
+        name.push_str("-tso-off");
+    }
+    if !underlay_offload {
+        name.push_str("-underlay-offload-off");
+    }
+    Path::new("results").join(name)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "host".to_string())
+}
+
+/// The machine and the run, for meta.json, summary.md and the chart.
+fn machine_meta(opts: &Options, started: SystemTime) -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    let mem_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| (kib / (1 << 20) as f64 * 10.0).round() / 10.0);
+    let first_line = |program: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(program);
+        if program == "git" {
+            // The commit of the source this program was built from.
+            cmd.arg("-C").arg(env!("CARGO_MANIFEST_DIR"));
+        }
+        cmd.args(args);
+        proc::run(&mut cmd, Duration::from_secs(5))
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| o.stdout.lines().next().map(str::to_string))
+            .unwrap_or_else(|| "-".into())
+    };
+    let git = {
+        let commit = first_line("git", &["rev-parse", "--short=12", "HEAD"]);
+        let dirty = first_line("git", &["status", "--porcelain", "--untracked-files=no"]);
+        if commit == "-" || dirty == "-" {
+            commit
+        } else {
+            format!("{commit} (with local changes)")
+        }
+    };
+    json!({
+        "date": date(started),
+        "started": timestamp(started),
+        "hostname": hostname(),
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": cpu,
+        "mem_gib": mem_gib,
+        "command": opts.command,
+        "git_commit": git,
+        "iperf3": first_line("iperf3", &["--version"]),
+        "ovs": if opts.systems.contains(&Kind::Ovs) { first_line("ovs-vswitchd", &["--version"]) } else { "-".into() },
+        "systems": opts.systems.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "repeats": opts.repeats,
+        "tso": opts.tso,
+        "underlay_offload": opts.underlay_offload,
+        "duration_s": opts.duration.as_secs_f64(),
+        "udp_duration_s": opts.udp_duration.as_secs_f64(),
+        "udp_rate_pps": opts.udp_rate,
+        "pings": opts.pings,
+        "rr_count": opts.rr_count,
+        "workers": opts.workers,
+        "switch_args": opts.switch_args,
+        "tests": TESTS,
+    })
+}
+
+/// `YYYY-MM-DD` (UTC).
+pub fn date(t: SystemTime) -> String {
+    let (y, m, d, _) = civil(t);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn timestamp(t: SystemTime) -> String {
+    let (y, m, d, secs) = civil(t);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Year, month, day and second of the day (UTC) of a time (Howard Hinnant's civil_from_days).
+fn civil(t: SystemTime) -> (i64, u32, u32, u64) {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs % 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(date(at(0)), "1970-01-01");
+        assert_eq!(timestamp(at(951_782_400 + 3_723)), "2000-02-29T01:02:03Z");
+        assert_eq!(date(at(1_798_675_200)), "2026-12-31");
+        assert_eq!(date(at(1_798_761_600)), "2027-01-01");
+    }
+
+    #[test]
+    fn lab_names_are_short_and_distinct() {
+        let names: Vec<String> = Kind::ALL.iter().map(|&k| lab_name("b", k)).collect();
+        assert_eq!(names, ["bvx", "bk", "bo", "bp"]);
+        for n in names {
+            lab::topo::validate_name(&n).unwrap();
+        }
+    }
+
+    #[test]
+    fn progress_lines_name_the_figures() {
+        let m = Metrics::from([
+            ("tcp4_gbps".to_string(), 9.123),
+            ("tcp4_retrans".to_string(), 12.0),
+            ("tcp4_cpu_s_per_gbit".to_string(), 0.25),
+        ]);
+        assert_eq!(
+            describe("tcp4", &m),
+            "9.12 Gb/s, 12.0 retransmits, switch 0.250 CPU-s/Gb"
+        );
+        let m = Metrics::from([
+            ("udp64_rx_pps".to_string(), 400_000.0),
+            ("udp64_tx_pps".to_string(), 500_000.0),
+            ("udp64_loss_pct".to_string(), 20.0),
+        ]);
+        assert_eq!(
+            describe("udp64", &m),
+            "received 400000 pps of 500000 offered, loss 20.0 %"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! vxbench: build the same two-node lab with vxswitch, the kernel's vxlan, Open vSwitch and
+//! plain routing in turn, measure pod to pod, and report medians, ratios to the kernel and a
+//! chart.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tools::bench::{self, rr, udp, Options};
+use tools::lab::{self, Kind};
+
+const ABOUT: &str = "Benchmark vxswitch against the kernel's vxlan, Open vSwitch and plain routing";
+
+const LONG_ABOUT: &str = "\
+Benchmark vxswitch against the kernel's vxlan, Open vSwitch and plain routing.
+
+For every round and every system in turn (A B C A B C ...), builds a lab with vxlab — two nodes
+(namespaces on a veth underlay, 198.51.100.0/24), one pod on each — measures from pod n1p1 to
+pod n2p1, and tears the lab down:
+  ping      ping -c PINGS -i 0.01: median and p99 round trip
+  tcp_rr    1-byte TCP request/response over one connection: median and p99
+  tcp1/4    iperf3 TCP, 1 and 4 streams: Gb/s, retransmits, switch CPU-s per Gb
+  udp64     64-byte UDP payloads from a batching sender (sendmmsg): offered and received
+            packets/s, loss, switch CPU-s per million packets
+  udp1400   the same with 1400-byte payloads
+Systems: vxswitch; kernel (Linux vxlan + bridge, flannel-style); ovs (OVS userspace datapath,
+needs openvswitch-switch); plain (no overlay, routed: the upper bound).
+
+Writes to the output directory samples.json (every sample), summary.json ({\"SYSTEM\":
+{\"tcp1_gbps\": median, ...}}), summary.md (table with ratios to the kernel), chart.svg and
+meta.json. Progress goes to stderr, the final table to stdout. Ctrl-C stops after tearing the
+current lab down and writes what was measured. Must run as root.";
+
+const EXAMPLES: &str = "\
+Examples:
+  vxbench                                     all systems, 3 rounds, into results/DATE-HOST
+  vxbench --systems vxswitch,kernel --repeats 5
+  vxbench --tso off                           per-frame comparison (no TSO in the pods)
+  vxbench --underlay-offload off              software segmentation on the underlay too
+  vxbench --systems vxswitch --pin --workers 2
+  vxbench --systems kernel --repeats 1 --duration 1 --out /tmp/smoke
+
+Exit status: 0 all done; 2 done, but some tests failed (see samples.json); 130 interrupted;
+1 could not run.";
+
+#[derive(Parser)]
+#[command(
+    name = "vxbench",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    override_usage = "vxbench [OPTIONS]",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Systems, in the order each round runs them (vxswitch, kernel, ovs, plain) [default:
+    /// vxswitch,kernel,ovs,plain; ovs only if Open vSwitch is installed].
+    #[arg(long, value_name = "LIST", value_parser = parse_systems)]
+    systems: Option<Systems>,
+    /// Rounds; every figure is the median over them.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seconds of each iperf3 TCP test.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    duration: u64,
+    /// Seconds of each UDP test [default: 3, at most --duration].
+    #[arg(long, value_name = "SECS")]
+    udp_duration: Option<f64>,
+    /// Pace the UDP sender at this many datagrams/s (default: as fast as it goes).
+    #[arg(long, value_name = "PPS")]
+    udp_rate: Option<u64>,
+    /// Pings per latency test (0.01 s apart).
+    #[arg(long, default_value_t = 50)]
+    pings: u32,
+    /// TCP request/response round trips per test.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    rr_count: usize,
+    /// TSO in the pods (off: TX checksum offload off in every pod, MTU-sized frames).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    tso: OnOff,
+    /// TX checksum offload on the underlay veths: on, large frames cross the underlay whole, as
+    /// between NICs with TSO and GRO (how the reference baselines were measured); off, the
+    /// sending kernel segments every frame in software, as vxlab does by default.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    underlay_offload: OnOff,
+    /// vxswitchd worker threads (vxswitchd's default if not given).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Pin vxswitchd's workers to cores (vxswitchd --pin); labs leave them unpinned.
+    #[arg(long)]
+    pin: bool,
+    /// One more argument for every vxswitchd; repeat for several.
+    #[arg(long = "switch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    switch_args: Vec<String>,
+    /// VXLAN UDP port of the overlays.
+    #[arg(long, default_value_t = 4789)]
+    port: u16,
+    /// Output directory [default: results/YYYY-MM-DD-HOST; -tso-off, -underlay-offload-off
+    /// appended when those are off].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Prefix of the labs' names (bvx, bk, bo, bp with the default).
+    #[arg(long, value_name = "P", default_value = "b")]
+    lab_prefix: String,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+/// The programs vxbench runs inside the pods.
+#[derive(Subcommand)]
+enum Helper {
+    /// Send UDP datagrams in batches; prints a JSON report.
+    #[command(hide = true)]
+    UdpSend {
+        #[arg(long)]
+        to: SocketAddr,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 3.0)]
+        duration: f64,
+        #[arg(long)]
+        rate: Option<u64>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Count UDP datagrams; prints "ready", then a JSON report.
+    #[command(hide = true)]
+    UdpRecv {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 30.0)]
+        limit: f64,
+        #[arg(long, default_value_t = 1.0)]
+        idle: f64,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Echo one TCP connection; prints "ready".
+    #[command(hide = true)]
+    TcpEchoServer {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 60.0)]
+        limit: f64,
+    },
+    /// Time 1-byte TCP round trips; prints a JSON report.
+    #[command(hide = true)]
+    TcpRr {
+        #[arg(long)]
+        to: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone)]
+struct Systems(Vec<Kind>);
+
+fn parse_systems(s: &str) -> Result<Systems, String> {
+    let kinds = Kind::parse_list(s).map_err(|e| e.to_string())?;
+    for (i, k) in kinds.iter().enumerate() {
+        if kinds[..i].contains(k) {
+            return Err(format!("{k} is listed twice"));
+        }
+    }
+    Ok(Systems(kinds))
+}
+
+fn secs(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("{s}: not a duration in seconds"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.helper {
+        Some(h) => helper(h),
+        None => bench_main(cli),
+    }
+}
+
+fn helper(h: Helper) -> ExitCode {
+    let result: Result<String, String> = (|| match h {
+        Helper::UdpSend {
+            to,
+            size,
+            duration,
+            rate,
+            batch,
+        } => {
+            let r = udp::send(&udp::SendOptions {
+                to,
+                size,
+                duration: secs(duration)?,
+                rate,
+                batch,
+            })
+            .map_err(|e| format!("udp-send to {to}: {e}"))?;
+            Ok(serde_json::to_string(&r).expect("JSON"))
+        }
+        Helper::UdpRecv {
+            listen,
+            limit,
+            idle,
+            batch,
+        } => {
+            let r = udp::recv(
+                &udp::RecvOptions {
+                    listen,
+                    limit: secs(limit)?,
+                    idle: secs(idle)?,
+                    batch,
+                },
+                ready,
+            )
+            .map_err(|e| format!("udp-recv on {listen}: {e}"))?;
+            Ok(serde_json::to_string(&r).expect("JSON"))
+        }
+        Helper::TcpEchoServer { listen, limit } => {
+            let n = rr::echo_server(listen, secs(limit)?, ready)
+                .map_err(|e| format!("tcp-echo-server on {listen}: {e}"))?;
+            Ok(format!("{{\"echoed\":{n}}}"))
+        }
+        Helper::TcpRr { to, count, warmup } => {
+            let r = rr::client(to, count, warmup, Duration::from_secs(3))
+                .map_err(|e| format!("tcp-rr to {to}: {e}"))?;
+            Ok(serde_json::to_string(&r).expect("JSON"))
+        }
+    })();
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vxbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells the caller the helper listens.
+fn ready() {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}
+
+fn bench_main(cli: Cli) -> ExitCode {
+    let systems = match cli.systems {
+        Some(s) => s.0,
+        None => {
+            let mut all = vec![Kind::Vxswitch, Kind::Kernel, Kind::Ovs, Kind::Plain];
+            if let Err(e) = lab::ovs::check_installed() {
+                eprintln!("vxbench: leaving ovs out: {e}");
+                all.retain(|&k| k != Kind::Ovs);
+            }
+            all
+        }
+    };
+    let duration = Duration::from_secs(cli.duration.max(1));
+    let udp_duration = match cli.udp_duration.map(secs) {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            eprintln!("vxbench: --udp-duration {e}");
+            return ExitCode::FAILURE;
+        }
+        None => duration.min(Duration::from_secs(3)),
+    };
+    let tso = cli.tso == OnOff::On;
+    let underlay_offload = cli.underlay_offload == OnOff::On;
+    let mut switch_args = cli.switch_args;
+    if cli.pin {
+        switch_args.push("--pin".into());
+    }
+    let command = std::iter::once("vxbench".to_string())
+        .chain(std::env::args().skip(1).map(|a| quote(&a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let opts = Options {
+        systems,
+        repeats: cli.repeats,
+        duration,
+        udp_duration,
+        udp_rate: cli.udp_rate,
+        pings: cli.pings,
+        rr_count: cli.rr_count,
+        tso,
+        underlay_offload,
+        workers: cli.workers,
+        switch_args,
+        port: cli.port,
+        out: cli
+            .out
+            .unwrap_or_else(|| bench::default_out(tso, underlay_offload)),
+        lab_prefix: cli.lab_prefix,
+        command,
+    };
+    match bench::run(&opts) {
+        Ok(outcome) => {
+            println!();
+            print!("{}", outcome.summary.table());
+            println!(
+                "\n{} in {:.0} s; results in {}/ (summary.md, summary.json, samples.json, chart.svg, meta.json)",
+                if outcome.interrupted { "interrupted" } else { "done" },
+                outcome.wall.as_secs_f64(),
+                opts.out.display()
+            );
+            let failed = outcome.samples.iter().filter(|s| s.error.is_some()).count();
+            if outcome.interrupted {
+                ExitCode::from(130)
+            } else if failed > 0 {
+                eprintln!("vxbench: {failed} tests failed; their errors are in samples.json");
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("vxbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An argument as a shell would need it.
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
