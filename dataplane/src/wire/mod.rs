@@ -22,6 +22,8 @@ use core::fmt;
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+#[doc(hidden)]
+pub mod exercise;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
