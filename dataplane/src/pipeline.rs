@@ -990,87 +990,19 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fib::{IpEntry, MacEntry, NodeEntry, PortEntry};
     use etherparse::{Icmpv4Type, SlicedPacket, TransportSlice};
     use std::net::Ipv4Addr;
 
-    const VTEP_MAC: [u8; 6] = [0x02, 0xf1, 0, 0, 0, 1];
-    const REMOTE_VTEP_MAC: [u8; 6] = [0x02, 0xf1, 0, 0, 0, 2];
-    const GW_MAC: [u8; 6] = [0x0a, 0x58, 10, 1, 1, 1];
-    const HOST_MAC: [u8; 6] = [0x0e, 0x58, 10, 1, 1, 1];
-    const POD3: [u8; 6] = [0x0a, 0x58, 0x0a, 0x01, 0x01, 0x02];
-    const POD4: [u8; 6] = [0x0a, 0x58, 0x0a, 0x01, 0x01, 0x03];
-    const POD5: [u8; 6] = [0x0a, 0x58, 0x0a, 0x01, 0x01, 0x04];
+    use crate::sample::{GW_MAC, HOST_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
+
+    const POD3: [u8; 6] = PODS[0].1;
+    const POD4: [u8; 6] = PODS[1].1;
+    const POD5: [u8; 6] = PODS[2].1;
 
     /// Node n1: pods 10.1.1.2 (port 3, VNI 1), 10.1.1.3 (port 4, VNI 1), 10.1.1.4 (port 5,
     /// VNI 20); remote node n2 with 10.1.2.0/24 behind 198.51.100.2.
     fn tables() -> Tables {
-        let mut t = Tables {
-            version: 1,
-            ..Default::default()
-        };
-        t.local = Some(LocalInfo {
-            vtep: "198.51.100.1".parse().unwrap(),
-            vtep_mac: EthernetAddress(VTEP_MAC),
-            subnet: "10.1.1.0/24".parse().unwrap(),
-            gateway: Ipv4Addr::new(10, 1, 1, 1),
-            gateway_mac: EthernetAddress(GW_MAC),
-            host_mac: EthernetAddress(HOST_MAC),
-            default_vni: 1,
-            cluster: "10.1.0.0/16".parse().unwrap(),
-            tunnel_mtu: 1450,
-        });
-        t.ports = vec![None; 6];
-        t.ports[2] = Some(PortEntry {
-            name: "vxhost0".into(),
-            mac: EthernetAddress(HOST_MAC),
-            ip: None,
-            vni: 0,
-        });
-        t.macs.insert(
-            EthernetAddress(HOST_MAC),
-            MacEntry {
-                target: Target::Port(2),
-                vni: 0,
-            },
-        );
-        for (no, mac, ip, vni) in [
-            (3u16, POD3, [10, 1, 1, 2], 1u32),
-            (4, POD4, [10, 1, 1, 3], 1),
-            (5, POD5, [10, 1, 1, 4], 20),
-        ] {
-            let mac = EthernetAddress(mac);
-            let ip = Ipv4Addr::from(ip);
-            t.ports[no as usize] = Some(PortEntry {
-                name: format!("p{no}"),
-                mac,
-                ip: Some(ip),
-                vni,
-            });
-            t.macs.insert(
-                mac,
-                MacEntry {
-                    target: Target::Port(no),
-                    vni,
-                },
-            );
-            t.ips.insert(
-                ip,
-                IpEntry {
-                    mac,
-                    target: Target::Port(no),
-                    vni,
-                },
-            );
-        }
-        t.nodes.push(NodeEntry {
-            name: "n2".into(),
-            vtep: "198.51.100.2".parse().unwrap(),
-            vtep_mac: EthernetAddress(REMOTE_VTEP_MAC),
-            subnet: "10.1.2.0/24".parse().unwrap(),
-        });
-        t.reindex();
-        t
+        crate::sample::tables(0)
     }
 
     fn arp_request(src_mac: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
