@@ -1,35 +1,47 @@
 //! Forwarding-table lookups (pod IP → entry) at 1 k, 100 k and 1 M entries, in batches of 64
-//! uniformly random keys, without and with a concurrent writer publishing new versions.
+//! uniformly random keys, without and with a concurrent writer.
 //! Run: `cargo bench -p vxswitch-benches --bench fib`.
 //!
-//! The writer clones the table, changes one entry and publishes the copy (read-copy-update of
-//! the whole table): the readers never wait for it, but at 1 M entries each update costs a
-//! full copy, so the update rate it reaches is printed — the figure a per-entry table must beat.
+//! The tables are the switch's own ([`dataplane::fib`], two copies, left-right): a reader
+//! enters once per batch, as a worker does per batch of packets. The writer is another thread
+//! changing one pod entry per update and publishing every [`PUBLISH_EVERY`] updates, paced at
+//! [`WRITER_RATE`] updates/s (the rate it reached is printed); then, unpaced, the most it
+//! reaches while the readers keep reading.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::fib::{Fib, IpEntry, Tables, Target};
+use dataplane::fib::{self, FibWriter, IpEntry, Target};
 use dataplane::wire::EthernetAddress;
 
 const BATCH: usize = 64;
+/// Updates per second the paced writer aims at.
+const WRITER_RATE: f64 = 100_000.0;
+/// Updates per publish (one batch of changes from the control side).
+const PUBLISH_EVERY: u64 = 64;
 
-fn table(n: usize) -> Tables {
-    let mut t = Tables::default();
-    t.ips.reserve(n);
-    for i in 0..n as u32 {
-        let ip = Ipv4Addr::from(0x0a00_0000 | i);
-        let e = IpEntry {
-            mac: EthernetAddress([0x0a, 0x58, 0, 0, 0, 0]),
-            target: Target::Port((i % 1000) as u16 + 3),
-            vni: 1,
-        };
-        t.ips.insert(ip, e);
+fn entry(i: u32) -> IpEntry {
+    IpEntry {
+        mac: EthernetAddress([0x0a, 0x58, 0, 0, (i >> 8) as u8, i as u8]),
+        target: Target::Port((i % 1000) as u16 + 3),
+        vni: 1,
     }
-    t
+}
+
+fn ip(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a00_0000 | i)
+}
+
+fn fill(w: &mut FibWriter, n: usize) {
+    for i in 0..n as u32 {
+        w.set_ip(ip(i), Some(entry(i)));
+    }
+    w.publish();
+    // Once more, so both copies hold every entry before timing starts.
+    w.publish();
 }
 
 fn keys(n: usize) -> Vec<Ipv4Addr> {
@@ -39,47 +51,78 @@ fn keys(n: usize) -> Vec<Ipv4Addr> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            Ipv4Addr::from(0x0a00_0000 | (x % n as u64) as u32)
+            ip((x % n as u64) as u32)
         })
         .collect()
+}
+
+/// A writer thread: changes entries of `n` until `stop`; paced at `rate` updates/s, or as
+/// fast as it goes with `None`. Counts its updates in `updates`.
+fn writer(
+    mut w: FibWriter,
+    n: usize,
+    rate: Option<f64>,
+    stop: Arc<AtomicBool>,
+    updates: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<FibWriter> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut done = 0u64;
+        let mut i = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let due = rate.map_or(done + PUBLISH_EVERY, |r| {
+                (started.elapsed().as_secs_f64() * r) as u64
+            });
+            if done >= due {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            while done < due {
+                let k = i % n as u32;
+                w.set_ip(ip(k), Some(entry(k.wrapping_add(done as u32))));
+                done += 1;
+                i = i.wrapping_add(7919);
+                if done % PUBLISH_EVERY == 0 {
+                    w.publish();
+                }
+            }
+            updates.store(done, Ordering::Relaxed);
+        }
+        w.publish();
+        w
+    })
 }
 
 fn lookups(c: &mut Criterion) {
     let mut g = c.benchmark_group("fib_lookup");
     g.throughput(Throughput::Elements(BATCH as u64));
     for n in [1_000usize, 100_000, 1_000_000] {
-        let fib = Arc::new(Fib::default());
-        fib.publish(table(n));
+        let (mut w, readers) = fib::new();
+        fill(&mut w, n);
+        let reader = readers.reader();
         let ks = keys(n);
-        for writer in [false, true] {
+        let mut w = Some(w);
+        for (name, rate) in [
+            ("no_writer", None),
+            ("writer_100k_per_s", Some(Some(WRITER_RATE))),
+            ("writer_unpaced", Some(None)),
+        ] {
             let stop = Arc::new(AtomicBool::new(false));
             let updates = Arc::new(AtomicU64::new(0));
-            let handle = writer.then(|| {
-                let (fib, stop, updates) = (fib.clone(), stop.clone(), updates.clone());
-                std::thread::spawn(move || {
-                    let mut i = 0u32;
-                    while !stop.load(Ordering::Relaxed) {
-                        let mut t = (*fib.snapshot()).clone();
-                        let ip = Ipv4Addr::from(0x0a00_0000 | (i % n as u32));
-                        if let Some(e) = t.ips.get_mut(&ip) {
-                            e.vni = e.vni.wrapping_add(1);
-                        }
-                        t.version += 1;
-                        fib.publish(t);
-                        updates.fetch_add(1, Ordering::Relaxed);
-                        i = i.wrapping_add(7919);
-                    }
-                })
+            let handle = rate.map(|r| {
+                let w = w.take().expect("the writer is back between runs");
+                writer(w, n, r, stop.clone(), updates.clone())
             });
             let started = Instant::now();
-            let name = if writer { "with_writer" } else { "no_writer" };
             g.bench_with_input(BenchmarkId::new(name, n), &ks, |b, ks| {
                 let mut at = 0;
                 b.iter(|| {
-                    let t = fib.load();
+                    let Some(t) = reader.load() else {
+                        return 0;
+                    };
                     let mut hits = 0u32;
                     for k in &ks[at..at + BATCH] {
-                        hits += t.ips.get(k).map_or(0, |e| e.vni & 1);
+                        hits += t.ips.get(k).map_or(0, |e| e.vni);
                     }
                     at = (at + BATCH) % (ks.len() - BATCH);
                     black_box(hits)
@@ -87,9 +130,9 @@ fn lookups(c: &mut Criterion) {
             });
             stop.store(true, Ordering::Relaxed);
             if let Some(h) = handle {
-                let _ = h.join();
+                w = Some(h.join().expect("writer thread"));
                 let rate = updates.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-                eprintln!("fib_lookup/{name}/{n}: the writer published {rate:.0} versions/s");
+                eprintln!("fib_lookup/{name}/{n}: the writer made {rate:.0} updates/s");
             }
         }
     }

@@ -1,16 +1,25 @@
-//! The forwarding tables, published read-copy-update.
+//! The forwarding tables, kept as two copies (left-right).
 //!
-//! Workers read an immutable [`Tables`] snapshot without locking: [`Fib::load`] is an
-//! `arc_swap` load (a few atomic instructions, never blocks, never waits for a writer). The
-//! control side builds the next version from the current one and publishes it with one atomic
-//! pointer swap ([`Fib::publish`]); writers are serialised by the control side's state lock, so
-//! a batch of changes is seen by packets entirely or not at all.
+//! Workers read [`Tables`] through a [`FibReader`] without locking and without waiting: entering
+//! is one atomic increment of the reader's own epoch counter and one pointer load, leaving is
+//! another increment. The control side holds the one [`FibWriter`]: it queues per-entry changes
+//! ([`FibWriter::set_ip`], [`FibWriter::set_mac`]) and whole replacements of the small tables
+//! ([`FibWriter::set_base`]) against the copy nobody reads, then [`FibWriter::publish`] swaps the
+//! copies with one pointer store and replays the same changes onto the other copy once the last
+//! reader has left it. A batch of changes is seen by packets entirely or not at all, and an
+//! update costs two hash-map writes whatever the table's size — where copying a whole table per
+//! version (read-copy-update of one snapshot) costs O(n) per change.
+//!
+//! The large tables (pod IPs and MACs) are hash maps in [`Tables`]; everything small (local
+//! node, ports, remote nodes and their routes, VNIs, the compiled flow tables) sits in one
+//! shared [`Base`] that is replaced as a whole.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use controlplane::proto::Ipv4Cidr;
+use left_right::{Absorb, ReadGuard, ReadHandle, ReadHandleFactory, WriteHandle};
 use rustc_hash::FxHashMap;
 
 use crate::wire::EthernetAddress;
@@ -79,15 +88,38 @@ pub struct PortEntry {
     pub vni: u32,
 }
 
-/// One immutable version of every table.
+/// One version of every table: the per-entry maps and the shared small tables.
+///
+/// Derefs to [`Base`], so `t.ports`, `t.local`, `t.route(ip)` read the small tables directly;
+/// mutating them through `DerefMut` copies the base first if it is shared (for building
+/// tables on the control side and in tests).
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
+    pub base: Arc<Base>,
+    pub macs: FxHashMap<EthernetAddress, MacEntry>,
+    pub ips: FxHashMap<Ipv4Addr, IpEntry>,
+}
+
+impl Deref for Tables {
+    type Target = Base;
+    fn deref(&self) -> &Base {
+        &self.base
+    }
+}
+
+impl DerefMut for Tables {
+    fn deref_mut(&mut self) -> &mut Base {
+        Arc::make_mut(&mut self.base)
+    }
+}
+
+/// The small tables, replaced as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct Base {
     pub version: u64,
     pub local: Option<LocalInfo>,
     /// Ports by number; `None` for unused numbers.
     pub ports: Vec<Option<PortEntry>>,
-    pub macs: FxHashMap<EthernetAddress, MacEntry>,
-    pub ips: FxHashMap<Ipv4Addr, IpEntry>,
     pub nodes: Vec<NodeEntry>,
     /// Remote subnets, longest prefix first.
     pub routes: Vec<(Ipv4Cidr, NodeIdx)>,
@@ -100,7 +132,7 @@ pub struct Tables {
     pub flows: Option<Arc<crate::flow::FlowSet>>,
 }
 
-impl Tables {
+impl Base {
     pub fn port(&self, no: PortNo) -> Option<&PortEntry> {
         self.ports.get(no as usize).and_then(|p| p.as_ref())
     }
@@ -152,35 +184,153 @@ pub fn vni_allows(src: u32, dst: u32) -> bool {
     src == dst || src == 0 || dst == 0
 }
 
-/// The published tables.
-pub struct Fib {
-    current: ArcSwap<Tables>,
+/// One change to the tables, as the writer queues it (applied to both copies in turn).
+#[derive(Debug, Clone)]
+pub enum TableOp {
+    /// Replace the small tables.
+    Base(Arc<Base>),
+    /// Add, change (`Some`) or remove (`None`) a pod IP entry.
+    Ip(Ipv4Addr, Option<IpEntry>),
+    /// Add, change (`Some`) or remove (`None`) a MAC entry.
+    Mac(EthernetAddress, Option<MacEntry>),
 }
 
-impl Default for Fib {
-    fn default() -> Self {
-        Fib {
-            current: ArcSwap::from_pointee(Tables::default()),
+impl Absorb<TableOp> for Tables {
+    fn absorb_first(&mut self, op: &mut TableOp, _: &Self) {
+        match op {
+            TableOp::Base(b) => self.base = b.clone(),
+            TableOp::Ip(ip, Some(e)) => {
+                self.ips.insert(*ip, *e);
+            }
+            TableOp::Ip(ip, None) => {
+                self.ips.remove(ip);
+            }
+            TableOp::Mac(mac, Some(e)) => {
+                self.macs.insert(*mac, *e);
+            }
+            TableOp::Mac(mac, None) => {
+                self.macs.remove(mac);
+            }
+        }
+    }
+
+    fn sync_with(&mut self, first: &Self) {
+        self.clone_from(first);
+    }
+}
+
+/// Creates the tables (empty): the one writer and a factory of readers.
+pub fn new() -> (FibWriter, FibReaders) {
+    let (w, r) = left_right::new_from_empty::<Tables, TableOp>(Tables::default());
+    let factory = r.factory();
+    let mut w = FibWriter { w };
+    // The first publish makes both copies live; later ones replay the log.
+    w.w.publish();
+    (w, FibReaders { factory })
+}
+
+/// Hands out readers (one per thread).
+#[derive(Clone)]
+pub struct FibReaders {
+    factory: ReadHandleFactory<Tables>,
+}
+
+impl FibReaders {
+    pub fn reader(&self) -> FibReader {
+        FibReader {
+            r: self.factory.handle(),
         }
     }
 }
 
-impl Fib {
-    /// The current snapshot. Lock-free; hold the guard for one batch at most.
+/// One thread's view of the tables.
+pub struct FibReader {
+    r: ReadHandle<Tables>,
+}
+
+impl FibReader {
+    /// The current tables, until the guard is dropped; `None` once the writer is gone (the
+    /// switch is shutting down). Lock-free and wait-free; hold the guard for one batch at most,
+    /// since the writer's next publish waits for it.
     #[inline]
-    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
-        self.current.load()
+    pub fn load(&self) -> Option<ReadGuard<'_, Tables>> {
+        self.r.enter()
+    }
+}
+
+/// The control side's handle: queues changes and publishes them.
+pub struct FibWriter {
+    w: WriteHandle<Tables, TableOp>,
+}
+
+impl FibWriter {
+    /// The published tables (for the control side's reads).
+    pub fn read(&self) -> Option<ReadGuard<'_, Tables>> {
+        self.w.enter()
     }
 
-    /// The current snapshot as an owned `Arc` (for the control side).
-    pub fn snapshot(&self) -> Arc<Tables> {
-        self.current.load_full()
+    /// Queues a pod IP change (seen after the next [`publish`](Self::publish)).
+    pub fn set_ip(&mut self, ip: Ipv4Addr, entry: Option<IpEntry>) {
+        self.w.append(TableOp::Ip(ip, entry));
     }
 
-    /// Publishes a new version. The caller serialises writers.
-    pub fn publish(&self, tables: Tables) {
-        self.current.store(Arc::new(tables));
+    /// Queues a MAC change.
+    pub fn set_mac(&mut self, mac: EthernetAddress, entry: Option<MacEntry>) {
+        self.w.append(TableOp::Mac(mac, entry));
     }
+
+    /// Queues new small tables.
+    pub fn set_base(&mut self, base: Arc<Base>) {
+        self.w.append(TableOp::Base(base));
+    }
+
+    /// Makes every queued change visible at once. Waits (briefly) for readers still on the
+    /// copy published before the last one.
+    pub fn publish(&mut self) {
+        self.w.publish();
+    }
+
+    /// Makes the published tables equal to `next`: queues what differs (entry by entry for
+    /// the maps) and publishes. Returns the number of map entries changed.
+    pub fn replace(&mut self, next: Tables) -> usize {
+        let ops = match self.w.enter() {
+            Some(cur) => diff(&cur, &next),
+            None => return 0,
+        };
+        let changed = ops.len();
+        for op in ops {
+            self.w.append(op);
+        }
+        self.w.append(TableOp::Base(next.base));
+        self.w.publish();
+        changed
+    }
+}
+
+/// The entry changes that turn `cur`'s maps into `next`'s.
+fn diff(cur: &Tables, next: &Tables) -> Vec<TableOp> {
+    let mut ops = Vec::new();
+    for (ip, e) in &next.ips {
+        if cur.ips.get(ip) != Some(e) {
+            ops.push(TableOp::Ip(*ip, Some(*e)));
+        }
+    }
+    for ip in cur.ips.keys() {
+        if !next.ips.contains_key(ip) {
+            ops.push(TableOp::Ip(*ip, None));
+        }
+    }
+    for (mac, e) in &next.macs {
+        if cur.macs.get(mac) != Some(e) {
+            ops.push(TableOp::Mac(*mac, Some(*e)));
+        }
+    }
+    for mac in cur.macs.keys() {
+        if !next.macs.contains_key(mac) {
+            ops.push(TableOp::Mac(*mac, None));
+        }
+    }
+    ops
 }
 
 #[cfg(test)]
@@ -225,17 +375,78 @@ mod tests {
         );
     }
 
+    fn entry(port: PortNo) -> IpEntry {
+        IpEntry {
+            mac: EthernetAddress([2, 0, 0, 0, 0, port as u8]),
+            target: Target::Port(port),
+            vni: 1,
+        }
+    }
+
     #[test]
-    fn readers_see_whole_versions() {
-        let fib = Fib::default();
-        let before = fib.load();
-        let t = Tables {
+    fn readers_see_a_batch_only_once_published() {
+        let (mut w, readers) = new();
+        let r = readers.reader();
+        let ip: Ipv4Addr = "10.1.1.2".parse().unwrap();
+        w.set_ip(ip, Some(entry(3)));
+        w.set_base(Arc::new(Base {
             version: 7,
             ..Default::default()
-        };
-        fib.publish(t);
-        assert_eq!(before.version, 0);
-        assert_eq!(fib.load().version, 7);
+        }));
+        {
+            let t = r.load().unwrap();
+            assert_eq!(t.version, 0);
+            assert!(t.ips.is_empty());
+        }
+        w.publish();
+        let t = r.load().unwrap();
+        assert_eq!(t.version, 7);
+        assert_eq!(t.ips.get(&ip), Some(&entry(3)));
+    }
+
+    #[test]
+    fn both_copies_converge_entry_by_entry() {
+        let (mut w, readers) = new();
+        let r = readers.reader();
+        let ip = |i: u32| Ipv4Addr::from(0x0a01_0000 | i);
+        for i in 0..100 {
+            w.set_ip(ip(i), Some(entry(3 + (i % 5) as PortNo)));
+            w.publish();
+        }
+        for i in (0..100).step_by(2) {
+            w.set_ip(ip(i), None);
+        }
+        w.publish();
+        // Two more swaps: each copy has now been the published one with every change.
+        for _ in 0..2 {
+            w.publish();
+            let t = r.load().unwrap();
+            assert_eq!(t.ips.len(), 50);
+            assert!(t.ips.get(&ip(2)).is_none());
+            assert_eq!(t.ips.get(&ip(7)), Some(&entry(5)));
+        }
+    }
+
+    #[test]
+    fn replace_changes_only_what_differs() {
+        let (mut w, readers) = new();
+        let r = readers.reader();
+        let mut t = Tables::default();
+        for i in 0..10u32 {
+            t.ips.insert(Ipv4Addr::from(0x0a01_0100 | i), entry(3));
+        }
+        t.version = 1;
+        assert_eq!(w.replace(t.clone()), 10);
+        t.ips.remove(&Ipv4Addr::from(0x0a01_0100));
+        t.ips.insert(Ipv4Addr::from(0x0a01_0101), entry(4));
+        t.version = 2;
+        assert_eq!(w.replace(t.clone()), 2);
+        let got = r.load().unwrap();
+        assert_eq!(got.version, 2);
+        assert_eq!(got.ips, t.ips);
+        drop(got);
+        drop(w);
+        assert!(r.load().is_none(), "readers learn that the writer is gone");
     }
 
     #[test]

@@ -21,10 +21,8 @@ pub const PODS: [(u16, [u8; 6], [u8; 4], u32); 3] = [
 /// The sample tables, with `extra_nodes` more remote nodes (10.2.x.y/24 subnets) for
 /// benchmarks of larger tables.
 pub fn tables(extra_nodes: usize) -> Tables {
-    let mut t = Tables {
-        version: 1,
-        ..Default::default()
-    };
+    let mut t = Tables::default();
+    t.version = 1;
     t.local = Some(LocalInfo {
         vtep: "198.51.100.1".parse().expect("constant"),
         vtep_mac: EthernetAddress(VTEP_MAC),

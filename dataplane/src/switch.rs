@@ -16,7 +16,9 @@ use controlplane::proto::*;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::{DropReason, Event};
-use crate::fib::{Fib, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target};
+use crate::fib::{
+    FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target,
+};
 use crate::flow::FlowId;
 use crate::flowstore::{self, FlowStore};
 use crate::io::netns::{netns_path, run_cmd, NetnsThread};
@@ -121,7 +123,7 @@ fn eth(m: MacAddr) -> EthernetAddress {
 
 pub struct Switch {
     cfg: SwitchConfig,
-    fib: Arc<Fib>,
+    fib: FibWriter,
     workers: Vec<WorkerHandle>,
     netns: NetnsThread,
     config: Config,
@@ -139,7 +141,7 @@ pub struct Switch {
 impl Switch {
     /// Starts the workers. Nothing is bound until the local node is configured.
     pub fn start(cfg: SwitchConfig) -> io::Result<Switch> {
-        let fib = Arc::new(Fib::default());
+        let (fib, readers) = crate::fib::new();
         let netns = NetnsThread::start()?;
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -160,7 +162,7 @@ impl Switch {
                 gro: cfg.offload,
                 udp_zero_csum: cfg.udp_zero_csum,
             };
-            workers.push(worker::spawn(wc, fib.clone())?);
+            workers.push(worker::spawn(wc, readers.reader())?);
         }
         Ok(Switch {
             cfg,
@@ -179,10 +181,6 @@ impl Switch {
 
     pub fn version(&self) -> u64 {
         self.version
-    }
-
-    pub fn fib(&self) -> &Arc<Fib> {
-        &self.fib
     }
 
     fn tap_options(&self) -> TapOptions {
@@ -346,10 +344,8 @@ impl Switch {
     /// Builds the tables from the configuration and publishes them as a new version.
     fn publish(&mut self) {
         self.version += 1;
-        let mut t = Tables {
-            version: self.version,
-            ..Default::default()
-        };
+        let mut t = Tables::default();
+        t.version = self.version;
         if let Some(l) = &self.config.local {
             let l = &l.spec;
             let gw = l.gateway();
@@ -426,7 +422,8 @@ impl Switch {
         t.reindex();
         let resolve = self.resolver();
         t.flows = Some(Arc::new(self.config.flows.compile(self.version, &resolve)));
-        self.fib.publish(t);
+        drop(resolve);
+        self.fib.replace(t);
     }
 
     fn save(&self) {
@@ -776,7 +773,9 @@ impl Switch {
 
     /// The forwarding entries of the current tables.
     pub fn fdb(&self) -> FdbRepr {
-        let t = self.fib.snapshot();
+        let Some(t) = self.fib.read() else {
+            return FdbRepr::default();
+        };
         let mut entries: Vec<FdbEntry> = t
             .macs
             .iter()
@@ -1005,7 +1004,10 @@ impl Switch {
             .ok_or_else(|| refuse(ErrorCode::Invalid, format!("no port {in_port}")))?;
         let mut ms = matches.to_vec();
         controlplane::flow_syntax::canonicalize(&mut ms);
-        let tables = self.fib.snapshot();
+        let tables = self
+            .fib
+            .read()
+            .ok_or_else(|| refuse(ErrorCode::Invalid, "the switch is shutting down"))?;
         let frame = crate::trace::synthesize(&ms, &tables, port);
         crate::trace::run(&tables, port, &ms, frame, &|n| self.port_name(n))
             .map_err(|m| refuse(ErrorCode::Invalid, m))

@@ -22,7 +22,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::buf::{BufPool, PacketBuf};
 use crate::capture::CaptureTap;
 use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
-use crate::fib::{Fib, PortNo, Tables};
+use crate::fib::{FibReader, PortNo, Tables};
 use crate::io::tap::TapQueue;
 use crate::io::udp::{self, SrcPorts};
 use crate::offload::{self, Coalescer, Offer};
@@ -90,7 +90,7 @@ impl WorkerHandle {
 }
 
 /// Starts a worker thread.
-pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
+pub fn spawn(cfg: WorkerConfig, fib: FibReader) -> io::Result<WorkerHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = unbounded();
@@ -99,7 +99,6 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
     let mut w = Worker {
         pipeline: Pipeline::new(cfg.pipeline.clone()),
         cfg,
-        fib,
         counters: counters.clone(),
         poll,
         rx,
@@ -116,7 +115,7 @@ pub fn spawn(cfg: WorkerConfig, fib: Arc<Fib>) -> io::Result<WorkerHandle> {
     let name = format!("vx-worker-{}", w.cfg.id);
     let join = std::thread::Builder::new()
         .name(name)
-        .spawn(move || w.run())?;
+        .spawn(move || w.run(&fib))?;
     Ok(WorkerHandle {
         tx,
         waker,
@@ -136,7 +135,6 @@ struct Underlay {
 
 struct Worker {
     cfg: WorkerConfig,
-    fib: Arc<Fib>,
     counters: Arc<WorkerCounters>,
     poll: Poll,
     rx: Receiver<Control>,
@@ -164,7 +162,7 @@ enum Drained {
 }
 
 impl Worker {
-    fn run(&mut self) {
+    fn run(&mut self, fib: &FibReader) {
         if let Some(cpu) = self.cfg.pin {
             if let Err(e) = crate::io::sys::pin_to_cpu(cpu) {
                 eprintln!(
@@ -203,7 +201,7 @@ impl Worker {
                     self.ready.push(ev.token());
                 }
             }
-            self.service_ready();
+            self.service_ready(fib);
             self.counters.busy_ns.add(t0.elapsed().as_nanos() as u64);
             self.counters.loops.inc();
         }
@@ -294,8 +292,12 @@ impl Worker {
     }
 
     /// Services every ready source until all are drained, a batch at a time each.
-    fn service_ready(&mut self) {
-        let tables = self.fib.load();
+    fn service_ready(&mut self, fib: &FibReader) {
+        let Some(tables) = fib.load() else {
+            // The switch is shutting down: nothing to forward with.
+            self.ready.clear();
+            return;
+        };
         let mut i = 0;
         while !self.ready.is_empty() {
             if i >= self.ready.len() {
