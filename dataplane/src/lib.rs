@@ -1,7 +1,7 @@
 //! The vxswitch dataplane.
 //!
 //! - [`wire`]: zero-copy views of Ethernet, ARP, IPv4/6, ICMP, UDP, TCP and VXLAN;
-//! - [`fib`]: the forwarding tables, published read-copy-update;
+//! - [`fib`]: the forwarding tables, two copies (left-right): wait-free readers, per-entry updates;
 //! - [`pipeline`]: what happens to a frame (switch, route, encapsulate, decapsulate), no I/O;
 //! - [`io`]: TAP devices, UDP sockets, namespaces — the only module with `unsafe`;
 //! - [`worker`]: the per-core loop; [`switch`]: the control side; [`server`]: the socket.

@@ -386,6 +386,7 @@ impl Pipeline {
         last
     }
 
+    #[inline]
     fn forward(
         &mut self,
         t: &Tables,
@@ -498,6 +499,7 @@ impl Pipeline {
     }
 
     /// Routes an IP packet sent to the router MAC.
+    #[inline]
     fn route(
         &mut self,
         t: &Tables,
@@ -570,6 +572,7 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn route_remote(
         &mut self,
         t: &Tables,
@@ -628,6 +631,7 @@ impl Pipeline {
     }
 
     /// Prepends the VXLAN header; the frame must already carry its final inner MACs.
+    #[inline]
     fn encap(&mut self, t: &Tables, node: NodeIdx, vni: u32, buf: &mut PacketBuf) -> Action {
         let Some(local) = t.local.as_ref() else {
             return Action::Drop(DropReason::NotConfigured);
@@ -652,7 +656,9 @@ impl Pipeline {
         let h = flow_hash(frame);
         let min = self.cfg.src_port_min as u32;
         let span = (self.cfg.src_port_max as u32).saturating_sub(min) + 1;
-        (min + ((h >> 16) % span)) as u16
+        // Scale the hash into the range with a multiply instead of a division (Lemire's
+        // fast range): the same spread, a few cycles instead of a few dozen.
+        (min + ((u64::from(h) * u64::from(span)) >> 32) as u32) as u16
     }
 
     /// Replaces the frame, in place, by an ICMP error about the IPv4 packet it carries, and

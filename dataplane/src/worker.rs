@@ -3,7 +3,7 @@
 //!
 //! A worker owns one queue of every TAP, its own underlay receive socket and its own
 //! source-port sockets, its buffers and its counters: nothing on the packet path is shared with
-//! another worker except the read-only table snapshot. The control side talks to a worker only
+//! another worker except the read side of the tables (`fib`). The control side talks to a worker only
 //! through its channel (new ports, removed ports, the underlay socket), waking it with a mio
 //! `Waker`.
 
