@@ -422,7 +422,7 @@ mod tests {
             w.publish();
             let t = r.load().unwrap();
             assert_eq!(t.ips.len(), 50);
-            assert!(t.ips.get(&ip(2)).is_none());
+            assert!(!t.ips.contains_key(&ip(2)));
             assert_eq!(t.ips.get(&ip(7)), Some(&entry(5)));
         }
     }

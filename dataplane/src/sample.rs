@@ -3,8 +3,9 @@
 //! behind 198.51.100.2), plus builders for the frames pods send.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
-use crate::fib::{IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, Tables, Target};
+use crate::fib::{Base, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, Tables, Target};
 use crate::wire::{checksum, EthernetAddress, Ipv4Packet};
 
 pub const VTEP_MAC: [u8; 6] = [0x02, 0xf1, 0, 0, 0, 1];
@@ -21,8 +22,13 @@ pub const PODS: [(u16, [u8; 6], [u8; 4], u32); 3] = [
 /// The sample tables, with `extra_nodes` more remote nodes (10.2.x.y/24 subnets) for
 /// benchmarks of larger tables.
 pub fn tables(extra_nodes: usize) -> Tables {
-    let mut t = Tables::default();
-    t.version = 1;
+    let mut t = Tables {
+        base: Arc::new(Base {
+            version: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     t.local = Some(LocalInfo {
         vtep: "198.51.100.1".parse().expect("constant"),
         vtep_mac: EthernetAddress(VTEP_MAC),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{DropReason, Event};
 use crate::fib::{
-    FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target,
+    Base, FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target,
 };
 use crate::flow::FlowId;
 use crate::flowstore::{self, FlowStore};
@@ -344,8 +344,13 @@ impl Switch {
     /// Builds the tables from the configuration and publishes them as a new version.
     fn publish(&mut self) {
         self.version += 1;
-        let mut t = Tables::default();
-        t.version = self.version;
+        let mut t = Tables {
+            base: Arc::new(Base {
+                version: self.version,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         if let Some(l) = &self.config.local {
             let l = &l.spec;
             let gw = l.gateway();
