@@ -386,7 +386,6 @@ impl Pipeline {
         last
     }
 
-    #[inline]
     fn forward(
         &mut self,
         t: &Tables,
@@ -499,7 +498,6 @@ impl Pipeline {
     }
 
     /// Routes an IP packet sent to the router MAC.
-    #[inline]
     fn route(
         &mut self,
         t: &Tables,
@@ -572,7 +570,6 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
     fn route_remote(
         &mut self,
         t: &Tables,
@@ -631,7 +628,6 @@ impl Pipeline {
     }
 
     /// Prepends the VXLAN header; the frame must already carry its final inner MACs.
-    #[inline]
     fn encap(&mut self, t: &Tables, node: NodeIdx, vni: u32, buf: &mut PacketBuf) -> Action {
         let Some(local) = t.local.as_ref() else {
             return Action::Drop(DropReason::NotConfigured);

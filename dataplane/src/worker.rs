@@ -189,6 +189,11 @@ impl Worker {
                 continue;
             }
             if events.is_empty() {
+                if self.cfg.busy_poll {
+                    // Give the CPU to anything else runnable (the pods, the other node's
+                    // switch on a small machine) between polls.
+                    std::thread::yield_now();
+                }
                 continue;
             }
             let t0 = Instant::now();

@@ -57,7 +57,8 @@ struct Args {
     /// Pin each worker to a core.
     #[arg(long, action = ArgAction::SetTrue)]
     pin: bool,
-    /// Workers never sleep in poll (lowest latency, one busy core per worker).
+    /// Workers never sleep in poll, they yield between polls (lowest latency; each worker keeps
+    /// a core busy, shared with whatever else is runnable).
     #[arg(long, action = ArgAction::SetTrue)]
     busy_poll: bool,
     /// Where the configuration is saved (default: next to the socket, NAME.state.json).
