@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::proc::{self, Background};
 use super::rr::RrReport;
+use super::search::{self, Found, Plan, Trial, Verdict};
 use super::udp::{self, RecvReport, SendReport};
-use super::{stats, BenchError};
+use super::{stats, sys, BenchError};
 use crate::lab::Lab;
 
 /// Figures of one test, by summary key.
@@ -25,6 +26,8 @@ const UDP_PORT: u16 = 7002;
 const READY: Duration = Duration::from_secs(5);
 /// Slack on top of a test's own duration before it is killed.
 const SLACK: Duration = Duration::from_secs(15);
+/// A pause between the trials of a rate search, for the last one's queues to drain.
+const TRIAL_SETTLE: Duration = Duration::from_millis(200);
 
 /// Where and how the tests run.
 pub struct Ctx<'a> {
@@ -37,6 +40,10 @@ pub struct Ctx<'a> {
     pub duration: Duration,
     pub udp_duration: Duration,
     pub udp_rate: Option<u64>,
+    /// Seconds of each trial of the UDP rate search.
+    pub udp_trial: Duration,
+    /// How the UDP rate search runs.
+    pub udp_search: Plan,
     pub pings: u32,
     pub rr_count: usize,
 }
@@ -227,9 +234,92 @@ pub fn parse_iperf(json: &str) -> Result<IperfResult, String> {
 /// offered and received packets/s, loss, received payload Gb/s, and the switches' CPU seconds
 /// per million packets received.
 pub fn udp(ctx: &Ctx, size: usize) -> Result<Metrics, BenchError> {
+    let r = udp_run(ctx, size, ctx.udp_duration, ctx.udp_rate)?;
+    let key = |m: &str| format!("udp{size}_{m}");
+    let mut m = Metrics::from([
+        (key("tx_pps"), r.sent.pps),
+        (key("rx_pps"), r.rx_pps()),
+        (key("loss_pct"), r.loss_pct()),
+        (key("rx_gbps"), r.rx_pps() * size as f64 * 8.0 / 1e9),
+    ]);
+    if let Some(cpu) = r.switch_cpu_s {
+        if r.got.received > 0 {
+            m.insert(key("cpu_s_per_mpkt"), cpu / (r.got.received as f64 / 1e6));
+        }
+    }
+    Ok(m)
+}
+
+/// The highest paced rate of `size`-byte UDP the lab forwards with less loss than the plan
+/// allows ([`search::search`], trials of `ctx.udp_trial`): the received packets/s, offered
+/// packets/s and loss of the best trial (0 packets/s if none passed), and the number of trials.
+/// `progress` hears of every trial as it ends.
+pub fn udp_max(
+    ctx: &Ctx,
+    size: usize,
+    progress: &mut dyn FnMut(&Trial, Verdict),
+) -> Result<(Metrics, Found), BenchError> {
+    let mut first = true;
+    let found = search::search(&ctx.udp_search, |rate| {
+        if !first {
+            std::thread::sleep(TRIAL_SETTLE);
+        }
+        first = false;
+        if sys::interrupted() {
+            return Err(BenchError::Interrupted);
+        }
+        let r = udp_run(ctx, size, ctx.udp_trial, rate)?;
+        let t = Trial {
+            rate,
+            tx_pps: r.sent.pps,
+            rx_pps: r.rx_pps(),
+            loss_pct: r.loss_pct(),
+        };
+        progress(&t, search::verdict(&ctx.udp_search, &t));
+        Ok(t)
+    })?;
+    let key = |m: &str| format!("udp{size}_max_{m}");
+    let mut m = Metrics::from([
+        (key("pps"), found.best().map_or(0.0, |b| b.rx_pps)),
+        (key("trials"), found.trials.len() as f64),
+    ]);
+    if let Some(b) = found.best() {
+        m.insert(key("tx_pps"), b.tx_pps);
+        m.insert(key("loss_pct"), b.loss_pct);
+    }
+    Ok((m, found))
+}
+
+/// What one UDP run measured.
+struct UdpRun {
+    sent: SendReport,
+    got: RecvReport,
+    /// CPU seconds the lab's userspace switches spent meanwhile (None: it has none).
+    switch_cpu_s: Option<f64>,
+}
+
+impl UdpRun {
+    /// Datagrams that arrived per second of sending.
+    fn rx_pps(&self) -> f64 {
+        self.got.received as f64 / self.sent.secs
+    }
+
+    fn loss_pct(&self) -> f64 {
+        udp::loss_pct(self.sent.sent, self.got.received)
+    }
+}
+
+/// Our receiver in the server pod, then our sender in the client pod for `duration`, paced at
+/// `rate` datagrams/s (None: as fast as it goes); both reports.
+fn udp_run(
+    ctx: &Ctx,
+    size: usize,
+    duration: Duration,
+    rate: Option<u64>,
+) -> Result<UdpRun, BenchError> {
     let addr = format!("{}:{UDP_PORT}", ctx.server_ip);
-    let dur = ctx.udp_duration.as_secs_f64().to_string();
-    let limit = ctx.udp_duration + Duration::from_secs(5);
+    let dur = duration.as_secs_f64().to_string();
+    let limit = duration + Duration::from_secs(5);
     let mut recv = ctx.own(&ctx.server_ns);
     recv.args([
         "udp-recv",
@@ -251,13 +341,13 @@ pub fn udp(ctx: &Ctx, size: usize) -> Result<Metrics, BenchError> {
         "--duration",
         &dur,
     ]);
-    if let Some(rate) = ctx.udp_rate {
+    if let Some(rate) = rate {
         send.args(["--rate", &rate.to_string()]);
     }
     let send_line = proc::cmdline(&send);
     let started = Instant::now();
     let cpu0 = ctx.switch_cpu();
-    let out = proc::run(&mut send, ctx.udp_duration + SLACK)?.ok(&send_line)?;
+    let out = proc::run(&mut send, duration + SLACK)?.ok(&send_line)?;
     let sent: SendReport = parse_json_line(&out, &send_line)?;
     let left = (limit + Duration::from_secs(3)).saturating_sub(started.elapsed());
     let recv_line = receiver.cmdline().to_string();
@@ -267,20 +357,11 @@ pub fn udp(ctx: &Ctx, size: usize) -> Result<Metrics, BenchError> {
     if sent.secs <= 0.0 {
         return Err(BenchError::Bad(format!("the sender ran no time: {sent:?}")));
     }
-    let rx_pps = got.received as f64 / sent.secs;
-    let key = |m: &str| format!("udp{size}_{m}");
-    let mut m = Metrics::from([
-        (key("tx_pps"), sent.pps),
-        (key("rx_pps"), rx_pps),
-        (key("loss_pct"), udp::loss_pct(sent.sent, got.received)),
-        (key("rx_gbps"), rx_pps * size as f64 * 8.0 / 1e9),
-    ]);
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        if got.received > 0 {
-            m.insert(key("cpu_s_per_mpkt"), (b - a) / (got.received as f64 / 1e6));
-        }
-    }
-    Ok(m)
+    Ok(UdpRun {
+        sent,
+        got,
+        switch_cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+    })
 }
 
 /// The last line of `out` that parses as `T`.

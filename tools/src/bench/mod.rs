@@ -3,8 +3,9 @@
 //! systems interleaved round by round, and medians reported.
 //!
 //! A round brings up one lab per system (`Lab::up`, 2 nodes × 1 pod, IPv6 off in the pods),
-//! runs [`TESTS`] from pod n1p1 to pod n2p1, and tears the lab down — always, also when a test
-//! fails or the user presses Ctrl-C (a flag every wait checks; every wait is bounded).
+//! runs the chosen tests ([`TESTS`] by default, [`EXTRA_TESTS`] on request) from pod n1p1 to
+//! pod n2p1, and tears the lab down — always, also when a test fails or the user presses Ctrl-C
+//! (a flag every wait checks; every wait is bounded).
 //! Everything lands in the output directory: samples.json (written after every lab, so an
 //! interrupted run keeps what it measured), summary.json, summary.md, chart.svg, meta.json.
 
@@ -12,6 +13,7 @@ pub mod measure;
 pub mod proc;
 pub mod report;
 pub mod rr;
+pub mod search;
 pub mod stats;
 pub mod svg;
 pub mod sys;
@@ -57,6 +59,12 @@ pub struct Options {
     pub udp_duration: Duration,
     /// Pace the UDP sender (datagrams/s); None: as fast as it goes.
     pub udp_rate: Option<u64>,
+    /// The tests, in the order they run in every lab (names of [`TESTS`] and [`EXTRA_TESTS`]).
+    pub tests: Vec<&'static str>,
+    /// Seconds of each trial of the UDP rate search (`udp64_max`).
+    pub udp_trial: Duration,
+    /// How the UDP rate search runs (its loss limit above all).
+    pub udp_search: search::Plan,
     pub pings: u32,
     pub rr_count: usize,
     /// TSO in the pods (off: TX checksum offload off, MTU-sized frames everywhere).
@@ -75,8 +83,38 @@ pub struct Options {
     pub command: String,
 }
 
-/// The tests, in the order they run in every lab.
+/// The tests every run has by default, in the order they run in every lab.
 pub const TESTS: [&str; 6] = ["ping", "tcp_rr", "tcp1", "tcp4", "udp64", "udp1400"];
+/// Tests only run on request (`--tests`, `--udp-search`): `udp64_max` searches for the highest
+/// paced 64-byte UDP rate with less loss than the limit, up to 25 s per lab.
+pub const EXTRA_TESTS: [&str; 1] = ["udp64_max"];
+
+/// Every test vxbench knows, default ones first.
+pub fn known_tests() -> impl Iterator<Item = &'static str> {
+    TESTS.into_iter().chain(EXTRA_TESTS)
+}
+
+/// A comma-separated list of test names, checked: each known, none twice, at least one.
+pub fn parse_tests(list: &str) -> Result<Vec<&'static str>, String> {
+    let mut tests: Vec<&'static str> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(format!("{list:?}: an empty test name"));
+        }
+        let Some(known) = known_tests().find(|t| *t == name) else {
+            return Err(format!(
+                "unknown test {name:?}; the tests are {}",
+                known_tests().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        if tests.contains(&known) {
+            return Err(format!("{name} is listed twice"));
+        }
+        tests.push(known);
+    }
+    Ok(tests)
+}
+
 /// A pause between tests, for the last one's packets and timers to settle.
 const SETTLE: Duration = Duration::from_millis(300);
 
@@ -99,10 +137,13 @@ pub fn preflight(opts: &Options) -> Result<(), BenchError> {
             "vxbench must run as root (it builds labs in network namespaces); try sudo".into(),
         ));
     }
-    if opts.systems.is_empty() || opts.repeats == 0 {
+    if opts.systems.is_empty() || opts.repeats == 0 || opts.tests.is_empty() {
         return Err(BenchError::Bad(
-            "nothing to do: give at least one system and one round".into(),
+            "nothing to do: give at least one system, one round and one test".into(),
         ));
+    }
+    if let Some(t) = opts.tests.iter().find(|t| !known_tests().any(|k| k == **t)) {
+        return Err(BenchError::Bad(format!("unknown test {t}")));
     }
     let path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
@@ -261,10 +302,10 @@ fn run_system(
 ) {
     let system = kind.to_string();
     let tag = format!("[{round}/{} {system}]", opts.repeats);
-    let mut record = |test: &str, started: Instant, result: Result<Metrics, BenchError>| {
-        let (metrics, error) = match result {
-            Ok(m) => (m, None),
-            Err(e) => (Metrics::new(), Some(e.to_string())),
+    let mut record = |test: &str, started: Instant, result: Result<Figures, BenchError>| {
+        let (metrics, note, error) = match result {
+            Ok((m, note)) => (m, note, None),
+            Err(e) => (Metrics::new(), None, Some(e.to_string())),
         };
         let secs = started.elapsed().as_secs_f64();
         match &error {
@@ -281,6 +322,7 @@ fn run_system(
             at_s: (started - t0).as_secs_f64(),
             secs,
             metrics,
+            note,
             error,
         });
     };
@@ -311,10 +353,10 @@ fn run_system(
     record(
         "lab",
         started,
-        Ok(Metrics::from([(
-            "lab_up_s".to_string(),
-            started.elapsed().as_secs_f64(),
-        )])),
+        Ok((
+            Metrics::from([("lab_up_s".to_string(), started.elapsed().as_secs_f64())]),
+            None,
+        )),
     );
     let (Some(client), Some(server)) = (lab.pod("n1p1"), lab.pod("n2p1")) else {
         record(
@@ -333,6 +375,8 @@ fn run_system(
         duration: opts.duration,
         udp_duration: opts.udp_duration,
         udp_rate: opts.udp_rate,
+        udp_trial: opts.udp_trial,
+        udp_search: opts.udp_search.clone(),
         pings: opts.pings,
         rr_count: opts.rr_count,
     };
@@ -341,18 +385,20 @@ fn run_system(
         record("warmup", started, Err(e));
         return;
     }
-    for test in TESTS {
+    for &test in &opts.tests {
         if sys::interrupted() {
             return;
         }
         let started = Instant::now();
+        let plain = |r: Result<Metrics, BenchError>| r.map(|m| (m, None));
         let result = match test {
-            "ping" => measure::ping(&ctx),
-            "tcp_rr" => measure::tcp_rr(&ctx),
-            "tcp1" => measure::tcp(&ctx, 1),
-            "tcp4" => measure::tcp(&ctx, 4),
-            "udp64" => measure::udp(&ctx, 64),
-            "udp1400" => measure::udp(&ctx, 1400),
+            "ping" => plain(measure::ping(&ctx)),
+            "tcp_rr" => plain(measure::tcp_rr(&ctx)),
+            "tcp1" => plain(measure::tcp(&ctx, 1)),
+            "tcp4" => plain(measure::tcp(&ctx, 4)),
+            "udp64" => plain(measure::udp(&ctx, 64)),
+            "udp1400" => plain(measure::udp(&ctx, 1400)),
+            "udp64_max" => udp_max(&ctx, &tag, 64),
             other => Err(BenchError::Bad(format!("unknown test {other}"))),
         };
         if matches!(result, Err(BenchError::Interrupted)) {
@@ -361,6 +407,25 @@ fn run_system(
         record(test, started, result);
         std::thread::sleep(SETTLE);
     }
+}
+
+/// A test's figures, and a note for samples.json.
+type Figures = (Metrics, Option<String>);
+
+/// The UDP rate search of a lab, each trial on a progress line as it ends; the note lists
+/// every trial and why the search stopped.
+fn udp_max(ctx: &Ctx, tag: &str, size: usize) -> Result<Figures, BenchError> {
+    let test = format!("udp{size}_max");
+    let mut n = 0;
+    let (m, found) = measure::udp_max(ctx, size, &mut |t, v| {
+        n += 1;
+        eprintln!(
+            "{tag:<16} {test:<8}   trial {n}: {}",
+            search::describe_trial(t, v)
+        );
+    })?;
+    eprintln!("{tag:<16} {test:<8}   {}", found.reason());
+    Ok((m, Some(found.note())))
 }
 
 /// One progress line's figures.
@@ -387,6 +452,20 @@ fn describe(test: &str, m: &Metrics) -> String {
                 "{} Gb/s, {} retransmits{cpu}",
                 f(g(&format!("{t}_gbps"))),
                 f(g(&format!("{t}_retrans")))
+            )
+        }
+        t if t.ends_with("_max") => {
+            let at = g(&format!("{t}_loss_pct"))
+                .map(|l| format!(" (loss {} %)", report::fmt_num(l)))
+                .unwrap_or_default();
+            let trials = match g(&format!("{t}_trials")) {
+                Some(1.0) => "1 trial".to_string(),
+                Some(n) => format!("{n:.0} trials"),
+                None => "- trials".to_string(),
+            };
+            format!(
+                "highest rate under the loss limit: received {} pps{at}, {trials}",
+                f(g(&format!("{t}_pps")))
             )
         }
         t if t.starts_with("udp") => format!(
@@ -496,7 +575,15 @@ fn machine_meta(opts: &Options, started: SystemTime) -> Value {
         "rr_count": opts.rr_count,
         "workers": opts.workers,
         "switch_args": opts.switch_args,
-        "tests": TESTS,
+        "tests": opts.tests,
+        "udp_search": opts.tests.iter().any(|t| EXTRA_TESTS.contains(t)).then(|| json!({
+            "trial_s": opts.udp_trial.as_secs_f64(),
+            "max_loss_pct": opts.udp_search.max_loss_pct,
+            "start_pps": opts.udp_search.start,
+            "precision": opts.udp_search.precision,
+            "max_trials": opts.udp_search.max_trials,
+            "budget_s": opts.udp_search.budget.as_secs_f64(),
+        })),
     })
 }
 
@@ -575,5 +662,35 @@ mod tests {
             describe("udp64", &m),
             "received 400000 pps of 500000 offered, loss 20.0 %"
         );
+        let m = Metrics::from([
+            ("udp64_max_pps".to_string(), 78_125.0),
+            ("udp64_max_loss_pct".to_string(), 0.4),
+            ("udp64_max_trials".to_string(), 9.0),
+        ]);
+        assert_eq!(
+            describe("udp64_max", &m),
+            "highest rate under the loss limit: received 78125 pps (loss 0.400 %), 9 trials"
+        );
+    }
+
+    #[test]
+    fn test_lists_are_checked() {
+        assert_eq!(parse_tests("udp64_max").unwrap(), ["udp64_max"]);
+        assert_eq!(
+            parse_tests("udp64, ping").unwrap(),
+            ["udp64", "ping"],
+            "in the order given"
+        );
+        let e = parse_tests("udp64,udp99").unwrap_err();
+        assert!(
+            e.contains("unknown test \"udp99\"")
+                && e.contains("ping, tcp_rr, tcp1, tcp4, udp64, udp1400, udp64_max"),
+            "{e}"
+        );
+        assert!(parse_tests("ping,ping")
+            .unwrap_err()
+            .contains("listed twice"));
+        assert!(parse_tests("ping,").unwrap_err().contains("empty"));
+        assert!(parse_tests("").unwrap_err().contains("empty"));
     }
 }

@@ -1,5 +1,6 @@
-//! What a run leaves behind: every sample, the medians per system, a markdown summary with
-//! ratios to the kernel, the terminal table, and the run's description.
+//! What a run leaves behind: every sample, the medians per system and their spread (lowest to
+//! highest round), a markdown summary with ratios to the kernel, the terminal tables, and the
+//! run's description.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +48,16 @@ pub const METRICS: &[Metric] = &[
         Better::Neither,
     ),
     m("udp64_loss_pct", "UDP 64 B loss, %", Better::Lower),
+    m(
+        "udp64_max_pps",
+        "UDP 64 B highest rate under the loss limit, packets/s",
+        Better::Higher,
+    ),
+    m(
+        "udp64_max_loss_pct",
+        "UDP 64 B loss at that rate, %",
+        Better::Neither,
+    ),
     m(
         "udp1400_rx_pps",
         "UDP 1400 B received, packets/s",
@@ -102,13 +113,16 @@ pub struct Sample {
     /// 1-based.
     pub round: usize,
     pub system: String,
-    /// lab, warmup, ping, tcp_rr, tcp1, tcp4, udp64, udp1400.
+    /// lab, warmup, ping, tcp_rr, tcp1, tcp4, udp64, udp1400, udp64_max.
     pub test: String,
     /// Seconds since the run started.
     pub at_s: f64,
     /// How long the test took.
     pub secs: f64,
     pub metrics: Metrics,
+    /// How the figures came about, where that takes words (the trials of a rate search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -158,7 +172,8 @@ impl Summary {
         Some((lo, hi))
     }
 
-    /// `{"SYSTEM": {"tcp1_gbps": median or null, ...}}`, every figure of [`METRICS`] present.
+    /// `{"SYSTEM": {"tcp1_gbps": median or null, ..., "tcp1_gbps_min": lowest round or null,
+    /// "tcp1_gbps_max": highest round or null, ...}}`, every figure of [`METRICS`] present.
     pub fn to_json(&self) -> Value {
         let mut out = serde_json::Map::new();
         for sys in &self.systems {
@@ -166,9 +181,56 @@ impl Summary {
             for metric in METRICS {
                 figures.insert(metric.key.to_string(), json!(self.median(sys, metric.key)));
             }
+            for metric in METRICS {
+                let range = self.range(sys, metric.key);
+                figures.insert(format!("{}_min", metric.key), json!(range.map(|r| r.0)));
+                figures.insert(format!("{}_max", metric.key), json!(range.map(|r| r.1)));
+            }
             out.insert(sys.clone(), Value::Object(figures));
         }
         Value::Object(out)
+    }
+
+    /// The figures with a value from any system, in [`METRICS`] order.
+    fn measured(&self) -> impl Iterator<Item = &'static Metric> + '_ {
+        METRICS.iter().filter(|metric| {
+            self.systems
+                .iter()
+                .any(|s| !self.values(s, metric.key).is_empty())
+        })
+    }
+
+    /// The spread table's rows: figure label, then per system "lowest–highest", with the
+    /// half-range as a percentage of the median when there are several rounds.
+    fn spread_rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut header = vec!["spread (lowest–highest round)".to_string()];
+        header.extend(self.systems.iter().cloned());
+        let rows = self
+            .measured()
+            .map(|metric| {
+                let mut row = vec![metric.label.to_string()];
+                row.extend(self.systems.iter().map(|s| self.spread(s, metric.key)));
+                row
+            })
+            .collect();
+        (header, rows)
+    }
+
+    /// `lo–hi (±p %)` of a figure of a system, `-` without values.
+    fn spread(&self, system: &str, key: &str) -> String {
+        let (Some((lo, hi)), Some(med)) = (self.range(system, key), self.median(system, key))
+        else {
+            return "-".into();
+        };
+        let mut cell = format!("{}–{}", fmt_num(lo), fmt_num(hi));
+        if self.values(system, key).len() > 1 && med != 0.0 {
+            let _ = write!(
+                cell,
+                " (±{} %)",
+                fmt_num((hi - lo) / 2.0 / med.abs() * 100.0)
+            );
+        }
+        cell
     }
 
     /// The systems other than the kernel, if the kernel ran: the ratio columns.
@@ -187,14 +249,7 @@ impl Summary {
         header.extend(self.systems.iter().cloned());
         header.extend(ratio.iter().map(|s| format!("{s}/kernel")));
         let mut rows = Vec::new();
-        for metric in METRICS {
-            if self
-                .systems
-                .iter()
-                .all(|s| self.values(s, metric.key).is_empty())
-            {
-                continue;
-            }
+        for metric in self.measured() {
             let mut row = vec![metric.label.to_string()];
             for s in &self.systems {
                 let n = self.values(s, metric.key).len();
@@ -215,32 +270,14 @@ impl Summary {
         (header, rows)
     }
 
-    /// The table for the terminal, columns aligned.
+    /// The tables for the terminal, columns aligned: medians with ratios, then the spread.
     pub fn table(&self) -> String {
         let (header, rows) = self.rows();
-        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-        for r in &rows {
-            for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut l = String::new();
-            for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-                if i == 0 {
-                    let _ = write!(l, "{c:<w$}");
-                } else {
-                    let _ = write!(l, "  {c:>w$}");
-                }
-            }
-            l.trim_end().to_string() + "\n"
-        };
-        let mut out = line(&header);
-        let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-        out.push_str(&"-".repeat(total));
-        out.push('\n');
-        for r in &rows {
-            out.push_str(&line(r));
+        let mut out = aligned(&header, &rows);
+        let (header, rows) = self.spread_rows();
+        if !rows.is_empty() {
+            out.push('\n');
+            out.push_str(&aligned(&header, &rows));
         }
         out
     }
@@ -278,24 +315,24 @@ impl Summary {
             if meta["tso"].as_bool().unwrap_or(true) { "on" } else { "off" },
             if meta["underlay_offload"].as_bool().unwrap_or(false) { "on" } else { "off" }
         );
+        if let Some(line) = search_line(meta) {
+            let _ = writeln!(out, "{line}");
+        }
         let _ = writeln!(
             out,
             "\nEach cell is the median over the rounds, with the number of rounds that gave a value in \
              parentheses; the last columns divide a system's median by the kernel's.\n"
         );
         let (header, rows) = self.rows();
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let _ = writeln!(
-            out,
-            "|{}",
-            header
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
-                .collect::<String>()
-        );
-        for r in &rows {
-            let _ = writeln!(out, "| {} |", r.join(" | "));
+        markdown_table(&mut out, &header, &rows);
+        let (header, rows) = self.spread_rows();
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nThe spread: the lowest and the highest round, and in parentheses half that range \
+                 as a percentage of the median.\n"
+            );
+            markdown_table(&mut out, &header, &rows);
         }
         out.push_str("\n![medians per system](chart.svg)\n\n");
         out.push_str(DEFINITIONS);
@@ -320,6 +357,73 @@ impl Summary {
         }
         out
     }
+}
+
+/// A table for the terminal: the header, a rule, the rows; the first column left-aligned, the
+/// others right-aligned.
+fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                let _ = write!(l, "{c:<w$}");
+            } else {
+                let _ = write!(l, "  {c:>w$}");
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+    out.push_str(&"-".repeat(total));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// A markdown table: the header, the alignment row (first column left, others right), the rows.
+fn markdown_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+}
+
+/// The UDP rate search's settings from meta.json, as a line of summary.md (None: no search ran).
+fn search_line(meta: &Value) -> Option<String> {
+    let u = meta.get("udp_search")?.as_object()?;
+    let num = |k: &str| u.get(k).and_then(Value::as_f64).map_or("?".into(), fmt_num);
+    Some(format!(
+        "- UDP rate search (`udp64_max`): loss limit {} %; trials of {} s; ramp from {} packets/s, \
+         doubling, then bisection until within {} %; at most {} trials and {} s per lab",
+        num("max_loss_pct"),
+        num("trial_s"),
+        num("start_pps"),
+        u.get("precision")
+            .and_then(Value::as_f64)
+            .map_or("?".into(), |p| fmt_num(p * 100.0)),
+        u.get("max_trials")
+            .and_then(Value::as_u64)
+            .map_or("?".into(), |n| n.to_string()),
+        num("budget_s")
+    ))
 }
 
 /// The baseline of the ratio columns.
@@ -347,6 +451,14 @@ down once per round.
   In the kernel and plain systems the whole path runs inside the sender's system calls (softirq
   on the sending CPU), so offered equals received there: the rate is the path's cost per packet.
   A userspace switch decouples the two; its loss is what it could not forward.
+- UDP rate search (`udp64_max`, on request): the highest rate of 64 B datagrams the path
+  forwards with less loss than the limit (1 % by default). One trial as fast as the sender goes;
+  if it loses less than the limit, that rate is the answer (the path keeps up with the sender).
+  Else paced trials from 25000 packets/s, doubling up to what the unpaced sender offered, until
+  one fails, then bisection between the highest passing and the lowest failing rate. The figure
+  is the received rate of the best passing trial (0 if even the lowest rate failed); a paced
+  trial whose sender offered under 90 % of its rate counts, but bounds the search. Every trial
+  of every search is in samples.json (`note`).
 - Latency: `ping -i 0.01`, and 1-byte TCP request/response round trips over one connection
   (Nagle off); median and p99 (nearest rank).
 - Switch CPU: user + system time of the userspace switch processes (vxswitchd, ovs-vswitchd of
@@ -411,6 +523,7 @@ mod tests {
             at_s: 0.0,
             secs: 1.0,
             metrics: kv.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            note: None,
             error: None,
         }
     }
@@ -458,6 +571,84 @@ mod tests {
         assert!(md.contains("![medians per system](chart.svg)"));
         assert!(
             md.contains("- `tcp1_gbps`: vxswitch 4.00, 6.00, 5.00; kernel 10.0, 8.00"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_spread_is_in_every_output() {
+        let systems: Vec<String> = ["vxswitch", "kernel"].map(String::from).to_vec();
+        let max = |round, sys: &str, pps: f64| {
+            sample(
+                round,
+                sys,
+                "udp64_max",
+                &[("udp64_max_pps", pps), ("udp64_max_loss_pct", 0.5)],
+            )
+        };
+        let samples = vec![
+            max(1, "vxswitch", 70_000.0),
+            max(1, "kernel", 60_000.0),
+            max(2, "vxswitch", 80_000.0),
+            max(2, "kernel", 60_000.0),
+            max(3, "vxswitch", 78_000.0),
+            max(3, "kernel", 62_000.0),
+            sample(1, "kernel", "tcp1", &[("tcp1_gbps", 9.0)]),
+        ];
+        let s = Summary::new(&systems, &samples);
+        let j = s.to_json();
+        assert_eq!(j["vxswitch"]["udp64_max_pps"], 78_000.0);
+        assert_eq!(j["vxswitch"]["udp64_max_pps_min"], 70_000.0);
+        assert_eq!(j["vxswitch"]["udp64_max_pps_max"], 80_000.0);
+        assert_eq!(j["kernel"]["tcp1_gbps_min"], 9.0);
+        assert_eq!(j["vxswitch"]["tcp1_gbps_max"], Value::Null);
+        assert_eq!(j["kernel"]["udp64_rx_pps_min"], Value::Null);
+
+        let table = s.table();
+        assert!(
+            table.contains("78000 (3)") && table.contains("1.30"),
+            "{table}"
+        );
+        assert!(
+            table.contains("spread (lowest–highest round)")
+                && table.contains("70000–80000 (±6.41 %)")
+                && table.contains("60000–62000 (±1.67 %)")
+                && table.contains("9.00–9.00"),
+            "{table}"
+        );
+        // Only measured figures get rows.
+        assert!(!table.contains("TCP 4 streams"), "{table}");
+
+        let meta = json!({
+            "date": "2026-01-02",
+            "hostname": "h",
+            "nproc": 2,
+            "udp_search": {"trial_s": 1.5, "max_loss_pct": 1.0, "start_pps": 25000,
+                           "precision": 0.05, "max_trials": 12, "budget_s": 25.0},
+        });
+        let md = s.markdown(&meta);
+        assert!(
+            md.contains(
+                "| UDP 64 B highest rate under the loss limit, packets/s | 78000 (3) | 60000 (3) \
+                 | 1.30 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| UDP 64 B highest rate under the loss limit, packets/s | 70000–80000 (±6.41 %) \
+                 | 60000–62000 (±1.67 %) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("loss limit 1.00 %; trials of 1.50 s; ramp from 25000 packets/s"),
+            "{md}"
+        );
+        assert!(md.contains("until within 5.00 %; at most 12 trials and 25.0 s per lab"));
+        let md = s.markdown(&json!({"date": "2026-01-02", "hostname": "h", "nproc": 2}));
+        assert!(
+            !md.contains("UDP rate search (`udp64_max`): loss limit"),
             "{md}"
         );
     }

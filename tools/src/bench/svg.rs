@@ -1,5 +1,5 @@
 //! chart.svg: the medians per system as grouped bars, one panel per figure (each with its own
-//! scale), a whisker from the lowest to the highest round, the value over every bar, and the
+//! scale; panels of figures no system measured left out), a whisker from the lowest to the highest round, the value over every bar, and the
 //! run's date, machine and command in the heading. Plain SVG written by hand.
 
 use std::fmt::Write as _;
@@ -15,7 +15,7 @@ struct Panel {
     lower_is_better: bool,
 }
 
-const PANELS: [Panel; 4] = [
+const PANELS: [Panel; 5] = [
     Panel {
         key: "tcp1_gbps",
         title: "TCP, 1 stream",
@@ -33,6 +33,13 @@ const PANELS: [Panel; 4] = [
     Panel {
         key: "udp64_rx_pps",
         title: "UDP 64 B, received",
+        unit: "k packets/s",
+        scale: 1e-3,
+        lower_is_better: false,
+    },
+    Panel {
+        key: "udp64_max_pps",
+        title: "UDP 64 B, max at low loss",
         unit: "k packets/s",
         scale: 1e-3,
         lower_is_better: false,
@@ -126,8 +133,10 @@ pub fn chart(summary: &Summary, heading: &Heading) -> String {
         x += 30.0 + 7.5 * sys.len() as f64;
     }
 
-    let panel_w = (WIDTH - 2.0 * MARGIN - GAP * (PANELS.len() as f64 - 1.0)) / PANELS.len() as f64;
-    for (p, panel) in PANELS.iter().enumerate() {
+    let panels = shown_panels(summary);
+    let n = panels.len() as f64;
+    let panel_w = (WIDTH - 2.0 * MARGIN - GAP * (n - 1.0)) / n;
+    for (p, panel) in panels.into_iter().enumerate() {
         let x0 = MARGIN + p as f64 * (panel_w + GAP);
         draw_panel(&mut s, summary, panel, x0, panel_w);
     }
@@ -144,6 +153,22 @@ pub fn chart(summary: &Summary, heading: &Heading) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+/// The panels of figures some system measured; all but the opt-in ones if none did.
+fn shown_panels(summary: &Summary) -> Vec<&'static Panel> {
+    let measured = |p: &Panel| {
+        summary
+            .systems
+            .iter()
+            .any(|s| !summary.values(s, p.key).is_empty())
+    };
+    let shown: Vec<&Panel> = PANELS.iter().filter(|p| measured(p)).collect();
+    if shown.is_empty() {
+        PANELS.iter().filter(|p| p.key != "udp64_max_pps").collect()
+    } else {
+        shown
+    }
 }
 
 fn draw_panel(s: &mut String, summary: &Summary, panel: &Panel, x0: f64, w: f64) {
@@ -359,6 +384,7 @@ mod tests {
             at_s: 0.0,
             secs: 0.0,
             metrics: [(k.to_string(), v)].into_iter().collect(),
+            note: None,
             error: None,
         };
         let samples = vec![
@@ -386,5 +412,42 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt; &amp; c"));
         assert!(svg.contains(">412<") && svg.contains(">80<"), "{svg}");
         assert!(svg.contains("UDP 64 B, received"));
+        assert!(!svg.contains("max at low loss"));
+    }
+
+    #[test]
+    fn panels_of_unmeasured_figures_are_left_out() {
+        let systems: Vec<String> = ["vxswitch", "kernel"].map(String::from).to_vec();
+        let keys = |s: &Summary| -> Vec<&str> { shown_panels(s).iter().map(|p| p.key).collect() };
+        let none = Summary::new(&systems, &[]);
+        assert_eq!(
+            keys(&none),
+            ["tcp1_gbps", "tcp4_gbps", "udp64_rx_pps", "tcp_rr_p50_ms"]
+        );
+        let only_max = Summary::new(
+            &systems,
+            &[Sample {
+                round: 1,
+                system: "kernel".into(),
+                test: "udp64_max".into(),
+                at_s: 0.0,
+                secs: 0.0,
+                metrics: [("udp64_max_pps".to_string(), 61_000.0)].into(),
+                note: None,
+                error: None,
+            }],
+        );
+        assert_eq!(keys(&only_max), ["udp64_max_pps"]);
+        let heading = Heading {
+            title: "t".into(),
+            setup: "s".into(),
+            machine: "m".into(),
+            command: "c".into(),
+        };
+        let svg = chart(&only_max, &heading);
+        assert!(
+            svg.contains("max at low loss") && svg.contains(">61<"),
+            "{svg}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tools::bench::{self, rr, udp, Options};
+use tools::bench::{self, rr, search, udp, Options};
 use tools::lab::{self, Kind};
 
 const ABOUT: &str = "Benchmark vxswitch against the kernel's vxlan, Open vSwitch and plain routing";
@@ -26,13 +26,23 @@ pod n2p1, and tears the lab down:
   udp64     64-byte UDP payloads from a batching sender (sendmmsg): offered and received
             packets/s, loss, switch CPU-s per million packets
   udp1400   the same with 1400-byte payloads
+  udp64_max only with --udp-search or --tests: the highest rate of 64-byte UDP the path forwards
+            with less loss than --udp-max-loss (1 %). Trials of --udp-trial seconds: first as
+            fast as the sender goes (if that passes, the path keeps up with the sender and that
+            is the answer), then paced from 25000 packets/s, doubling up to what the unpaced
+            sender offered, until a rate fails, then bisection between the highest passing and
+            the lowest failing rate until within 5 %; at most 12 trials and 25 s per lab. Gives
+            the received packets/s of the best passing trial (0 if even 25000 failed) and its
+            loss; every trial is on stderr and in samples.json.
 Systems: vxswitch; kernel (Linux vxlan + bridge, flannel-style); ovs (OVS userspace datapath,
 needs openvswitch-switch); plain (no overlay, routed: the upper bound).
 
 Writes to the output directory samples.json (every sample), summary.json ({\"SYSTEM\":
-{\"tcp1_gbps\": median, ...}}), summary.md (table with ratios to the kernel), chart.svg and
-meta.json. Progress goes to stderr, the final table to stdout. Ctrl-C stops after tearing the
-current lab down and writes what was measured. Must run as root.";
+{\"tcp1_gbps\": median, ..., \"tcp1_gbps_min\": lowest round, \"tcp1_gbps_max\": highest
+round, ...}}), summary.md (table with ratios to the kernel, and the spread from the lowest to
+the highest round), chart.svg and meta.json. Progress goes to stderr, the final tables to
+stdout. Ctrl-C stops after tearing the current lab down and writes what was measured. Must run
+as root.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,6 +51,9 @@ Examples:
   vxbench --tso off                           per-frame comparison (no TSO in the pods)
   vxbench --underlay-offload off              software segmentation on the underlay too
   vxbench --systems vxswitch --pin --workers 2
+  vxbench --udp-search                        every test, and the UDP rate search
+  vxbench --systems vxswitch,kernel --repeats 5 --tests udp64_max
+                                              only the rate search (1.5 min on 2 CPUs)
   vxbench --systems kernel --repeats 1 --duration 1 --out /tmp/smoke
 
 Exit status: 0 all done; 2 done, but some tests failed (see samples.json); 130 interrupted;
@@ -70,9 +83,23 @@ struct Cli {
     /// Seconds of each UDP test [default: 3, at most --duration].
     #[arg(long, value_name = "SECS")]
     udp_duration: Option<f64>,
-    /// Pace the UDP sender at this many datagrams/s (default: as fast as it goes).
+    /// Pace the UDP sender at this many datagrams/s (default: as fast as it goes); udp64_max
+    /// ignores it.
     #[arg(long, value_name = "PPS")]
     udp_rate: Option<u64>,
+    /// Tests, in the order each lab runs them: ping, tcp_rr, tcp1, tcp4, udp64, udp1400,
+    /// udp64_max [default: all but udp64_max].
+    #[arg(long, value_name = "LIST", value_parser = parse_tests)]
+    tests: Option<Tests>,
+    /// Add the UDP rate search, udp64_max, to the tests (after the others).
+    #[arg(long)]
+    udp_search: bool,
+    /// Seconds of each trial of the UDP rate search.
+    #[arg(long, value_name = "SECS", default_value_t = 1.5, value_parser = parse_trial)]
+    udp_trial: f64,
+    /// The UDP rate search's loss limit: a rate passes with less loss than this, in percent.
+    #[arg(long, value_name = "PCT", default_value_t = search::MAX_LOSS_PCT, value_parser = parse_loss)]
+    udp_max_loss: f64,
     /// Pings per latency test (0.01 s apart).
     #[arg(long, default_value_t = 50)]
     pings: u32,
@@ -178,6 +205,27 @@ fn parse_systems(s: &str) -> Result<Systems, String> {
     Ok(Systems(kinds))
 }
 
+#[derive(Clone)]
+struct Tests(Vec<&'static str>);
+
+fn parse_tests(s: &str) -> Result<Tests, String> {
+    bench::parse_tests(s).map(Tests)
+}
+
+fn parse_trial(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.2..=60.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s}: give seconds from 0.2 to 60")),
+    }
+}
+
+fn parse_loss(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 100.0 => Ok(x),
+        _ => Err(format!("{s}: give a percentage above 0 and below 100")),
+    }
+}
+
 fn secs(s: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("{s}: not a duration in seconds"))
 }
@@ -278,6 +326,10 @@ fn bench_main(cli: Cli) -> ExitCode {
         }
         None => duration.min(Duration::from_secs(3)),
     };
+    let mut tests = cli.tests.map_or_else(|| bench::TESTS.to_vec(), |t| t.0);
+    if cli.udp_search && !tests.contains(&"udp64_max") {
+        tests.push("udp64_max");
+    }
     let tso = cli.tso == OnOff::On;
     let underlay_offload = cli.underlay_offload == OnOff::On;
     let mut switch_args = cli.switch_args;
@@ -294,6 +346,12 @@ fn bench_main(cli: Cli) -> ExitCode {
         duration,
         udp_duration,
         udp_rate: cli.udp_rate,
+        tests,
+        udp_trial: Duration::from_secs_f64(cli.udp_trial),
+        udp_search: search::Plan {
+            max_loss_pct: cli.udp_max_loss,
+            ..search::Plan::default()
+        },
         pings: cli.pings,
         rr_count: cli.rr_count,
         tso,
