@@ -116,6 +116,8 @@ reasons! {
         GsoSends => "udp_gso_sends",
         /// A GSO send failed; the worker sends one datagram per call from then on.
         GsoFallback => "udp_gso_fallback",
+        /// Frames from TAPs (not super-frames) sent together, several per UDP GSO send.
+        GsoBatched => "udp_gso_batched_frames",
         /// TCP super-frames from a TAP segmented in software.
         TsoSuperframes => "tso_superframes_segmented",
         /// Merged TCP super-frames written to a TAP with a GSO header.

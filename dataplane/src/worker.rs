@@ -110,6 +110,7 @@ pub fn spawn(cfg: WorkerConfig, fib: FibReader) -> io::Result<WorkerHandle> {
         gro: Coalescer::default(),
         gso_out: vec![0u8; 65536 + 4096].into_boxed_slice(),
         gso_ok: true,
+        batch: TxBatch::new(),
         stop: false,
     };
     let name = format!("vx-worker-{}", w.cfg.id);
@@ -150,6 +151,8 @@ struct Worker {
     gso_out: Box<[u8]>,
     /// UDP GSO works (turned off for good after the first failure).
     gso_ok: bool,
+    /// Encapsulated frames waiting to leave together in one UDP GSO send.
+    batch: TxBatch,
     stop: bool,
 }
 
@@ -315,6 +318,12 @@ impl Worker {
             } else {
                 self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
             };
+            flush_batch(
+                &mut self.batch,
+                self.underlay.as_mut(),
+                &self.counters,
+                &mut self.gso_ok,
+            );
             match r {
                 Drained::Empty => {
                     self.ready.swap_remove(i);
@@ -336,6 +345,7 @@ impl Worker {
             gro,
             gso_out,
             gso_ok,
+            batch,
             ..
         } = self;
         let mut tx = Tx {
@@ -347,6 +357,7 @@ impl Worker {
             gro,
             gso_out,
             gso_ok,
+            batch,
             from_tunnel: false,
         };
         for _ in 0..BATCH {
@@ -394,6 +405,7 @@ impl Worker {
             gro,
             gso_out,
             gso_ok,
+            batch,
             ..
         } = self;
         let Some(u) = underlay.as_mut() else {
@@ -421,6 +433,7 @@ impl Worker {
             gro,
             gso_out,
             gso_ok,
+            batch,
             from_tunnel: true,
         };
         for (i, m) in meta.iter().enumerate().take(n) {
@@ -464,6 +477,7 @@ struct Tx<'a> {
     gro: &'a mut Coalescer,
     gso_out: &'a mut [u8],
     gso_ok: &'a mut bool,
+    batch: &'a mut TxBatch,
     /// Frames come from the tunnel (candidates for merging into TAP super-frames).
     from_tunnel: bool,
 }
@@ -573,6 +587,27 @@ impl Sink for Tx<'_> {
                     self.capture
                         .record(c, PORT_TUNNEL, false, buf.frame(), Some(dst));
                 }
+                let super_frame = buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0;
+                if buf.vnet.needs_csum() && !super_frame {
+                    let (start, off) =
+                        (buf.vnet.csum_start as usize, buf.vnet.csum_offset as usize);
+                    if offload::complete_checksum(&mut buf.frame_mut()[VXLAN_HDR..], start, off) {
+                        c.event(Event::ChecksumCompleted);
+                    }
+                }
+                // Frames with offloads on join the pending GSO batch when they can; anything
+                // else first sends what is pending, so a flow's frames keep their order.
+                if self.cfg.gro && *self.gso_ok && !super_frame {
+                    if self.batch.add(dst, src_port, buf.frame()) {
+                        return;
+                    }
+                    flush_batch(self.batch, Some(&mut *u), c, self.gso_ok);
+                    if *self.gso_ok && self.batch.add(dst, src_port, buf.frame()) {
+                        return;
+                    }
+                } else {
+                    flush_batch(self.batch, Some(&mut *u), c, self.gso_ok);
+                }
                 let sock = match u.src.get(src_port) {
                     Some(s) => s,
                     None => {
@@ -580,16 +615,9 @@ impl Sink for Tx<'_> {
                         &u.sock
                     }
                 };
-                if buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0 {
+                if super_frame {
                     send_segmented(c, sock, dst, buf, self.gso_out, self.gso_ok);
                     return;
-                }
-                if buf.vnet.needs_csum() {
-                    let (start, off) =
-                        (buf.vnet.csum_start as usize, buf.vnet.csum_offset as usize);
-                    if offload::complete_checksum(&mut buf.frame_mut()[VXLAN_HDR..], start, off) {
-                        c.event(Event::ChecksumCompleted);
-                    }
                 }
                 match sock.send_to(buf.frame(), dst) {
                     Ok(_) => {
@@ -607,6 +635,125 @@ impl Sink for Tx<'_> {
 }
 
 const VXLAN_HDR: usize = 8;
+
+/// Most payload one UDP send carries (64 KiB minus the IPv4 and UDP headers).
+const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Most segments per UDP GSO send (the kernel's UDP_MAX_SEGMENTS).
+const MAX_GSO_SEGMENTS: usize = 64;
+
+/// Encapsulated frames bound for one VTEP from one source port, back to back, all of one
+/// size but the last (which may be shorter): what one UDP GSO send carries. A worker fills it
+/// while it drains a TAP queue and sends it when a frame does not fit, when another
+/// destination comes, and after each batch — one system call for up to 64 small frames.
+struct TxBatch {
+    bytes: Box<[u8]>,
+    len: usize,
+    seg: usize,
+    count: usize,
+    dst: Option<SocketAddr>,
+    src_port: u16,
+    /// A shorter frame ended the batch.
+    closed: bool,
+}
+
+impl TxBatch {
+    fn new() -> TxBatch {
+        TxBatch {
+            bytes: vec![0u8; MAX_UDP_PAYLOAD].into_boxed_slice(),
+            len: 0,
+            seg: 0,
+            count: 0,
+            dst: None,
+            src_port: 0,
+            closed: false,
+        }
+    }
+
+    /// Appends `frame` (a VXLAN header and the inner frame) if it can leave in the same send
+    /// as what is pending; `false` when it cannot.
+    fn add(&mut self, dst: SocketAddr, src_port: u16, frame: &[u8]) -> bool {
+        let n = frame.len();
+        if n == 0 || n > self.bytes.len() - self.len {
+            return false;
+        }
+        if self.count == 0 {
+            self.dst = Some(dst);
+            self.src_port = src_port;
+            self.seg = n;
+            self.closed = false;
+        } else if self.closed
+            || self.count == MAX_GSO_SEGMENTS
+            || self.dst != Some(dst)
+            || self.src_port != src_port
+            || n > self.seg
+        {
+            return false;
+        }
+        self.bytes[self.len..self.len + n].copy_from_slice(frame);
+        self.len += n;
+        self.count += 1;
+        self.closed = n < self.seg;
+        true
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.count = 0;
+        self.dst = None;
+    }
+}
+
+/// Sends what the batch holds: one UDP GSO send, or (one frame, or GSO refused) one datagram
+/// per call.
+fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gso_ok: &mut bool) {
+    let (Some(dst), Some(u)) = (b.dst, u) else {
+        b.clear();
+        return;
+    };
+    if b.count == 0 {
+        return;
+    }
+    let sock = match u.src.get(b.src_port) {
+        Some(s) => s,
+        None => &u.sock,
+    };
+    let bytes = &b.bytes[..b.len];
+    let mut sent = false;
+    if *gso_ok && b.count > 1 {
+        match udp::send_gso(sock, bytes, dst, b.seg as u16) {
+            Ok(_) => {
+                c.event(Event::GsoSends);
+                c.event_n(Event::GsoBatched, b.count as u64);
+                sent = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                *gso_ok = false;
+                c.event(Event::GsoFallback);
+            }
+        }
+    }
+    if sent {
+        for seg in bytes.chunks(b.seg) {
+            c.tx(PORT_TUNNEL, seg.len());
+        }
+        c.event_n(Event::Encapsulated, b.count as u64);
+    } else {
+        for seg in bytes.chunks(b.seg) {
+            match sock.send_to(seg, dst) {
+                Ok(_) => {
+                    c.tx(PORT_TUNNEL, seg.len());
+                    c.event(Event::Encapsulated);
+                }
+                Err(_) => {
+                    c.tx_error(PORT_TUNNEL);
+                    c.drop(DropReason::TxError);
+                }
+            }
+        }
+    }
+    b.clear();
+}
 
 /// A TCP super-frame from a TAP, encapsulated: cut into MSS-sized segments with complete
 /// checksums, each behind a copy of the VXLAN header, and sent in as few UDP GSO sends as the
@@ -674,5 +821,65 @@ fn send_segmented(
         }
         c.event_n(Event::Encapsulated, n as u64);
         k += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dst(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 4789))
+    }
+
+    #[test]
+    fn a_batch_takes_equal_frames_for_one_destination_and_one_shorter_last() {
+        let mut b = TxBatch::new();
+        assert!(b.add(dst(2), 50000, &[1; 100]));
+        assert!(b.add(dst(2), 50000, &[2; 100]));
+        assert!(!b.add(dst(3), 50000, &[3; 100]), "another VTEP");
+        assert!(!b.add(dst(2), 50001, &[3; 100]), "another source port");
+        assert!(
+            !b.add(dst(2), 50000, &[3; 101]),
+            "longer than the segment size"
+        );
+        assert!(
+            b.add(dst(2), 50000, &[4; 60]),
+            "a shorter frame ends the batch"
+        );
+        assert!(
+            !b.add(dst(2), 50000, &[5; 60]),
+            "nothing after a shorter frame"
+        );
+        assert_eq!((b.count, b.seg, b.len), (3, 100, 260));
+        // Segments as the kernel cuts them: every `seg` bytes.
+        let segs: Vec<&[u8]> = b.bytes[..b.len].chunks(b.seg).collect();
+        assert_eq!(segs.len(), 3);
+        assert!(segs[0].iter().all(|&x| x == 1) && segs[1].iter().all(|&x| x == 2));
+        assert_eq!(segs[2], &[4; 60][..]);
+        b.clear();
+        assert!(
+            b.add(dst(3), 50001, &[6; 80]),
+            "an empty batch takes anything"
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_64_segments_and_at_the_udp_size_limit() {
+        let mut b = TxBatch::new();
+        for _ in 0..MAX_GSO_SEGMENTS {
+            assert!(b.add(dst(2), 50000, &[0; 64]));
+        }
+        assert!(!b.add(dst(2), 50000, &[0; 64]));
+        let mut b = TxBatch::new();
+        let mut n = 0;
+        while b.add(dst(2), 50000, &[0; 9000]) {
+            n += 1;
+        }
+        assert_eq!(n, MAX_UDP_PAYLOAD / 9000);
+        assert!(
+            !TxBatch::new().add(dst(2), 50000, &[]),
+            "empty frames are not sent"
+        );
     }
 }
