@@ -84,6 +84,18 @@ fn small_datagrams(offload: bool, bursts: u32, per_burst: u32, size: usize) -> u
     });
     let a = lab.pod("n1p1").unwrap().netns.clone();
     let b = lab.pod("n2p1").unwrap().netns.clone();
+    // The path is up (both nodes configured, the gateway's MAC resolved) before counting.
+    assert!(
+        wait_until(Duration::from_secs(10), || ping(
+            &lab,
+            "n1p1",
+            Ipv4Addr::new(10, 1, 2, 2),
+            1,
+            &["-W", "1"]
+        )
+        .0),
+        "n1p1 reaches n2p1"
+    );
     let to = SocketAddr::from((Ipv4Addr::new(10, 1, 2, 2), 5310));
     let rx = in_netns(&b, move || UdpSocket::bind(to)).expect("bind in n2p1");
     rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -100,7 +112,11 @@ fn small_datagrams(offload: bool, bursts: u32, per_burst: u32, size: usize) -> u
                     .map_err(|e| format!("datagram {i} of {total}: {e}"))?;
                 let want = datagram(i, size);
                 if buf[..n] != want[..] {
-                    return Err(format!("datagram {i}: got {n} bytes, not the ones sent"));
+                    return Err(format!(
+                        "datagram {i}: got {n} bytes, not the ones sent: {:02x?} for {:02x?}",
+                        &buf[..n.min(16)],
+                        &want[..16]
+                    ));
                 }
                 got.store(i + 1, Ordering::Release);
             }
