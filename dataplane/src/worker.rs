@@ -706,13 +706,17 @@ impl TxBatch {
 /// Sends what the batch holds: one UDP GSO send, or (one frame, or GSO refused) one datagram
 /// per call.
 fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gso_ok: &mut bool) {
-    let (Some(dst), Some(u)) = (b.dst, u) else {
-        b.clear();
-        return;
-    };
     if b.count == 0 {
         return;
     }
+    let (Some(dst), Some(u)) = (b.dst, u) else {
+        // The underlay went away with frames pending.
+        for _ in 0..b.count {
+            c.drop(DropReason::NotConfigured);
+        }
+        b.clear();
+        return;
+    };
     let sock = match u.src.get(b.src_port) {
         Some(s) => s,
         None => &u.sock,
