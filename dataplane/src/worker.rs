@@ -299,36 +299,42 @@ impl Worker {
         })
     }
 
-    /// Services every ready source until all are drained, a batch at a time each.
+    /// Services every ready source until all are drained: pass after pass, a batch per
+    /// source per pass. The tables are entered once per pass and left between passes, so a
+    /// publish from the control side waits one pass at most however long a flood lasts, and
+    /// control messages (ports added or removed) are taken between passes too.
     fn service_ready(&mut self, fib: &FibReader) {
-        let Some(tables) = fib.load() else {
-            // The switch is shutting down: nothing to forward with.
-            self.ready.clear();
-            return;
-        };
-        let mut i = 0;
-        while !self.ready.is_empty() {
-            if i >= self.ready.len() {
-                i = 0;
-            }
-            self.pipeline.set_now_ms(crate::clock::now_ms());
-            let token = self.ready[i];
-            let r = if token == UNDERLAY {
-                self.service_underlay(&tables)
-            } else {
-                self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+        while !self.ready.is_empty() && !self.stop {
+            let Some(tables) = fib.load() else {
+                // The switch is shutting down: nothing to forward with.
+                self.ready.clear();
+                return;
             };
-            flush_batch(
-                &mut self.batch,
-                self.underlay.as_mut(),
-                &self.counters,
-                &mut self.gso_ok,
-            );
-            match r {
-                Drained::Empty => {
-                    self.ready.swap_remove(i);
+            let mut i = 0;
+            while i < self.ready.len() {
+                self.pipeline.set_now_ms(crate::clock::now_ms());
+                let token = self.ready[i];
+                let r = if token == UNDERLAY {
+                    self.service_underlay(&tables)
+                } else {
+                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+                };
+                flush_batch(
+                    &mut self.batch,
+                    self.underlay.as_mut(),
+                    &self.counters,
+                    &mut self.gso_ok,
+                );
+                match r {
+                    Drained::Empty => {
+                        self.ready.swap_remove(i);
+                    }
+                    Drained::More => i += 1,
                 }
-                Drained::More => i += 1,
+            }
+            drop(tables);
+            if !self.ready.is_empty() {
+                self.control();
             }
         }
     }

@@ -180,3 +180,68 @@ fn garbage_on_the_control_socket_gets_errors_and_changes_nothing() {
     let (ok, out) = ping(&lab, "n1p1", Ipv4Addr::new(10, 1, 2, 2), 2, &[]);
     assert!(ok, "{out}");
 }
+
+/// While a pod floods the switch with small datagrams as fast as it can send, a configuration
+/// change (a publish of the tables, which waits for readers to leave the old copy) still
+/// completes and takes effect.
+#[test]
+fn configuration_changes_apply_during_a_flood() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+    let lab = lab(LabSpec {
+        name: unique_name("flood"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let a = lab.pod("n1p1").unwrap().netns.clone();
+    let sock = in_netns(&a, || UdpSocket::bind("10.1.1.2:0")).expect("bind in n1p1");
+    let stop = Arc::new(AtomicBool::new(false));
+    // At most 20 s of flood, ended as soon as the check is done.
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let to = SocketAddr::from((Ipv4Addr::new(10, 1, 2, 2), 9));
+            let started = Instant::now();
+            let payload = [0u8; 18];
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
+                let _ = sock.send_to(&payload, to);
+            }
+        })
+    };
+    let rx = |lab: &LabGuard| {
+        let s = lab.ctl("n1").unwrap().stats().unwrap();
+        s.ports
+            .iter()
+            .find(|p| p.name == "n1p1")
+            .map_or(0, |p| p.rx_packets)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || rx(&lab) > 50_000),
+        "the flood reaches the switch"
+    );
+    let t0 = Instant::now();
+    let (ok, out) = vxctl(
+        &lab,
+        "n1",
+        &[
+            "add-flow",
+            "br0",
+            "table=0,priority=7,udp,tp_dst=7,actions=drop",
+        ],
+    );
+    let took = t0.elapsed();
+    let flooding = !flood.is_finished();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().expect("flood thread");
+    assert!(ok, "add-flow during the flood: {out}");
+    assert!(flooding, "the flood was still on when the flow went in");
+    assert!(
+        took < Duration::from_secs(5),
+        "add-flow took {took:?} during the flood"
+    );
+    let (ok, out) = vxctl(&lab, "n1", &["dump-flows", "br0"]);
+    assert!(ok && out.contains("tp_dst=7"), "the flow is in:\n{out}");
+}
