@@ -1,0 +1,269 @@
+//! The packet pipeline: classify → look up → rewrite → decide. No I/O.
+//!
+//! The worker hands in a frame (from a port, or a VXLAN datagram from the underlay) in a
+//! [`PacketBuf`] and gets back an [`Action`]; headers are rewritten in place. The semantics are
+//! those of an OpenShift-SDN / flannel-vxlan node:
+//! - the switch answers ARP for the gateway, for every known pod and for remote pod subnets
+//!   itself, so ARP never crosses the underlay;
+//! - frames are switched between local ports by MAC;
+//! - frames sent to the gateway MAC are routed: to a local pod (TTL decremented, source MAC =
+//!   gateway MAC), to a remote node (TTL decremented, inner source MAC = this node's VTEP MAC,
+//!   inner destination MAC = that node's VTEP MAC, then encapsulated), or to the host port;
+//! - VXLAN from a known node with the I flag set and a known VNI is decapsulated, and its inner
+//!   frame routed to the local pod owning the destination address when the tenants allow it.
+//!
+//! Every drop is counted by reason in the worker's counters.
+//!
+//! - `ingress`: entry from a port or from the tunnel (VXLAN checks), the flow tables;
+//! - `forward`: the built-in forwarding (`normal`): ARP, switching, routing, flooding;
+//! - `egress`: encapsulation, the outer source port, ICMP errors;
+//! - `rewrite`: packet edits asked for by flows.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use controlplane::flow::Field;
+use controlplane::proto::{PORT_HOST, PORT_TUNNEL};
+
+use crate::buf::PacketBuf;
+use crate::counters::{DropReason, Event, WorkerCounters};
+use crate::fib::{vni_allows, LocalInfo, NodeIdx, PortNo, Tables, Target};
+use crate::flow::key::{FlowKey, Tunnel};
+use crate::flow::{self, Emc, End, FlowSet, Step};
+use crate::wire::{
+    checksum, ArpOperation, ArpPacket, EtherType, EthernetAddress, EthernetFrame, IpProtocol,
+    Ipv4Packet, Ipv6Packet, VxlanPacket, VxlanRepr,
+};
+
+mod egress;
+mod forward;
+mod ingress;
+mod rewrite;
+#[cfg(test)]
+mod tests;
+
+pub use egress::flow_hash;
+use rewrite::set_packet_field;
+
+/// What the worker does with a packet after the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Dropped (already counted).
+    Drop(DropReason),
+    /// Write the frame to this port.
+    Output(PortNo),
+    /// The buffer now holds a VXLAN header and the inner frame: send it over UDP to the node's
+    /// VTEP from this source port.
+    Encap { node: NodeIdx, src_port: u16 },
+}
+
+/// Settings of the pipeline that do not change with the tables.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Outer UDP source ports are chosen from this range by a hash of the inner flow.
+    pub src_port_min: u16,
+    pub src_port_max: u16,
+    /// Generated ICMP errors per second (token bucket rate and burst).
+    pub icmp_rate: u32,
+    pub icmp_burst: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            src_port_min: 49152,
+            src_port_max: 65535,
+            icmp_rate: 100,
+            icmp_burst: 50,
+        }
+    }
+}
+
+/// Where a frame entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ingress {
+    Port { no: PortNo, vni: u32 },
+    Tunnel { vni: u32 },
+}
+
+impl Ingress {
+    fn vni(self) -> u32 {
+        match self {
+            Ingress::Port { vni, .. } | Ingress::Tunnel { vni } => vni,
+        }
+    }
+}
+
+/// A token bucket on a millisecond clock that the worker advances once per batch.
+#[derive(Debug, Clone)]
+struct RateLimiter {
+    rate_per_s: u32,
+    burst: u32,
+    tokens_milli: u64,
+    last_ms: u64,
+}
+
+impl RateLimiter {
+    fn new(rate_per_s: u32, burst: u32) -> Self {
+        RateLimiter {
+            rate_per_s,
+            burst,
+            tokens_milli: burst as u64 * 1000,
+            last_ms: 0,
+        }
+    }
+
+    fn allow(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = now_ms.max(self.last_ms);
+        let cap = self.burst as u64 * 1000;
+        self.tokens_milli = (self.tokens_milli + elapsed * self.rate_per_s as u64).min(cap);
+        if self.tokens_milli >= 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One worker's pipeline state.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    icmp: RateLimiter,
+    now_ms: u64,
+    emc: Emc,
+}
+
+const ETH_LEN: usize = 14;
+const IPV4_LEN: usize = 20;
+const ICMP_LEN: usize = 8;
+const VXLAN_LEN: usize = 8;
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Pipeline {
+        let icmp = RateLimiter::new(cfg.icmp_rate, cfg.icmp_burst);
+        Pipeline {
+            cfg,
+            icmp,
+            now_ms: 0,
+            emc: Emc::default(),
+        }
+    }
+
+    /// Advances the pipeline's clock (milliseconds, monotonic). Called once per batch.
+    pub fn set_now_ms(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum IcmpKind {
+    TimeExceeded,
+    FragNeeded(u16),
+}
+
+/// Where the pipeline's outputs go: the worker writes them to TAPs and sockets; tests and
+/// `vxctl trace` record them.
+pub trait Sink {
+    /// Carries out an output (`Output` or `Encap`) with the buffer as it is now.
+    fn emit(&mut self, t: &Tables, action: Action, buf: &mut PacketBuf);
+}
+
+/// A sink that only remembers what it was given (tests, benchmarks, trace).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// The outputs, with a copy of the frame as it was sent (when `keep_frames`).
+    pub outputs: Vec<(Action, Vec<u8>)>,
+    /// Keep copies of the frames (allocates; off for allocation-free counting).
+    pub keep_frames: bool,
+    pub count: usize,
+}
+
+impl Recorder {
+    /// A recorder that keeps copies of the frames.
+    pub fn keeping() -> Recorder {
+        Recorder {
+            keep_frames: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Sink for Recorder {
+    fn emit(&mut self, _t: &Tables, action: Action, buf: &mut PacketBuf) {
+        self.count += 1;
+        if self.keep_frames {
+            self.outputs.push((action, buf.frame().to_vec()));
+        }
+    }
+}
+
+/// Most remote nodes a flood replicates to.
+pub const MAX_FLOOD_NODES: usize = 64;
+
+/// Counts a drop, or hands an output to the sink.
+#[inline]
+fn finish(
+    t: &Tables,
+    c: &WorkerCounters,
+    a: Action,
+    buf: &mut PacketBuf,
+    sink: &mut impl Sink,
+) -> Action {
+    match a {
+        Action::Drop(r) => c.drop(r),
+        a => sink.emit(t, a, buf),
+    }
+    a
+}
+
+#[inline]
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v) => v,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// The largest IP packet a frame puts on the wire: for a TCP super-frame from a TAP, one
+/// segment (headers + MSS), since it is segmented before it leaves.
+#[inline]
+fn on_wire_len(buf: &PacketBuf, ip_len: usize) -> usize {
+    if buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0 {
+        if let Some(l) = crate::offload::tcp_layout(buf.frame()) {
+            return l.hdr_len - ETH_LEN + buf.vnet.gso_size as usize;
+        }
+    }
+    ip_len
+}
+
+#[inline]
+fn drop(c: &WorkerCounters, r: DropReason) -> Action {
+    c.drop(r);
+    Action::Drop(r)
+}
+
+/// IPv4-mapped IPv6 source addresses (dual-stack sockets) compare as IPv4.
+#[inline]
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+#[inline]
+fn set_macs(buf: &mut PacketBuf, src: EthernetAddress, dst: EthernetAddress) {
+    let mut eth = EthernetFrame::new_unchecked(buf.frame_mut());
+    eth.set_src_addr(src);
+    eth.set_dst_addr(dst);
+}
+
+#[inline]
+fn decrement_ttl(buf: &mut PacketBuf) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut buf.frame_mut()[ETH_LEN..]);
+    ip.decrement_ttl();
+}
