@@ -1,0 +1,224 @@
+//! Flow tables on the control side: bundles of flow changes, timeouts, dumps, trace, capture.
+
+use super::*;
+
+impl Switch {
+    pub(super) fn port_name(&self, no: PortNo) -> String {
+        match no {
+            PORT_TUNNEL => TUNNEL_PORT_NAME.into(),
+            PORT_HOST => HOST_PORT_NAME.into(),
+            n => self
+                .config
+                .ports
+                .values()
+                .find(|p| p.no == n)
+                .map(|p| p.spec.name.clone())
+                .unwrap_or_else(|| format!("port {n}")),
+        }
+    }
+
+    /// Sums of a flow id's counters over the workers: (packets, bytes, latest hit).
+    pub(super) fn flow_sums(&self, id: FlowId) -> (u64, u64, u64) {
+        let mut out = (0, 0, 0);
+        for w in &self.workers {
+            if let Some(f) = w.counters.flows.get(id as usize) {
+                out.0 += f.packets.get();
+                out.1 += f.bytes.get();
+                out.2 = out.2.max(f.last_hit_ms.get());
+            }
+        }
+        out
+    }
+
+    /// Applies a bundle of flow changes, all or nothing.
+    pub fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<u64, Refusal> {
+        let (next, events) = {
+            let resolve = self.resolver();
+            let sums = |id: FlowId| {
+                let (p, b, _) = self.flow_sums(id);
+                (p, b)
+            };
+            let cx = flowstore::Context {
+                resolve: &resolve,
+                sums: &sums,
+                now_ms: crate::clock::now_ms(),
+            };
+            let applied = self.config.flows.apply(mods, &cx);
+            applied.map_err(|m| refuse(ErrorCode::Invalid, m))?
+        };
+        self.config.flows = next;
+        self.publish();
+        self.save();
+        for e in flowstore::events(events, self.version) {
+            let _ = self.events.send(e);
+        }
+        Ok(self.version)
+    }
+
+    /// Removes flows whose timeouts passed; called periodically.
+    pub fn expire_flows(&mut self) {
+        let now = crate::clock::now_ms();
+        let expired = self.config.flows.expired(now, &|id| self.flow_sums(id).2);
+        if expired.is_empty() {
+            return;
+        }
+        let removed = self.config.flows.remove_ids(&expired);
+        self.publish();
+        self.save();
+        for (flow, why) in removed {
+            let _ = self.events.send(FlowEvent {
+                event: FlowEventKind::Removed,
+                reason: why.into(),
+                table_version: self.version,
+                flow,
+            });
+        }
+    }
+
+    /// A receiver of flow events (for `vxctl monitor`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FlowEvent> {
+        self.events.subscribe()
+    }
+
+    /// Flows with counters, optionally narrowed to a table and a (loose) match.
+    pub fn dump_flows(
+        &self,
+        table: Option<u8>,
+        matches: &[Match],
+    ) -> Result<Vec<FlowStats>, Refusal> {
+        let resolve = self.resolver();
+        let mut filter = matches.to_vec();
+        controlplane::flow_syntax::canonicalize(&mut filter);
+        let (fv, fm) = crate::flow::key::compile_match(&filter, &resolve)
+            .map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        let now = crate::clock::now_ms();
+        let mut out = Vec::new();
+        for f in &self.config.flows.flows {
+            if table.is_some_and(|t| t != f.spec.table) {
+                continue;
+            }
+            if !filter.is_empty() {
+                let Ok((v, m)) = crate::flow::key::compile_match(&f.spec.matches, &resolve) else {
+                    continue;
+                };
+                let ok = (0..fm.0.len())
+                    .all(|i| m.0[i] & fm.0[i] == fm.0[i] && v.0[i] & fm.0[i] == fv.0[i]);
+                if !ok {
+                    continue;
+                }
+            }
+            let (p, b, hit) = self.flow_sums(f.id);
+            let last = hit.max(f.added_ms);
+            out.push(FlowStats {
+                spec: f.spec.clone(),
+                n_packets: p.saturating_sub(f.base_packets),
+                n_bytes: b.saturating_sub(f.base_bytes),
+                duration_ms: now.saturating_sub(f.added_ms),
+                idle_ms: now.saturating_sub(last),
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.spec.table, std::cmp::Reverse(a.spec.priority))
+                .cmp(&(b.spec.table, std::cmp::Reverse(b.spec.priority)))
+        });
+        Ok(out)
+    }
+
+    /// Per-table counters (tables with flows, a miss setting, or traffic).
+    pub fn dump_tables(&self) -> Vec<TableStats> {
+        let mut out = Vec::new();
+        for t in 0..=MAX_TABLE {
+            let flows = self
+                .config
+                .flows
+                .flows
+                .iter()
+                .filter(|f| f.spec.table == t)
+                .count() as u64;
+            let lookups: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.counters.tables[t as usize].lookups.get())
+                .sum();
+            let matches: u64 = self
+                .workers
+                .iter()
+                .map(|w| w.counters.tables[t as usize].matches.get())
+                .sum();
+            let miss = self
+                .config
+                .flows
+                .misses
+                .get(&t)
+                .copied()
+                .unwrap_or_default();
+            if flows > 0 || lookups > 0 || self.config.flows.misses.contains_key(&t) {
+                out.push(TableStats {
+                    table: t,
+                    flows,
+                    lookups,
+                    matches,
+                    miss,
+                });
+            }
+        }
+        out
+    }
+
+    /// Runs a described packet through the tables and the built-in forwarding without
+    /// sending anything.
+    pub fn trace(&self, in_port: &PortRef, matches: &[Match]) -> Result<TraceRepr, Refusal> {
+        let resolve = self.resolver();
+        let port = resolve(in_port)
+            .ok_or_else(|| refuse(ErrorCode::Invalid, format!("no port {in_port}")))?;
+        let mut ms = matches.to_vec();
+        controlplane::flow_syntax::canonicalize(&mut ms);
+        let tables = self
+            .fib
+            .read()
+            .ok_or_else(|| refuse(ErrorCode::Invalid, "the switch is shutting down"))?;
+        let frame = crate::trace::synthesize(&ms, &tables, port);
+        crate::trace::run(&tables, port, &ms, frame, &|n| self.port_name(n))
+            .map_err(|m| refuse(ErrorCode::Invalid, m))
+    }
+
+    /// Starts capturing a port on every worker; one capture at a time.
+    pub fn capture_start(&mut self, port: &PortRef) -> Result<(PortNo, String), Refusal> {
+        let no = self.resolver()(port)
+            .ok_or_else(|| refuse(ErrorCode::Invalid, format!("no port {port}")))?;
+        if let Some(p) = self.capturing {
+            return Err(refuse(
+                ErrorCode::Failed,
+                format!("a capture of port {p} is running; one at a time"),
+            ));
+        }
+        self.capturing = Some(no);
+        for w in &self.workers {
+            w.capture.start(no);
+        }
+        Ok((no, self.port_name(no)))
+    }
+
+    /// Hands captured frames to `f`.
+    pub fn capture_drain(&self, f: &mut dyn FnMut(&crate::capture::CapBuf)) {
+        for w in &self.workers {
+            w.capture.drain(&mut *f);
+        }
+    }
+
+    /// Stops the capture.
+    pub fn capture_stop(&mut self) {
+        self.capturing = None;
+        for w in &self.workers {
+            w.capture.stop();
+        }
+    }
+
+    /// Frames the capture lost so far (its pools were full).
+    pub fn capture_lost(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.counters.events[Event::CaptureLost as usize].get())
+            .sum()
+    }
+}

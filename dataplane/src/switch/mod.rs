@@ -1,0 +1,343 @@
+//! The switch's control side: configuration, ports, workers, and the table it publishes.
+//!
+//! [`Switch::apply`] takes an atomic batch of changes: it checks the whole batch against a copy
+//! of the configuration, carries out the side effects (binding the underlay, creating TAPs in
+//! pod namespaces), rolls them back if one fails, and only then publishes the new tables in one
+//! atomic swap and saves the configuration to the state file, so a restarted switch comes back
+//! with its ports and re-attaches their persistent TAPs.
+//!
+//! - `config`: one change checked against a copy of the configuration, the whole validated;
+//! - `ports`: the local node, TAPs in pod namespaces, restore after a restart;
+//! - `publish`: tables built and swapped in, the state file, state/stats/fdb views;
+//! - `flows`: flow bundles, timeouts, dumps, trace, capture.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use controlplane::proto::*;
+use serde::{Deserialize, Serialize};
+
+use crate::counters::{DropReason, Event};
+use crate::fib::{
+    Base, FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target,
+};
+use crate::flow::FlowId;
+use crate::flowstore::{self, FlowStore};
+use crate::io::netns::{netns_path, run_cmd, NetnsThread};
+use crate::io::tap::{if_index, Tap, TapOptions, TapQueue};
+use crate::io::udp;
+use crate::pipeline::PipelineConfig;
+use crate::wire::EthernetAddress;
+use crate::worker::{self, Control, WorkerConfig, WorkerHandle};
+
+mod config;
+mod flows;
+mod ports;
+mod publish;
+
+use config::change_name;
+pub use config::{apply_change, validate};
+
+/// Name of the host port's TAP in the node's namespace.
+pub const HOST_PORT_NAME: &str = "vxhost0";
+/// Name of the tunnel port.
+pub const TUNNEL_PORT_NAME: &str = "vxlan0";
+
+/// Settings fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    pub workers: usize,
+    pub vxlan_port: u16,
+    pub src_port_min: u16,
+    pub src_port_max: u16,
+    pub udp_zero_csum: bool,
+    pub busy_poll: bool,
+    pub spin_us: u32,
+    pub pin: bool,
+    pub offload: bool,
+    /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
+    pub masquerade: bool,
+    pub state_file: Option<PathBuf>,
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The declared configuration, as saved in the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub local: Option<Owned<LocalNode>>,
+    pub ports: BTreeMap<String, PortCfg>,
+    pub nodes: BTreeMap<String, Owned<RemoteNode>>,
+    #[serde(default = "FlowStore::initial")]
+    pub flows: FlowStore,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            local: None,
+            ports: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            flows: FlowStore::initial(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owned<T> {
+    pub owner: Owner,
+    pub spec: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortCfg {
+    pub no: PortNo,
+    pub owner: Owner,
+    pub spec: PortSpec,
+}
+
+/// A port's live side: its TAP's control queue and where it lives.
+struct PortRuntime {
+    device: String,
+    netns: Option<PathBuf>,
+    control: Option<TapQueue>,
+}
+
+/// The router MAC pods see for their gateway: 0a:58 + the gateway address.
+pub fn gateway_mac(gw: Ipv4Addr) -> EthernetAddress {
+    let o = gw.octets();
+    EthernetAddress([0x0a, 0x58, o[0], o[1], o[2], o[3]])
+}
+
+/// MAC of vxhost0: 0e:58 + the gateway address.
+pub fn host_mac(gw: Ipv4Addr) -> EthernetAddress {
+    let o = gw.octets();
+    EthernetAddress([0x0e, 0x58, o[0], o[1], o[2], o[3]])
+}
+
+fn eth(m: MacAddr) -> EthernetAddress {
+    EthernetAddress(m.0)
+}
+
+pub struct Switch {
+    cfg: SwitchConfig,
+    fib: FibWriter,
+    workers: Vec<WorkerHandle>,
+    netns: NetnsThread,
+    config: Config,
+    runtime: BTreeMap<PortNo, PortRuntime>,
+    /// Ports of the configuration whose TAP could not be attached (after a restore), with why.
+    down: BTreeMap<PortNo, String>,
+    underlay: Option<IpAddr>,
+    version: u64,
+    /// Flow events for monitors.
+    events: tokio::sync::broadcast::Sender<FlowEvent>,
+    /// The port being captured, if any.
+    capturing: Option<PortNo>,
+}
+
+impl Switch {
+    /// Starts the workers. Nothing is bound until the local node is configured.
+    pub fn start(cfg: SwitchConfig) -> io::Result<Switch> {
+        let (fib, readers) = crate::fib::new();
+        let netns = NetnsThread::start()?;
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut workers = Vec::new();
+        for id in 0..cfg.workers.max(1) {
+            let wc = WorkerConfig {
+                id,
+                vxlan_port: cfg.vxlan_port,
+                pipeline: PipelineConfig {
+                    src_port_min: cfg.src_port_min,
+                    src_port_max: cfg.src_port_max,
+                    ..PipelineConfig::default()
+                },
+                busy_poll: cfg.busy_poll,
+                spin_us: cfg.spin_us,
+                pin: cfg.pin.then_some(id % cpus),
+                gro: cfg.offload,
+                udp_zero_csum: cfg.udp_zero_csum,
+            };
+            workers.push(worker::spawn(wc, readers.reader())?);
+        }
+        Ok(Switch {
+            cfg,
+            fib,
+            workers,
+            netns,
+            config: Config::default(),
+            runtime: BTreeMap::new(),
+            down: BTreeMap::new(),
+            underlay: None,
+            version: 0,
+            events: tokio::sync::broadcast::channel(1024).0,
+            capturing: None,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Applies an atomic batch.
+    pub fn apply(&mut self, req: ApplyRequest) -> Result<u64, Refusal> {
+        if let Some(v) = req.expected_version {
+            if v != self.version {
+                return Err(refuse(
+                    ErrorCode::VersionMismatch,
+                    format!(
+                        "table version is {}, the batch expected {v}; re-read the state and retry",
+                        self.version
+                    ),
+                ));
+            }
+        }
+        let mut next = self.config.clone();
+        for (i, ch) in req.changes.iter().enumerate() {
+            apply_change(&mut next, req.owner, ch).map_err(|r| {
+                refuse(
+                    r.code,
+                    format!("change {} ({}): {}", i + 1, change_name(ch), r.message),
+                )
+            })?;
+        }
+        validate(&next).map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        if next == self.config {
+            return Ok(self.version);
+        }
+
+        // Side effects, all or nothing.
+        if let Some(local) = &next.local {
+            self.ensure_local(&local.spec)
+                .map_err(|m| refuse(ErrorCode::Failed, m))?;
+        }
+        let old_ports: BTreeMap<PortNo, PortCfg> = self
+            .config
+            .ports
+            .values()
+            .map(|p| (p.no, p.clone()))
+            .collect();
+        let new_ports: BTreeMap<PortNo, &PortCfg> =
+            next.ports.values().map(|p| (p.no, p)).collect();
+        let removed: Vec<PortNo> = old_ports
+            .iter()
+            .filter(|(no, p)| new_ports.get(no).is_none_or(|q| q.spec != p.spec))
+            .map(|(no, _)| *no)
+            .collect();
+        let added: Vec<&PortCfg> = new_ports
+            .iter()
+            .filter(|(no, p)| old_ports.get(no).is_none_or(|q| q.spec != p.spec))
+            .map(|(_, p)| *p)
+            .collect();
+        // Devices that stay in use by an added port must not be destroyed with the old port.
+        let reused: BTreeSet<(String, String)> = added
+            .iter()
+            .map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()))
+            .collect();
+
+        let mut created: Vec<(PortNo, (PortRuntime, Vec<TapQueue>))> = Vec::new();
+        let local = next.local.as_ref().map(|l| l.spec.clone());
+        for p in &added {
+            let attached = match &local {
+                Some(l) => self.attach_port(l, p),
+                None => Err("the local node is not configured yet (set_local_node first)".into()),
+            };
+            match attached {
+                Ok(rt) => created.push((p.no, rt)),
+                Err(e) => {
+                    for ((_, (rt, _queues)), q) in created.into_iter().zip(&added) {
+                        let key = (q.spec.netns.clone(), q.spec.ifname().to_string());
+                        let existed = old_ports
+                            .values()
+                            .any(|o| (o.spec.netns.clone(), o.spec.ifname().to_string()) == key);
+                        self.destroy(rt, existed);
+                    }
+                    return Err(refuse(
+                        ErrorCode::Failed,
+                        format!("port {}: {e}", p.spec.name),
+                    ));
+                }
+            }
+        }
+        // A number both removed and added had its worker queues replaced by the new port's.
+        let added_nos: BTreeSet<PortNo> = added.iter().map(|p| p.no).collect();
+        let mut retired = Vec::new();
+        for no in &removed {
+            self.down.remove(no);
+            if let Some(rt) = self.runtime.remove(no) {
+                let key = old_ports
+                    .get(no)
+                    .map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()));
+                retired.push((rt, key.is_some_and(|k| reused.contains(&k))));
+            }
+            if !added_nos.contains(no) {
+                for w in &self.workers {
+                    w.send(Control::DelPort { no: *no });
+                }
+            }
+        }
+        for (no, (rt, queues)) in created {
+            self.give_queues(no, queues);
+            self.runtime.insert(no, rt);
+        }
+        self.config = next;
+        self.publish();
+        for (rt, keep) in retired {
+            self.destroy(rt, keep);
+        }
+        self.save();
+        Ok(self.version)
+    }
+
+    /// Stops the workers; TAPs stay (they are persistent) so pods keep their interfaces.
+    pub fn shutdown(&mut self) {
+        for w in &mut self.workers {
+            w.stop();
+        }
+    }
+
+    /// Resolves a flow's port reference: vxlan0, vxhost0, a pod port's name, or a number.
+    pub fn resolver(&self) -> impl Fn(&PortRef) -> Option<PortNo> + '_ {
+        move |p: &PortRef| match p {
+            PortRef::Number(n) if (*n as usize) < crate::counters::MAX_PORTS && *n > 0 => Some(*n),
+            PortRef::Number(_) => None,
+            PortRef::Name(name) => match name.as_str() {
+                TUNNEL_PORT_NAME => Some(PORT_TUNNEL),
+                HOST_PORT_NAME => Some(PORT_HOST),
+                other => self.config.ports.get(other).map(|p| p.no),
+            },
+        }
+    }
+
+    /// The underlay address, once configured.
+    pub fn vtep(&self) -> Option<IpAddr> {
+        self.underlay
+    }
+
+    /// Worker counters (for the metrics endpoint).
+    pub fn worker_counters(&self) -> Vec<Arc<crate::counters::WorkerCounters>> {
+        self.workers.iter().map(|w| w.counters.clone()).collect()
+    }
+
+    /// The state file in use, if any.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.cfg.state_file.as_deref()
+    }
+}

@@ -1,0 +1,272 @@
+//! Ports and the local node: TAPs created in pod namespaces, attached to the workers, restored after a restart; the underlay and masquerade.
+
+use super::*;
+
+impl Switch {
+    pub(super) fn tap_options(&self) -> TapOptions {
+        TapOptions {
+            vnet_hdr: self.cfg.offload,
+        }
+    }
+
+    /// Loads the state file, if any, and brings its configuration back.
+    pub fn restore(&mut self) -> Result<(), String> {
+        let Some(path) = self.cfg.state_file.clone() else {
+            return Ok(());
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
+        };
+        let saved: Config = serde_json::from_str(&text)
+            .map_err(|e| format!("state file {} is not valid: {e}", path.display()))?;
+        if let Some(local) = &saved.local {
+            self.ensure_local(&local.spec)?;
+        }
+        for p in saved.ports.values() {
+            let attached = match &saved.local {
+                Some(l) => self.attach_port(&l.spec, p),
+                None => Err("no local node in the state file".into()),
+            };
+            match attached {
+                Ok((rt, queues)) => {
+                    self.give_queues(p.no, queues);
+                    self.runtime.insert(p.no, rt);
+                }
+                Err(e) => {
+                    eprintln!("vxswitchd: port {} ({}) stays down: {e}", p.spec.name, p.no);
+                    self.down.insert(p.no, e);
+                }
+            }
+        }
+        self.config = saved;
+        self.publish();
+        eprintln!(
+            "vxswitchd: restored {} ports and {} nodes from {}",
+            self.config.ports.len(),
+            self.config.nodes.len(),
+            path.display()
+        );
+        Ok(())
+    }
+
+    /// Binds the underlay and creates the host port, once; a later identical call is a no-op.
+    pub(super) fn ensure_local(&mut self, l: &LocalNode) -> Result<(), String> {
+        if self.underlay == Some(l.vtep) {
+            return Ok(());
+        }
+        if self.underlay.is_some() {
+            return Err(
+                "the VTEP address of a running switch cannot change; restart vxswitchd".into(),
+            );
+        }
+        udp::check_port_free(l.vtep, self.cfg.vxlan_port)?;
+        let mut socks = Vec::new();
+        for _ in &self.workers {
+            socks.push(
+                udp::bind_underlay(l.vtep, self.cfg.vxlan_port).map_err(|e| {
+                    format!("cannot bind UDP {}:{}: {e}", l.vtep, self.cfg.vxlan_port)
+                })?,
+            );
+        }
+        if self.cfg.udp_zero_csum && l.vtep.is_ipv4() {
+            // Replies from the receive sockets are never sent; the source-port sockets carry
+            // the setting. Nothing to do here.
+        }
+        // The host port: vxhost0 in the node's own namespace, holding the gateway address.
+        let gw = l.gateway();
+        let n = self.workers.len();
+        let opts = self.tap_options();
+        let (hmac, mtu, subnet, cluster) = (host_mac(gw), l.pod_mtu(), l.subnet, l.cluster_network);
+        let masquerade = self.cfg.masquerade;
+        let tap = self
+            .netns
+            .run(None, move || {
+                let tap = Tap::open(HOST_PORT_NAME, n, opts)?;
+                tap.control.set_persist(true)?;
+                let _ = std::fs::write(
+                    format!("/proc/sys/net/ipv6/conf/{HOST_PORT_NAME}/disable_ipv6"),
+                    "1",
+                );
+                let mac = hmac.to_string();
+                let mtu = mtu.to_string();
+                run_cmd(
+                    "ip",
+                    &[
+                        "link",
+                        "set",
+                        "dev",
+                        HOST_PORT_NAME,
+                        "address",
+                        &mac,
+                        "mtu",
+                        &mtu,
+                        "up",
+                    ],
+                )?;
+                let addr = format!("{gw}/{}", subnet.prefix());
+                run_cmd("ip", &["addr", "replace", &addr, "dev", HOST_PORT_NAME])?;
+                run_cmd(
+                    "ip",
+                    &[
+                        "route",
+                        "replace",
+                        &cluster.to_string(),
+                        "dev",
+                        HOST_PORT_NAME,
+                    ],
+                )?;
+                if masquerade {
+                    install_masquerade(cluster)?;
+                }
+                Ok(tap)
+            })
+            .map_err(|e| format!("cannot set up {HOST_PORT_NAME}: {e}"))?;
+        for (w, (sock, q)) in self.workers.iter().zip(socks.into_iter().zip(tap.queues)) {
+            w.send(Control::Underlay {
+                vtep: l.vtep,
+                socket: sock,
+            });
+            w.send(Control::AddPort {
+                no: PORT_HOST,
+                queue: q,
+            });
+        }
+        self.runtime.insert(
+            PORT_HOST,
+            PortRuntime {
+                device: HOST_PORT_NAME.into(),
+                netns: None,
+                control: Some(tap.control),
+            },
+        );
+        self.underlay = Some(l.vtep);
+        eprintln!(
+            "vxswitchd: underlay on {}:{} ({} workers), {HOST_PORT_NAME} holds {gw}",
+            l.vtep,
+            self.cfg.vxlan_port,
+            self.workers.len()
+        );
+        Ok(())
+    }
+
+    /// Creates (or re-attaches) a pod's TAP and hands its queues to the workers.
+    pub(super) fn attach_port(
+        &self,
+        local: &LocalNode,
+        p: &PortCfg,
+    ) -> Result<(PortRuntime, Vec<TapQueue>), String> {
+        let ns = netns_path(&p.spec.netns);
+        let ifname = p.spec.ifname().to_string();
+        let n = self.workers.len();
+        let opts = self.tap_options();
+        let ifn = ifname.clone();
+        let exists = self
+            .netns
+            .run(Some(&ns), move || Ok(if_index(&ifn).is_some()))
+            .map_err(|e| e.to_string())?;
+        let tap = if exists {
+            // A restarted switch finds the pod's persistent TAP and attaches to it again.
+            let ifn = ifname.clone();
+            self.netns
+                .run(Some(&ns), move || {
+                    Tap::open(&ifn, n, opts).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("{ifn} exists in the pod and is not a vxswitch TAP ({e})"),
+                        )
+                    })
+                })
+                .map_err(|e| e.to_string())?
+        } else {
+            let tmp = format!("vxt{}", p.no);
+            let nsd = ns.display().to_string();
+            let ifn = ifname.clone();
+            self.netns
+                .run(None, move || {
+                    let tap = Tap::open(&tmp, n, opts)?;
+                    tap.control.set_persist(true)?;
+                    if let Err(e) = run_cmd(
+                        "ip",
+                        &["link", "set", "dev", &tmp, "netns", &nsd, "name", &ifn],
+                    ) {
+                        let _ = tap.control.set_persist(false);
+                        return Err(e);
+                    }
+                    Ok(tap)
+                })
+                .map_err(|e| e.to_string())?
+        };
+        tap.control.set_persist(true).map_err(|e| e.to_string())?;
+        // Address the pod: MAC, MTU, address, default route via the gateway.
+        let mac = p.spec.mac.to_string();
+        let mtu = p.spec.mtu.unwrap_or(local.pod_mtu()).to_string();
+        let addr = format!("{}/{}", p.spec.ip, local.subnet.prefix());
+        let gw = local.gateway().to_string();
+        let ifn = ifname.clone();
+        let configured = self.netns.run(Some(&ns), move || {
+            run_cmd(
+                "ip",
+                &[
+                    "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
+                ],
+            )?;
+            run_cmd("ip", &["addr", "replace", &addr, "dev", &ifn])?;
+            run_cmd(
+                "ip",
+                &["route", "replace", "default", "via", &gw, "dev", &ifn],
+            )?;
+            Ok(())
+        });
+        if let Err(e) = configured {
+            if !exists {
+                let _ = tap.control.set_persist(false);
+            }
+            return Err(e.to_string());
+        }
+        Ok((
+            PortRuntime {
+                device: ifname,
+                netns: Some(ns),
+                control: Some(tap.control),
+            },
+            tap.queues,
+        ))
+    }
+
+    /// Hands one queue to each worker.
+    pub(super) fn give_queues(&self, no: PortNo, queues: Vec<TapQueue>) {
+        for (w, q) in self.workers.iter().zip(queues) {
+            w.send(Control::AddPort { no, queue: q });
+        }
+    }
+
+    /// Removes a port's TAP (unless another port now uses the same device).
+    pub(super) fn destroy(&mut self, mut rt: PortRuntime, keep_device: bool) {
+        if let Some(control) = rt.control.take() {
+            if !keep_device {
+                let _ = control.set_persist(false);
+            }
+            // Closing the last queue removes a non-persistent device.
+            drop(control);
+        }
+        let _ = rt.netns;
+    }
+}
+
+/// Pod traffic leaving the cluster through the node's stack gets the node's address, as
+/// OpenShift-SDN's masquerade rule did: table `ip vxswitch`, replaced whole on every start.
+fn install_masquerade(cluster: Ipv4Cidr) -> io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    let _ = run_cmd("nft", &["delete", "table", "ip", "vxswitch"]);
+    run_cmd("nft", &["add", "table", "ip", "vxswitch"])?;
+    run_cmd(
+        "nft",
+        &["add chain ip vxswitch postrouting { type nat hook postrouting priority 100 ; }"],
+    )?;
+    let rule = format!(
+        "add rule ip vxswitch postrouting ip saddr {cluster} ip daddr != {cluster} oifname != \"{HOST_PORT_NAME}\" masquerade"
+    );
+    run_cmd("nft", &[&rule])
+}
