@@ -88,6 +88,9 @@ reasons! {
         TableMiss => "table_miss",
         /// resubmit / goto_table chains deeper than 64.
         ResubmitDepth => "resubmit_depth",
+        /// VXLAN whose outer ECN is CE around a Not-ECT inner packet (RFC 6040 section 4.2:
+        /// the congestion mark cannot be passed on; Linux counts it as an rx error).
+        EcnCeNotEct => "ecn_ce_not_ect",
     }
 }
 
@@ -114,7 +117,8 @@ reasons! {
         GroSegments => "udp_gro_segments",
         /// UDP GSO sends.
         GsoSends => "udp_gso_sends",
-        /// A GSO send failed; the worker sends one datagram per call from then on.
+        /// A GSO send failed; the worker sends one datagram per call for a second, then tries
+        /// GSO again.
         GsoFallback => "udp_gso_fallback",
         /// Frames from TAPs (not super-frames) sent together, several per UDP GSO send.
         GsoBatched => "udp_gso_batched_frames",
@@ -132,6 +136,13 @@ reasons! {
         Captured => "captured",
         /// Frames a capture could not take (its ring was full).
         CaptureLost => "capture_lost",
+        /// An underlay send failed with EMSGSIZE (larger than the path MTU; it was not sent,
+        /// nor fragmented): the path MTU is read again and pods get ICMP frag-needed.
+        UnderlayMsgSize => "underlay_emsgsize",
+        /// The path MTU to a VTEP was read from the kernel after an EMSGSIZE.
+        PathMtuLearned => "path_mtu_learned",
+        /// UDP GSO turned back on after a failure turned it off for a while.
+        GsoRetried => "udp_gso_retries",
     }
 }
 

@@ -18,6 +18,7 @@ pub mod io;
 pub mod metrics;
 pub mod offload;
 pub mod pipeline;
+pub mod pmtu;
 pub mod sample;
 pub mod server;
 pub mod switch;

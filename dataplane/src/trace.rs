@@ -283,7 +283,7 @@ pub fn run(
         .iter()
         .map(|(a, f)| match a {
             Action::Output(n) => format!("output to port {n} ({})", name(*n)),
-            Action::Encap { node, src_port } => {
+            Action::Encap { node, src_port, .. } => {
                 let vni = if f.len() >= 8 {
                     u32::from_be_bytes([0, f[4], f[5], f[6]])
                 } else {

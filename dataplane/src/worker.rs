@@ -22,11 +22,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::buf::{BufPool, PacketBuf};
 use crate::capture::CaptureTap;
 use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
-use crate::fib::{FibReader, PortNo, Tables};
+use crate::fib::{FibReader, NodeIdx, PortNo, Tables};
 use crate::io::tap::TapQueue;
-use crate::io::udp::{self, SrcPorts};
+use crate::io::udp::{self, SendMeta, SrcPorts};
 use crate::offload::{self, Coalescer, Offer};
 use crate::pipeline::{Action, Pipeline, PipelineConfig, Sink};
+use crate::pmtu::PathMtus;
 use crate::wire::vnet::{self, VnetHdr};
 
 /// Frames handled per source before the worker looks at the next ready source.
@@ -35,6 +36,12 @@ pub const BATCH: usize = quinn_udp::BATCH_SIZE;
 const WAKER: Token = Token(0);
 const UNDERLAY: Token = Token(1);
 const TAP_BASE: usize = 16;
+
+/// After a failed UDP GSO send, the worker sends one datagram per call for this long, then
+/// tries GSO again (a transient failure must not cost GSO for good).
+const GSO_RETRY_MS: u64 = 1000;
+/// Most path-MTU reads per worker after EMSGSIZE: one per this many milliseconds.
+const PMTU_PROBE_MS: u64 = 100;
 
 /// Settings of a worker.
 #[derive(Debug, Clone)]
@@ -110,6 +117,7 @@ pub fn spawn(cfg: WorkerConfig, fib: FibReader) -> io::Result<WorkerHandle> {
         gro: Coalescer::default(),
         gso_out: vec![0u8; 65536 + 4096].into_boxed_slice(),
         gso_ok: true,
+        gso_retry_at: 0,
         batch: TxBatch::new(),
         stop: false,
     };
@@ -132,6 +140,11 @@ struct Underlay {
     sock: UdpSocket,
     state: quinn_udp::UdpSocketState,
     src: SrcPorts,
+    /// The learned path MTUs (the pipeline reads them; sends that fail with EMSGSIZE update
+    /// them).
+    pmtu: Arc<PathMtus>,
+    /// When this worker last read a path MTU from the kernel (milliseconds).
+    last_probe_ms: u64,
 }
 
 struct Worker {
@@ -149,8 +162,10 @@ struct Worker {
     gro: Coalescer,
     /// Segments of a super-frame on their way to one GSO send.
     gso_out: Box<[u8]>,
-    /// UDP GSO works (turned off for good after the first failure).
+    /// UDP GSO works (turned off for [`GSO_RETRY_MS`] after a failure).
     gso_ok: bool,
+    /// When to try GSO again after a failure (milliseconds; 0: not yet scheduled).
+    gso_retry_at: u64,
     /// Encapsulated frames waiting to leave together in one UDP GSO send.
     batch: TxBatch,
     stop: bool,
@@ -285,6 +300,9 @@ impl Worker {
         let state = quinn_udp::UdpSocketState::new((&sock).into())?;
         // quinn-udp turns GRO on when it can; honour the offload setting.
         let _ = udp::set_gro(&sock, self.cfg.gro);
+        // quinn-udp asks for IP_PMTUDISC_PROBE (DF, but the interface MTU rather than the
+        // path's): the VTEP wants the path's, so oversize sends fail with EMSGSIZE.
+        udp::set_dont_fragment(std::os::fd::AsFd::as_fd(&sock), vtep.is_ipv6())?;
         let fd = sock.as_raw_fd();
         self.poll
             .registry()
@@ -296,6 +314,8 @@ impl Worker {
             sock,
             state,
             src,
+            pmtu: p.pmtu.clone(),
+            last_probe_ms: 0,
         })
     }
 
@@ -310,6 +330,7 @@ impl Worker {
                 self.ready.clear();
                 return;
             };
+            self.retry_gso();
             let mut i = 0;
             while i < self.ready.len() {
                 self.pipeline.set_now_ms(crate::clock::now_ms());
@@ -336,6 +357,21 @@ impl Worker {
             if !self.ready.is_empty() {
                 self.control();
             }
+        }
+    }
+
+    /// Turns UDP GSO back on a while after a failure turned it off (counted).
+    fn retry_gso(&mut self) {
+        if self.gso_ok || !self.cfg.gro {
+            return;
+        }
+        let now = crate::clock::now_ms();
+        if self.gso_retry_at == 0 {
+            self.gso_retry_at = now + GSO_RETRY_MS;
+        } else if now >= self.gso_retry_at {
+            self.gso_ok = true;
+            self.gso_retry_at = 0;
+            self.counters.event(Event::GsoRetried);
         }
     }
 
@@ -460,7 +496,8 @@ impl Worker {
                     tx.capture
                         .record(tx.c, PORT_TUNNEL, true, buf.frame(), Some(m.addr));
                 }
-                pipeline.from_tunnel(t, tx.c, m.addr, local, buf, &mut tx);
+                let ecn = m.ecn.map_or(0, |e| e as u8);
+                pipeline.from_tunnel_ecn(t, tx.c, m.addr, local, ecn, buf, &mut tx);
                 off += len;
             }
         }
@@ -583,12 +620,24 @@ impl Sink for Tx<'_> {
                 let hdr = buf.vnet;
                 self.write_tap(no, hdr, buf);
             }
-            Action::Encap { node, src_port } => {
+            Action::Encap {
+                node,
+                src_port,
+                tos,
+                ttl,
+            } => {
                 let (Some(u), Some(n)) = (self.underlay.as_deref_mut(), t.node(node)) else {
                     c.drop(DropReason::NotConfigured);
                     return;
                 };
                 let dst = SocketAddr::new(n.vtep, self.cfg.vxlan_port);
+                let to = Dest {
+                    dst,
+                    node,
+                    src_port,
+                    tos,
+                    ttl,
+                };
                 if self.capture.wants(PORT_TUNNEL) {
                     self.capture
                         .record(c, PORT_TUNNEL, false, buf.frame(), Some(dst));
@@ -604,11 +653,11 @@ impl Sink for Tx<'_> {
                 // Frames with offloads on join the pending GSO batch when they can; anything
                 // else first sends what is pending, so a flow's frames keep their order.
                 if self.cfg.gro && *self.gso_ok && !super_frame {
-                    if self.batch.add(dst, src_port, buf.frame()) {
+                    if self.batch.add(to, buf.frame()) {
                         return;
                     }
                     flush_batch(self.batch, Some(&mut *u), c, self.gso_ok);
-                    if *self.gso_ok && self.batch.add(dst, src_port, buf.frame()) {
+                    if *self.gso_ok && self.batch.add(to, buf.frame()) {
                         return;
                     }
                 } else {
@@ -622,17 +671,22 @@ impl Sink for Tx<'_> {
                     }
                 };
                 if super_frame {
-                    send_segmented(c, sock, dst, buf, self.gso_out, self.gso_ok);
+                    let failed = send_segmented(c, sock, to, buf, self.gso_out, self.gso_ok);
+                    if failed {
+                        learn_path_mtu(c, u, to);
+                    }
                     return;
                 }
-                match sock.send_to(buf.frame(), dst) {
+                let meta = to.meta(None);
+                match udp::send_meta(sock, buf.frame(), dst, meta) {
                     Ok(_) => {
                         c.tx(PORT_TUNNEL, buf.len());
                         c.event(Event::Encapsulated);
                     }
-                    Err(_) => {
-                        c.tx_error(PORT_TUNNEL);
-                        c.drop(DropReason::TxError);
+                    Err(e) => {
+                        if send_failed(c, &e) {
+                            learn_path_mtu(c, u, to);
+                        }
                     }
                 }
             }
@@ -656,8 +710,8 @@ struct TxBatch {
     len: usize,
     seg: usize,
     count: usize,
-    dst: Option<SocketAddr>,
-    src_port: u16,
+    /// Where the frames go and how (all of a batch leave with one outer TOS and TTL).
+    to: Option<Dest>,
     /// A shorter frame ended the batch.
     closed: bool,
 }
@@ -669,28 +723,25 @@ impl TxBatch {
             len: 0,
             seg: 0,
             count: 0,
-            dst: None,
-            src_port: 0,
+            to: None,
             closed: false,
         }
     }
 
     /// Appends `frame` (a VXLAN header and the inner frame) if it can leave in the same send
     /// as what is pending; `false` when it cannot.
-    fn add(&mut self, dst: SocketAddr, src_port: u16, frame: &[u8]) -> bool {
+    fn add(&mut self, to: Dest, frame: &[u8]) -> bool {
         let n = frame.len();
         if n == 0 || n > self.bytes.len() - self.len {
             return false;
         }
         if self.count == 0 {
-            self.dst = Some(dst);
-            self.src_port = src_port;
+            self.to = Some(to);
             self.seg = n;
             self.closed = false;
         } else if self.closed
             || self.count == MAX_GSO_SEGMENTS
-            || self.dst != Some(dst)
-            || self.src_port != src_port
+            || self.to != Some(to)
             || n > self.seg
         {
             return false;
@@ -705,7 +756,57 @@ impl TxBatch {
     fn clear(&mut self) {
         self.len = 0;
         self.count = 0;
-        self.dst = None;
+        self.to = None;
+    }
+}
+
+/// Where an encapsulated frame goes and how: the VTEP (address and node index), the outer
+/// source port, TOS and TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dest {
+    dst: SocketAddr,
+    node: NodeIdx,
+    src_port: u16,
+    tos: u8,
+    ttl: u8,
+}
+
+impl Dest {
+    fn meta(self, segment: Option<u16>) -> SendMeta {
+        SendMeta {
+            tos: self.tos,
+            ttl: self.ttl,
+            segment,
+        }
+    }
+}
+
+/// Counts a failed underlay send (the frame is dropped); `true` when it failed for being
+/// larger than the path MTU (EMSGSIZE: with DF set nothing is fragmented).
+fn send_failed(c: &WorkerCounters, e: &io::Error) -> bool {
+    c.tx_error(PORT_TUNNEL);
+    if e.raw_os_error() == Some(libc::EMSGSIZE) {
+        c.event(Event::UnderlayMsgSize);
+        c.drop(DropReason::Mtu);
+        true
+    } else {
+        c.drop(DropReason::TxError);
+        false
+    }
+}
+
+/// After an EMSGSIZE toward `to`: reads the path MTU to that VTEP from the kernel (at most
+/// once per [`PMTU_PROBE_MS`] per worker) and records it, so the pipeline answers the pods
+/// with ICMP frag-needed from the next packet on.
+fn learn_path_mtu(c: &WorkerCounters, u: &mut Underlay, to: Dest) {
+    let now = crate::clock::now_ms();
+    if u.last_probe_ms != 0 && now < u.last_probe_ms + PMTU_PROBE_MS {
+        return;
+    }
+    u.last_probe_ms = now.max(1);
+    if let Ok(mtu) = udp::path_mtu(u.local, to.dst) {
+        u.pmtu.set(to.node, to.dst.ip(), mtu);
+        c.event(Event::PathMtuLearned);
     }
 }
 
@@ -715,7 +816,7 @@ fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gs
     if b.count == 0 {
         return;
     }
-    let (Some(dst), Some(u)) = (b.dst, u) else {
+    let (Some(to), Some(u)) = (b.to, u) else {
         // The underlay went away with frames pending.
         for _ in 0..b.count {
             c.drop(DropReason::NotConfigured);
@@ -723,14 +824,16 @@ fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gs
         b.clear();
         return;
     };
-    let sock = match u.src.get(b.src_port) {
+    let dst = to.dst;
+    let sock = match u.src.get(to.src_port) {
         Some(s) => s,
         None => &u.sock,
     };
     let bytes = &b.bytes[..b.len];
     let mut sent = false;
+    let mut too_big = false;
     if *gso_ok && b.count > 1 {
-        match udp::send_gso(sock, bytes, dst, b.seg as u16) {
+        match udp::send_meta(sock, bytes, dst, to.meta(Some(b.seg as u16))) {
             Ok(_) => {
                 c.event(Event::GsoSends);
                 c.event_n(Event::GsoBatched, b.count as u64);
@@ -750,42 +853,45 @@ fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gs
         c.event_n(Event::Encapsulated, b.count as u64);
     } else {
         for seg in bytes.chunks(b.seg) {
-            match sock.send_to(seg, dst) {
+            match udp::send_meta(sock, seg, dst, to.meta(None)) {
                 Ok(_) => {
                     c.tx(PORT_TUNNEL, seg.len());
                     c.event(Event::Encapsulated);
                 }
-                Err(_) => {
-                    c.tx_error(PORT_TUNNEL);
-                    c.drop(DropReason::TxError);
-                }
+                Err(e) => too_big |= send_failed(c, &e),
             }
         }
     }
     b.clear();
+    if too_big {
+        learn_path_mtu(c, u, to);
+    }
 }
 
 /// A TCP super-frame from a TAP, encapsulated: cut into MSS-sized segments with complete
 /// checksums, each behind a copy of the VXLAN header, and sent in as few UDP GSO sends as the
-/// limits allow (64 segments, 65,507 bytes of payload per send).
+/// limits allow (64 segments, 65,507 bytes of payload per send). Returns `true` when a send
+/// failed with EMSGSIZE (segments larger than the path MTU).
 fn send_segmented(
     c: &WorkerCounters,
     sock: &UdpSocket,
-    dst: SocketAddr,
+    to: Dest,
     buf: &PacketBuf,
     out: &mut [u8],
     gso_ok: &mut bool,
-) {
+) -> bool {
+    let dst = to.dst;
+    let mut too_big = false;
     let f = buf.frame();
     if f.len() < VXLAN_HDR {
         c.drop(DropReason::Malformed);
-        return;
+        return false;
     }
     let (prefix, frame) = f.split_at(VXLAN_HDR);
     let mss = buf.vnet.gso_size as usize;
     let Some(lay) = offload::tcp_layout(frame) else {
         c.drop(DropReason::Malformed);
-        return;
+        return false;
     };
     let unit = VXLAN_HDR + lay.hdr_len + mss;
     let per_send = (65_507 / unit).clamp(1, 64);
@@ -795,19 +901,20 @@ fn send_segmented(
     while k < total {
         let Some(w) = offload::segment_tcp(frame, mss, prefix, k, per_send, out) else {
             c.drop(DropReason::Malformed);
-            return;
+            return too_big;
         };
         let n = per_send.min(total - k);
         let mut sent = false;
         if *gso_ok && n > 1 {
-            match udp::send_gso(sock, &out[..w], dst, unit as u16) {
+            match udp::send_meta(sock, &out[..w], dst, to.meta(Some(unit as u16))) {
                 Ok(_) => {
                     c.event(Event::GsoSends);
                     sent = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    // No GSO here (or not with this socket's settings): one by one from now on.
+                    // No GSO here (or not with this socket's settings, or segments larger
+                    // than the path MTU): one by one until the worker tries GSO again.
                     *gso_ok = false;
                     c.event(Event::GsoFallback);
                 }
@@ -820,45 +927,49 @@ fn send_segmented(
         } else {
             for i in 0..n {
                 let seg = &out[i * unit..((i + 1) * unit).min(w)];
-                match sock.send_to(seg, dst) {
+                match udp::send_meta(sock, seg, dst, to.meta(None)) {
                     Ok(_) => c.tx(PORT_TUNNEL, seg.len()),
-                    Err(_) => {
-                        c.tx_error(PORT_TUNNEL);
-                        c.drop(DropReason::TxError);
-                    }
+                    Err(e) => too_big |= send_failed(c, &e),
                 }
             }
         }
         c.event_n(Event::Encapsulated, n as u64);
         k += n;
     }
+    too_big
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn dst(last: u8) -> SocketAddr {
-        SocketAddr::from(([198, 51, 100, last], 4789))
+    fn dst(last: u8, src_port: u16) -> Dest {
+        Dest {
+            dst: SocketAddr::from(([198, 51, 100, last], 4789)),
+            node: last as NodeIdx,
+            src_port,
+            tos: 0,
+            ttl: 64,
+        }
     }
 
     #[test]
     fn a_batch_takes_equal_frames_for_one_destination_and_one_shorter_last() {
         let mut b = TxBatch::new();
-        assert!(b.add(dst(2), 50000, &[1; 100]));
-        assert!(b.add(dst(2), 50000, &[2; 100]));
-        assert!(!b.add(dst(3), 50000, &[3; 100]), "another VTEP");
-        assert!(!b.add(dst(2), 50001, &[3; 100]), "another source port");
+        assert!(b.add(dst(2, 50000), &[1; 100]));
+        assert!(b.add(dst(2, 50000), &[2; 100]));
+        assert!(!b.add(dst(3, 50000), &[3; 100]), "another VTEP");
+        assert!(!b.add(dst(2, 50001), &[3; 100]), "another source port");
         assert!(
-            !b.add(dst(2), 50000, &[3; 101]),
+            !b.add(dst(2, 50000), &[3; 101]),
             "longer than the segment size"
         );
         assert!(
-            b.add(dst(2), 50000, &[4; 60]),
+            b.add(dst(2, 50000), &[4; 60]),
             "a shorter frame ends the batch"
         );
         assert!(
-            !b.add(dst(2), 50000, &[5; 60]),
+            !b.add(dst(2, 50000), &[5; 60]),
             "nothing after a shorter frame"
         );
         assert_eq!((b.count, b.seg, b.len), (3, 100, 260));
@@ -869,26 +980,44 @@ mod tests {
         assert_eq!(segs[2], &[4; 60][..]);
         b.clear();
         assert!(
-            b.add(dst(3), 50001, &[6; 80]),
+            b.add(dst(3, 50001), &[6; 80]),
             "an empty batch takes anything"
         );
+    }
+
+    #[test]
+    fn a_batch_leaves_with_one_outer_tos_and_ttl() {
+        let mut b = TxBatch::new();
+        assert!(b.add(dst(2, 50000), &[1; 100]));
+        let ect0 = Dest {
+            tos: 0x02,
+            ..dst(2, 50000)
+        };
+        assert!(!b.add(ect0, &[2; 100]), "another outer TOS (ECN) ends it");
+        let ttl = Dest {
+            ttl: 63,
+            ..dst(2, 50000)
+        };
+        assert!(!b.add(ttl, &[2; 100]), "another outer TTL ends it");
+        assert!(b.add(dst(2, 50000), &[3; 100]));
+        assert_eq!(b.count, 2);
     }
 
     #[test]
     fn a_batch_stops_at_64_segments_and_at_the_udp_size_limit() {
         let mut b = TxBatch::new();
         for _ in 0..MAX_GSO_SEGMENTS {
-            assert!(b.add(dst(2), 50000, &[0; 64]));
+            assert!(b.add(dst(2, 50000), &[0; 64]));
         }
-        assert!(!b.add(dst(2), 50000, &[0; 64]));
+        assert!(!b.add(dst(2, 50000), &[0; 64]));
         let mut b = TxBatch::new();
         let mut n = 0;
-        while b.add(dst(2), 50000, &[0; 9000]) {
+        while b.add(dst(2, 50000), &[0; 9000]) {
             n += 1;
         }
         assert_eq!(n, MAX_UDP_PAYLOAD / 9000);
         assert!(
-            !TxBatch::new().add(dst(2), 50000, &[]),
+            !TxBatch::new().add(dst(2, 50000), &[]),
             "empty frames are not sent"
         );
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::{ArgAction, Parser};
+use dataplane::pipeline::{OuterTos, OuterTtl};
 use dataplane::server::{self, Access};
 use dataplane::switch::{Switch, SwitchConfig};
 
@@ -18,7 +19,14 @@ Examples:
   vxswitchd                                  # defaults: /run/vxswitch/vxswitchd.sock, port 4789
   vxswitchd --vxlan-port 8472                # talk to Linux/flannel's default port
   vxswitchd --workers 2 --pin --busy-poll    # dedicated cores
-  vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl";
+  vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl
+  vxswitchd --tos inherit --ttl inherit      # outer DSCP and TTL copied from the pod's packet
+
+On the wire: the outer ECN field always follows the inner packet (RFC 6040; CE is sent as
+ECT(0)), and a CE mark arriving on the outer header is passed to the inner one. Every VXLAN
+packet leaves with DF set and is never fragmented (RFC 7348 section 4.3): the switch learns
+the path MTU to each VTEP (the route's `mtu`, or ICMP frag-needed the node received) and
+answers pod packets that no longer fit with ICMP frag-needed carrying path MTU - 50.";
 
 /// The vxswitch daemon: a userspace VXLAN switch for pod networks.
 #[derive(Parser, Debug)]
@@ -67,6 +75,16 @@ struct Args {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9110); off when not given.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<std::net::SocketAddr>,
+    /// Outer DSCP of VXLAN packets: `inherit` copies the pod packet's DSCP (as Linux's
+    /// `ip link add ... type vxlan tos inherit`), or a TOS byte (0-255, `0x` for hex, e.g.
+    /// 0xb8 for DSCP EF) whose six DSCP bits are used. The two ECN bits always follow the pod
+    /// packet, whatever this says.
+    #[arg(long, default_value = "0", value_name = "inherit|TOS", value_parser = parse_tos)]
+    tos: OuterTos,
+    /// Outer TTL of VXLAN packets: 1-255, or `inherit` to copy the pod packet's TTL (hop
+    /// limit) after routing (64 for non-IP frames), as Linux's `ttl inherit`.
+    #[arg(long, default_value = "64", value_name = "N|inherit", value_parser = parse_ttl)]
+    ttl: OuterTtl,
     /// Do not save or restore the configuration.
     #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
     no_state: bool,
@@ -88,6 +106,34 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("{s:?}: need 1 <= MIN <= MAX"));
     }
     Ok((a, b))
+}
+
+fn parse_byte(s: &str) -> Result<u8, String> {
+    let s = s.trim();
+    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    v.map_err(|_| format!("{s:?} is not a number from 0 to 255"))
+}
+
+fn parse_tos(s: &str) -> Result<OuterTos, String> {
+    if s == "inherit" {
+        return Ok(OuterTos::Inherit);
+    }
+    parse_byte(s)
+        .map(OuterTos::Fixed)
+        .map_err(|e| format!("{e}; expected `inherit` or a TOS byte such as 0xb8"))
+}
+
+fn parse_ttl(s: &str) -> Result<OuterTtl, String> {
+    if s == "inherit" {
+        return Ok(OuterTtl::Inherit);
+    }
+    match parse_byte(s) {
+        Ok(0) | Err(_) => Err(format!("{s:?}: expected `inherit` or a TTL from 1 to 255")),
+        Ok(v) => Ok(OuterTtl::Fixed(v)),
+    }
 }
 
 fn main() -> ExitCode {
@@ -134,6 +180,8 @@ fn run(args: Args) -> Result<(), String> {
         offload: args.offload == "on",
         masquerade: args.masquerade,
         state_file,
+        tos: args.tos,
+        ttl: args.ttl,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,6 +8,11 @@
 //! from the port it is bound to, so each worker keeps a table of sockets bound to source ports
 //! of the configured range, opened the first time a flow hashes to that port (one syscall per
 //! new port, never per packet).
+//!
+//! RFC 7348 section 4.3: a VTEP must not fragment its VXLAN packets. Every underlay socket
+//! sends with DF (`IP_PMTUDISC_DO`, or `IPV6_DONTFRAG` on an IPv6 underlay), so a datagram
+//! larger than the path MTU fails with `EMSGSIZE` instead of leaving in fragments; the path
+//! MTU is then read from a socket connected to the VTEP ([`path_mtu`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -34,7 +39,132 @@ fn new_socket(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
         s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;
+    set_dont_fragment(s.as_fd(), addr.is_ipv6())?;
     Ok(s)
+}
+
+/// Sends with DF and never fragments locally: a send larger than the path MTU fails with
+/// `EMSGSIZE` (`IP_PMTUDISC_DO`; on IPv6 `IPV6_PMTUDISC_DO` and `IPV6_DONTFRAG`).
+pub fn set_dont_fragment(fd: std::os::fd::BorrowedFd<'_>, ipv6: bool) -> io::Result<()> {
+    if ipv6 {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        )?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)
+    } else {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )
+    }
+}
+
+/// The path MTU from `local` to `vtep` as the kernel knows it (the route's MTU, lowered by
+/// ICMP frag-needed / packet-too-big it received): `IP_MTU` of a UDP socket connected to the
+/// VTEP. A few system calls: called when a node is added and after an `EMSGSIZE`, never per
+/// packet.
+pub fn path_mtu(local: Option<IpAddr>, vtep: SocketAddr) -> io::Result<u16> {
+    let domain = if vtep.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+    set_dont_fragment(s.as_fd(), vtep.is_ipv6())?;
+    if let Some(l) = local.filter(|l| l.is_ipv4() == vtep.is_ipv4()) {
+        // Port 0: any free port; only the route lookup matters.
+        s.bind(&SocketAddr::new(l, 0).into())?;
+    }
+    s.connect(&vtep.into())?;
+    let mtu = if vtep.is_ipv6() {
+        super::sys::getsockopt_int(s.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_MTU)?
+    } else {
+        super::sys::getsockopt_int(s.as_fd(), libc::IPPROTO_IP, libc::IP_MTU)?
+    };
+    Ok(mtu.clamp(0, u16::MAX as i32) as u16)
+}
+
+/// How a datagram leaves: the outer TOS (traffic class) and TTL (hop limit), and for a UDP
+/// GSO send the segment size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendMeta {
+    pub tos: u8,
+    pub ttl: u8,
+    /// `Some(size)`: the buffer is cut into datagrams of `size` bytes (UDP GSO).
+    pub segment: Option<u16>,
+}
+
+/// Sends `buf` to `dst` with one `sendmsg`, the outer TOS and TTL as control messages
+/// (`IP_TOS`/`IP_TTL`, or `IPV6_TCLASS`/`IPV6_HOPLIMIT`) and, for GSO, `UDP_SEGMENT`.
+pub fn send_meta(
+    sock: &UdpSocket,
+    buf: &[u8],
+    dst: SocketAddr,
+    meta: SendMeta,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let addr = socket2::SockAddr::from(dst);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for three control messages (two ints and a u16), 8-byte aligned.
+    let mut control = [0u64; 12];
+    let (level, tos_name, ttl_name) = if dst.is_ipv6() {
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, libc::IPV6_HOPLIMIT)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_TOS, libc::IP_TTL)
+    };
+    // SAFETY: CMSG_SPACE only computes sizes.
+    let (int_space, u16_space) = unsafe {
+        (
+            libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize,
+            libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize,
+        )
+    };
+    let space = 2 * int_space + if meta.segment.is_some() { u16_space } else { 0 };
+    debug_assert!(space <= std::mem::size_of_val(&control));
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value that we then fill in.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = addr.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points at `control` (96 bytes, 8-byte aligned), and msg_controllen
+    // (at most two int messages and one u16 message, 56 bytes) fits in it, so CMSG_FIRSTHDR
+    // and each CMSG_NXTHDR within those `space` bytes are non-null and every write through
+    // them and CMSG_DATA stays inside `control`.
+    unsafe {
+        let int_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = tos_name;
+        (*c).cmsg_len = int_len;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, meta.tos as i32);
+        let c = libc::CMSG_NXTHDR(&msg, c);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = ttl_name;
+        (*c).cmsg_len = int_len;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, meta.ttl as i32);
+        if let Some(seg) = meta.segment {
+            let c = libc::CMSG_NXTHDR(&msg, c);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg);
+        }
+    }
+    // SAFETY: every pointer in `msg` (address, iovec, control) refers to live locals or to
+    // `buf`, valid for the duration of the call.
+    let n = super::sys::cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) })?;
+    Ok(n as usize)
 }
 
 /// Binds a worker's receive socket on `vtep:port` (with `SO_REUSEPORT`).

@@ -16,9 +16,14 @@ impl Pipeline {
         };
         // MTU check for frames switched (not routed) toward a tunnel.
         let ip_len = on_wire_len(buf, buf.len().saturating_sub(ETH_LEN));
-        if ip_len > local.tunnel_mtu as usize {
+        let mtu = match t.node(node) {
+            Some(n) => self.cfg.pmtu.inner_mtu(node, n.vtep, local.tunnel_mtu),
+            None => local.tunnel_mtu,
+        };
+        if ip_len > mtu as usize {
             return Action::Drop(DropReason::Mtu);
         }
+        let (tos, ttl) = self.outer_tos_ttl(buf.frame());
         // VNID 0 (admin: the host port, admin pods) travels as VNI 0, so the receiving node
         // lets it reach every tenant.
         let src_port = self.src_port(buf.frame());
@@ -26,7 +31,32 @@ impl Pipeline {
             return Action::Drop(DropReason::Malformed);
         };
         VxlanRepr { vni }.emit(&mut VxlanPacket::new_unchecked(hdr));
-        Action::Encap { node, src_port }
+        Action::Encap {
+            node,
+            src_port,
+            tos,
+            ttl,
+        }
+    }
+
+    /// The outer TOS and TTL for an inner frame. The outer ECN field follows the inner one as
+    /// Linux's `INET_ECN_encapsulate` does (RFC 6040 normal mode: Not-ECT, ECT(1), ECT(0)
+    /// copied, CE sent as ECT(0)); the DSCP is fixed or inherited; the TTL fixed or inherited.
+    pub(super) fn outer_tos_ttl(&self, frame: &[u8]) -> (u8, u8) {
+        let (inner_tos, inner_ttl) = inner_tos_ttl(frame).unwrap_or((0, DEFAULT_TTL));
+        let dscp = match self.cfg.tos {
+            OuterTos::Inherit => inner_tos,
+            OuterTos::Fixed(v) => v,
+        } & !ECN_MASK;
+        let ecn = match inner_tos & ECN_MASK {
+            ECN_CE => ECN_ECT0,
+            e => e,
+        };
+        let ttl = match self.cfg.ttl {
+            OuterTtl::Inherit => inner_ttl,
+            OuterTtl::Fixed(v) => v,
+        };
+        (dscp | ecn, ttl.max(1))
     }
 
     /// Outer UDP source port: a hash of the inner flow, stable per flow (RFC 7348 section 5).
@@ -136,6 +166,22 @@ impl Pipeline {
                 None => Action::Drop(DropReason::NoRoute),
             },
         }
+    }
+}
+
+/// The TOS (traffic class) and TTL (hop limit) of the IP packet in an Ethernet frame.
+pub(super) fn inner_tos_ttl(frame: &[u8]) -> Option<(u8, u8)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    match eth.ethertype() {
+        EtherType::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            Some((ip.dscp_ecn(), ip.hop_limit()))
+        }
+        EtherType::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            Some((ip.traffic_class(), ip.hop_limit()))
+        }
+        _ => None,
     }
 }
 

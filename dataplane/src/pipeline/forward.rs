@@ -249,17 +249,12 @@ impl Pipeline {
         if ttl <= 1 {
             return self.icmp_error(t, c, local, ingress, buf, IcmpKind::TimeExceeded);
         }
-        if on_wire_len(buf, total_len) > local.tunnel_mtu as usize {
+        // The path MTU learned for this VTEP, when lower than the node-wide one.
+        let mtu = self.cfg.pmtu.inner_mtu(node, n.vtep, local.tunnel_mtu);
+        if on_wire_len(buf, total_len) > mtu as usize {
             let df = Ipv4Packet::new_unchecked(&buf.frame()[ETH_LEN..]).dont_frag();
             if df {
-                return self.icmp_error(
-                    t,
-                    c,
-                    local,
-                    ingress,
-                    buf,
-                    IcmpKind::FragNeeded(local.tunnel_mtu),
-                );
+                return self.icmp_error(t, c, local, ingress, buf, IcmpKind::FragNeeded(mtu));
             }
             return Action::Drop(DropReason::Mtu);
         }

@@ -30,7 +30,7 @@ impl Pipeline {
     }
 
     /// A UDP datagram from `src` received on the VXLAN port (VXLAN header + inner frame),
-    /// sent to `local`.
+    /// sent to `local`, its outer ECN field Not-ECT.
     pub fn from_tunnel(
         &mut self,
         t: &Tables,
@@ -40,10 +40,33 @@ impl Pipeline {
         buf: &mut PacketBuf,
         sink: &mut impl Sink,
     ) -> Action {
+        self.from_tunnel_ecn(t, c, src, local, ECN_NOT_ECT, buf, sink)
+    }
+
+    /// [`from_tunnel`](Self::from_tunnel) of a datagram whose outer header carried the ECN
+    /// field `outer_ecn`: after the VXLAN checks, RFC 6040's decapsulation table is applied
+    /// to the inner IP header (a CE mark reaches the inner packet; CE on a Not-ECT inner
+    /// packet is a drop, counted).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_tunnel_ecn(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        src: SocketAddr,
+        local: Option<IpAddr>,
+        outer_ecn: u8,
+        buf: &mut PacketBuf,
+        sink: &mut impl Sink,
+    ) -> Action {
         let vni = match self.decap(t, c, src, buf) {
             Ok(vni) => vni,
             Err(r) => return drop(c, r),
         };
+        if outer_ecn & ECN_MASK != ECN_NOT_ECT {
+            if let Err(r) = decap_ecn(buf, outer_ecn) {
+                return drop(c, r);
+            }
+        }
         let ingress = Ingress::Tunnel { vni };
         match &t.flows {
             Some(fs) => {
@@ -208,4 +231,68 @@ impl Pipeline {
         }
         Err(a)
     }
+}
+
+/// RFC 6040 section 4.2, the decapsulation table (inner, outer → result), as Linux's
+/// `INET_ECN_decapsulate`: `None` is a drop.
+///
+/// | inner \ outer | Not-ECT | ECT(0) | ECT(1) | CE   |
+/// |---------------|---------|--------|--------|------|
+/// | Not-ECT       | Not-ECT | Not-ECT| Not-ECT| drop |
+/// | ECT(0)        | ECT(0)  | ECT(0) | ECT(1) | CE   |
+/// | ECT(1)        | ECT(1)  | ECT(1) | ECT(1) | CE   |
+/// | CE            | CE      | CE     | CE     | CE   |
+pub fn ecn_decapsulate(inner: u8, outer: u8) -> Option<u8> {
+    let (inner, outer) = (inner & ECN_MASK, outer & ECN_MASK);
+    match (inner, outer) {
+        (ECN_NOT_ECT, ECN_CE) => None,
+        (ECN_NOT_ECT, _) => Some(ECN_NOT_ECT),
+        (_, ECN_CE) => Some(ECN_CE),
+        (ECN_ECT0, ECN_ECT1) => Some(ECN_ECT1),
+        (i, _) => Some(i),
+    }
+}
+
+/// Applies [`ecn_decapsulate`] to the inner IPv4 (header checksum updated) or IPv6 header of
+/// the frame in `buf`; other frames pass unchanged.
+pub(super) fn decap_ecn(buf: &mut PacketBuf, outer: u8) -> Result<(), DropReason> {
+    let frame = buf.frame_mut();
+    let ethertype = match EthernetFrame::new_checked(&frame[..]) {
+        Ok(eth) => eth.ethertype(),
+        Err(_) => return Ok(()),
+    };
+    match ethertype {
+        EtherType::Ipv4 => {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return Ok(());
+            };
+            let tos = ip.dscp_ecn();
+            let ecn = ecn_decapsulate(tos, outer).ok_or(DropReason::EcnCeNotEct)?;
+            if ecn != tos & ECN_MASK {
+                // Version/IHL and TOS form the header's first 16-bit word: patch the checksum
+                // incrementally (RFC 1624), so a damaged header stays damaged.
+                let ver_ihl = (ip.version() << 4) | (ip.header_len() / 4) as u8;
+                let new_tos = (tos & !ECN_MASK) | ecn;
+                let sum = checksum::update16(
+                    ip.checksum(),
+                    u16::from_be_bytes([ver_ihl, tos]),
+                    u16::from_be_bytes([ver_ihl, new_tos]),
+                );
+                ip.set_dscp_ecn(new_tos);
+                ip.set_checksum(sum);
+            }
+        }
+        EtherType::Ipv6 => {
+            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return Ok(());
+            };
+            let tc = ip.traffic_class();
+            let ecn = ecn_decapsulate(tc, outer).ok_or(DropReason::EcnCeNotEct)?;
+            if ecn != tc & ECN_MASK {
+                ip.set_traffic_class((tc & !ECN_MASK) | ecn);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

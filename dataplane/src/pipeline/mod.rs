@@ -20,6 +20,7 @@
 //! - `rewrite`: packet edits asked for by flows.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use controlplane::flow::Field;
 use controlplane::proto::{PORT_HOST, PORT_TUNNEL};
@@ -34,6 +35,8 @@ use crate::wire::{
     Ipv4Packet, Ipv6Packet, VxlanPacket, VxlanRepr,
 };
 
+#[cfg(test)]
+mod conformance_tests;
 mod egress;
 mod forward;
 mod ingress;
@@ -52,9 +55,35 @@ pub enum Action {
     /// Write the frame to this port.
     Output(PortNo),
     /// The buffer now holds a VXLAN header and the inner frame: send it over UDP to the node's
-    /// VTEP from this source port.
-    Encap { node: NodeIdx, src_port: u16 },
+    /// VTEP from this source port, with this outer TOS (DSCP and ECN) and TTL.
+    Encap {
+        node: NodeIdx,
+        src_port: u16,
+        tos: u8,
+        ttl: u8,
+    },
 }
+
+/// The outer DSCP of encapsulated packets (the outer ECN always follows the inner packet,
+/// RFC 6040).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OuterTos {
+    /// The inner packet's DSCP (Linux's `tos inherit`).
+    Inherit,
+    /// This TOS byte's DSCP bits (its ECN bits are ignored).
+    Fixed(u8),
+}
+
+/// The outer TTL (hop limit) of encapsulated packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OuterTtl {
+    /// The inner packet's TTL or hop limit (after routing decremented it); 64 for non-IP.
+    Inherit,
+    Fixed(u8),
+}
+
+/// Outer TTL when nothing else is said (Linux's `ip_default_ttl`).
+pub const DEFAULT_TTL: u8 = 64;
 
 /// Settings of the pipeline that do not change with the tables.
 #[derive(Debug, Clone)]
@@ -65,6 +94,13 @@ pub struct PipelineConfig {
     /// Generated ICMP errors per second (token bucket rate and burst).
     pub icmp_rate: u32,
     pub icmp_burst: u32,
+    /// Outer DSCP (default: 0, as Linux's vxlan without `tos`).
+    pub tos: OuterTos,
+    /// Outer TTL (default: 64).
+    pub ttl: OuterTtl,
+    /// The path MTU learned for each remote VTEP (shared with the control side and the
+    /// worker's transmit side).
+    pub pmtu: Arc<crate::pmtu::PathMtus>,
 }
 
 impl Default for PipelineConfig {
@@ -74,6 +110,9 @@ impl Default for PipelineConfig {
             src_port_max: 65535,
             icmp_rate: 100,
             icmp_burst: 50,
+            tos: OuterTos::Fixed(0),
+            ttl: OuterTtl::Fixed(DEFAULT_TTL),
+            pmtu: Arc::default(),
         }
     }
 }
@@ -138,6 +177,13 @@ const ETH_LEN: usize = 14;
 const IPV4_LEN: usize = 20;
 const ICMP_LEN: usize = 8;
 const VXLAN_LEN: usize = 8;
+
+/// The ECN field: the low two bits of the IPv4 TOS / IPv6 traffic class (RFC 3168).
+pub const ECN_MASK: u8 = 0b11;
+pub const ECN_NOT_ECT: u8 = 0b00;
+pub const ECN_ECT1: u8 = 0b01;
+pub const ECN_ECT0: u8 = 0b10;
+pub const ECN_CE: u8 = 0b11;
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Pipeline {

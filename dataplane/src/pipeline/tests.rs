@@ -124,7 +124,7 @@ fn routed_to_a_remote_node_is_encapsulated_like_flannel() {
     let t = tables();
     let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 64, 56);
     let (a, out, _) = run_port(&t, 3, &frame);
-    let Action::Encap { node, src_port } = a else {
+    let Action::Encap { node, src_port, .. } = a else {
         panic!("{a:?}")
     };
     assert_eq!(node, 0);

@@ -29,7 +29,8 @@ use crate::flowstore::{self, FlowStore};
 use crate::io::netns::{netns_path, run_cmd, NetnsThread};
 use crate::io::tap::{if_index, Tap, TapOptions, TapQueue};
 use crate::io::udp;
-use crate::pipeline::PipelineConfig;
+use crate::pipeline::{OuterTos, OuterTtl, PipelineConfig};
+use crate::pmtu::PathMtus;
 use crate::wire::EthernetAddress;
 use crate::worker::{self, Control, WorkerConfig, WorkerHandle};
 
@@ -61,6 +62,10 @@ pub struct SwitchConfig {
     /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
     pub masquerade: bool,
     pub state_file: Option<PathBuf>,
+    /// Outer DSCP of encapsulated packets (the outer ECN follows the inner packet).
+    pub tos: OuterTos,
+    /// Outer TTL of encapsulated packets.
+    pub ttl: OuterTtl,
 }
 
 /// A refused request.
@@ -149,6 +154,8 @@ pub struct Switch {
     events: tokio::sync::broadcast::Sender<FlowEvent>,
     /// The port being captured, if any.
     capturing: Option<PortNo>,
+    /// The path MTU to each remote VTEP, shared with the workers.
+    pmtu: Arc<PathMtus>,
 }
 
 impl Switch {
@@ -160,6 +167,7 @@ impl Switch {
             .map(|n| n.get())
             .unwrap_or(1);
         let mut workers = Vec::new();
+        let pmtu = Arc::new(PathMtus::default());
         for id in 0..cfg.workers.max(1) {
             let wc = WorkerConfig {
                 id,
@@ -167,6 +175,9 @@ impl Switch {
                 pipeline: PipelineConfig {
                     src_port_min: cfg.src_port_min,
                     src_port_max: cfg.src_port_max,
+                    tos: cfg.tos,
+                    ttl: cfg.ttl,
+                    pmtu: pmtu.clone(),
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
@@ -189,6 +200,7 @@ impl Switch {
             version: 0,
             events: tokio::sync::broadcast::channel(1024).0,
             capturing: None,
+            pmtu,
         })
     }
 

@@ -87,10 +87,25 @@ impl Switch {
             t.local = Some(info);
         }
         t.reindex();
+        self.probe_path_mtus(&t);
         let resolve = self.resolver();
         t.flows = Some(Arc::new(self.config.flows.compile(self.version, &resolve)));
         drop(resolve);
         self.fib.replace(t);
+    }
+
+    /// Reads the path MTU to every remote VTEP from the kernel (the route's MTU, or what ICMP
+    /// taught it) for the workers, before they see the new node indexes. A node the kernel
+    /// has no route to keeps the node-wide MTU.
+    fn probe_path_mtus(&self, t: &Tables) {
+        let local = t.local.as_ref().map(|l| l.vtep);
+        for (i, n) in t.nodes.iter().enumerate() {
+            let dst = std::net::SocketAddr::new(n.vtep, self.cfg.vxlan_port);
+            match crate::io::udp::path_mtu(local, dst) {
+                Ok(mtu) => self.pmtu.set(i as crate::fib::NodeIdx, n.vtep, mtu),
+                Err(_) => self.pmtu.clear(i as crate::fib::NodeIdx),
+            }
+        }
     }
 
     pub(super) fn save(&self) {
