@@ -38,8 +38,10 @@ const UNDERLAY: Token = Token(1);
 const TAP_BASE: usize = 16;
 
 /// After a failed UDP GSO send, the worker sends one datagram per call for this long, then
-/// tries GSO again (a transient failure must not cost GSO for good).
+/// tries GSO again (a transient failure must not cost GSO for good); the wait doubles while
+/// GSO keeps failing, up to [`GSO_RETRY_MAX_MS`].
 const GSO_RETRY_MS: u64 = 1000;
+const GSO_RETRY_MAX_MS: u64 = 64_000;
 /// Most path-MTU reads per worker after EMSGSIZE: one per this many milliseconds.
 const PMTU_PROBE_MS: u64 = 100;
 
@@ -117,7 +119,7 @@ pub fn spawn(cfg: WorkerConfig, fib: FibReader) -> io::Result<WorkerHandle> {
         gro: Coalescer::default(),
         gso_out: vec![0u8; 65536 + 4096].into_boxed_slice(),
         gso_ok: true,
-        gso_retry_at: 0,
+        gso_retry: GsoRetry::default(),
         batch: TxBatch::new(),
         stop: false,
     };
@@ -164,11 +166,46 @@ struct Worker {
     gso_out: Box<[u8]>,
     /// UDP GSO works (turned off for [`GSO_RETRY_MS`] after a failure).
     gso_ok: bool,
-    /// When to try GSO again after a failure (milliseconds; 0: not yet scheduled).
-    gso_retry_at: u64,
+    /// When to try GSO again after a failure.
+    gso_retry: GsoRetry,
     /// Encapsulated frames waiting to leave together in one UDP GSO send.
     batch: TxBatch,
     stop: bool,
+}
+
+/// When a worker whose GSO send failed tries GSO again: [`GSO_RETRY_MS`] after the failure
+/// is first seen, doubling while retries fail again soon, back to the start after GSO has
+/// worked for [`GSO_RETRY_MAX_MS`].
+#[derive(Debug, Default)]
+struct GsoRetry {
+    /// When to try again (milliseconds; 0: not scheduled).
+    at: u64,
+    /// The wait that was used last (0: none yet).
+    delay: u64,
+    /// When GSO was last turned back on.
+    retried: u64,
+}
+
+impl GsoRetry {
+    /// Called while GSO is off; `true` when it is time to turn it back on.
+    fn poll(&mut self, now: u64) -> bool {
+        if self.at == 0 {
+            // A failure just turned GSO off.
+            self.delay = if self.delay == 0 || now.saturating_sub(self.retried) > GSO_RETRY_MAX_MS {
+                GSO_RETRY_MS
+            } else {
+                (self.delay * 2).min(GSO_RETRY_MAX_MS)
+            };
+            self.at = now + self.delay;
+            false
+        } else if now >= self.at {
+            self.at = 0;
+            self.retried = now;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Outcome of servicing one source.
@@ -365,12 +402,8 @@ impl Worker {
         if self.gso_ok || !self.cfg.gro {
             return;
         }
-        let now = crate::clock::now_ms();
-        if self.gso_retry_at == 0 {
-            self.gso_retry_at = now + GSO_RETRY_MS;
-        } else if now >= self.gso_retry_at {
+        if self.gso_retry.poll(crate::clock::now_ms()) {
             self.gso_ok = true;
-            self.gso_retry_at = 0;
             self.counters.event(Event::GsoRetried);
         }
     }
@@ -983,6 +1016,24 @@ mod tests {
             b.add(dst(3, 50001), &[6; 80]),
             "an empty batch takes anything"
         );
+    }
+
+    #[test]
+    fn gso_is_tried_again_after_a_failure_later_each_time_it_fails_again() {
+        let mut r = GsoRetry::default();
+        // GSO failed at t=10 s: off for a second.
+        assert!(!r.poll(10_000));
+        assert!(!r.poll(10_999));
+        assert!(r.poll(11_000));
+        // It fails again at once: two seconds, then four.
+        assert!(!r.poll(11_001));
+        assert!(!r.poll(13_000));
+        assert!(r.poll(13_001));
+        assert!(!r.poll(13_002));
+        assert!(r.poll(17_002));
+        // It worked for longer than the longest wait: back to one second.
+        assert!(!r.poll(100_000));
+        assert!(r.poll(101_000));
     }
 
     #[test]
