@@ -450,3 +450,14 @@ pub async fn expire_flows(switch: Arc<Mutex<Switch>>) {
         let _ = tokio::task::spawn_blocking(move || lock(&sw).expire_flows()).await;
     }
 }
+
+/// Reads the path MTU to every remote VTEP again every 10 seconds (see
+/// [`Switch::refresh_path_mtus`]).
+pub async fn refresh_path_mtus(switch: Arc<Mutex<Switch>>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let sw = switch.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&sw).refresh_path_mtus()).await;
+    }
+}

@@ -105,6 +105,31 @@ fn run(offload: bool, prefix: &str) {
     let stats = lab.ctl("n1").unwrap().stats().unwrap();
     assert!(counter(&stats, "icmp_frag_needed_sent") >= 1);
     assert!(counter(&stats, "path_mtu_learned") >= 1);
+
+    if offload {
+        // The route's MTU goes back up: within the switch's periodic re-read (10 s) full-sized
+        // packets cross again (the pod forgets what it cached).
+        let (ok, out) = run_bounded(
+            Command::new("ip").args(["-n", &n1, "route", "del", "198.51.100.2/32"]),
+            Duration::from_secs(5),
+        );
+        assert!(ok, "ip route del: {out}");
+        let crossed = wait_until(Duration::from_secs(15), || {
+            let _ = run_bounded(
+                Command::new("ip").args(["-n", &p4, "route", "flush", "cache"]),
+                Duration::from_secs(5),
+            );
+            ping(
+                &lab,
+                "n1p2",
+                Ipv4Addr::new(10, 1, 2, 2),
+                1,
+                &["-M", "do", "-s", "1400", "-W", "1"],
+            )
+            .0
+        });
+        assert!(crossed, "1428-byte packets cross again once the path allows");
+    }
 }
 
 #[test]

@@ -206,6 +206,7 @@ fn run(args: Args) -> Result<(), String> {
             tokio::spawn(dataplane::metrics::serve(l, sw.clone()));
         }
         tokio::spawn(server::expire_flows(sw.clone()));
+        tokio::spawn(server::refresh_path_mtus(sw.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         tokio::select! {

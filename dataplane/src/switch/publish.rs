@@ -99,13 +99,31 @@ impl Switch {
     /// has no route to keeps the node-wide MTU.
     fn probe_path_mtus(&self, t: &Tables) {
         let local = t.local.as_ref().map(|l| l.vtep);
-        for (i, n) in t.nodes.iter().enumerate() {
-            let dst = std::net::SocketAddr::new(n.vtep, self.cfg.vxlan_port);
+        let vteps: Vec<IpAddr> = t.nodes.iter().map(|n| n.vtep).collect();
+        self.probe_vteps(local, &vteps);
+    }
+
+    fn probe_vteps(&self, local: Option<IpAddr>, vteps: &[IpAddr]) {
+        for (i, &vtep) in vteps.iter().enumerate() {
+            let dst = std::net::SocketAddr::new(vtep, self.cfg.vxlan_port);
             match crate::io::udp::path_mtu(local, dst) {
-                Ok(mtu) => self.pmtu.set(i as crate::fib::NodeIdx, n.vtep, mtu),
+                Ok(mtu) => self.pmtu.set(i as crate::fib::NodeIdx, vtep, mtu),
                 Err(_) => self.pmtu.clear(i as crate::fib::NodeIdx),
             }
         }
+    }
+
+    /// Reads every path MTU again: a path whose MTU went back up (the route changed, the
+    /// kernel's learned PMTU expired) carries full-sized packets again. Called periodically.
+    pub fn refresh_path_mtus(&self) {
+        let (local, vteps) = {
+            let Some(t) = self.fib.read() else {
+                return;
+            };
+            let vteps: Vec<IpAddr> = t.nodes.iter().map(|n| n.vtep).collect();
+            (t.local.as_ref().map(|l| l.vtep), vteps)
+        };
+        self.probe_vteps(local, &vteps);
     }
 
     pub(super) fn save(&self) {
