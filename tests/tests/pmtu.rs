@@ -128,7 +128,10 @@ fn run(offload: bool, prefix: &str) {
             )
             .0
         });
-        assert!(crossed, "1428-byte packets cross again once the path allows");
+        assert!(
+            crossed,
+            "1428-byte packets cross again once the path allows"
+        );
     }
 }
 

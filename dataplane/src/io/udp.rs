@@ -343,38 +343,108 @@ impl SrcPorts {
     }
 }
 
-/// Sends `buf` to `dst` as datagrams of `segment` bytes each (the last may be shorter) with
-/// one `sendmsg` carrying a `UDP_SEGMENT` control message: the kernel (or the NIC) cuts it.
-pub fn send_gso(sock: &UdpSocket, buf: &[u8], dst: SocketAddr, segment: u16) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let addr = socket2::SockAddr::from(dst);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // Room for one cmsghdr + u16, 8-byte aligned.
-    let mut control = [0u64; 4];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty value that we then fill in.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
-    msg.msg_namelen = addr.len();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
-    // SAFETY: msg_control points at `control`, which is large and aligned enough for one
-    // cmsghdr with a u16 payload (msg_controllen says so), so CMSG_FIRSTHDR is non-null and
-    // the writes through it and CMSG_DATA stay inside `control`.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = libc::UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, segment);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::IoSliceMut;
+
+    /// Runs `f` on a thread in a network namespace of its own with only `lo`, up (needs root,
+    /// as the end-to-end tests): the test's traffic never touches the host's stack.
+    fn in_own_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // SAFETY: unshare takes no pointers; CLONE_NEWNET moves this thread alone (it
+            // exits when `f` returns) into a new network namespace.
+            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                r,
+                0,
+                "unshare(CLONE_NEWNET) (root needed): {}",
+                io::Error::last_os_error()
+            );
+            // A child spawned from this thread starts in its namespace.
+            let ok = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .map(|s| s.success());
+            assert!(matches!(ok, Ok(true)), "ip link set lo up: {ok:?}");
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
     }
-    // SAFETY: every pointer in `msg` (address, iovec, control) refers to live locals or to
-    // `buf`, valid for the duration of the call.
-    let n = super::sys::cvt_retry(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) })?;
-    Ok(n as usize)
+
+    /// Sends with [`send_meta`] over loopback and reads the ECN bits the receiver saw (quinn-udp
+    /// asks for `IP_RECVTOS` / `IPV6_RECVTCLASS`).
+    fn ecn_seen(local: IpAddr, tos: u8, segment: Option<u16>) -> Vec<(usize, Option<u8>)> {
+        let rx = UdpSocket::bind(SocketAddr::new(local, 0)).unwrap();
+        rx.set_nonblocking(false).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let state = quinn_udp::UdpSocketState::new((&rx).into()).unwrap();
+        let _ = set_gro(&rx, false);
+        let tx: UdpSocket = {
+            let s = new_socket(SocketAddr::new(local, 0), false).unwrap();
+            s.bind(&SocketAddr::new(local, 0).into()).unwrap();
+            s.into()
+        };
+        let payload = [7u8; 300];
+        let meta = SendMeta {
+            tos,
+            ttl: 9,
+            segment,
+        };
+        let dst = rx.local_addr().unwrap();
+        assert_eq!(send_meta(&tx, &payload, dst, meta).unwrap(), 300);
+        let mut out = Vec::new();
+        let want = segment.map_or(1, |s| 300usize.div_ceil(s as usize));
+        while out.len() < want {
+            let mut b = [0u8; 2048];
+            let mut iov = [IoSliceMut::new(&mut b)];
+            let mut m = [quinn_udp::RecvMeta::default()];
+            let n = state.recv((&rx).into(), &mut iov, &mut m).unwrap();
+            assert_eq!(n, 1);
+            out.push((m[0].len, m[0].ecn.map(|e| e as u8)));
+        }
+        out
+    }
+
+    #[test]
+    fn the_outer_tos_travels_with_every_send_and_every_gso_segment() {
+        in_own_netns(outer_tos_travels);
+    }
+
+    fn outer_tos_travels() {
+        for local in ["127.0.0.1", "::1"] {
+            let local: IpAddr = local.parse().unwrap();
+            assert_eq!(ecn_seen(local, 0xb8 | 0b10, None), [(300, Some(0b10))]);
+            assert_eq!(ecn_seen(local, 0b01, None), [(300, Some(0b01))]);
+            assert_eq!(ecn_seen(local, 0, None), [(300, None)]);
+            assert_eq!(
+                ecn_seen(local, 0b10, Some(100)),
+                [(100, Some(0b10)), (100, Some(0b10)), (100, Some(0b10))],
+                "{local}: GSO"
+            );
+        }
+    }
+
+    #[test]
+    fn underlay_sockets_never_fragment_and_the_path_mtu_can_be_read() {
+        in_own_netns(never_fragment);
+    }
+
+    fn never_fragment() {
+        let s = new_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let v =
+            super::super::sys::getsockopt_int(s.as_fd(), libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+                .unwrap();
+        assert_eq!(v, libc::IP_PMTUDISC_DO);
+        let s = new_socket("[::1]:0".parse().unwrap(), false).unwrap();
+        let v =
+            super::super::sys::getsockopt_int(s.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG)
+                .unwrap();
+        assert_eq!(v, 1);
+        // Loopback's MTU is 65536: clamped to what fits a u16.
+        let lo: SocketAddr = "127.0.0.1:4789".parse().unwrap();
+        assert_eq!(path_mtu(Some(lo.ip()), lo).unwrap(), u16::MAX);
+    }
 }
