@@ -26,7 +26,9 @@ On the wire: the outer ECN field always follows the inner packet (RFC 6040; CE i
 ECT(0)), and a CE mark arriving on the outer header is passed to the inner one. Every VXLAN
 packet leaves with DF set and is never fragmented (RFC 7348 section 4.3): the switch learns
 the path MTU to each VTEP (the route's `mtu`, or ICMP frag-needed the node received) and
-answers pod packets that no longer fit with ICMP frag-needed carrying path MTU - 50.";
+answers pod packets that no longer fit with ICMP frag-needed carrying path MTU - 50 (- 70 on
+an IPv6 underlay); an IPv4 packet without DF that does not fit is dropped and counted
+(`mtu_exceeded`), not fragmented.";
 
 /// The vxswitch daemon: a userspace VXLAN switch for pod networks.
 #[derive(Parser, Debug)]
