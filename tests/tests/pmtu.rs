@@ -144,3 +144,95 @@ fn a_lower_underlay_path_mtu_gives_pods_frag_needed_and_never_fragments() {
 fn the_same_with_offloads_off() {
     run(false, "pmtuo");
 }
+
+/// An ICMP frag-needed (type 3 code 4) from `from` reporting `mtu`, about a VXLAN datagram
+/// `quoted_src` → `quoted_dst` (both port 4789) of 1478 bytes with DF.
+fn frag_needed(mtu: u16, quoted_src: [u8; 4], quoted_dst: [u8; 4]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0, 0x05, 0xc6, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip.extend_from_slice(&quoted_src);
+    ip.extend_from_slice(&quoted_dst);
+    let udp = [0x12, 0xb5, 0x12, 0xb5, 0x05, 0xb2, 0, 0];
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&ip);
+    icmp.extend_from_slice(&udp);
+    let mut sum = 0u32;
+    for w in icmp.chunks(2) {
+        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    icmp[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    icmp
+}
+
+#[test]
+fn icmp_frag_needed_arriving_on_the_underlay_lowers_the_path_mtu() {
+    let lab = lab(LabSpec {
+        name: unique_name("pmtui"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let (ok, out) = ping(&lab, "n1p1", Ipv4Addr::new(10, 1, 2, 2), 1, &[]);
+    assert!(ok, "{out}");
+    // A router on the way says 1300: the frag-needed arrives at n1's VXLAN socket's address.
+    let n2 = lab.node("n2").unwrap().netns.clone();
+    let icmp = frag_needed(1300, [198, 51, 100, 1], [198, 51, 100, 2]);
+    in_netns(&n2, move || {
+        // SAFETY: socket(2) with constant arguments; the descriptor is closed below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([198, 51, 100, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `icmp` and `to` are live locals and their exact sizes are passed.
+        let n = unsafe {
+            libc::sendto(
+                fd,
+                icmp.as_ptr().cast(),
+                icmp.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            n,
+            icmp.len() as isize,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: closing the descriptor opened above, once.
+        unsafe { libc::close(fd) };
+    });
+    // The switch learns 1300 at its next oversize send; pods then get 1300 - 50.
+    let mut last = String::new();
+    let learned = wait_until(Duration::from_secs(10), || {
+        let (_, out) = ping(
+            &lab,
+            "n1p1",
+            Ipv4Addr::new(10, 1, 2, 2),
+            1,
+            &["-M", "do", "-s", "1300", "-W", "1"],
+        );
+        last = out;
+        last.contains("mtu = 1250")
+    });
+    assert!(learned, "expected frag-needed with MTU 1250:\n{last}");
+    let (ok, out) = ping(
+        &lab,
+        "n1p1",
+        Ipv4Addr::new(10, 1, 2, 2),
+        1,
+        &["-M", "do", "-s", "1222"],
+    );
+    assert!(ok, "a 1250-byte packet fits:\n{out}");
+}
