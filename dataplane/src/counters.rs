@@ -132,6 +132,9 @@ reasons! {
         Captured => "captured",
         /// Frames a capture could not take (its ring was full).
         CaptureLost => "capture_lost",
+        /// TCP segments from the tunnel whose IPv4 or TCP checksum did not verify: not merged,
+        /// written to the pod alone and unmarked, so its kernel checks and drops them.
+        GroCsumBad => "gro_csum_bad",
     }
 }
 
