@@ -1,8 +1,9 @@
 //! TCP segmentation of a 64 KB super-frame into MSS-sized frames with complete checksums, and
-//! coalescing them back. Run: `cargo bench -p vxswitch-benches --bench offload`.
+//! coalescing them back (with and without verifying each segment's checksums), and the Internet
+//! checksum alone. Run: `cargo bench -p vxswitch-benches --bench offload`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::offload::{segment_count, segment_tcp, Coalescer};
+use dataplane::offload::{segment_count, segment_tcp, tcp_layout, tcp_v4_checksums_ok, Coalescer};
 use dataplane::wire::checksum;
 
 fn superframe(payload: usize) -> Vec<u8> {
@@ -51,6 +52,8 @@ fn bench(c: &mut Criterion) {
         .map(|k| out[k * unit + 8..((k + 1) * unit).min(w)].to_vec())
         .collect();
     let mut co = Coalescer::default();
+    // Every segment's IPv4 and TCP checksums verified before it is merged (what the switch
+    // does with segments from the tunnel).
     g.bench_function("coalesce_64k", |b| {
         b.iter(|| {
             for s in &segs {
@@ -59,6 +62,33 @@ fn bench(c: &mut Criterion) {
             black_box(co.take().map(|(_, b, n)| (b.len(), n)))
         })
     });
+    // The same merge without the verification, and the verification alone.
+    g.bench_function("coalesce_64k_unverified", |b| {
+        b.iter(|| {
+            for s in &segs {
+                black_box(co.offer_verified(3, s));
+            }
+            black_box(co.take().map(|(_, b, n)| (b.len(), n)))
+        })
+    });
+    let lay = tcp_layout(&segs[0]).unwrap();
+    g.bench_function("verify_64k", |b| {
+        b.iter(|| {
+            segs.iter()
+                .filter(|s| tcp_v4_checksums_ok(black_box(s), &lay))
+                .count()
+        })
+    });
+    g.finish();
+    // The Internet checksum alone, over the sizes a switch sees.
+    let mut g = c.benchmark_group("checksum");
+    for size in [64, 512, 1450, 9000, 65_536] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("sum_{size}"), |b| {
+            b.iter(|| checksum::accumulate(0, black_box(&data)))
+        });
+    }
     g.finish();
 }
 

@@ -143,6 +143,9 @@ reasons! {
         PathMtuLearned => "path_mtu_learned",
         /// UDP GSO turned back on after a failure turned it off for a while.
         GsoRetried => "udp_gso_retries",
+        /// TCP segments from the tunnel whose IPv4 or TCP checksum did not verify: not merged,
+        /// written to the pod alone and unmarked, so its kernel checks and drops them.
+        GroCsumBad => "gro_csum_bad",
     }
 }
 

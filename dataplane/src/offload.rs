@@ -9,6 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::buf::PacketBuf;
 use crate::wire::checksum;
 use crate::wire::vnet::{self, VnetHdr};
 
@@ -73,15 +74,52 @@ fn addrs_sum(f: &[u8], lay: &TcpLayout, tcp_len: usize) -> u64 {
 }
 
 /// Completes a checksum a pod left partial (`csum_start`/`csum_offset` of its virtio-net
-/// header): the field holds the pseudo-header sum, the rest is summed here.
+/// header): the field holds the pseudo-header sum, the rest is summed here. A result of 0 is
+/// written as 0xffff, as the kernel's `skb_checksum_help` does: for UDP a zero field means "no
+/// checksum" (RFC 768), for TCP both are the same ones'-complement zero.
 pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
     let at = start + offset;
     if at + 2 > frame.len() || start > frame.len() {
         return false;
     }
-    let c = checksum::finish(checksum::accumulate(0, &frame[start..]));
+    let c = match checksum::finish(checksum::accumulate(0, &frame[start..])) {
+        0 => 0xffff,
+        c => c,
+    };
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// Completes, in place, the partial checksum of a frame a pod sent with NEEDS_CSUM (not a TCP
+/// super-frame: those are segmented with fresh checksums), `skip` bytes into the buffer (the
+/// VXLAN header in front), and clears NEEDS_CSUM: the buffer now holds a complete checksum,
+/// so every later copy of the frame (the next node of a flood, the next output of a flow)
+/// goes out with it as it is, instead of summing the completed field a second time.
+/// `true` when a checksum was completed.
+pub fn complete_partial(buf: &mut PacketBuf, skip: usize) -> bool {
+    let h = buf.vnet;
+    if !h.needs_csum() || (h.is_tcp_gso() && h.gso_size > 0) {
+        return false;
+    }
+    let Some(frame) = buf.frame_mut().get_mut(skip..) else {
+        return false;
+    };
+    let done = complete_checksum(frame, h.csum_start as usize, h.csum_offset as usize);
+    if done {
+        buf.vnet.flags &= !vnet::F_NEEDS_CSUM;
+        buf.vnet.csum_start = 0;
+        buf.vnet.csum_offset = 0;
+    }
+    done
+}
+
+/// The IPv4 header checksum and the TCP checksum of an IPv4/TCP frame both verify.
+pub fn tcp_v4_checksums_ok(f: &[u8], lay: &TcpLayout) -> bool {
+    if lay.ipv6 || f.len() < lay.hdr_len || checksum::data(&f[ETH..lay.l4]) != 0 {
+        return false;
+    }
+    let sum = addrs_sum(f, lay, f.len() - lay.l4);
+    checksum::finish(checksum::accumulate(sum, &f[lay.l4..])) == 0
 }
 
 /// Number of MSS-sized segments a super-frame makes.
@@ -220,10 +258,24 @@ impl Coalescer {
         self.port
     }
 
-    /// Offers a frame for `port`. `true`: it was taken (merged, or it started a new run —
-    /// call [`Coalescer::take`] first if one was pending). `false`: write it yourself (after
-    /// flushing what is pending, to keep the flow's order).
+    /// Offers a frame for `port`: see [`Offer`] for what to do next.
+    ///
+    /// Every segment's IPv4 and TCP checksums are verified before it joins or starts a run, as
+    /// Linux GRO does (`tcp4_gro_receive`): the merged super-frame goes to the pod with a
+    /// partial checksum, which the pod's kernel trusts, so an unverified segment (one that came
+    /// with a zero outer UDP checksum, say, corrupted on the way) must never be part of it.
     pub fn offer(&mut self, port: u16, f: &[u8]) -> Offer {
+        self.offer_checking(port, f, true)
+    }
+
+    /// [`Coalescer::offer`] without the checksum verification, for a segment known good by
+    /// other means (its checksums already verified, or a verified outer checksum that covers
+    /// it). Never for what came through the tunnel unverified.
+    pub fn offer_verified(&mut self, port: u16, f: &[u8]) -> Offer {
+        self.offer_checking(port, f, false)
+    }
+
+    fn offer_checking(&mut self, port: u16, f: &[u8], verify: bool) -> Offer {
         let Some(lay) = mergeable(f) else {
             return Offer::Refused;
         };
@@ -238,16 +290,20 @@ impl Coalescer {
                 && payload <= self.mss
                 && self.segs < MAX_SEGMENTS
                 && self.len + payload <= ETH + MAX_MERGED
-                // MACs, IP version/tos, TTL, protocol, addresses; TCP ports, ack, window, options.
+                // MACs, IP version/tos, TTL, protocol, addresses, options; TCP ports, ack,
+                // window, options.
                 && cur[..ETH + 2] == f[..ETH + 2]
                 && cur[ETH + 8..ETH + 10] == f[ETH + 8..ETH + 10]
-                && cur[ETH + 12..ETH + 20] == f[ETH + 12..ETH + 20]
+                && cur[ETH + 12..lay.l4] == f[ETH + 12..lay.l4]
                 && cur[lay.l4..lay.l4 + 4] == f[lay.l4..lay.l4 + 4]
                 && cur[lay.l4 + 8..lay.l4 + 12] == f[lay.l4 + 8..lay.l4 + 12]
                 && cur[lay.l4 + 14..lay.l4 + 16] == f[lay.l4 + 14..lay.l4 + 16]
                 && cur[lay.l4 + 20..lay.hdr_len] == f[lay.l4 + 20..lay.hdr_len];
             if !same {
                 return Offer::Flush;
+            }
+            if verify && !tcp_v4_checksums_ok(f, &lay) {
+                return Offer::Bad;
             }
             let at = vnet::HEADER_LEN + self.len;
             self.buf[at..at + payload].copy_from_slice(&f[lay.hdr_len..]);
@@ -258,6 +314,9 @@ impl Coalescer {
             // PSH on any segment marks the merged one.
             self.buf[vnet::HEADER_LEN + lay.l4 + 13] |= f[lay.l4 + 13] & 0x08;
             return Offer::Taken;
+        }
+        if verify && !tcp_v4_checksums_ok(f, &lay) {
+            return Offer::Bad;
         }
         let h = vnet::HEADER_LEN;
         self.buf[h..h + f.len()].copy_from_slice(f);
@@ -318,6 +377,10 @@ pub enum Offer {
     Flush,
     /// Not a mergeable TCP segment: write it directly.
     Refused,
+    /// A TCP segment whose IPv4 or TCP checksum does not verify: not merged. Take what is
+    /// pending for the port (to keep the order), then write it alone, without NEEDS_CSUM or
+    /// DATA_VALID, so the pod's kernel verifies it (and drops it).
+    Bad,
 }
 
 #[cfg(test)]
@@ -429,12 +492,131 @@ mod tests {
         let (_, bytes, segs) = c.take().unwrap();
         assert_eq!(segs, 2);
         assert_eq!(bytes.len(), 12 + a.len() + 100);
-        // A single segment goes out as it came, marked valid.
+        // A single segment goes out as it came, unmarked: the pod's kernel verifies it.
         assert_eq!(c.offer(3, &gap), Offer::Taken);
         let (_, bytes, segs) = c.take().unwrap();
         assert_eq!(segs, 1);
         assert_eq!(&bytes[12..], &gap[..]);
         assert_eq!(bytes[..12], [0; 12]);
+    }
+
+    /// The segments of a 60,000-byte super-frame cut at 1398 bytes, as they come from the
+    /// tunnel.
+    fn segments() -> Vec<Vec<u8>> {
+        let payload: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sf = tcp_frame(1000, &payload, 0x18);
+        let mss = 1398;
+        let mut out = vec![0u8; 70_000];
+        let w = segment_tcp(&sf, mss, &[], 0, 64, &mut out).unwrap();
+        out[..w].chunks(66 + mss).map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn a_segment_whose_checksum_fails_is_never_merged() {
+        let segs = segments();
+        // A payload byte, the IP id (not compared between segments), the TCP checksum itself:
+        // each corrupts segment 5 so that only its checksums tell.
+        for at in [66 + 700, 14 + 5, 14 + 20 + 17] {
+            let mut c = Coalescer::default();
+            for (k, seg) in segs.iter().enumerate().take(5) {
+                assert_eq!(c.offer(3, seg), Offer::Taken, "segment {k}");
+            }
+            let mut bad = segs[5].clone();
+            bad[at] ^= 0x20;
+            assert!(!verify(&bad));
+            assert_eq!(c.offer(3, &bad), Offer::Bad, "byte {at} flipped");
+            // What was merged before it is intact and complete.
+            let (_, bytes, n) = c.take().unwrap();
+            assert_eq!(n, 5);
+            let mut merged = bytes[12..].to_vec();
+            assert!(complete_checksum(&mut merged, 34, 16));
+            assert!(verify(&merged));
+            // The run goes on after it (the sender retransmits the bad one later).
+            assert_eq!(c.offer(3, &segs[6]), Offer::Taken);
+            assert_eq!(c.offer(3, &segs[7]), Offer::Taken);
+            let (_, _, n) = c.take().unwrap();
+            assert_eq!(n, 2);
+            // Nor does a bad segment start a run.
+            assert_eq!(c.offer(3, &bad), Offer::Bad);
+            assert!(c.is_empty() && c.take().is_none());
+        }
+    }
+
+    #[test]
+    fn an_ipv4_header_checksum_that_fails_is_never_merged() {
+        let segs = segments();
+        let mut c = Coalescer::default();
+        assert_eq!(c.offer(3, &segs[0]), Offer::Taken);
+        let mut bad = segs[1].clone();
+        bad[24] ^= 1; // the IPv4 header checksum
+        assert_eq!(c.offer(3, &bad), Offer::Bad);
+        assert_eq!(c.take().unwrap().2, 1);
+    }
+
+    #[test]
+    fn a_completed_udp_checksum_of_zero_goes_out_as_ffff() {
+        // A UDP/IPv4 datagram whose checksum comes out as 0 (RFC 768: sent as all ones).
+        let mut f = vec![2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 1, 1, 2, 10, 1, 2, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89, 0, 20, 0, 0]);
+        f.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0]);
+        let c = checksum::data(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let pseudo = checksum::pseudo_header_v4(
+            Ipv4Addr::new(10, 1, 1, 2),
+            Ipv4Addr::new(10, 1, 2, 2),
+            17,
+            20,
+        );
+        let partial = checksum::fold(pseudo);
+        f[40..42].copy_from_slice(&partial.to_be_bytes());
+        // Make the whole sum 0xffff with the last payload word.
+        let s = checksum::fold(checksum::accumulate(0, &f[34..]));
+        f[52..54].copy_from_slice(&(0xffff - s).to_be_bytes());
+        assert_eq!(
+            checksum::data(&f[34..]),
+            0,
+            "the plain completion would be 0"
+        );
+        assert!(complete_checksum(&mut f, 34, 6));
+        assert_eq!(f[40..42], [0xff, 0xff]);
+        let udp = crate::wire::UdpPacket::new_checked(&f[34..]).unwrap();
+        assert!(udp.verify_checksum_v4(Ipv4Addr::new(10, 1, 1, 2), Ipv4Addr::new(10, 1, 2, 2)));
+    }
+
+    #[test]
+    fn a_completed_checksum_is_marked_so_every_copy_carries_it() {
+        // A flood to three nodes: each encapsulation completes what is still partial.
+        let mut f = tcp_frame(1, &[9; 333], 0x18);
+        let lay = tcp_layout(&f).unwrap();
+        let partial = !checksum::finish(addrs_sum(&f, &lay, f.len() - lay.l4));
+        f[lay.l4 + 16..lay.l4 + 18].copy_from_slice(&partial.to_be_bytes());
+        let mut buf = PacketBuf::from_frame(&f);
+        buf.vnet = VnetHdr {
+            flags: vnet::F_NEEDS_CSUM,
+            csum_start: lay.l4 as u16,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        for copy in 0..3 {
+            buf.prepend(8).unwrap().fill(0);
+            assert_eq!(complete_partial(&mut buf, 8), copy == 0, "copy {copy}");
+            assert!(
+                verify(&buf.frame()[8..]),
+                "copy {copy} carries a valid checksum"
+            );
+            assert!(!buf.vnet.needs_csum());
+            buf.advance(8);
+        }
+        // A TSO super-frame is segmented with fresh checksums: its partial one stays.
+        let mut buf = PacketBuf::from_frame(&f);
+        buf.vnet.flags = vnet::F_NEEDS_CSUM;
+        buf.vnet.gso_type = vnet::GSO_TCPV4;
+        buf.vnet.gso_size = 100;
+        assert!(!complete_partial(&mut buf, 0));
+        assert!(buf.vnet.needs_csum());
+        assert_eq!(buf.frame(), &f[..]);
     }
 
     #[test]

@@ -634,15 +634,18 @@ impl Sink for Tx<'_> {
                     && buf.vnet == VnetHdr::default()
                     && no != PORT_TUNNEL
                 {
-                    match self.gro.offer(no, buf.frame()) {
+                    let mut offer = self.gro.offer(no, buf.frame());
+                    if offer == Offer::Flush {
+                        self.flush_gro();
+                        offer = self.gro.offer(no, buf.frame());
+                    }
+                    match offer {
                         Offer::Taken => return,
-                        Offer::Flush => {
-                            self.flush_gro();
-                            if self.gro.offer(no, buf.frame()) == Offer::Taken {
-                                return;
+                        Offer::Refused | Offer::Bad | Offer::Flush => {
+                            if offer == Offer::Bad {
+                                // Written alone and unmarked: the pod's kernel verifies it.
+                                c.event(Event::GroCsumBad);
                             }
-                        }
-                        Offer::Refused => {
                             // Keep the order of whatever the port has pending.
                             if self.gro.port() == no {
                                 self.flush_gro();
@@ -676,12 +679,10 @@ impl Sink for Tx<'_> {
                         .record(c, PORT_TUNNEL, false, buf.frame(), Some(dst));
                 }
                 let super_frame = buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0;
-                if buf.vnet.needs_csum() && !super_frame {
-                    let (start, off) =
-                        (buf.vnet.csum_start as usize, buf.vnet.csum_offset as usize);
-                    if offload::complete_checksum(&mut buf.frame_mut()[VXLAN_HDR..], start, off) {
-                        c.event(Event::ChecksumCompleted);
-                    }
+                // Completed in place and marked complete: later copies (a flood's next node,
+                // a flow's next output) carry this checksum as it is.
+                if offload::complete_partial(buf, VXLAN_HDR) {
+                    c.event(Event::ChecksumCompleted);
                 }
                 // Frames with offloads on join the pending GSO batch when they can; anything
                 // else first sends what is pending, so a flow's frames keep their order.

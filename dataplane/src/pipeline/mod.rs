@@ -212,6 +212,11 @@ enum IcmpKind {
 /// `vxctl trace` record them.
 pub trait Sink {
     /// Carries out an output (`Output` or `Encap`) with the buffer as it is now.
+    ///
+    /// A packet may be emitted more than once (a flood, several outputs), from the same buffer.
+    /// A sink that changes the bytes in place must leave the buffer consistent for the next
+    /// copy: one that completes a partial checksum clears NEEDS_CSUM in `buf.vnet` (see
+    /// [`crate::offload::complete_partial`]).
     fn emit(&mut self, t: &Tables, action: Action, buf: &mut PacketBuf);
 }
 

@@ -4,7 +4,15 @@ use super::*;
 
 /// Writes a packet field in place, keeping the IPv4 and TCP/UDP checksums right. Fields the
 /// packet does not have are left alone.
+///
+/// A frame a pod sent with NEEDS_CSUM (TX checksum offload, TSO super-frames too) carries a
+/// *partial* TCP/UDP checksum: the field at `csum_start + csum_offset` holds the pseudo-header
+/// sum, folded but not inverted, and whoever completes it sums the rest of the segment into
+/// it. Such a field follows the kernel's `inet_proto_csum_replace4(..., pseudohdr)` rule: an
+/// address (part of the pseudo-header) is replaced in the sum itself, not in its complement,
+/// and a port (summed at completion) leaves it alone.
 pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
+    let vnet = buf.vnet;
     let frame = buf.frame_mut();
     if frame.len() < ETH_LEN {
         return;
@@ -21,6 +29,7 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
             };
             let proto = ip.next_header();
             let first = ip.frag_offset() == 0;
+            let l4_start = ETH_LEN + ip.header_len();
             if field == Field::NwTtl {
                 let old = u16::from_be_bytes([ip.hop_limit(), u8::from(proto)]);
                 let new = u16::from_be_bytes([value as u8, u8::from(proto)]);
@@ -34,6 +43,12 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
                 IpProtocol::Tcp if first && l4.len() >= 20 => Some(16),
                 IpProtocol::Udp if first && l4.len() >= 8 && l4[6..8] != [0, 0] => Some(6),
                 _ => None,
+            };
+            // The checksum at `o` is the partial one the virtio-net header points at.
+            let partial = |o: usize| {
+                vnet.needs_csum()
+                    && vnet.csum_start as usize == l4_start
+                    && vnet.csum_offset as usize == o
             };
             let patch = |l4: &mut [u8], o: usize, c: u16| {
                 let c = if proto == IpProtocol::Udp && c == 0 {
@@ -61,11 +76,15 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
                 let l4 = ip.payload_mut();
                 if let Some(o) = l4_csum(l4) {
                     let old_c = u16::from_be_bytes([l4[o], l4[o + 1]]);
-                    patch(
-                        l4,
-                        o,
-                        checksum::update32(old_c, u32::from(old), u32::from(new)),
-                    );
+                    let (old, new) = (u32::from(old), u32::from(new));
+                    if partial(o) {
+                        // The sum itself: fold(sum - old + new), i.e. RFC 1624 on its
+                        // complement.
+                        let c = !checksum::update32(!old_c, old, new);
+                        l4[o..o + 2].copy_from_slice(&c.to_be_bytes());
+                    } else {
+                        patch(l4, o, checksum::update32(old_c, old, new));
+                    }
                 }
                 return;
             }
@@ -79,11 +98,151 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
             let old = u16::from_be_bytes([l4[at], l4[at + 1]]);
             let new = value as u16;
             l4[at..at + 2].copy_from_slice(&new.to_be_bytes());
-            if let Some(o) = l4_csum(l4) {
+            // A partial checksum does not cover the ports yet: nothing to update.
+            if let Some(o) = l4_csum(l4).filter(|&o| !partial(o)) {
                 let old_c = u16::from_be_bytes([l4[o], l4[o + 1]]);
                 patch(l4, o, checksum::update16(old_c, old, new));
             }
         }
         Field::TunId | Field::TunSrc | Field::TunDst | Field::Reg(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offload::complete_checksum;
+    use crate::wire::vnet::{self, VnetHdr};
+    use crate::wire::{TcpPacket, UdpPacket};
+
+    const SRC: [u8; 4] = [10, 1, 1, 2];
+    const DST: [u8; 4] = [10, 1, 2, 2];
+    const L4: usize = ETH_LEN + IPV4_LEN;
+
+    fn tcp_frame(payload: usize) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(SRC, DST, 64)
+            .tcp(40000, 5001, 77, 500)
+            .ack(9);
+        let data: Vec<u8> = (0..payload).map(|i| (i * 13 % 251) as u8).collect();
+        let mut out = Vec::new();
+        b.write(&mut out, &data).unwrap();
+        out
+    }
+
+    /// The frame as a pod with TX checksum offload hands it over: the TCP/UDP checksum field
+    /// holds the pseudo-header sum (folded, not inverted), the virtio-net header says where.
+    /// `mss`: a TSO super-frame cut into segments of that size.
+    fn partial(mut f: Vec<u8>, mss: u16) -> PacketBuf {
+        let proto = f[ETH_LEN + 9];
+        let o = if proto == 6 { 16 } else { 6 };
+        let len = (f.len() - L4) as u32;
+        let sum = checksum::pseudo_header_v4(SRC.into(), DST.into(), proto, len);
+        f[L4 + o..L4 + o + 2].copy_from_slice(&checksum::fold(sum).to_be_bytes());
+        let mut buf = PacketBuf::from_frame(&f);
+        buf.vnet = VnetHdr {
+            flags: vnet::F_NEEDS_CSUM,
+            gso_type: if mss > 0 { vnet::GSO_TCPV4 } else { 0 },
+            hdr_len: if mss > 0 { (L4 + 20) as u16 } else { 0 },
+            gso_size: mss,
+            csum_start: L4 as u16,
+            csum_offset: o as u16,
+        };
+        buf
+    }
+
+    /// Completes the partial checksum as the switch (or the receiving kernel) would, and
+    /// verifies the result over the frame's current pseudo-header.
+    fn completes_right(buf: &PacketBuf) -> bool {
+        let mut f = buf.frame().to_vec();
+        let h = buf.vnet;
+        assert!(complete_checksum(
+            &mut f,
+            h.csum_start as usize,
+            h.csum_offset as usize
+        ));
+        final_right(&f)
+    }
+
+    fn final_right(f: &[u8]) -> bool {
+        let ip = Ipv4Packet::new_checked(&f[ETH_LEN..]).unwrap();
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        ip.verify_checksum()
+            && match ip.next_header() {
+                IpProtocol::Tcp => TcpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum_v4(s, d),
+                _ => UdpPacket::new_checked(ip.payload())
+                    .unwrap()
+                    .verify_checksum_v4(s, d),
+            }
+    }
+
+    fn edits() -> [(Field, u64); 6] {
+        [
+            (Field::NwSrc, u32::from(Ipv4Addr::new(10, 1, 7, 9)) as u64),
+            (
+                Field::NwDst,
+                u32::from(Ipv4Addr::new(192, 0, 2, 200)) as u64,
+            ),
+            (Field::TpSrc, 4242),
+            (Field::TpDst, 65000),
+            (Field::NwTtl, 3),
+            (Field::DlDst, 0x0a58_0a01_0203),
+        ]
+    }
+
+    #[test]
+    fn set_field_on_partial_checksums_updates_the_pseudo_header_sum_and_leaves_ports_alone() {
+        let udp = crate::sample::udp_frame([2; 6], [4; 6], SRC, DST, 64, 333);
+        for (name, frame, mss) in [
+            ("udp", udp, 0),
+            ("tcp", tcp_frame(1000), 0),
+            ("tso super-frame", tcp_frame(20_000), 1448),
+        ] {
+            for (field, value) in edits() {
+                let mut buf = partial(frame.clone(), mss);
+                assert!(completes_right(&buf), "{name}: the test frame itself");
+                set_packet_field(&mut buf, field, value);
+                assert!(
+                    completes_right(&buf),
+                    "{name}: {field:?} keeps the partial checksum completable"
+                );
+            }
+            // Every edit at once, in a flow's order.
+            let mut buf = partial(frame.clone(), mss);
+            for (field, value) in edits() {
+                set_packet_field(&mut buf, field, value);
+            }
+            assert!(completes_right(&buf), "{name}: all edits");
+            assert_eq!(buf.vnet.csum_start as usize, L4, "{name}: header untouched");
+        }
+    }
+
+    #[test]
+    fn set_field_on_complete_checksums_still_updates_them() {
+        let udp = crate::sample::udp_frame([2; 6], [4; 6], SRC, DST, 64, 333);
+        for frame in [udp, tcp_frame(1000)] {
+            for (field, value) in edits() {
+                let mut buf = PacketBuf::from_frame(&frame);
+                set_packet_field(&mut buf, field, value);
+                assert!(final_right(buf.frame()), "{field:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_checksum_elsewhere_leaves_the_field_as_a_final_checksum() {
+        // NEEDS_CSUM pointing at another offset: the TCP field is a complete checksum.
+        let mut buf = PacketBuf::from_frame(&tcp_frame(100));
+        buf.vnet = VnetHdr {
+            flags: vnet::F_NEEDS_CSUM,
+            csum_start: (L4 + 4) as u16,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        set_packet_field(&mut buf, Field::NwDst, 0x0a01_0303);
+        set_packet_field(&mut buf, Field::TpDst, 80);
+        assert!(final_right(buf.frame()));
     }
 }
