@@ -88,6 +88,8 @@ reasons! {
         TableMiss => "table_miss",
         /// resubmit / goto_table chains deeper than 64.
         ResubmitDepth => "resubmit_depth",
+        /// More than 4,096 table lookups (resubmit, goto_table) for one packet.
+        ResubmitLimit => "resubmit_limit",
     }
 }
 
