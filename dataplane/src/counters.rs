@@ -134,6 +134,11 @@ reasons! {
         Captured => "captured",
         /// Frames a capture could not take (its ring was full).
         CaptureLost => "capture_lost",
+        /// Remote nodes a flood did not replicate to (beyond `--flood-max-nodes`).
+        FloodNodesSkipped => "flood_nodes_skipped",
+        /// A source-port socket could not be opened (no file descriptor left, or the port is
+        /// taken); its flows leave from the VXLAN port until a retry succeeds.
+        SrcPortOpenFailed => "src_port_open_failed",
     }
 }
 

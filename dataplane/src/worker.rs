@@ -290,7 +290,14 @@ impl Worker {
             .registry()
             .register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
         let p = &self.cfg.pipeline;
-        let src = SrcPorts::new(vtep, p.src_port_min, p.src_port_max, self.cfg.udp_zero_csum);
+        let src = SrcPorts::new(
+            vtep,
+            p.src_port_min,
+            p.src_port_max,
+            p.src_ports,
+            self.cfg.udp_zero_csum,
+            self.counters.clone(),
+        );
         Ok(Underlay {
             local: Some(vtep),
             sock,

@@ -609,3 +609,28 @@ fn a_resubmit_loop_is_dropped_at_depth_64_with_nothing_sent() {
     assert_eq!(a, Action::Drop(DropReason::ResubmitDepth));
     assert_eq!(rec.count, 0, "not 16 copies, not 64: none");
 }
+
+#[test]
+fn flood_reaches_every_node_unless_capped_and_counts_what_it_skips() {
+    use controlplane::flow::FlowAction;
+    // n2 and 70 more remote nodes.
+    let t = with_flow(&crate::sample::tables(70), vec![FlowAction::Flood]);
+    let frame = ping([0xff; 6], POD3, [10, 1, 1, 2], [10, 1, 1, 255], 64, 10);
+    let encaps = |cfg: PipelineConfig| {
+        let c = WorkerCounters::default();
+        let mut rec = Recorder::keeping();
+        Pipeline::new(cfg).from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        let n = rec
+            .outputs
+            .iter()
+            .filter(|(a, _)| matches!(a, Action::Encap { .. }))
+            .count();
+        (n, c.events[Event::FloodNodesSkipped as usize].get())
+    };
+    assert_eq!(encaps(PipelineConfig::default()), (71, 0), "every node");
+    let capped = PipelineConfig {
+        flood_max_nodes: 10,
+        ..PipelineConfig::default()
+    };
+    assert_eq!(encaps(capped), (10, 61), "capped, and counted");
+}

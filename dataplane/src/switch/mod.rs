@@ -61,6 +61,10 @@ pub struct SwitchConfig {
     /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
     pub masquerade: bool,
     pub state_file: Option<PathBuf>,
+    /// Most remote nodes a flood replicates to (`usize::MAX`: all).
+    pub flood_max_nodes: usize,
+    /// Source-port sockets per worker, spread over the source port range.
+    pub src_ports: usize,
 }
 
 /// A refused request.
@@ -167,6 +171,8 @@ impl Switch {
                 pipeline: PipelineConfig {
                     src_port_min: cfg.src_port_min,
                     src_port_max: cfg.src_port_max,
+                    flood_max_nodes: cfg.flood_max_nodes,
+                    src_ports: cfg.src_ports,
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
