@@ -91,3 +91,14 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     }
     Ok((before, lim.rlim_cur as u64))
 }
+
+/// This process's soft limit on open files (`RLIMIT_NOFILE`).
+pub fn nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`, a live local of the right type.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    Ok(lim.rlim_cur as u64)
+}

@@ -15,7 +15,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -155,6 +155,11 @@ pub fn set_no_check(sock: &UdpSocket, no_check: bool) -> io::Result<()> {
 /// How long a source-port socket that could not be opened waits before it is tried again.
 pub const SRC_PORT_RETRY_MS: u64 = 2000;
 
+/// File descriptors source-port sockets leave free for the control socket, its connections
+/// and new TAP queues: a socket that would leave fewer is closed again and its flows use the
+/// fallback socket.
+pub const SRC_PORT_FD_HEADROOM: u64 = 64;
+
 /// Per-worker pool of sockets bound to outer source ports: `n` ports spread over the range.
 pub struct SrcPorts {
     vtep: IpAddr,
@@ -264,6 +269,15 @@ impl SrcPorts {
     fn open(vtep: IpAddr, port: u16, no_check: bool) -> io::Result<UdpSocket> {
         let addr = SocketAddr::new(vtep, port);
         let s = new_socket(addr, true)?;
+        // Descriptors are handed out lowest first: descriptor k open means 0..k all are.
+        if let Ok(limit) = super::sys::nofile_limit() {
+            if s.as_raw_fd() as u64 + SRC_PORT_FD_HEADROOM >= limit {
+                return Err(io::Error::other(format!(
+                    "fewer than {SRC_PORT_FD_HEADROOM} file descriptors left of {limit}, \
+                     kept for the control socket and TAPs"
+                )));
+            }
+        }
         let _ = s.set_send_buffer_size(SOCKET_BUFFER);
         // Nothing is ever received here; keep the receive buffer minimal.
         let _ = s.set_recv_buffer_size(4096);
