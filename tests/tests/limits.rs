@@ -279,6 +279,16 @@ fn a_port_number_reused_in_one_batch_never_carries_the_old_pods_traffic_to_the_n
         ifname: None,
         mtu: None,
     };
+    // Flows in a table no packet visits: every publish compiles them, which widens the time
+    // between a batch's start and its tables going live.
+    let flows: String = (1..=10_000)
+        .map(|n| format!("table=200,priority=10,udp,tp_dst={n},actions=drop\n"))
+        .collect();
+    let file = std::env::temp_dir().join(format!("{}-flows.txt", lab.name));
+    std::fs::write(&file, flows).unwrap();
+    let (ok, out) = vxctl(&lab, "n1", &["add-flows", "br0", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "{out}");
     let mut ctl = lab.ctl("n1").unwrap();
     ctl.apply(Owner::Admin, None, vec![Change::AddPort(pod_a.clone())])
         .expect("add A");
@@ -320,7 +330,7 @@ fn a_port_number_reused_in_one_batch_never_carries_the_old_pods_traffic_to_the_n
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    for round in 0..5 {
+    for round in 0..10 {
         ctl.apply(
             Owner::Admin,
             None,
