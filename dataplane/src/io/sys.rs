@@ -83,13 +83,13 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     };
     // SAFETY: getrlimit writes one rlimit into `lim`, a live local of the right type.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    let before = lim.rlim_cur as u64;
+    let before = lim.rlim_cur;
     if lim.rlim_cur < lim.rlim_max {
         lim.rlim_cur = lim.rlim_max;
         // SAFETY: setrlimit reads one rlimit from `lim`, a live local of the right type.
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     }
-    Ok((before, lim.rlim_cur as u64))
+    Ok((before, lim.rlim_cur))
 }
 
 /// This process's soft limit on open files (`RLIMIT_NOFILE`).
@@ -100,5 +100,5 @@ pub fn nofile_limit() -> io::Result<u64> {
     };
     // SAFETY: getrlimit writes one rlimit into `lim`, a live local of the right type.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
