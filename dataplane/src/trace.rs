@@ -216,6 +216,18 @@ pub fn run(
     frame: Vec<u8>,
     name: &dyn Fn(PortNo) -> String,
 ) -> Result<TraceRepr, String> {
+    run_with(&PipelineConfig::default(), t, in_port, ms, frame, name)
+}
+
+/// Runs the trace with the switch's pipeline settings (source ports, flood cap).
+pub fn run_with(
+    cfg: &PipelineConfig,
+    t: &Tables,
+    in_port: PortNo,
+    ms: &[Match],
+    frame: Vec<u8>,
+    name: &dyn Fn(PortNo) -> String,
+) -> Result<TraceRepr, String> {
     let tun_id = find(ms, |m| match m {
         Match::TunId { value, .. } => Some(*value),
         _ => None,
@@ -278,7 +290,7 @@ pub fn run(
 
     // Then the real pipeline, with nothing sent.
     let counters = WorkerCounters::default();
-    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut p = Pipeline::new(cfg.clone());
     p.set_now_ms(crate::clock::now_ms());
     let mut rec = Recorder::keeping();
     let last = if from_tunnel {
@@ -309,6 +321,13 @@ pub fn run(
                 } else {
                     0
                 };
+                // The port of the worker's socket pool the flow's hashed port maps onto.
+                let src_port = crate::io::udp::pool_port(
+                    cfg.src_port_min,
+                    cfg.src_port_max,
+                    cfg.src_ports,
+                    *src_port,
+                );
                 match t.node(*node) {
                     Some(n) => format!(
                         "encapsulate VNI {vni} to {} ({}) from UDP port {src_port}",

@@ -160,6 +160,32 @@ pub const SRC_PORT_RETRY_MS: u64 = 2000;
 /// fallback socket.
 pub const SRC_PORT_FD_HEADROOM: u64 = 64;
 
+/// The slot of a pool of `n` ports over `span` ports from `min` that `port` maps onto.
+#[inline]
+fn pool_slot(min: u16, span: u32, n: usize, port: u16) -> Option<usize> {
+    let off = port.checked_sub(min)? as u64;
+    if off >= span as u64 {
+        return None;
+    }
+    Some((off * n as u64 / span as u64) as usize)
+}
+
+/// The port slot `i` of such a pool is bound to.
+fn pool_slot_port(min: u16, span: u32, n: usize, i: usize) -> u16 {
+    let off = (i as u64 * span as u64).div_ceil(n as u64);
+    min + off as u16
+}
+
+/// The port a flow whose hashed port is `port` leaves from, with a pool of `n` sockets over
+/// `min..=max` (what [`SrcPorts`] binds; for `vxctl trace`).
+pub fn pool_port(min: u16, max: u16, n: usize, port: u16) -> u16 {
+    let span = (max as u32).saturating_sub(min as u32) + 1;
+    let n = n.clamp(1, span as usize);
+    pool_slot(min, span, n, port)
+        .map(|i| pool_slot_port(min, span, n, i))
+        .unwrap_or(port)
+}
+
 /// Per-worker pool of sockets bound to outer source ports: `n` ports spread over the range.
 pub struct SrcPorts {
     vtep: IpAddr,
@@ -210,18 +236,12 @@ impl SrcPorts {
     /// The pool slot a flow's port (from the range) maps onto.
     #[inline]
     fn slot_of(&self, port: u16) -> Option<usize> {
-        let off = port.checked_sub(self.min)? as u64;
-        if off >= self.span as u64 {
-            return None;
-        }
-        Some((off * self.slots.len() as u64 / self.span as u64) as usize)
+        pool_slot(self.min, self.span, self.slots.len(), port)
     }
 
     /// The port slot `i` is bound to: the lowest port of the range that maps onto it.
     pub fn port_of(&self, i: usize) -> u16 {
-        let n = self.slots.len() as u64;
-        let off = (i as u64 * self.span as u64).div_ceil(n);
-        self.min + off as u16
+        pool_slot_port(self.min, self.span, self.slots.len(), i)
     }
 
     /// The port a flow whose hashed port is `port` leaves from (when its socket is open).
@@ -369,6 +389,9 @@ mod tests {
         assert!(*ports.last().unwrap() >= 65535 - 64);
         for i in 0..256 {
             assert_eq!(p.pool_port(p.port_of(i)), Some(p.port_of(i)), "slot {i}");
+        }
+        for port in (49152..=65535u16).step_by(97) {
+            assert_eq!(Some(pool_port(49152, 65535, 256, port)), p.pool_port(port));
         }
         assert_eq!(p.pool_port(49151), None);
         // Fewer ports than asked: one socket per port.
