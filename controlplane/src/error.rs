@@ -12,6 +12,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "vxswitchd at {path} did not {what} within {secs} s (is it overloaded or stuck? \
+         its log says why; `vxswitchd --help` on file descriptors)"
+    )]
+    NoAnswer {
+        path: PathBuf,
+        what: &'static str,
+        secs: u64,
+    },
     #[error("control socket I/O failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("message of {len} bytes exceeds the limit of {max} bytes")]

@@ -91,6 +91,8 @@ reasons! {
         /// VXLAN whose outer ECN is CE around a Not-ECT inner packet (RFC 6040 section 4.2:
         /// the congestion mark cannot be passed on; Linux counts it as an rx error).
         EcnCeNotEct => "ecn_ce_not_ect",
+        /// More than 4,096 table lookups (resubmit, goto_table) for one packet.
+        ResubmitLimit => "resubmit_limit",
     }
 }
 
@@ -146,6 +148,11 @@ reasons! {
         /// TCP segments from the tunnel whose IPv4 or TCP checksum did not verify: not merged,
         /// written to the pod alone and unmarked, so its kernel checks and drops them.
         GroCsumBad => "gro_csum_bad",
+        /// Remote nodes a flood did not replicate to (beyond `--flood-max-nodes`).
+        FloodNodesSkipped => "flood_nodes_skipped",
+        /// A source-port socket could not be opened (no file descriptor left, or the port is
+        /// taken); its flows leave from the VXLAN port until a retry succeeds.
+        SrcPortOpenFailed => "src_port_open_failed",
     }
 }
 

@@ -91,14 +91,72 @@ pub fn bind(path: &Path, access: &Access) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-/// Accepts connections until the future is dropped.
+/// A descriptor kept in reserve: when accept fails for want of descriptors (EMFILE/ENFILE)
+/// it is closed so the next accept can take the waiting connection, which is then answered.
+fn spare_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// How a run of failed accepts is paced and reported: one log line when it starts, one when
+/// it ends (with how many failed), a growing pause in between.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u64,
+}
+
+impl AcceptBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Records a failure; returns the line to log (only the first of a run) and the pause.
+    fn failed(&mut self, e: &std::io::Error) -> (Option<String>, std::time::Duration) {
+        self.failures += 1;
+        let line = (self.failures == 1).then(|| {
+            format!(
+                "vxswitchd: accepting control connections fails: {e}; retrying with back-off \
+                 (logged again when it recovers)"
+            )
+        });
+        let shift = (self.failures - 1).min(7) as u32;
+        (line, (Self::FIRST * (1 << shift)).min(Self::MAX))
+    }
+
+    /// Records a success; returns the line to log when it ends a run of failures.
+    fn succeeded(&mut self) -> Option<String> {
+        let n = std::mem::take(&mut self.failures);
+        (n > 0)
+            .then(|| format!("vxswitchd: accepting control connections again ({n} accepts failed)"))
+    }
+}
+
+/// Accepts connections until the future is dropped. Running out of file descriptors slows
+/// accepting down but never stops it: a reserve descriptor lets a waiting client in, and
+/// accepting resumes by itself once descriptors are free again.
 pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: Access) {
+    let mut reserve = spare_fd();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                if let Some(line) = backoff.succeeded() {
+                    eprintln!("{line}");
+                }
+                if reserve.is_none() {
+                    reserve = spare_fd();
+                }
+                s
+            }
             Err(e) => {
-                eprintln!("vxswitchd: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let (line, pause) = backoff.failed(&e);
+                if let Some(line) = line {
+                    eprintln!("{line}");
+                }
+                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if out_of_fds && reserve.take().is_some() {
+                    // The reserve is closed: accept again at once.
+                    continue;
+                }
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
@@ -459,5 +517,34 @@ pub async fn refresh_path_mtus(switch: Arc<Mutex<Switch>>) {
         tick.tick().await;
         let sw = switch.clone();
         let _ = tokio::task::spawn_blocking(move || lock(&sw).refresh_path_mtus()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_failed_accepts_logs_twice_and_backs_off() {
+        let mut b = AcceptBackoff::default();
+        let e = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let mut lines = 0;
+        let mut pauses = Vec::new();
+        for _ in 0..500 {
+            let (line, pause) = b.failed(&e);
+            lines += line.is_some() as usize;
+            pauses.push(pause);
+        }
+        assert_eq!(lines, 1, "one line for the whole run");
+        assert_eq!(pauses[0], std::time::Duration::from_millis(10));
+        assert!(
+            pauses.windows(2).all(|w| w[0] <= w[1]),
+            "the pause only grows"
+        );
+        assert_eq!(*pauses.last().unwrap(), std::time::Duration::from_secs(1));
+        let end = b.succeeded().expect("the recovery is logged");
+        assert!(end.contains("500"), "{end}");
+        assert!(b.succeeded().is_none(), "and only once");
+        assert!(b.failed(&e).0.is_some(), "a new run is logged again");
     }
 }

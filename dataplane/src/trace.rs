@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use controlplane::flow::{Match, TableMiss};
+use controlplane::flow::{Match, TableMiss, MAX_DEPTH};
 use controlplane::flow_syntax::{format_actions, format_flow};
 use controlplane::proto::{TraceRepr, TraceStep, PORT_TUNNEL};
 
@@ -11,7 +11,7 @@ use crate::buf::PacketBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::fib::{PortNo, Tables};
 use crate::flow::key::{FlowKey, Tunnel};
-use crate::flow::{resolve, Observer, Rule};
+use crate::flow::{resolve, End, Observer, Rule, MAX_RESUBMITS};
 use crate::pipeline::{Action, Pipeline, PipelineConfig, Recorder};
 use crate::wire::checksum;
 
@@ -216,6 +216,18 @@ pub fn run(
     frame: Vec<u8>,
     name: &dyn Fn(PortNo) -> String,
 ) -> Result<TraceRepr, String> {
+    run_with(&PipelineConfig::default(), t, in_port, ms, frame, name)
+}
+
+/// Runs the trace with the switch's pipeline settings (source ports, flood cap).
+pub fn run_with(
+    cfg: &PipelineConfig,
+    t: &Tables,
+    in_port: PortNo,
+    ms: &[Match],
+    frame: Vec<u8>,
+    name: &dyn Fn(PortNo) -> String,
+) -> Result<TraceRepr, String> {
     let tun_id = find(ms, |m| match m {
         Match::TunId { value, .. } => Some(*value),
         _ => None,
@@ -253,12 +265,32 @@ pub fn run(
             },
         });
         let mut key = FlowKey::extract(&frame, in_port, tunnel);
-        let _ = resolve(fs, &mut key, &mut obs);
+        let r = resolve(fs, &mut key, &mut obs);
+        let limit = match r.end {
+            End::TooDeep => Some(format!(
+                "limit reached: resubmit/goto_table deeper than {MAX_DEPTH}; \
+                 the packet is dropped (resubmit_depth), none of its actions carried out"
+            )),
+            End::TooManyResubmits => Some(format!(
+                "limit reached: more than {MAX_RESUBMITS} table lookups for one packet; \
+                 the packet is dropped (resubmit_limit), none of its actions carried out"
+            )),
+            _ => None,
+        };
+        if let Some(note) = limit {
+            let depth = obs.steps.last().map(|s| s.depth).unwrap_or(0);
+            obs.steps.push(TraceStep {
+                table: obs.steps.last().map(|s| s.table).unwrap_or(0),
+                flow: None,
+                note,
+                depth,
+            });
+        }
     }
 
     // Then the real pipeline, with nothing sent.
     let counters = WorkerCounters::default();
-    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut p = Pipeline::new(cfg.clone());
     p.set_now_ms(crate::clock::now_ms());
     let mut rec = Recorder::keeping();
     let last = if from_tunnel {
@@ -289,6 +321,13 @@ pub fn run(
                 } else {
                     0
                 };
+                // The port of the worker's socket pool the flow's hashed port maps onto.
+                let src_port = crate::io::udp::pool_port(
+                    cfg.src_port_min,
+                    cfg.src_port_max,
+                    cfg.src_ports,
+                    *src_port,
+                );
                 match t.node(*node) {
                     Some(n) => format!(
                         "encapsulate VNI {vni} to {} ({}) from UDP port {src_port}",
@@ -332,4 +371,52 @@ pub fn run(
         actions,
         verdict,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use controlplane::flow::{FlowAction, FlowSpec, PortRef};
+
+    #[test]
+    fn a_trace_names_the_limit_and_the_drop() {
+        let mut t = crate::sample::tables(0);
+        let spec = FlowSpec {
+            table: 0,
+            priority: 1,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches: vec![],
+            actions: vec![
+                FlowAction::Output {
+                    port: PortRef::Number(4),
+                },
+                FlowAction::Resubmit {
+                    in_port: None,
+                    table: 0,
+                },
+            ],
+        };
+        t.flows = Some(std::sync::Arc::new(crate::flow::FlowSet::build(
+            1,
+            &[(0, spec)],
+            &[],
+            &|p| match p {
+                PortRef::Number(n) => Some(*n),
+                PortRef::Name(_) => None,
+            },
+        )));
+        let ms = vec![Match::DlType { value: 0x0800 }];
+        let frame = synthesize(&ms, &t, 3);
+        let r = run(&t, 3, &ms, frame, &|n| format!("p{n}")).unwrap();
+        assert_eq!(r.verdict, "drop: resubmit_depth");
+        let last = r.steps.last().unwrap();
+        assert!(last.note.contains("limit reached"), "{}", last.note);
+        assert!(
+            !r.actions.iter().any(|a| a.starts_with("output to port")),
+            "nothing is sent: {:?}",
+            r.actions
+        );
+    }
 }

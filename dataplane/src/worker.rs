@@ -345,7 +345,14 @@ impl Worker {
             .registry()
             .register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
         let p = &self.cfg.pipeline;
-        let src = SrcPorts::new(vtep, p.src_port_min, p.src_port_max, self.cfg.udp_zero_csum);
+        let src = SrcPorts::new(
+            vtep,
+            p.src_port_min,
+            p.src_port_max,
+            p.src_ports,
+            self.cfg.udp_zero_csum,
+            self.counters.clone(),
+        );
         Ok(Underlay {
             local: Some(vtep),
             sock,
@@ -861,7 +868,10 @@ fn flush_batch(b: &mut TxBatch, u: Option<&mut Underlay>, c: &WorkerCounters, gs
     let dst = to.dst;
     let sock = match u.src.get(to.src_port) {
         Some(s) => s,
-        None => &u.sock,
+        None => {
+            c.event(Event::SrcPortFallback);
+            &u.sock
+        }
     };
     let bytes = &b.bytes[..b.len];
     let mut sent = false;

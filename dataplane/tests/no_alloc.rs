@@ -120,3 +120,86 @@ fn run(t: dataplane::fib::Tables) {
     );
     assert_eq!(encaps, 1000, "the encapsulation path ran");
 }
+
+#[test]
+fn programs_longer_than_the_cache_and_limits_allocate_nothing_per_packet() {
+    use controlplane::flow::{FlowAction, FlowSpec, PortRef};
+    let pod = PODS[0];
+    let spec = |table: u8, nw_dst: Option<[u8; 4]>, actions: Vec<FlowAction>| FlowSpec {
+        table,
+        priority: 10,
+        cookie: 0,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        matches: nw_dst
+            .map(|a| {
+                vec![
+                    controlplane::flow::Match::DlType { value: 0x0800 },
+                    controlplane::flow::Match::NwDst {
+                        value: a.into(),
+                        mask: std::net::Ipv4Addr::BROADCAST,
+                    },
+                ]
+            })
+            .unwrap_or_default(),
+        actions,
+    };
+    let out = FlowAction::Output {
+        port: PortRef::Number(PODS[1].0),
+    };
+    let resubmit = |table| FlowAction::Resubmit {
+        in_port: None,
+        table,
+    };
+    // To 10.1.1.3: 20 outputs (run by walking again); to 10.1.1.4: a resubmit fan past 4,096.
+    let mut flows = vec![
+        (0, spec(0, Some([10, 1, 1, 3]), vec![out.clone(); 20])),
+        (
+            1,
+            spec(0, Some([10, 1, 1, 4]), vec![resubmit(1), resubmit(1)]),
+        ),
+    ];
+    for t in 1..13u8 {
+        flows.push((
+            100 + t as u32,
+            spec(t, None, vec![resubmit(t + 1), resubmit(t + 1)]),
+        ));
+    }
+    flows.push((113, spec(13, None, vec![out.clone()])));
+    let mut t = sample::tables(0);
+    t.flows = Some(std::sync::Arc::new(dataplane::flow::FlowSet::build(
+        1,
+        &flows,
+        &[],
+        &|p| match p {
+            PortRef::Number(n) => Some(*n),
+            PortRef::Name(_) => None,
+        },
+    )));
+    let frames = [
+        sample::udp_frame(PODS[1].1, pod.1, pod.2, [10, 1, 1, 3], 64, 100),
+        sample::udp_frame(PODS[1].1, pod.1, pod.2, [10, 1, 1, 4], 64, 100),
+    ];
+    let counters = WorkerCounters::default();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut buf = PacketBuf::new();
+    let mut sink = Recorder::default();
+    let before = allocs();
+    for round in 0..200u64 {
+        p.set_now_ms(round);
+        for f in &frames {
+            buf.receive_area()[..f.len()].copy_from_slice(f);
+            buf.set_received(f.len());
+            let _ = p.from_port(&t, &counters, pod.0, &mut buf, &mut sink);
+        }
+    }
+    let after = allocs();
+    assert_eq!(after - before, 0, "allocated {} times", after - before);
+    assert_eq!(sink.count, 200 * 20, "every output of every packet");
+    let limit = dataplane::counters::DropReason::ResubmitLimit as usize;
+    assert_eq!(
+        counters.drops[limit].get(),
+        200,
+        "the fan stops at the limit"
+    );
+}

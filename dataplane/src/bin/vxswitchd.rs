@@ -21,6 +21,7 @@ Examples:
   vxswitchd --workers 2 --pin --busy-poll    # dedicated cores
   vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl
   vxswitchd --tos inherit --ttl inherit      # outer DSCP and TTL copied from the pod's packet
+  vxswitchd --src-ports 64                   # 64 outer source ports (sockets) per worker
 
 On the wire: the outer ECN field always follows the inner packet (RFC 6040; CE is sent as
 ECT(0)), and a CE mark arriving on the outer header is passed to the inner one. Every VXLAN
@@ -28,7 +29,13 @@ packet leaves with DF set and is never fragmented (RFC 7348 section 4.3): the sw
 the path MTU to each VTEP (the route's `mtu`, or ICMP frag-needed the node received) and
 answers pod packets that no longer fit with ICMP frag-needed carrying path MTU - 50 (- 70 on
 an IPv6 underlay); an IPv4 packet without DF that does not fit is dropped and counted
-(`mtu_exceeded`), not fragmented.";
+(`mtu_exceeded`), not fragmented.
+
+File descriptors: at start vxswitchd raises its soft RLIMIT_NOFILE to the hard limit. It holds
+one UDP socket per worker on the VXLAN port, up to --src-ports sockets per worker on ports of
+--src-port-range, one TAP queue per worker per pod, and one per control connection. If they run
+out anyway, flows leave from the VXLAN port (counted as src_port_open_failed) and the control
+socket keeps answering.";
 
 /// The vxswitch daemon: a userspace VXLAN switch for pod networks.
 #[derive(Parser, Debug)]
@@ -49,6 +56,17 @@ struct Args {
     /// Outer UDP source port range, chosen per inner flow by a hash (RFC 7348 section 5).
     #[arg(long, default_value = "49152-65535", value_parser = parse_range)]
     src_port_range: (u16, u16),
+    /// Outer UDP source ports a worker holds sockets on, spread evenly over
+    /// --src-port-range: each flow's hashed port is mapped onto one of them. The daemon holds
+    /// at most workers × N UDP sockets (file descriptors) on these ports of the VTEP address,
+    /// however many flows pass; a few hundred give ECMP all the entropy it needs.
+    #[arg(long, default_value_t = dataplane::pipeline::DEFAULT_SRC_PORTS, value_name = "N",
+          value_parser = parse_src_ports)]
+    src_ports: usize,
+    /// Most remote nodes a flood (a flow's `flood`) replicates to; the nodes beyond are
+    /// counted as flood_nodes_skipped. Default: every node.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    flood_max_nodes: Option<u64>,
     /// Outer UDP checksum: on (computed, needed for GSO/GRO) or off (zero, as older Linux and
     /// flannel send).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
@@ -138,6 +156,16 @@ fn parse_ttl(s: &str) -> Result<OuterTtl, String> {
     }
 }
 
+fn parse_src_ports(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of ports"))?;
+    if !(1..=65535).contains(&n) {
+        return Err(format!("{n}: need 1 to 65535 source ports"));
+    }
+    Ok(n)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -184,7 +212,23 @@ fn run(args: Args) -> Result<(), String> {
         state_file,
         tos: args.tos,
         ttl: args.ttl,
+        flood_max_nodes: args
+            .flood_max_nodes
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .unwrap_or(usize::MAX),
+        src_ports: args.src_ports,
     };
+    // Sockets, TAP queues and control connections are all file descriptors; the soft limit
+    // is often 1,024 (systemd's default), the hard one far higher.
+    match dataplane::io::sys::raise_nofile_limit() {
+        Ok((before, now)) if before != now => eprintln!(
+            "vxswitchd: open file limit raised from {before} to {now} (RLIMIT_NOFILE hard limit)"
+        ),
+        Ok((_, now)) => eprintln!("vxswitchd: open file limit {now}"),
+        Err(e) => eprintln!("vxswitchd: cannot raise the open file limit: {e}"),
+    }
+    let src_ports = (args.src_ports as u32)
+        .min(args.src_port_range.1 as u32 - args.src_port_range.0 as u32 + 1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,10 +238,13 @@ fn run(args: Args) -> Result<(), String> {
         let mut sw = Switch::start(cfg).map_err(|e| format!("cannot start workers: {e}"))?;
         sw.restore()?;
         eprintln!(
-            "vxswitchd: listening on {} ({} workers, VXLAN port {})",
+            "vxswitchd: listening on {} ({} workers, VXLAN port {}, {} outer source ports per worker in {}-{})",
             args.socket.display(),
             workers,
-            args.vxlan_port
+            args.vxlan_port,
+            src_ports,
+            args.src_port_range.0,
+            args.src_port_range.1
         );
         let sw = Arc::new(Mutex::new(sw));
         if let Some(addr) = args.metrics {

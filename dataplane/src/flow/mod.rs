@@ -7,9 +7,15 @@
 //!   probe per distinct mask, not per flow, and stops early once no remaining subtable can
 //!   beat the best priority found.
 //! - [`resolve`]: walks the tables for a key (set_field/load/move update the key, resubmit and
-//!   goto_table recurse, depth capped at [`MAX_DEPTH`]) and produces a [`Resolved`]: the
-//!   straight-line program of packet edits and outputs, plus the path of (table, flow) pairs
-//!   to credit.
+//!   goto_table recurse) and produces a [`Resolved`]: the straight-line program of packet edits
+//!   and outputs, plus the path of (table, flow) pairs to credit. The limits are OVS's:
+//!   resubmit/goto_table depth [`MAX_DEPTH`] (64) and [`MAX_RESUBMITS`] (4,096) lookups per
+//!   packet; a packet that reaches one ends as [`End::TooDeep`] or [`End::TooManyResubmits`]
+//!   and is dropped with that reason, nothing of its program carried out.
+//! - [`Program`]: what a walk produces, step by step. [`Resolved`] keeps the first
+//!   [`MAX_STEPS`] steps and [`MAX_PATH`] lookups (what the cache can hold); a longer program
+//!   is marked `overflow`, never cached, and the pipeline walks the tables again with a
+//!   `Program` that carries each step out as it comes — nothing is cut short.
 //! - [`Emc`]: a per-worker exact-match cache from the full key to its `Resolved`, invalidated
 //!   by the flow-set version (OVS's EMC).
 
@@ -296,10 +302,34 @@ pub enum End {
     Miss(u8),
     /// resubmit/goto_table went deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// More than [`MAX_RESUBMITS`] table lookups for one packet.
+    TooManyResubmits,
 }
 
-const MAX_STEPS: usize = 16;
-const MAX_PATH: usize = 16;
+impl End {
+    /// A limit of the flow tables was reached: the packet is dropped, its program not run.
+    pub fn is_limit(self) -> bool {
+        matches!(self, End::TooDeep | End::TooManyResubmits)
+    }
+}
+
+/// Steps a [`Resolved`] (and so an exact-match cache entry) holds; longer programs are run by
+/// walking the tables again, uncached.
+pub const MAX_STEPS: usize = 16;
+/// Lookups a [`Resolved`] records for crediting; longer paths are credited by the walk itself.
+pub const MAX_PATH: usize = 16;
+/// Most table lookups (resubmit, goto_table, a miss that continues) one packet may cause
+/// after the first, as OVS allows (its `MAX_RESUBMITS`): resubmits that fan out could
+/// otherwise cost 2^64 lookups at depth 64.
+pub const MAX_RESUBMITS: usize = 4096;
+
+/// What a walk of the tables produces, in order: the packet's steps and the lookups made.
+pub trait Program {
+    /// The next packet edit or output.
+    fn step(&mut self, s: Step);
+    /// A lookup in `table` that found rule index `rule` (`u32::MAX`: a miss).
+    fn lookup(&mut self, table: u8, rule: u32);
+}
 
 /// The outcome of the flow tables for one key, without allocation.
 #[derive(Debug, Clone, Copy)]
@@ -334,7 +364,16 @@ impl Resolved {
     pub fn path(&self) -> &[(u8, u32)] {
         &self.path[..self.n_path as usize]
     }
-    fn push_step(&mut self, s: Step) {
+    /// Whether the exact-match cache may keep this result: the whole program fits, or the
+    /// packet is dropped at a limit (then only the verdict matters).
+    pub fn cacheable(&self) -> bool {
+        !self.overflow || self.end.is_limit()
+    }
+}
+
+impl Program for Resolved {
+    #[inline]
+    fn step(&mut self, s: Step) {
         if (self.n_steps as usize) < MAX_STEPS {
             self.steps[self.n_steps as usize] = s;
             self.n_steps += 1;
@@ -342,7 +381,8 @@ impl Resolved {
             self.overflow = true;
         }
     }
-    fn push_path(&mut self, table: u8, rule: u32) {
+    #[inline]
+    fn lookup(&mut self, table: u8, rule: u32) {
         if (self.n_path as usize) < MAX_PATH {
             self.path[self.n_path as usize] = (table, rule);
             self.n_path += 1;
@@ -365,32 +405,49 @@ impl Observer for () {
 /// Runs the flow tables for `key` (which is updated by set_field/load/move as it goes).
 pub fn resolve(set: &FlowSet, key: &mut FlowKey, obs: &mut dyn Observer) -> Resolved {
     let mut r = Resolved::default();
-    r.end = walk(set, key, 0, 0, &mut r, obs);
+    r.end = resolve_into(set, key, &mut r, obs);
     r
 }
 
-fn walk(
+/// Runs the flow tables for `key`, handing every step and lookup to `prog` as the walk makes
+/// them; returns how the walk ended.
+pub fn resolve_into<P: Program>(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    prog: &mut P,
+    obs: &mut dyn Observer,
+) -> End {
+    let mut budget = MAX_RESUBMITS + 1;
+    walk(set, key, 0, 0, prog, &mut budget, obs)
+}
+
+fn walk<P: Program>(
     set: &FlowSet,
     key: &mut FlowKey,
     mut table: u8,
     depth: usize,
-    r: &mut Resolved,
+    r: &mut P,
+    budget: &mut usize,
     obs: &mut dyn Observer,
 ) -> End {
     if depth > MAX_DEPTH {
         return End::TooDeep;
     }
     loop {
+        if *budget == 0 {
+            return End::TooManyResubmits;
+        }
+        *budget -= 1;
         let Some(t) = set.tables.get(table as usize) else {
             return End::Miss(table);
         };
         let Some(ri) = t.lookup(key, &set.rules) else {
-            r.push_path(table, u32::MAX);
+            r.lookup(table, u32::MAX);
             obs.lookup(table, depth, None, t.miss);
             return match t.miss {
                 TableMiss::Drop => End::Miss(table),
                 TableMiss::Normal => {
-                    r.push_step(Step::Normal);
+                    r.step(Step::Normal);
                     End::Done
                 }
                 TableMiss::Continue if (table as usize) < 254 => {
@@ -400,7 +457,7 @@ fn walk(
                 TableMiss::Continue => End::Miss(table),
             };
         };
-        r.push_path(table, ri);
+        r.lookup(table, ri);
         let rule = &set.rules[ri as usize];
         obs.lookup(table, depth, Some(rule), t.miss);
         if rule.ops.is_empty() {
@@ -409,15 +466,13 @@ fn walk(
         let mut goto = None;
         for op in &rule.ops {
             match *op {
-                Op::Output(p) if p == controlplane::proto::PORT_TUNNEL => {
-                    r.push_step(Step::Tunnel {
-                        vni: key.get(key::TUN_ID) as u32,
-                        dst: key.ipv4(key::TUN_DST),
-                    })
-                }
-                Op::Output(p) => r.push_step(Step::Output(p)),
-                Op::Normal => r.push_step(Step::Normal),
-                Op::Flood => r.push_step(Step::Flood),
+                Op::Output(p) if p == controlplane::proto::PORT_TUNNEL => r.step(Step::Tunnel {
+                    vni: key.get(key::TUN_ID) as u32,
+                    dst: key.ipv4(key::TUN_DST),
+                }),
+                Op::Output(p) => r.step(Step::Output(p)),
+                Op::Normal => r.step(Step::Normal),
+                Op::Flood => r.step(Step::Flood),
                 Op::Drop => return End::Drop,
                 Op::Write {
                     field,
@@ -427,18 +482,18 @@ fn walk(
                 } => {
                     write_bits(key, field, start, end, value);
                     if is_packet_field(field) {
-                        r.push_step(Step::Set(field, key.get(field_slot(field))));
+                        r.step(Step::Set(field, key.get(field_slot(field))));
                     }
                 }
                 Op::Move { src, dst } => {
                     let v = read_bits(key, src.field, src.start, src.end);
                     write_bits(key, dst.field, dst.start, dst.end, v);
                     if is_packet_field(dst.field) {
-                        r.push_step(Step::Set(dst.field, key.get(field_slot(dst.field))));
+                        r.step(Step::Set(dst.field, key.get(field_slot(dst.field))));
                     }
                 }
                 Op::DecTtl => {
-                    r.push_step(Step::DecTtl);
+                    r.step(Step::DecTtl);
                     let ttl = key.get(key::NW_TTL);
                     key.set(key::NW_TTL, ttl.saturating_sub(1));
                 }
@@ -447,7 +502,7 @@ fn walk(
                     if let Some(p) = in_port {
                         key.set(IN_PORT, p as u64);
                     }
-                    let e = walk(set, key, t2, depth + 1, r, obs);
+                    let e = walk(set, key, t2, depth + 1, r, budget, obs);
                     key.set(IN_PORT, saved);
                     if e != End::Done {
                         return e;
@@ -458,7 +513,7 @@ fn walk(
         }
         match goto {
             Some(t2) => {
-                return walk(set, key, t2, depth + 1, r, obs);
+                return walk(set, key, t2, depth + 1, r, budget, obs);
             }
             None => return End::Done,
         }
@@ -537,7 +592,7 @@ impl Emc {
 
     #[inline]
     pub fn insert(&mut self, version: u64, key: FlowKey, hash: u64, resolved: &Resolved) {
-        if resolved.overflow {
+        if !resolved.cacheable() {
             return;
         }
         let e = &mut self.entries[(hash as usize) & (EMC_ENTRIES - 1)];
@@ -737,8 +792,100 @@ mod tests {
         let mut k = key_to([10, 1, 2, 2], 3);
         let r = resolve(&set2, &mut k, &mut ());
         assert_eq!(r.end, End::TooDeep);
-        assert!(r.overflow, "a runaway path is never cached");
+        assert!(
+            r.overflow && r.cacheable(),
+            "a limit's verdict is cached, not its steps"
+        );
         let _ = MacAddr([0; 6]);
+    }
+
+    /// Collects everything a walk produces, unbounded.
+    #[derive(Default)]
+    struct All {
+        steps: Vec<Step>,
+        lookups: usize,
+    }
+
+    impl Program for All {
+        fn step(&mut self, s: Step) {
+            self.steps.push(s);
+        }
+        fn lookup(&mut self, _: u8, _: u32) {
+            self.lookups += 1;
+        }
+    }
+
+    #[test]
+    fn long_programs_are_marked_and_walked_in_full() {
+        let outs: Vec<FlowAction> = (0..20)
+            .map(|i| FlowAction::Output {
+                port: PortRef::Number(10 + i),
+            })
+            .collect();
+        // 20 outputs in table 0, then 20 lookups down a goto_table chain.
+        let mut flows = vec![(
+            0,
+            flow(
+                0,
+                1,
+                vec![],
+                [outs, vec![FlowAction::GotoTable { table: 1 }]].concat(),
+            ),
+        )];
+        for t in 1..20u8 {
+            flows.push((
+                t as u32,
+                flow(t, 1, vec![], vec![FlowAction::GotoTable { table: t + 1 }]),
+            ));
+        }
+        flows.push((20, flow(20, 1, vec![], vec![FlowAction::Normal])));
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert!(r.overflow && !r.cacheable(), "too long for the cache");
+        assert_eq!(r.steps().len(), MAX_STEPS);
+        let mut all = All::default();
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(resolve_into(&set, &mut k, &mut all, &mut ()), End::Done);
+        assert_eq!(all.steps.len(), 21);
+        assert_eq!(all.steps[19], Step::Output(29));
+        assert_eq!(all.steps[20], Step::Normal);
+        assert_eq!(all.lookups, 21);
+        let mut emc = Emc::default();
+        emc.insert(1, k, k.hash(), &r);
+        assert!(emc.get(1, &k, k.hash()).is_none(), "never cached cut short");
+    }
+
+    #[test]
+    fn lookups_per_packet_are_capped_like_ovs() {
+        // A chain of `continue` misses is cheap; resubmits fanning out are not.
+        let mut flows = Vec::new();
+        for t in 0..13u8 {
+            let r = FlowAction::Resubmit {
+                in_port: None,
+                table: t + 1,
+            };
+            flows.push((t as u32, flow(t, 1, vec![], vec![r.clone(), r])));
+        }
+        flows.push((13, flow(13, 1, vec![], vec![FlowAction::Normal])));
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut all = All::default();
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let end = resolve_into(&set, &mut k, &mut all, &mut ());
+        assert_eq!(end, End::TooManyResubmits);
+        assert_eq!(all.lookups, MAX_RESUBMITS + 1);
+        // Two misses that continue, then tables 2..=13: 2 + 2^12 - 1 = 4,097 lookups, the
+        // first and 4,096 more: just within the limit.
+        let set = FlowSet::build(
+            1,
+            &[flows[2..].to_vec()].concat(),
+            &[(0, TableMiss::Continue), (1, TableMiss::Continue)],
+            &num,
+        );
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
     }
 
     #[test]

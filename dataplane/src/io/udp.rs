@@ -5,9 +5,13 @@
 //! quinn-udp, which also handles UDP GRO (several datagrams in one receive, cut by `stride`).
 //!
 //! RFC 7348 wants the outer source port to carry a hash of the inner flow. A UDP socket sends
-//! from the port it is bound to, so each worker keeps a table of sockets bound to source ports
-//! of the configured range, opened the first time a flow hashes to that port (one syscall per
-//! new port, never per packet).
+//! from the port it is bound to, so each worker keeps a bounded pool of sockets ([`SrcPorts`]):
+//! N ports spread evenly over the configured range (`--src-ports`, 256 by default), each
+//! opened the first time a flow maps onto it. A flow's hashed port is mapped onto one of the N,
+//! so the file descriptors a worker holds stay bounded however many flows pass; a few hundred
+//! ports give ECMP all the entropy it needs. A socket that cannot be opened (no descriptor
+//! left, or the port taken) sends its flows from the VXLAN port instead, counted, and is
+//! retried a while later — never once per packet.
 //!
 //! RFC 7348 section 4.3: a VTEP must not fragment its VXLAN packets. Every underlay socket
 //! sends with DF (`IP_PMTUDISC_DO`, or `IPV6_DONTFRAG` on an IPv6 underlay), so a datagram
@@ -16,11 +20,13 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::sys::setsockopt_int;
+use crate::counters::{Event, WorkerCounters};
 
 /// Socket buffer size asked for underlay sockets (bursts of 64 KB super-frames).
 pub const SOCKET_BUFFER: usize = 4 << 20;
@@ -276,45 +282,135 @@ pub fn set_no_check(sock: &UdpSocket, no_check: bool) -> io::Result<()> {
     )
 }
 
-/// Per-worker table of sockets bound to outer source ports.
+/// How long a source-port socket that could not be opened waits before it is tried again.
+pub const SRC_PORT_RETRY_MS: u64 = 2000;
+
+/// File descriptors source-port sockets leave free for the control socket, its connections
+/// and new TAP queues: a socket that would leave fewer is closed again and its flows use the
+/// fallback socket.
+pub const SRC_PORT_FD_HEADROOM: u64 = 64;
+
+/// The slot of a pool of `n` ports over `span` ports from `min` that `port` maps onto.
+#[inline]
+fn pool_slot(min: u16, span: u32, n: usize, port: u16) -> Option<usize> {
+    let off = port.checked_sub(min)? as u64;
+    if off >= span as u64 {
+        return None;
+    }
+    Some((off * n as u64 / span as u64) as usize)
+}
+
+/// The port slot `i` of such a pool is bound to.
+fn pool_slot_port(min: u16, span: u32, n: usize, i: usize) -> u16 {
+    let off = (i as u64 * span as u64).div_ceil(n as u64);
+    min + off as u16
+}
+
+/// The port a flow whose hashed port is `port` leaves from, with a pool of `n` sockets over
+/// `min..=max` (what [`SrcPorts`] binds; for `vxctl trace`).
+pub fn pool_port(min: u16, max: u16, n: usize, port: u16) -> u16 {
+    let span = (max as u32).saturating_sub(min as u32) + 1;
+    let n = n.clamp(1, span as usize);
+    pool_slot(min, span, n, port)
+        .map(|i| pool_slot_port(min, span, n, i))
+        .unwrap_or(port)
+}
+
+/// Per-worker pool of sockets bound to outer source ports: `n` ports spread over the range.
 pub struct SrcPorts {
     vtep: IpAddr,
     min: u16,
+    /// Ports in the range.
+    span: u32,
     no_check: bool,
     slots: Vec<Slot>,
+    counters: Arc<WorkerCounters>,
+    /// Whether an open failure was logged already (once per pool).
+    logged: bool,
 }
 
 enum Slot {
     Unopened,
     Open(UdpSocket),
-    /// Binding failed (the port is taken by someone else): use the fallback socket.
-    Failed,
+    /// Opening failed (no descriptor left, or the port is taken by someone else): the
+    /// fallback socket serves until `retry_ms`.
+    Failed {
+        retry_ms: u64,
+    },
 }
 
 impl SrcPorts {
-    /// A table for ports `min..=max`; nothing is opened yet.
-    pub fn new(vtep: IpAddr, min: u16, max: u16, no_check: bool) -> SrcPorts {
-        let n = (max as usize).saturating_sub(min as usize) + 1;
+    /// A pool of `n` sockets (at least 1, at most the range's size) spread over ports
+    /// `min..=max`; nothing is opened yet.
+    pub fn new(
+        vtep: IpAddr,
+        min: u16,
+        max: u16,
+        n: usize,
+        no_check: bool,
+        counters: Arc<WorkerCounters>,
+    ) -> SrcPorts {
+        let span = (max as u32).saturating_sub(min as u32) + 1;
+        let n = n.clamp(1, span as usize);
         SrcPorts {
             vtep,
             min,
+            span,
             no_check,
             slots: (0..n).map(|_| Slot::Unopened).collect(),
+            counters,
+            logged: false,
         }
     }
 
-    /// The socket bound to `port`, opening it on first use; `None` when it cannot be bound.
+    /// The pool slot a flow's port (from the range) maps onto.
+    #[inline]
+    fn slot_of(&self, port: u16) -> Option<usize> {
+        pool_slot(self.min, self.span, self.slots.len(), port)
+    }
+
+    /// The port slot `i` is bound to: the lowest port of the range that maps onto it.
+    pub fn port_of(&self, i: usize) -> u16 {
+        pool_slot_port(self.min, self.span, self.slots.len(), i)
+    }
+
+    /// The port a flow whose hashed port is `port` leaves from (when its socket is open).
+    pub fn pool_port(&self, port: u16) -> Option<u16> {
+        self.slot_of(port).map(|i| self.port_of(i))
+    }
+
+    /// The pool's socket for a flow whose hashed port is `port`, opening it on first use and
+    /// retrying a failed one every [`SRC_PORT_RETRY_MS`]; `None` when it cannot be opened (send
+    /// from the VXLAN port).
     #[inline]
     pub fn get(&mut self, port: u16) -> Option<&UdpSocket> {
-        let i = port.checked_sub(self.min)? as usize;
-        let slot = self.slots.get_mut(i)?;
-        if let Slot::Unopened = slot {
-            *slot = match Self::open(self.vtep, port, self.no_check) {
+        let i = self.slot_of(port)?;
+        let due = match self.slots[i] {
+            Slot::Open(_) => false,
+            Slot::Unopened => true,
+            Slot::Failed { retry_ms } => crate::clock::now_ms() >= retry_ms,
+        };
+        if due {
+            let bind = self.port_of(i);
+            self.slots[i] = match Self::open(self.vtep, bind, self.no_check) {
                 Ok(s) => Slot::Open(s),
-                Err(_) => Slot::Failed,
+                Err(e) => {
+                    self.counters.event(Event::SrcPortOpenFailed);
+                    if !self.logged {
+                        self.logged = true;
+                        eprintln!(
+                            "vxswitchd: cannot open a socket on outer source port {bind} ({e}); \
+                             its flows leave from the VXLAN port, retried every {SRC_PORT_RETRY_MS} ms \
+                             (counted as src_port_open_failed; further failures are not logged)"
+                        );
+                    }
+                    Slot::Failed {
+                        retry_ms: crate::clock::now_ms() + SRC_PORT_RETRY_MS,
+                    }
+                }
             };
         }
-        match slot {
+        match &self.slots[i] {
             Slot::Open(s) => Some(s),
             _ => None,
         }
@@ -323,6 +419,15 @@ impl SrcPorts {
     fn open(vtep: IpAddr, port: u16, no_check: bool) -> io::Result<UdpSocket> {
         let addr = SocketAddr::new(vtep, port);
         let s = new_socket(addr, true)?;
+        // Descriptors are handed out lowest first: descriptor k open means 0..k all are.
+        if let Ok(limit) = super::sys::nofile_limit() {
+            if s.as_raw_fd() as u64 + SRC_PORT_FD_HEADROOM >= limit {
+                return Err(io::Error::other(format!(
+                    "fewer than {SRC_PORT_FD_HEADROOM} file descriptors left of {limit}, \
+                     kept for the control socket and TAPs"
+                )));
+            }
+        }
         let _ = s.set_send_buffer_size(SOCKET_BUFFER);
         // Nothing is ever received here; keep the receive buffer minimal.
         let _ = s.set_recv_buffer_size(4096);
@@ -340,6 +445,11 @@ impl SrcPorts {
             .iter()
             .filter(|s| matches!(s, Slot::Open(_)))
             .count()
+    }
+
+    /// Size of the pool.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
     }
 }
 
@@ -446,5 +556,70 @@ mod tests {
         // Loopback's MTU is 65536: clamped to what fits a u16.
         let lo: SocketAddr = "127.0.0.1:4789".parse().unwrap();
         assert_eq!(path_mtu(Some(lo.ip()), lo).unwrap(), u16::MAX);
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn pool(min: u16, max: u16, n: usize) -> SrcPorts {
+        SrcPorts::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            min,
+            max,
+            n,
+            false,
+            Arc::new(WorkerCounters::default()),
+        )
+    }
+
+    #[test]
+    fn the_pool_is_bounded_and_spread_over_the_range() {
+        let p = pool(49152, 65535, 256);
+        assert_eq!(p.capacity(), 256);
+        let mut ports: Vec<u16> = (49152..=65535u16)
+            .map(|port| p.pool_port(port).unwrap())
+            .collect();
+        ports.dedup();
+        assert_eq!(ports.len(), 256, "every flow port maps onto one of 256");
+        assert_eq!(ports[0], 49152);
+        assert_eq!(ports[1] - ports[0], 64, "evenly spread");
+        assert!(*ports.last().unwrap() >= 65535 - 64);
+        for i in 0..256 {
+            assert_eq!(p.pool_port(p.port_of(i)), Some(p.port_of(i)), "slot {i}");
+        }
+        for port in (49152..=65535u16).step_by(97) {
+            assert_eq!(Some(pool_port(49152, 65535, 256, port)), p.pool_port(port));
+        }
+        assert_eq!(p.pool_port(49151), None);
+        // Fewer ports than asked: one socket per port.
+        let p = pool(40000, 40009, 256);
+        assert_eq!(p.capacity(), 10);
+        assert_eq!(p.pool_port(40007), Some(40007));
+    }
+
+    #[test]
+    fn a_socket_that_cannot_open_is_counted_and_retried_later_not_per_packet() {
+        // An address this host does not have: every bind fails, nothing is held.
+        let c = Arc::new(WorkerCounters::default());
+        let mut p = SrcPorts::new(
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)),
+            41000,
+            48999,
+            8,
+            false,
+            c.clone(),
+        );
+        for port in 41000..49000u16 {
+            assert!(p.get(port).is_none(), "the fallback socket serves");
+        }
+        assert_eq!(p.open_count(), 0);
+        assert_eq!(
+            c.events[Event::SrcPortOpenFailed as usize].get(),
+            8,
+            "one attempt per pool slot, not one per packet"
+        );
     }
 }

@@ -28,7 +28,12 @@ impl Pipeline {
             }
         }
         if in_port != PORT_TUNNEL {
-            for node in 0..t.nodes.len().min(MAX_FLOOD_NODES) {
+            let nodes = t.nodes.len();
+            let reach = nodes.min(self.cfg.flood_max_nodes);
+            if reach < nodes {
+                c.event_n(Event::FloodNodesSkipped, (nodes - reach) as u64);
+            }
+            for node in 0..reach {
                 match self.encap(t, node as NodeIdx, vni, buf) {
                     a @ Action::Encap { .. } => {
                         sink.emit(t, a, buf);

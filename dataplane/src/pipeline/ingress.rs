@@ -150,59 +150,96 @@ impl Pipeline {
             }
         };
         let len = buf.len();
-        for &(table, rule) in resolved.path() {
-            let hit = fs.rules.get(rule as usize);
-            c.table_lookup(table, hit.is_some());
-            if let Some(r) = hit {
-                c.flow_hit(r.id, len, self.now_ms);
-            }
+        if resolved.end.is_limit() {
+            // A limit of the tables: nothing of the program runs (as in OVS).
+            credit(c, fs, resolved.path(), len, self.now_ms);
+            return drop(c, end_reason(resolved.end).unwrap_or(DropReason::FlowDrop));
         }
+        if resolved.overflow {
+            // Longer than the cache holds: walk the tables again, carrying out each step as
+            // the walk makes it.
+            let mut live = Live {
+                p: self,
+                t,
+                c,
+                fs,
+                ingress,
+                in_port,
+                len,
+                buf,
+                sink,
+                last: None,
+                stopped: None,
+            };
+            let mut k = key;
+            let end = flow::resolve_into(fs, &mut k, &mut live, &mut ());
+            let Live { last, stopped, .. } = live;
+            if let Some(a) = stopped {
+                return a;
+            }
+            return match (end_reason(end), last) {
+                (Some(r), _) => drop(c, r),
+                (None, Some(a)) => a,
+                (None, None) => drop(c, DropReason::FlowDrop),
+            };
+        }
+        credit(c, fs, resolved.path(), len, self.now_ms);
         let mut last = None;
         for step in resolved.steps() {
-            match *step {
-                Step::Set(field, value) => set_packet_field(buf, field, value),
-                Step::DecTtl => {
-                    if let Err(a) = self.dec_ttl(t, c, ingress, buf, sink) {
-                        return a;
-                    }
-                }
-                Step::Output(p) => {
-                    let a = if p == in_port {
-                        Action::Drop(DropReason::Hairpin)
-                    } else {
-                        Action::Output(p)
-                    };
-                    last = Some(finish(t, c, a, buf, sink));
-                }
-                Step::Tunnel { vni, dst } => {
-                    let a = match t.vteps.get(&IpAddr::V4(dst)) {
-                        Some(&node) if in_port != PORT_TUNNEL => self.encap(t, node, vni, buf),
-                        Some(_) => Action::Drop(DropReason::Hairpin),
-                        None => Action::Drop(DropReason::NoRoute),
-                    };
-                    last = Some(finish(t, c, a, buf, sink));
-                    if matches!(a, Action::Encap { .. }) {
-                        buf.advance(VXLAN_LEN);
-                    }
-                }
-                Step::Normal => {
-                    let a = self.forward(t, c, ingress, buf);
-                    last = Some(finish(t, c, a, buf, sink));
-                }
-                Step::Flood => last = Some(self.flood(t, c, ingress, buf, sink)),
+            if let Err(a) = self.run_step(t, c, ingress, in_port, *step, buf, sink, &mut last) {
+                return a;
             }
         }
-        let end = match resolved.end {
-            End::Done => None,
-            End::Drop => Some(DropReason::FlowDrop),
-            End::Miss(_) => Some(DropReason::TableMiss),
-            End::TooDeep => Some(DropReason::ResubmitDepth),
-        };
-        match (end, last) {
+        match (end_reason(resolved.end), last) {
             (Some(r), _) => drop(c, r),
             (None, Some(a)) => a,
             (None, None) => drop(c, DropReason::FlowDrop),
         }
+    }
+
+    /// Carries out one step of a flow program; `Err` ends the program with that action.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn run_step(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        ingress: Ingress,
+        in_port: PortNo,
+        step: Step,
+        buf: &mut PacketBuf,
+        sink: &mut impl Sink,
+        last: &mut Option<Action>,
+    ) -> Result<(), Action> {
+        match step {
+            Step::Set(field, value) => set_packet_field(buf, field, value),
+            Step::DecTtl => self.dec_ttl(t, c, ingress, buf, sink)?,
+            Step::Output(p) => {
+                let a = if p == in_port {
+                    Action::Drop(DropReason::Hairpin)
+                } else {
+                    Action::Output(p)
+                };
+                *last = Some(finish(t, c, a, buf, sink));
+            }
+            Step::Tunnel { vni, dst } => {
+                let a = match t.vteps.get(&IpAddr::V4(dst)) {
+                    Some(&node) if in_port != PORT_TUNNEL => self.encap(t, node, vni, buf),
+                    Some(_) => Action::Drop(DropReason::Hairpin),
+                    None => Action::Drop(DropReason::NoRoute),
+                };
+                *last = Some(finish(t, c, a, buf, sink));
+                if matches!(a, Action::Encap { .. }) {
+                    buf.advance(VXLAN_LEN);
+                }
+            }
+            Step::Normal => {
+                let a = self.forward(t, c, ingress, buf);
+                *last = Some(finish(t, c, a, buf, sink));
+            }
+            Step::Flood => *last = Some(self.flood(t, c, ingress, buf, sink)),
+        }
+        Ok(())
     }
 
     /// `dec_ttl`: TTL 1 becomes an ICMP time-exceeded back to the sender.
@@ -295,4 +332,73 @@ pub(super) fn decap_ecn(buf: &mut PacketBuf, outer: u8) -> Result<(), DropReason
         _ => {}
     }
     Ok(())
+}
+
+/// The drop reason for how a walk of the tables ended (`None`: all actions ran).
+fn end_reason(end: End) -> Option<DropReason> {
+    match end {
+        End::Done => None,
+        End::Drop => Some(DropReason::FlowDrop),
+        End::Miss(_) => Some(DropReason::TableMiss),
+        End::TooDeep => Some(DropReason::ResubmitDepth),
+        End::TooManyResubmits => Some(DropReason::ResubmitLimit),
+    }
+}
+
+/// Credits the flows and tables of a walk's path to the worker's counters.
+#[inline]
+fn credit(c: &WorkerCounters, fs: &FlowSet, path: &[(u8, u32)], len: usize, now_ms: u64) {
+    for &(table, rule) in path {
+        credit_one(c, fs, table, rule, len, now_ms);
+    }
+}
+
+#[inline]
+fn credit_one(c: &WorkerCounters, fs: &FlowSet, table: u8, rule: u32, len: usize, now_ms: u64) {
+    let hit = fs.rules.get(rule as usize);
+    c.table_lookup(table, hit.is_some());
+    if let Some(r) = hit {
+        c.flow_hit(r.id, len, now_ms);
+    }
+}
+
+/// A flow program too long for the cache, carried out step by step as the walk makes it.
+struct Live<'a, S: Sink> {
+    p: &'a mut Pipeline,
+    t: &'a Tables,
+    c: &'a WorkerCounters,
+    fs: &'a FlowSet,
+    ingress: Ingress,
+    in_port: PortNo,
+    len: usize,
+    buf: &'a mut PacketBuf,
+    sink: &'a mut S,
+    last: Option<Action>,
+    /// A step ended the program (dec_ttl at TTL 1): later steps are skipped.
+    stopped: Option<Action>,
+}
+
+impl<S: Sink> flow::Program for Live<'_, S> {
+    fn step(&mut self, s: Step) {
+        if self.stopped.is_some() {
+            return;
+        }
+        let r = self.p.run_step(
+            self.t,
+            self.c,
+            self.ingress,
+            self.in_port,
+            s,
+            self.buf,
+            self.sink,
+            &mut self.last,
+        );
+        if let Err(a) = r {
+            self.stopped = Some(a);
+        }
+    }
+
+    fn lookup(&mut self, table: u8, rule: u32) {
+        credit_one(self.c, self.fs, table, rule, self.len, self.p.now_ms);
+    }
 }

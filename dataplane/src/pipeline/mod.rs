@@ -91,6 +91,9 @@ pub struct PipelineConfig {
     /// Outer UDP source ports are chosen from this range by a hash of the inner flow.
     pub src_port_min: u16,
     pub src_port_max: u16,
+    /// How many of the range's ports a worker holds sockets on (spread evenly over it); a
+    /// flow's port is mapped onto one of them.
+    pub src_ports: usize,
     /// Generated ICMP errors per second (token bucket rate and burst).
     pub icmp_rate: u32,
     pub icmp_burst: u32,
@@ -101,6 +104,9 @@ pub struct PipelineConfig {
     /// The path MTU learned for each remote VTEP (shared with the control side and the
     /// worker's transmit side).
     pub pmtu: Arc<crate::pmtu::PathMtus>,
+    /// Most remote nodes a flood replicates to (`usize::MAX`: every node); the nodes beyond it
+    /// are counted (`flood_nodes_skipped`), never skipped silently.
+    pub flood_max_nodes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -108,14 +114,20 @@ impl Default for PipelineConfig {
         PipelineConfig {
             src_port_min: 49152,
             src_port_max: 65535,
+            src_ports: DEFAULT_SRC_PORTS,
             icmp_rate: 100,
             icmp_burst: 50,
             tos: OuterTos::Fixed(0),
             ttl: OuterTtl::Fixed(DEFAULT_TTL),
             pmtu: Arc::default(),
+            flood_max_nodes: usize::MAX,
         }
     }
 }
+
+/// Source-port sockets per worker by default: enough entropy for ECMP, a bounded number of
+/// file descriptors.
+pub const DEFAULT_SRC_PORTS: usize = 256;
 
 /// Where a frame entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,9 +260,6 @@ impl Sink for Recorder {
         }
     }
 }
-
-/// Most remote nodes a flood replicates to.
-pub const MAX_FLOOD_NODES: usize = 64;
 
 /// Counts a drop, or hands an output to the sink.
 #[inline]

@@ -478,3 +478,159 @@ fn set_field_rewrites_keep_every_checksum_valid() {
         "UDP checksum over the new pseudo-header"
     );
 }
+
+fn with_flows_in(t: &Tables, flows: Vec<(u8, Vec<controlplane::flow::FlowAction>)>) -> Tables {
+    use controlplane::flow::{FlowSpec, PortRef};
+    let specs: Vec<(u32, FlowSpec)> = flows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (table, actions))| {
+            let spec = FlowSpec {
+                table,
+                priority: 1,
+                cookie: 0,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                matches: vec![],
+                actions,
+            };
+            (i as u32, spec)
+        })
+        .collect();
+    let mut t = t.clone();
+    t.flows = Some(std::sync::Arc::new(crate::flow::FlowSet::build(
+        9,
+        &specs,
+        &[],
+        &|p| match p {
+            PortRef::Number(n) => Some(*n),
+            PortRef::Name(_) => None,
+        },
+    )));
+    t
+}
+
+#[test]
+fn a_flow_with_twenty_outputs_outputs_twenty_times_cached_or_not() {
+    use controlplane::flow::{FlowAction, PortRef};
+    let out = |n| FlowAction::Output {
+        port: PortRef::Number(n),
+    };
+    let mut actions: Vec<FlowAction> = (0..20).map(|_| out(4)).collect();
+    actions.push(FlowAction::DecTtl);
+    actions.push(out(2));
+    let t = with_flow(&tables(), actions);
+    let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 10);
+    let c = WorkerCounters::default();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    // Twice: the second packet finds whatever the first left in the exact-match cache.
+    for round in 0..2 {
+        let mut rec = Recorder::keeping();
+        let a = p.from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        let outs: Vec<Action> = rec.outputs.iter().map(|(a, _)| *a).collect();
+        assert_eq!(outs.len(), 21, "round {round}: every output carried out");
+        assert!(outs[..20].iter().all(|a| *a == Action::Output(4)));
+        assert_eq!(a, Action::Output(2), "round {round}: the last step is last");
+        assert_eq!(rec.outputs[0].1[14 + 8], 64, "before dec_ttl");
+        assert_eq!(rec.outputs[20].1[14 + 8], 63, "after dec_ttl, in order");
+    }
+    assert_eq!(
+        c.flows[0].packets.get(),
+        2,
+        "the flow is credited once per packet"
+    );
+}
+
+#[test]
+fn resubmits_that_fan_out_stop_at_the_limit_and_send_nothing() {
+    use controlplane::flow::{FlowAction, PortRef};
+    // Table i resubmits twice to table i+1: 2^13 = 8,192 lookups, more than 4,096.
+    let mut flows: Vec<(u8, Vec<FlowAction>)> = (0..13u8)
+        .map(|i| {
+            let r = FlowAction::Resubmit {
+                in_port: None,
+                table: i + 1,
+            };
+            (i, vec![r.clone(), r])
+        })
+        .collect();
+    flows.push((
+        13,
+        vec![FlowAction::Output {
+            port: PortRef::Number(4),
+        }],
+    ));
+    let t = with_flows_in(&tables(), flows);
+    let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 10);
+    let c = WorkerCounters::default();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    for _ in 0..2 {
+        let mut rec = Recorder::default();
+        let a = p.from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        assert_eq!(a, Action::Drop(DropReason::ResubmitLimit));
+        assert_eq!(rec.count, 0, "nothing of a program cut short is sent");
+    }
+    assert_eq!(c.drops[DropReason::ResubmitLimit as usize].get(), 2);
+    assert_eq!(
+        c.events[Event::FlowCacheHit as usize].get(),
+        1,
+        "the verdict is cached"
+    );
+}
+
+#[test]
+fn a_resubmit_loop_is_dropped_at_depth_64_with_nothing_sent() {
+    use controlplane::flow::{FlowAction, PortRef};
+    let t = with_flows_in(
+        &tables(),
+        vec![(
+            0,
+            vec![
+                FlowAction::Output {
+                    port: PortRef::Number(4),
+                },
+                FlowAction::Resubmit {
+                    in_port: None,
+                    table: 0,
+                },
+            ],
+        )],
+    );
+    let frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 10);
+    let c = WorkerCounters::default();
+    let mut rec = Recorder::default();
+    let a = Pipeline::new(PipelineConfig::default()).from_port(
+        &t,
+        &c,
+        3,
+        &mut PacketBuf::from_frame(&frame),
+        &mut rec,
+    );
+    assert_eq!(a, Action::Drop(DropReason::ResubmitDepth));
+    assert_eq!(rec.count, 0, "not 16 copies, not 64: none");
+}
+
+#[test]
+fn flood_reaches_every_node_unless_capped_and_counts_what_it_skips() {
+    use controlplane::flow::FlowAction;
+    // n2 and 70 more remote nodes.
+    let t = with_flow(&crate::sample::tables(70), vec![FlowAction::Flood]);
+    let frame = ping([0xff; 6], POD3, [10, 1, 1, 2], [10, 1, 1, 255], 64, 10);
+    let encaps = |cfg: PipelineConfig| {
+        let c = WorkerCounters::default();
+        let mut rec = Recorder::keeping();
+        Pipeline::new(cfg).from_port(&t, &c, 3, &mut PacketBuf::from_frame(&frame), &mut rec);
+        let n = rec
+            .outputs
+            .iter()
+            .filter(|(a, _)| matches!(a, Action::Encap { .. }))
+            .count();
+        (n, c.events[Event::FloodNodesSkipped as usize].get())
+    };
+    assert_eq!(encaps(PipelineConfig::default()), (71, 0), "every node");
+    let capped = PipelineConfig {
+        flood_max_nodes: 10,
+        ..PipelineConfig::default()
+    };
+    assert_eq!(encaps(capped), (10, 61), "capped, and counted");
+}

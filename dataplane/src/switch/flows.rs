@@ -178,7 +178,14 @@ impl Switch {
             .read()
             .ok_or_else(|| refuse(ErrorCode::Invalid, "the switch is shutting down"))?;
         let frame = crate::trace::synthesize(&ms, &tables, port);
-        crate::trace::run(&tables, port, &ms, frame, &|n| self.port_name(n))
+        let cfg = crate::pipeline::PipelineConfig {
+            src_port_min: self.cfg.src_port_min,
+            src_port_max: self.cfg.src_port_max,
+            src_ports: self.cfg.src_ports,
+            flood_max_nodes: self.cfg.flood_max_nodes,
+            ..Default::default()
+        };
+        crate::trace::run_with(&cfg, &tables, port, &ms, frame, &|n| self.port_name(n))
             .map_err(|m| refuse(ErrorCode::Invalid, m))
     }
 

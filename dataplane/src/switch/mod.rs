@@ -66,6 +66,10 @@ pub struct SwitchConfig {
     pub tos: OuterTos,
     /// Outer TTL of encapsulated packets.
     pub ttl: OuterTtl,
+    /// Most remote nodes a flood replicates to (`usize::MAX`: all).
+    pub flood_max_nodes: usize,
+    /// Source-port sockets per worker, spread over the source port range.
+    pub src_ports: usize,
 }
 
 /// A refused request.
@@ -178,6 +182,8 @@ impl Switch {
                     tos: cfg.tos,
                     ttl: cfg.ttl,
                     pmtu: pmtu.clone(),
+                    flood_max_nodes: cfg.flood_max_nodes,
+                    src_ports: cfg.src_ports,
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
@@ -291,6 +297,27 @@ impl Switch {
         // A number both removed and added had its worker queues replaced by the new port's.
         let added_nos: BTreeSet<PortNo> = added.iter().map(|p| p.no).collect();
         let mut retired = Vec::new();
+        if removed.iter().any(|no| added_nos.contains(no)) {
+            // A number freed and re-used in one batch: the old port leaves the tables first,
+            // and no worker may still hold tables that map the old pod's addresses to the
+            // number, before the number's queues go to the new TAP (possibly another
+            // tenant's pod). `publish` builds the tables from ports that have a runtime.
+            for no in &removed {
+                self.down.remove(no);
+                if let Some(rt) = self.runtime.remove(no) {
+                    let key = old_ports
+                        .get(no)
+                        .map(|p| (p.spec.netns.clone(), p.spec.ifname().to_string()));
+                    retired.push((rt, key.is_some_and(|k| reused.contains(&k))));
+                }
+                for w in &self.workers {
+                    w.send(Control::DelPort { no: *no });
+                }
+            }
+            self.publish();
+            // Waits for the workers to leave the tables published before that one.
+            self.fib.publish();
+        }
         for no in &removed {
             self.down.remove(no);
             if let Some(rt) = self.runtime.remove(no) {

@@ -308,17 +308,34 @@ pub fn file_error(name: &str, e: &FileError) -> Error {
 /// A streaming request on a connection of its own (no read timeout: a monitor may wait for
 /// hours); returns the stream once vxswitchd answered `Streaming`.
 fn open_stream(path: &Path, req: &Request) -> Result<UnixStream, Error> {
-    let mut stream = UnixStream::connect(path).map_err(|source| controlplane::Error::Connect {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    use controlplane::client::{connect_within, CONNECT_TIMEOUT};
+    let mut stream = connect_within(path, CONNECT_TIMEOUT)?;
+    // The daemon answers hello and the request at once; only then may the stream be quiet.
+    stream
+        .set_read_timeout(Some(CONNECT_TIMEOUT))
+        .map_err(controlplane::Error::Io)?;
+    let no_answer = |e: controlplane::Error| match e {
+        controlplane::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            controlplane::Error::NoAnswer {
+                path: path.to_path_buf(),
+                what: "answer",
+                secs: CONNECT_TIMEOUT.as_secs(),
+            }
+        }
+        e => e,
+    };
     let hello = Request::Hello {
         version: PROTOCOL_VERSION,
         client: CLIENT_NAME.to_string(),
     };
     for r in [&hello, req] {
         write_msg(&mut stream, r)?;
-        match read_msg::<_, Response>(&mut stream)? {
+        match read_msg::<_, Response>(&mut stream).map_err(no_answer)? {
             Response::Hello { .. } | Response::Streaming { .. } => {}
             Response::Error { code, message } => {
                 return Err(controlplane::Error::Refused { code, message }.into())
@@ -326,6 +343,9 @@ fn open_stream(path: &Path, req: &Request) -> Result<UnixStream, Error> {
             other => return Err(unexpected(other)),
         }
     }
+    stream
+        .set_read_timeout(None)
+        .map_err(controlplane::Error::Io)?;
     Ok(stream)
 }
 
@@ -542,10 +562,8 @@ fn stats(mut c: Client, args: &StatsArgs, as_json: bool, out: &mut dyn Write) ->
 
 /// Says hello by hand so that a version mismatch can still be shown in full.
 fn version(path: &Path, as_json: bool, out: &mut dyn Write) -> Result<(), Error> {
-    let mut stream = UnixStream::connect(path).map_err(|source| controlplane::Error::Connect {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut stream =
+        controlplane::client::connect_within(path, controlplane::client::CONNECT_TIMEOUT)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(controlplane::Error::Io)?;
