@@ -106,8 +106,8 @@ fn udp_rewritten_by_flows_reaches_a_pod_on_another_node_with_a_valid_checksum() 
         &lab,
         "n1",
         "\
-table=0,priority=500,in_port=n1p1,udp,nw_dst=10.1.2.2,tp_dst=6000,actions=set_field:6001->udp_dst,normal
-table=0,priority=500,in_port=n1p1,udp,nw_dst=10.1.2.99,tp_dst=6100,actions=set_field:10.1.2.3->nw_dst,set_field:6101->udp_dst,normal
+table=0,priority=500,in_port=n1p1,udp,nw_dst=10.1.2.2,tp_dst=6000,actions=mod_tp_dst:6001,normal
+table=0,priority=500,in_port=n1p1,udp,nw_dst=10.1.2.99,tp_dst=6100,actions=mod_nw_dst:10.1.2.3,set_field:6101->udp_dst,normal
 ",
     );
     let p1 = lab.pod("n1p1").unwrap().netns.clone();

@@ -17,6 +17,11 @@ const ACTIONS: &[(&str, &str)] = &[
     ("move", "move:FIELD[BITS]->FIELD[BITS]"),
     ("mod_dl_src", "mod_dl_src:MAC"),
     ("mod_dl_dst", "mod_dl_dst:MAC"),
+    ("mod_nw_src", "mod_nw_src:IP"),
+    ("mod_nw_dst", "mod_nw_dst:IP"),
+    ("mod_nw_ttl", "mod_nw_ttl:TTL"),
+    ("mod_tp_src", "mod_tp_src:PORT"),
+    ("mod_tp_dst", "mod_tp_dst:PORT"),
     ("dec_ttl", "dec_ttl"),
     ("resubmit", "resubmit(,TABLE) or resubmit(PORT,TABLE)"),
     ("goto_table", "goto_table:TABLE"),
@@ -38,12 +43,8 @@ const UNSUPPORTED: &[&str] = &[
     "pop_vlan",
     "push_mpls",
     "pop_mpls",
-    "mod_nw_src",
-    "mod_nw_dst",
     "mod_nw_tos",
     "mod_nw_ecn",
-    "mod_tp_src",
-    "mod_tp_dst",
     "set_tunnel64",
     "set_queue",
     "pop_queue",
@@ -210,6 +211,12 @@ fn one(tok: &str, at: usize) -> Res<FlowAction> {
         ("mod_dl_dst", Some(':')) => FlowAction::ModDlDst {
             mac: lex::mac(arg, arg_at, "mod_dl_dst:")?,
         },
+        // OVS's older spellings of set_field on one field.
+        ("mod_nw_src", Some(':')) => set_field(&format!("{arg}->nw_src"), arg_at)?,
+        ("mod_nw_dst", Some(':')) => set_field(&format!("{arg}->nw_dst"), arg_at)?,
+        ("mod_nw_ttl", Some(':')) => set_field(&format!("{arg}->nw_ttl"), arg_at)?,
+        ("mod_tp_src", Some(':')) => set_field(&format!("{arg}->tp_src"), arg_at)?,
+        ("mod_tp_dst", Some(':')) => set_field(&format!("{arg}->tp_dst"), arg_at)?,
         ("resubmit", Some('(')) => resubmit(rest, at + name_end)?,
         ("resubmit", Some(':')) => {
             return bad(at, "resubmit:PORT is not supported; use resubmit(,TABLE)")

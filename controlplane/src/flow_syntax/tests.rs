@@ -408,6 +408,37 @@ fn valid() -> Vec<(&'static str, FlowSpec)> {
             ),
         ),
         (
+            "actions=mod_nw_src:10.1.1.9,mod_nw_dst:10.1.2.3,mod_tp_src:53,mod_tp_dst:7777,mod_nw_ttl:9,output:2",
+            flow(
+                0,
+                DEFAULT_PRIORITY,
+                vec![],
+                vec![
+                    A::SetField {
+                        field: Field::NwSrc,
+                        value: u64::from(u32::from(ip("10.1.1.9"))),
+                    },
+                    A::SetField {
+                        field: Field::NwDst,
+                        value: u64::from(u32::from(ip("10.1.2.3"))),
+                    },
+                    A::SetField {
+                        field: Field::TpSrc,
+                        value: 53,
+                    },
+                    A::SetField {
+                        field: Field::TpDst,
+                        value: 7777,
+                    },
+                    A::SetField {
+                        field: Field::NwTtl,
+                        value: 9,
+                    },
+                    out(2),
+                ],
+            ),
+        ),
+        (
             "actions=mod_dl_src:0A:58:0A:01:01:01,mod_dl_dst:0a:58:0a:01:01:02,output:2",
             flow(
                 0,
@@ -916,6 +947,8 @@ const INVALID: &[(&str, usize, &str)] = &[
         "unknown field \"nw_tos\"",
     ),
     ("actions=mod_dl_src:zz", 20, "expected a MAC address"),
+    ("actions=mod_tp_dst:70000", 20, "too large for tp_dst"),
+    ("actions=mod_nw_dst:10.1", 20, "expected an IPv4 address"),
     ("actions=note:0", 14, "odd number of hex digits"),
     ("actions=note:0g", 15, "expected hex bytes"),
     ("duration=abc actions=drop", 10, "expected seconds"),
