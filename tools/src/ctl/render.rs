@@ -262,6 +262,7 @@ mod tests {
                     netns: name.into(),
                     mac: mac.parse().unwrap(),
                     ip: ip.parse().unwrap(),
+                    ip6: None,
                     vnid,
                     ifname: None,
                     mtu: None,
@@ -280,6 +281,7 @@ mod tests {
                 vni: 1,
                 cluster_network: "10.1.0.0/16".parse().unwrap(),
                 underlay_mtu: 1500,
+                subnet6: None,
             }),
             local_owner: Some(Owner::Agent),
             ports: vec![
@@ -333,6 +335,7 @@ mod tests {
                     vtep: "198.51.100.2".parse().unwrap(),
                     vtep_mac: "02:f1:00:00:00:02".parse().unwrap(),
                     subnet: "10.1.2.0/24".parse().unwrap(),
+                    subnet6: None,
                 },
             }],
             vxlan_port: 4789,
