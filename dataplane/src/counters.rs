@@ -88,6 +88,9 @@ reasons! {
         TableMiss => "table_miss",
         /// resubmit / goto_table chains deeper than 64.
         ResubmitDepth => "resubmit_depth",
+        /// IPv6 neighbour solicitations the switch does not answer (unknown target, duplicate
+        /// address detection, malformed).
+        Nd => "nd_unanswered",
     }
 }
 
@@ -132,6 +135,9 @@ reasons! {
         Captured => "captured",
         /// Frames a capture could not take (its ring was full).
         CaptureLost => "capture_lost",
+        /// IPv6 neighbour advertisements sent in answer to solicitations.
+        NdAdvert => "nd_advertisements",
+        Icmpv6TimeExceeded => "icmpv6_time_exceeded_sent",
     }
 }
 

@@ -40,6 +40,8 @@ mod ingress;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipv6;
 
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
