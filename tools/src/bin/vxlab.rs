@@ -69,6 +69,7 @@ Examples:
   vxlab up --kinds kernel --nodes 3           3 kernel nodes on an underlay bridge (LAB-ul)
   vxlab up --name b --kinds vxswitch,kernel,kernel --pods 1 --ipv6 off
   vxlab up --workers 2 --offload off          passed on to every vxswitchd
+  vxlab exec n1p1 -- ping -6 fd00:10:1:2::2   dual stack (--ipv6 on, the default)
   vxlab up --kinds ovs --tso off              OVS nodes, TSO off in the pods
 
 On failure everything built so far is removed and the reason printed.")]
@@ -89,7 +90,9 @@ On failure everything built so far is removed and the reason printed.")]
         /// vxswitchd worker threads (vxswitchd's default if not given).
         #[arg(long)]
         workers: Option<usize>,
-        /// IPv6 in the pods (off: disabled before the pod interface exists).
+        /// IPv6 in the pods: on, vxswitch nodes are dual stack (node prefix fd00:10:1:<i>::/64,
+        /// gateway ::1, every pod an address in it); off, IPv6 is disabled before the pod
+        /// interface exists.
         #[arg(long, value_enum, default_value_t = OnOff::On)]
         ipv6: OnOff,
         /// vxswitchd's --offload (TAP and UDP offloads).

@@ -32,7 +32,7 @@ pub mod vxswitch;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -75,6 +75,8 @@ pub struct LabSpec {
     /// vxswitchd worker threads (its own default when `None`).
     pub workers: Option<usize>,
     /// IPv6 inside the pods; when false it is disabled before the pod's interface exists.
+    /// When true, vxswitch nodes are dual stack: every node gets an IPv6 pod prefix
+    /// (`fd00:10:1:{i}::/64`, gateway `::1`) and every pod an IPv6 address in it.
     pub ipv6: bool,
     /// vxswitchd's `--offload on|off`.
     pub offload: bool,
@@ -179,6 +181,9 @@ pub struct PodInfo {
     pub netns: String,
     pub ip: Ipv4Addr,
     pub mac: String,
+    /// The pod's IPv6 address (dual-stack labs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// One node: a namespace with the underlay `eth0` and the node's switch.
@@ -195,6 +200,9 @@ pub struct NodeInfo {
     pub underlay_mac: String,
     pub subnet: String,
     pub gateway: Ipv4Addr,
+    /// The node's IPv6 pod prefix (dual-stack labs: vxswitch nodes with `ipv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
     /// vxswitchd's control socket (vxswitch nodes).
     pub socket: Option<PathBuf>,
     /// `/run/vxlab/LAB/n{i}/`.
@@ -284,6 +292,7 @@ impl Lab {
             .map(|i| {
                 let kind = spec.kind_of(i);
                 let node_dir = dir.join(topo::node_name(i));
+                let dual = spec.ipv6 && kind == Kind::Vxswitch;
                 NodeInfo {
                     name: topo::node_name(i),
                     index: i,
@@ -294,6 +303,7 @@ impl Lab {
                     underlay_mac: topo::underlay_mac(i),
                     subnet: topo::subnet(i),
                     gateway: topo::gateway(i),
+                    subnet6: dual.then(|| topo::subnet6(i)),
                     socket: (kind == Kind::Vxswitch).then(|| vxswitch::socket_path(&node_dir)),
                     dir: node_dir,
                     pods: (1..=spec.pods)
@@ -302,6 +312,7 @@ impl Lab {
                             netns: topo::pod_netns(name, i, j),
                             ip: topo::pod_ip(i, j),
                             mac: topo::pod_mac(i, j),
+                            ip6: dual.then(|| topo::pod_ip6(i, j)),
                         })
                         .collect(),
                     switch_pid: None,
@@ -622,7 +633,8 @@ impl Lab {
     }
 
     /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
-    /// "pods": [{"name", "netns", "ip", "mac"}]}]}`
+    /// "pods": [{"name", "netns", "ip", "mac"}]}]}`; dual-stack nodes add "subnet6" and their
+    /// pods "ip6".
     pub fn status_json(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes
@@ -631,9 +643,16 @@ impl Lab {
                 let pods: Vec<serde_json::Value> = n
                     .pods
                     .iter()
-                    .map(|p| json!({"name": p.name, "netns": p.netns, "ip": p.ip, "mac": p.mac}))
+                    .map(|p| {
+                        let mut v =
+                            json!({"name": p.name, "netns": p.netns, "ip": p.ip, "mac": p.mac});
+                        if let Some(ip6) = p.ip6 {
+                            v["ip6"] = json!(ip6);
+                        }
+                        v
+                    })
                     .collect();
-                json!({
+                let mut v = json!({
                     "name": n.name,
                     "netns": n.netns,
                     "kind": n.kind,
@@ -641,7 +660,11 @@ impl Lab {
                     "vtep_mac": n.vtep_mac,
                     "subnet": n.subnet,
                     "pods": pods,
-                })
+                });
+                if let Some(s6) = &n.subnet6 {
+                    v["subnet6"] = json!(s6);
+                }
+                v
             })
             .collect();
         json!({"name": self.name, "nodes": nodes})
@@ -706,13 +729,26 @@ impl Lab {
             let _ = writeln!(
                 out,
                 "{:<10} {:<9} {:<w$} {:<15} {:<18} {}{extra}",
-                n.name, n.kind, n.netns, n.vtep, n.vtep_mac, n.subnet
+                n.name,
+                n.kind,
+                n.netns,
+                n.vtep,
+                n.vtep_mac,
+                match &n.subnet6 {
+                    Some(s6) => format!("{} {s6}", n.subnet),
+                    None => n.subnet.clone(),
+                }
             );
             for p in &n.pods {
                 let _ = writeln!(
                     out,
-                    "  {:<8} {:<9} {:<w$} {:<15} {}",
-                    p.name, "pod", p.netns, p.ip, p.mac
+                    "  {:<8} {:<9} {:<w$} {:<15} {}{}",
+                    p.name,
+                    "pod",
+                    p.netns,
+                    p.ip,
+                    p.mac,
+                    p.ip6.map(|a| format!(" {a}")).unwrap_or_default()
                 );
             }
         }
