@@ -45,8 +45,10 @@
 //! | `nw_proto` (`ip_proto`), `nw_ttl` | 0-255 | `ip` or `ipv6` |
 //! | `tp_src` (`tcp_src`, `udp_src`), `tp_dst` (`tcp_dst`, `udp_dst`) | 16 bits`[/MASK]` | `tcp` or `udp` (or `tcp6`, `udp6`) |
 //! | `icmp_type` (`icmpv6_type`), `icmp_code` (`icmpv6_code`) | 0-255 | `icmp` or `icmp6` |
+//! | `nd_target` | IPv6`[/PREFIX\|/MASK]` | `icmp6` and `icmp_type=135` or `136` |
 //! | `tun_id` (`tunnel_id`) | 24-bit VNI`[/MASK]` | |
 //! | `tun_src`, `tun_dst` | IPv4`[/PREFIX\|/MASK]` | |
+//! | `tun_ipv6_src`, `tun_ipv6_dst` | IPv6`[/PREFIX\|/MASK]` | |
 //! | `reg0` ... `reg7` | 32 bits`[/MASK]` | |
 //!
 //! | Shorthand | Means |

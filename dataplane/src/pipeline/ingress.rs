@@ -50,8 +50,8 @@ impl Pipeline {
                 let dst = local.or(t.local.as_ref().map(|l| l.vtep));
                 let tun = Tunnel {
                     vni,
-                    src: v4(canonical(src.ip())),
-                    dst: dst.map(v4).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    src: canonical(src.ip()),
+                    dst: dst.map(canonical).unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
                 };
                 self.run_flows(t, c, fs, ingress, Some(tun), buf, sink)
             }

@@ -219,14 +219,6 @@ fn finish(
     a
 }
 
-#[inline]
-fn v4(ip: IpAddr) -> Ipv4Addr {
-    match ip {
-        IpAddr::V4(v) => v,
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    }
-}
-
 /// The largest IP packet a frame puts on the wire: for a TCP super-frame from a TAP, one
 /// segment (headers + MSS), since it is segmented before it leaves.
 #[inline]
