@@ -96,3 +96,76 @@ fn ipv6_tcp_transfer_across_nodes_arrives_intact() {
     .expect("cross-node IPv6 transfer, small writes");
     eprintln!("across nodes over IPv6, 1000-byte writes: 20 MB in {t:?}");
 }
+
+/// Outer UDP checksums of VXLAN over IPv6 in captured Ethernet frames, by source address.
+fn udp6_checksums(frames: &[Vec<u8>], port: u16) -> Vec<(Ipv6Addr, u16)> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 14 + 40 + 8 && f[12..14] == [0x86, 0xdd] && f[14 + 6] == 17)
+        .filter(|f| u16::from_be_bytes([f[56], f[57]]) == port)
+        .map(|f| {
+            let src: [u8; 16] = f[22..38].try_into().unwrap();
+            (Ipv6Addr::from(src), u16::from_be_bytes([f[60], f[61]]))
+        })
+        .collect()
+}
+
+#[test]
+fn a_kernel_vxlan_node_with_udp6zerocsumtx_talks_to_a_vxswitch_node_over_ipv6() {
+    let lab = lab(LabSpec {
+        name: unique_name("v6ul"),
+        nodes: 2,
+        pods: 1,
+        kinds: vec![Kind::Vxswitch, Kind::Kernel],
+        ipv6: false,
+        underlay6: true,
+        ..LabSpec::default()
+    });
+    assert_eq!(lab.node("n2").unwrap().vtep6, Some(ip6("2001:db8::2")));
+    let dir = std::env::temp_dir().join(format!("vx-{}", lab.name));
+    let n1 = lab.node("n1").unwrap().netns.clone();
+    let cap = Capture::start(&n1, "eth0", "ip6 and udp port 4789", &dir);
+    for (from, to) in [("n1p1", "10.1.2.2"), ("n2p1", "10.1.1.2")] {
+        let (ok, out) = ping(&lab, from, to.parse().unwrap(), 3, &[]);
+        assert!(ok, "{from} -> {to} over the IPv6 underlay failed:\n{out}");
+    }
+    let frames = cap.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    let sums = udp6_checksums(&frames, 4789);
+    let from_kernel: Vec<u16> = sums
+        .iter()
+        .filter(|(s, _)| *s == ip6("2001:db8::2"))
+        .map(|&(_, c)| c)
+        .collect();
+    assert!(
+        from_kernel.len() >= 6,
+        "the kernel node's VXLAN over IPv6: {sums:?}"
+    );
+    assert!(
+        from_kernel.iter().all(|&c| c == 0),
+        "udp6zerocsumtx sends a zero checksum: {from_kernel:?}"
+    );
+    // vxswitch accepted every one of them (a zero-checksum drop would have lost the pings),
+    // and a TCP stream crosses both ways intact.
+    let pod = |p: &str| lab.pod(p).unwrap().netns.clone();
+    tcp_transfer(
+        &pod("n1p1"),
+        &pod("n2p1"),
+        "10.1.2.2".parse::<std::net::Ipv4Addr>().unwrap(),
+        5201,
+        8 << 20,
+        65536,
+        Duration::from_secs(60),
+    )
+    .expect("vxswitch pod -> kernel pod over the IPv6 underlay");
+    tcp_transfer(
+        &pod("n2p1"),
+        &pod("n1p1"),
+        "10.1.1.2".parse::<std::net::Ipv4Addr>().unwrap(),
+        5202,
+        8 << 20,
+        65536,
+        Duration::from_secs(60),
+    )
+    .expect("kernel pod -> vxswitch pod over the IPv6 underlay");
+}

@@ -71,6 +71,7 @@ Examples:
   vxlab up --workers 2 --offload off          passed on to every vxswitchd
   vxlab exec n1p1 -- ping -6 fd00:10:1:2::2   dual stack (--ipv6 on, the default)
   vxlab up --kinds ovs --tso off              OVS nodes, TSO off in the pods
+  vxlab up --kinds vxswitch,kernel --underlay6  VTEPs on 2001:db8::/64
 
 On failure everything built so far is removed and the reason printed.")]
     Up {
@@ -117,6 +118,10 @@ On failure everything built so far is removed and the reason printed.")]
         /// with TSO and GRO).
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         underlay_offload: OnOff,
+        /// An IPv6 underlay: node i's VTEP is 2001:db8::i (vxswitch and kernel nodes; kernel
+        /// nodes send UDP without checksum, udp6zerocsumtx).
+        #[arg(long)]
+        underlay6: bool,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
@@ -207,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             vnids,
             tso,
             underlay_offload,
+            underlay6,
         } => {
             let spec = LabSpec {
                 name,
@@ -222,6 +228,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 pod_vnids: vnids,
                 tso: tso == OnOff::On,
                 underlay_offload: underlay_offload == OnOff::On,
+                underlay6,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());

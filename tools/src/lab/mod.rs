@@ -94,6 +94,11 @@ pub struct LabSpec {
     /// MTU-sized frames, the per-frame comparison. ovs pods always have it off.
     #[serde(default = "yes")]
     pub tso: bool,
+    /// An IPv6 underlay: every node's `eth0` also gets `2001:db8::{i}/64`, which becomes its
+    /// VTEP (vxswitch and kernel nodes only; kernel nodes send with `udp6zerocsumtx`, as
+    /// deployments that avoid the checksum cost do). Pods get 20 bytes less MTU.
+    #[serde(default)]
+    pub underlay6: bool,
     /// TX checksum offload on the underlay veths. Off (the default), every frame crosses the
     /// underlay complete and MTU-sized, as on a wire, and the sender's kernel segments in
     /// software; on, large frames cross whole and the receiver segments them, which costs what
@@ -123,6 +128,7 @@ impl Default for LabSpec {
             pod_vnids: Vec::new(),
             tso: true,
             underlay_offload: false,
+            underlay6: false,
         }
     }
 }
@@ -152,6 +158,16 @@ impl LabSpec {
                 return Err(LabError::BadSpec(format!(
                     "kinds {a} and {b} cannot share a lab: an ovs lab is all ovs and a plain lab \
                      all plain (only vxswitch and kernel nodes mix)"
+                )));
+            }
+        }
+        if self.underlay6 {
+            if let Some(k) = kinds
+                .iter()
+                .find(|k| !matches!(k, Kind::Vxswitch | Kind::Kernel))
+            {
+                return Err(LabError::BadSpec(format!(
+                    "an IPv6 underlay takes vxswitch and kernel nodes only, not {k}"
                 )));
             }
         }
@@ -195,6 +211,9 @@ pub struct NodeInfo {
     pub netns: String,
     pub kind: Kind,
     pub vtep: Ipv4Addr,
+    /// The IPv6 underlay address, which is then the node's VTEP (labs with `underlay6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep6: Option<Ipv6Addr>,
     pub vtep_mac: String,
     /// MAC of the underlay `eth0`.
     pub underlay_mac: String,
@@ -299,6 +318,7 @@ impl Lab {
                     netns: topo::node_netns(name, i),
                     kind,
                     vtep: topo::underlay_ip(i),
+                    vtep6: spec.underlay6.then(|| topo::underlay_ip6(i)),
                     vtep_mac: topo::vtep_mac(i),
                     underlay_mac: topo::underlay_mac(i),
                     subnet: topo::subnet(i),
@@ -629,7 +649,12 @@ impl Lab {
 
     /// The MTU of the lab's pods: 1500 in a plain lab, 1450 under an overlay.
     pub fn pod_mtu(&self) -> u16 {
-        self.spec.kind_of(1).pod_mtu()
+        let mtu = self.spec.kind_of(1).pod_mtu();
+        if self.spec.underlay6 {
+            mtu - topo::IPV6_EXTRA_OVERHEAD
+        } else {
+            mtu
+        }
     }
 
     /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
@@ -945,6 +970,9 @@ impl Lab {
                 n.vtep,
                 topo::UNDERLAY_PREFIX
             ));
+            if let Some(v6) = n.vtep6 {
+                b.add(format!("addr add {v6}/64 dev eth0 nodad"));
+            }
             b.run()?;
             sh::sysctl(&n.netns, &[(sh::ipv4_conf("eth0", "rp_filter"), "0")])?;
             if !self.spec.underlay_offload {

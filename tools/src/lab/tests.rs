@@ -405,3 +405,29 @@ fn ipv6_labs_are_dual_stack_on_vxswitch_nodes_only() {
     let text = agent_toml(&lab, lab.node("n1").unwrap());
     assert!(!text.contains("subnet6") && !text.contains("ip6"), "{text}");
 }
+
+#[test]
+fn an_ipv6_underlay_puts_the_vteps_on_2001_db8() {
+    let mut s = spec(2, 1, &[Kind::Vxswitch, Kind::Kernel]);
+    s.underlay6 = true;
+    let lab = Lab::plan(&s).unwrap();
+    assert_eq!(
+        lab.node("n2").unwrap().vtep6,
+        Some("2001:db8::2".parse().unwrap())
+    );
+    assert_eq!(lab.pod_mtu(), 1430, "70 bytes of VXLAN over IPv6");
+    let cfg = controlplane::agent::config::parse(
+        "agent.toml",
+        &agent_toml(&lab, lab.node("n1").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(cfg.local.vtep.to_string(), "2001:db8::1");
+    assert_eq!(cfg.local.pod_mtu(), 1430);
+    assert_eq!(cfg.nodes[0].vtep.to_string(), "2001:db8::2");
+    s.kinds = vec![Kind::Ovs];
+    let e = Lab::plan(&s).unwrap_err().to_string();
+    assert!(
+        e.contains("IPv6 underlay takes vxswitch and kernel nodes only"),
+        "{e}"
+    );
+}

@@ -163,6 +163,14 @@ pub fn underlay_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, octet(i))
 }
 
+/// Node `i`'s address on an IPv6 underlay: `2001:db8::{i}`.
+pub fn underlay_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, octet(i) as u16)
+}
+
+/// What an IPv6 outer header costs over an IPv4 one (40 - 20 bytes).
+pub const IPV6_EXTRA_OVERHEAD: u16 = 20;
+
 pub fn underlay_mac(i: usize) -> String {
     format!("02:00:c6:33:64:{:02x}", octet(i))
 }

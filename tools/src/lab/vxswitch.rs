@@ -81,7 +81,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
     AgentFile {
         node: AgentNode {
             name: node.name.clone(),
-            vtep: node.vtep.to_string(),
+            vtep: node.vtep6.map_or(node.vtep.to_string(), |v| v.to_string()),
             vtep_mac: node.vtep_mac.clone(),
             subnet: node.subnet.clone(),
             gateway: node.gateway.to_string(),
@@ -110,7 +110,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
             .filter(|n| n.name != node.name)
             .map(|n| AgentPeer {
                 name: n.name.clone(),
-                vtep: n.vtep.to_string(),
+                vtep: n.vtep6.map_or(n.vtep.to_string(), |v| v.to_string()),
                 vtep_mac: n.vtep_mac.clone(),
                 subnet: n.subnet.clone(),
                 subnet6: n.subnet6.clone(),
