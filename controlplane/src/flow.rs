@@ -224,6 +224,10 @@ pub enum FlowAction {
         field: Field,
         value: u64,
     },
+    /// `set_field:IPV6->tun_ipv6_dst`: the IPv6 VTEP a later output to the tunnel sends to.
+    SetTunIpv6Dst {
+        value: Ipv6Addr,
+    },
     /// `load:VALUE->FIELD[range]`.
     Load {
         dst: FieldRange,

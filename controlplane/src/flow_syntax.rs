@@ -67,7 +67,7 @@
 //! | `normal` | the switch's built-in forwarding |
 //! | `flood` | every port of the packet's VNI but the one it came in on |
 //! | `drop` | drop (must be the only action) |
-//! | `set_field:VALUE->FIELD` | write a field: a MAC for `eth_src`/`eth_dst`, an IPv4 address for `ip_src`/`ip_dst`/`tun_src`/`tun_dst`, a number for `nw_ttl`, `tp_src`, `tp_dst`, `tun_id`, `reg0`-`reg7` |
+//! | `set_field:VALUE->FIELD` | write a field: a MAC for `eth_src`/`eth_dst`, an IPv4 address for `ip_src`/`ip_dst`/`tun_src`/`tun_dst`, an IPv6 address for `tun_ipv6_dst`, a number for `nw_ttl`, `tp_src`, `tp_dst`, `tun_id`, `reg0`-`reg7` |
 //! | `load:VALUE->FIELD[BITS]` | write bits of a field |
 //! | `move:FIELD[BITS]->FIELD[BITS]` | copy bits between fields (equal widths) |
 //! | `mod_dl_src:MAC`, `mod_dl_dst:MAC` | set the Ethernet source / destination |

@@ -1457,6 +1457,10 @@ fn ipv6_fields_parse_print_and_round_trip() {
             "udp6,ipv6_dst=fd00:10:1:2::/64,udp_dst=53 actions=drop",
             "udp6,ipv6_dst=fd00:10:1:2::/64,tp_dst=53 actions=drop",
         ),
+        (
+            "in_port=3 actions=set_field:2001:db8::2->tun_ipv6_dst,set_tunnel:5,output:1",
+            "in_port=3 actions=set_field:2001:db8::2->tun_ipv6_dst,set_field:0x5->tun_id,output:1",
+        ),
     ];
     for (input, printed) in cases {
         let f = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));

@@ -152,7 +152,7 @@ impl Pipeline {
                     last = Some(finish(t, c, a, buf, sink));
                 }
                 Step::Tunnel { vni, dst } => {
-                    let a = match t.vteps.get(&IpAddr::V4(dst)) {
+                    let a = match t.vteps.get(&dst) {
                         Some(&node) if in_port != PORT_TUNNEL => self.encap(t, node, vni, buf),
                         Some(_) => Action::Drop(DropReason::Hairpin),
                         None => Action::Drop(DropReason::NoRoute),
