@@ -291,7 +291,7 @@ fn check_error(f: &[u8], orig: &[u8]) -> (u8, u32) {
     assert_eq!(icmp.msg_code(), 0);
     let quoted = icmp.data();
     assert_eq!(
-        &quoted[..],
+        quoted,
         &orig[14..14 + quoted.len()],
         "the offending packet, from its header"
     );
