@@ -126,7 +126,8 @@ On failure everything built so far is removed and the reason printed.")]
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
 JSON shape: {\"name\", \"nodes\": [{\"name\", \"netns\", \"kind\", \"vtep\", \"vtep_mac\", \"subnet\",
-             \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}")]
+             \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}; dual-stack nodes add \"subnet6\"
+             and their pods \"ip6\".")]
     Status {
         /// Machine-readable output.
         #[arg(long)]

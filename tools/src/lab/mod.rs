@@ -689,6 +689,9 @@ impl Lab {
                 if let Some(s6) = &n.subnet6 {
                     v["subnet6"] = json!(s6);
                 }
+                if let Some(v6) = n.vtep6 {
+                    v["vtep6"] = json!(v6);
+                }
                 v
             })
             .collect();
