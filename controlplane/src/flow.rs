@@ -117,6 +117,11 @@ pub enum Match {
     IcmpCode {
         value: u8,
     },
+    /// The target address of an IPv6 neighbour solicitation or advertisement.
+    NdTarget {
+        value: Ipv6Addr,
+        mask: Ipv6Addr,
+    },
     /// The VNI of a packet that came from the tunnel (24 bits).
     TunId {
         value: u32,
@@ -129,6 +134,16 @@ pub enum Match {
     TunDst {
         value: Ipv4Addr,
         mask: Ipv4Addr,
+    },
+    /// The outer source address of a packet that came from an IPv6 tunnel.
+    TunIpv6Src {
+        value: Ipv6Addr,
+        mask: Ipv6Addr,
+    },
+    /// The outer destination address of a packet that came from an IPv6 tunnel.
+    TunIpv6Dst {
+        value: Ipv6Addr,
+        mask: Ipv6Addr,
     },
     Reg {
         index: u8,
@@ -208,6 +223,10 @@ pub enum FlowAction {
     SetField {
         field: Field,
         value: u64,
+    },
+    /// `set_field:IPV6->tun_ipv6_dst`: the IPv6 VTEP a later output to the tunnel sends to.
+    SetTunIpv6Dst {
+        value: Ipv6Addr,
     },
     /// `load:VALUE->FIELD[range]`.
     Load {

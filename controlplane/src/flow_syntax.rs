@@ -45,8 +45,10 @@
 //! | `nw_proto` (`ip_proto`), `nw_ttl` | 0-255 | `ip` or `ipv6` |
 //! | `tp_src` (`tcp_src`, `udp_src`), `tp_dst` (`tcp_dst`, `udp_dst`) | 16 bits`[/MASK]` | `tcp` or `udp` (or `tcp6`, `udp6`) |
 //! | `icmp_type` (`icmpv6_type`), `icmp_code` (`icmpv6_code`) | 0-255 | `icmp` or `icmp6` |
+//! | `nd_target` | IPv6`[/PREFIX\|/MASK]` | `icmp6` and `icmp_type=135` or `136` |
 //! | `tun_id` (`tunnel_id`) | 24-bit VNI`[/MASK]` | |
 //! | `tun_src`, `tun_dst` | IPv4`[/PREFIX\|/MASK]` | |
+//! | `tun_ipv6_src`, `tun_ipv6_dst` | IPv6`[/PREFIX\|/MASK]` | |
 //! | `reg0` ... `reg7` | 32 bits`[/MASK]` | |
 //!
 //! | Shorthand | Means |
@@ -65,7 +67,7 @@
 //! | `normal` | the switch's built-in forwarding |
 //! | `flood` | every port of the packet's VNI but the one it came in on |
 //! | `drop` | drop (must be the only action) |
-//! | `set_field:VALUE->FIELD` | write a field: a MAC for `eth_src`/`eth_dst`, an IPv4 address for `ip_src`/`ip_dst`/`tun_src`/`tun_dst`, a number for `nw_ttl`, `tp_src`, `tp_dst`, `tun_id`, `reg0`-`reg7` |
+//! | `set_field:VALUE->FIELD` | write a field: a MAC for `eth_src`/`eth_dst`, an IPv4 address for `ip_src`/`ip_dst`/`tun_src`/`tun_dst`, an IPv6 address for `tun_ipv6_dst`, a number for `nw_ttl`, `tp_src`, `tp_dst`, `tun_id`, `reg0`-`reg7` |
 //! | `load:VALUE->FIELD[BITS]` | write bits of a field |
 //! | `move:FIELD[BITS]->FIELD[BITS]` | copy bits between fields (equal widths) |
 //! | `mod_dl_src:MAC`, `mod_dl_dst:MAC` | set the Ethernet source / destination |

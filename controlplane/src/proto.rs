@@ -20,7 +20,7 @@
 //! `vxctl` created. A batch may only delete or replace objects of its own owner.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -219,6 +219,10 @@ pub struct LocalNode {
     /// MTU of the underlay; pods get this minus the encapsulation overhead.
     #[serde(default = "default_underlay_mtu")]
     pub underlay_mtu: u16,
+    /// The node's IPv6 pod prefix (dual stack), e.g. fd00:10:1:1::/64; its gateway is the
+    /// prefix's first host (::1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Cidr>,
 }
 
 fn default_vni() -> u32 {
@@ -235,6 +239,11 @@ impl LocalNode {
     /// The gateway address, given or derived.
     pub fn gateway(&self) -> Ipv4Addr {
         self.gateway.unwrap_or_else(|| self.subnet.nth(1))
+    }
+
+    /// The IPv6 gateway address (first host of `subnet6`), when the node has an IPv6 prefix.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.subnet6.map(|c| c.nth(1))
     }
 
     /// Encapsulation overhead on this underlay: 50 bytes on IPv4, 70 on IPv6.
@@ -273,6 +282,16 @@ impl LocalNode {
         if self.underlay_mtu < 576 + self.overhead() {
             return Err(format!("underlay_mtu {} is too small", self.underlay_mtu));
         }
+        if let Some(s6) = self.subnet6 {
+            check_subnet6(&s6)?;
+            if self.pod_mtu() < 1280 {
+                return Err(format!(
+                    "underlay_mtu {} leaves pods an MTU of {}, below IPv6's 1280 (subnet6 {s6})",
+                    self.underlay_mtu,
+                    self.pod_mtu()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -286,6 +305,9 @@ pub struct PortSpec {
     pub netns: String,
     pub mac: MacAddr,
     pub ip: Ipv4Addr,
+    /// The pod's IPv6 address, inside the node's `subnet6` (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     /// The pod's tenant VNID; the node's VNI when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vnid: Option<u32>,
@@ -325,6 +347,21 @@ impl PortSpec {
                 return Err(format!("port {}: mtu {m} is outside 576..=9000", self.name));
             }
         }
+        if let Some(ip6) = self.ip6 {
+            if !is_unicast6(ip6) {
+                return Err(format!(
+                    "port {}: ip6 {ip6} is not a global or unique-local unicast address",
+                    self.name
+                ));
+            }
+            if self.mtu.is_some_and(|m| m < 1280) {
+                return Err(format!(
+                    "port {}: mtu {} is below IPv6's 1280 but the pod has ip6 {ip6}",
+                    self.name,
+                    self.mtu.unwrap_or(0)
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -336,6 +373,9 @@ pub struct RemoteNode {
     pub vtep: IpAddr,
     pub vtep_mac: MacAddr,
     pub subnet: Ipv4Cidr,
+    /// The node's IPv6 pod prefix, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Cidr>,
 }
 
 impl RemoteNode {
@@ -347,8 +387,37 @@ impl RemoteNode {
                 self.name, self.vtep_mac
             ));
         }
+        if let Some(s6) = &self.subnet6 {
+            check_subnet6(s6).map_err(|m| format!("node {}: {m}", self.name))?;
+        }
         Ok(())
     }
+}
+
+/// An IPv6 pod prefix must be unicast and leave room for a gateway and pods.
+fn check_subnet6(s6: &Ipv6Cidr) -> Result<(), String> {
+    if s6.prefix() > 120 {
+        return Err(format!(
+            "subnet6 {s6}: the prefix length must be at most 120 (usually 64)"
+        ));
+    }
+    if !is_unicast6(s6.addr()) {
+        return Err(format!(
+            "subnet6 {s6} is not a global or unique-local unicast prefix"
+        ));
+    }
+    Ok(())
+}
+
+/// Global or unique-local unicast: not multicast, link-local, loopback, unspecified or
+/// IPv4-mapped.
+fn is_unicast6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_loopback()
+        || first & 0xffc0 == 0xfe80
+        || ip.to_ipv4_mapped().is_some())
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -721,6 +790,98 @@ impl<'de> Deserialize<'de> for Ipv4Cidr {
     }
 }
 
+/// An IPv6 prefix, written `fd00:10:1:1::/64`. The address is stored with host bits cleared.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Cidr {
+    addr: Ipv6Addr,
+    prefix: u8,
+}
+
+impl Ipv6Cidr {
+    /// A prefix; host bits must be zero.
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Self, String> {
+        if prefix > 128 {
+            return Err(format!("prefix length {prefix} is larger than 128"));
+        }
+        let c = Ipv6Cidr { addr, prefix };
+        if u128::from(addr) & !c.mask() != 0 {
+            return Err(format!(
+                "{addr}/{prefix} has host bits set (did you mean {}/{prefix}?)",
+                Ipv6Addr::from(u128::from(addr) & c.mask())
+            ));
+        }
+        Ok(c)
+    }
+    pub fn addr(&self) -> Ipv6Addr {
+        self.addr
+    }
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    pub fn mask(&self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix)
+        }
+    }
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.addr)
+    }
+    /// True if `other` lies entirely inside this prefix.
+    pub fn covers(&self, other: &Ipv6Cidr) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
+    }
+    pub fn overlaps(&self, other: &Ipv6Cidr) -> bool {
+        self.covers(other) || other.covers(self)
+    }
+    /// The n-th address of the prefix (0 is the subnet-router anycast address).
+    pub fn nth(&self, n: u128) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr).wrapping_add(n))
+    }
+}
+
+impl fmt::Display for Ipv6Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl fmt::Debug for Ipv6Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Ipv6Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("bad prefix {s:?}: expected IPV6/N, e.g. fd00:10:1:1::/64"))?;
+        let addr: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("bad prefix {s:?}: {a:?} is not an IPv6 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .map_err(|_| format!("bad prefix {s:?}: {p:?} is not a length"))?;
+        Ipv6Cidr::new(addr, prefix)
+    }
+}
+
+impl Serialize for Ipv6Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv6Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,6 +929,7 @@ mod tests {
                     netns: "lab-n1-p1".into(),
                     mac: "0a:58:0a:01:01:02".parse().unwrap(),
                     ip: Ipv4Addr::new(10, 1, 1, 2),
+                    ip6: None,
                     vnid: None,
                     ifname: None,
                     mtu: None,
@@ -791,6 +953,7 @@ mod tests {
             vni: 1,
             cluster_network: "10.1.0.0/16".parse().unwrap(),
             underlay_mtu: 1500,
+            subnet6: None,
         };
         assert!(n.validate().is_ok());
         assert_eq!(n.gateway(), Ipv4Addr::new(10, 1, 1, 1));
@@ -800,5 +963,50 @@ mod tests {
         n.vni = 1;
         n.subnet = "10.2.1.0/24".parse().unwrap();
         assert!(n.validate().unwrap_err().contains("cluster network"));
+    }
+
+    #[test]
+    fn ipv6_prefix_parses_and_old_messages_still_parse() {
+        let c: Ipv6Cidr = "fd00:10:1:1::/64".parse().unwrap();
+        assert!(c.contains("fd00:10:1:1::2".parse().unwrap()));
+        assert!(!c.contains("fd00:10:1:2::2".parse().unwrap()));
+        assert_eq!(c.nth(1), "fd00:10:1:1::1".parse::<Ipv6Addr>().unwrap());
+        let e = "fd00:10:1:1::5/64".parse::<Ipv6Cidr>().unwrap_err();
+        assert!(e.contains("host bits"), "{e}");
+        assert!("fd00::/129".parse::<Ipv6Cidr>().is_err());
+        assert!("10.1.1.0/24".parse::<Ipv6Cidr>().is_err());
+        // A state file or client from before IPv6 pods: no subnet6, no ip6.
+        let old = r#"{"name":"n1","vtep":"198.51.100.1","vtep_mac":"02:f1:00:00:00:01","subnet":"10.1.1.0/24"}"#;
+        let n: LocalNode = serde_json::from_str(old).unwrap();
+        assert_eq!(n.subnet6, None);
+        assert_eq!(n.gateway6(), None);
+        let old = r#"{"name":"p","netns":"x","mac":"0a:58:0a:01:01:02","ip":"10.1.1.2"}"#;
+        assert_eq!(serde_json::from_str::<PortSpec>(old).unwrap().ip6, None);
+        // And what it writes without IPv6 is what it wrote before.
+        assert!(!serde_json::to_string(&n).unwrap().contains("subnet6"));
+    }
+
+    #[test]
+    fn ipv6_prefix_validation_explains() {
+        let mut n = LocalNode {
+            name: "n1".into(),
+            vtep: "198.51.100.1".parse().unwrap(),
+            vtep_mac: "02:f1:00:00:00:01".parse().unwrap(),
+            subnet: "10.1.1.0/24".parse().unwrap(),
+            gateway: None,
+            vni: 1,
+            cluster_network: "10.1.0.0/16".parse().unwrap(),
+            underlay_mtu: 1500,
+            subnet6: Some("fd00:10:1:1::/64".parse().unwrap()),
+        };
+        assert!(n.validate().is_ok());
+        assert_eq!(n.gateway6(), Some("fd00:10:1:1::1".parse().unwrap()));
+        n.subnet6 = Some("fe80::/64".parse().unwrap());
+        assert!(n.validate().unwrap_err().contains("unicast"));
+        n.subnet6 = Some("fd00:10:1:1::/124".parse().unwrap());
+        assert!(n.validate().unwrap_err().contains("at most 120"));
+        n.subnet6 = Some("fd00:10:1:1::/64".parse().unwrap());
+        n.underlay_mtu = 1300;
+        assert!(n.validate().unwrap_err().contains("1280"));
     }
 }

@@ -71,6 +71,7 @@ fn state_with_admin() -> StateRepr {
             netns: "dbg".into(),
             mac: "0a:58:0a:01:01:63".parse().unwrap(),
             ip: "10.1.1.99".parse().unwrap(),
+            ip6: None,
             vnid: None,
             ifname: None,
             mtu: None,
@@ -84,6 +85,7 @@ fn state_with_admin() -> StateRepr {
             vtep: "198.51.100.9".parse().unwrap(),
             vtep_mac: "02:f1:00:00:00:09".parse().unwrap(),
             subnet: "10.1.9.0/24".parse().unwrap(),
+            subnet6: None,
         },
     });
     s

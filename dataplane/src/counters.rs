@@ -93,6 +93,9 @@ reasons! {
         EcnCeNotEct => "ecn_ce_not_ect",
         /// More than 4,096 table lookups (resubmit, goto_table) for one packet.
         ResubmitLimit => "resubmit_limit",
+        /// IPv6 neighbour solicitations the switch does not answer (unknown target, duplicate
+        /// address detection, malformed).
+        Nd => "nd_unanswered",
     }
 }
 
@@ -153,6 +156,9 @@ reasons! {
         /// A source-port socket could not be opened (no file descriptor left, or the port is
         /// taken); its flows leave from the VXLAN port until a retry succeeds.
         SrcPortOpenFailed => "src_port_open_failed",
+        /// IPv6 neighbour advertisements sent in answer to solicitations.
+        NdAdvert => "nd_advertisements",
+        Icmpv6TimeExceeded => "icmpv6_time_exceeded_sent",
     }
 }
 

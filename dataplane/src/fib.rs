@@ -14,11 +14,11 @@
 //! node, ports, remote nodes and their routes, VNIs, the compiled flow tables) sits in one
 //! shared [`Base`] that is replaced as a whole.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use controlplane::proto::Ipv4Cidr;
+use controlplane::proto::{Ipv4Cidr, Ipv6Cidr};
 use left_right::{Absorb, ReadGuard, ReadHandle, ReadHandleFactory, WriteHandle};
 use rustc_hash::FxHashMap;
 
@@ -45,6 +45,9 @@ pub struct LocalInfo {
     pub cluster: Ipv4Cidr,
     /// Largest inner IP packet the tunnel carries (underlay MTU - 50, or - 70 on IPv6).
     pub tunnel_mtu: u16,
+    /// The node's IPv6 pod prefix and gateway address (dual stack), when it has one.
+    pub subnet6: Option<Ipv6Cidr>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Where a MAC or an IP lives.
@@ -76,6 +79,8 @@ pub struct NodeEntry {
     pub vtep: IpAddr,
     pub vtep_mac: EthernetAddress,
     pub subnet: Ipv4Cidr,
+    /// The node's IPv6 pod prefix, when it has one.
+    pub subnet6: Option<Ipv6Cidr>,
 }
 
 /// A port as the packet path needs it.
@@ -98,6 +103,8 @@ pub struct Tables {
     pub base: Arc<Base>,
     pub macs: FxHashMap<EthernetAddress, MacEntry>,
     pub ips: FxHashMap<Ipv4Addr, IpEntry>,
+    /// Pod IPv6 addresses (dual stack).
+    pub ips6: FxHashMap<Ipv6Addr, IpEntry>,
 }
 
 impl Deref for Tables {
@@ -123,6 +130,8 @@ pub struct Base {
     pub nodes: Vec<NodeEntry>,
     /// Remote subnets, longest prefix first.
     pub routes: Vec<(Ipv4Cidr, NodeIdx)>,
+    /// Remote IPv6 prefixes, longest first.
+    pub routes6: Vec<(Ipv6Cidr, NodeIdx)>,
     /// Source VTEP address → node, for the underlay filter.
     pub vteps: FxHashMap<IpAddr, NodeIdx>,
     /// VNIs some local port belongs to (plus the default VNI): a packet for any other is
@@ -145,6 +154,14 @@ impl Base {
             .map(|&(_, n)| n)
     }
 
+    /// The remote node whose IPv6 prefix holds `ip` (longest prefix).
+    pub fn route6(&self, ip: Ipv6Addr) -> Option<NodeIdx> {
+        self.routes6
+            .iter()
+            .find(|(c, _)| c.contains(ip))
+            .map(|&(_, n)| n)
+    }
+
     pub fn node(&self, idx: NodeIdx) -> Option<&NodeEntry> {
         self.nodes.get(idx as usize)
     }
@@ -162,6 +179,14 @@ impl Base {
             .map(|(i, n)| (n.subnet, i as NodeIdx))
             .collect();
         self.routes.sort_by_key(|r| std::cmp::Reverse(r.0.prefix()));
+        self.routes6 = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.subnet6.map(|s| (s, i as NodeIdx)))
+            .collect();
+        self.routes6
+            .sort_by_key(|r| std::cmp::Reverse(r.0.prefix()));
         self.vteps = self
             .nodes
             .iter()
@@ -193,6 +218,8 @@ pub enum TableOp {
     Ip(Ipv4Addr, Option<IpEntry>),
     /// Add, change (`Some`) or remove (`None`) a MAC entry.
     Mac(EthernetAddress, Option<MacEntry>),
+    /// Add, change (`Some`) or remove (`None`) a pod IPv6 entry.
+    Ip6(Ipv6Addr, Option<IpEntry>),
 }
 
 impl Absorb<TableOp> for Tables {
@@ -210,6 +237,12 @@ impl Absorb<TableOp> for Tables {
             }
             TableOp::Mac(mac, None) => {
                 self.macs.remove(mac);
+            }
+            TableOp::Ip6(ip, Some(e)) => {
+                self.ips6.insert(*ip, *e);
+            }
+            TableOp::Ip6(ip, None) => {
+                self.ips6.remove(ip);
             }
         }
     }
@@ -330,6 +363,16 @@ fn diff(cur: &Tables, next: &Tables) -> Vec<TableOp> {
             ops.push(TableOp::Mac(*mac, None));
         }
     }
+    for (ip, e) in &next.ips6 {
+        if cur.ips6.get(ip) != Some(e) {
+            ops.push(TableOp::Ip6(*ip, Some(*e)));
+        }
+    }
+    for ip in cur.ips6.keys() {
+        if !next.ips6.contains_key(ip) {
+            ops.push(TableOp::Ip6(*ip, None));
+        }
+    }
     ops
 }
 
@@ -346,12 +389,14 @@ mod tests {
             vtep: "198.51.100.2".parse().unwrap(),
             vtep_mac: mac,
             subnet: "10.1.0.0/16".parse().unwrap(),
+            subnet6: Some("fd00:10:1::/48".parse().unwrap()),
         });
         t.nodes.push(NodeEntry {
             name: "narrow".into(),
             vtep: "198.51.100.3".parse().unwrap(),
             vtep_mac: mac,
             subnet: "10.1.3.0/24".parse().unwrap(),
+            subnet6: Some("fd00:10:1:3::/64".parse().unwrap()),
         });
         t.ports = vec![
             None,
@@ -368,6 +413,9 @@ mod tests {
         assert_eq!(t.route("10.1.3.7".parse().unwrap()), Some(1));
         assert_eq!(t.route("10.1.4.7".parse().unwrap()), Some(0));
         assert_eq!(t.route("10.2.0.1".parse().unwrap()), None);
+        assert_eq!(t.route6("fd00:10:1:3::7".parse().unwrap()), Some(1));
+        assert_eq!(t.route6("fd00:10:1:4::7".parse().unwrap()), Some(0));
+        assert_eq!(t.route6("fd00:10:2::1".parse().unwrap()), None);
         assert!(t.knows_vni(10));
         assert_eq!(
             t.vteps.get(&"198.51.100.3".parse::<IpAddr>().unwrap()),
@@ -441,9 +489,18 @@ mod tests {
         t.ips.insert(Ipv4Addr::from(0x0a01_0101), entry(4));
         t.version = 2;
         assert_eq!(w.replace(t.clone()), 2);
+        let ip6: Ipv6Addr = "fd00:10:1:1::2".parse().unwrap();
+        t.ips6.insert(ip6, entry(3));
+        t.version = 3;
+        assert_eq!(w.replace(t.clone()), 1);
+        assert_eq!(r.load().unwrap().ips6.get(&ip6), Some(&entry(3)));
+        t.ips6.clear();
+        t.version = 2;
+        assert_eq!(w.replace(t.clone()), 1);
         let got = r.load().unwrap();
         assert_eq!(got.version, 2);
         assert_eq!(got.ips, t.ips);
+        assert!(got.ips6.is_empty());
         drop(got);
         drop(w);
         assert!(r.load().is_none(), "readers learn that the writer is gone");

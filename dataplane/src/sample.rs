@@ -2,7 +2,7 @@
 //! 198.51.100.1, subnet 10.1.1.0/24) with pods on ports 3–5 and a remote node n2 (10.1.2.0/24
 //! behind 198.51.100.2), plus builders for the frames pods send.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::fib::{Base, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, Tables, Target};
@@ -18,6 +18,18 @@ pub const PODS: [(u16, [u8; 6], [u8; 4], u32); 3] = [
     (4, [0x0a, 0x58, 10, 1, 1, 3], [10, 1, 1, 3], 1),
     (5, [0x0a, 0x58, 10, 1, 1, 4], [10, 1, 1, 4], 20),
 ];
+
+/// The node's IPv6 prefix (dual stack); pod `10.1.1.x` has `fd00:10:1:1::x`.
+pub const SUBNET6: &str = "fd00:10:1:1::/64";
+/// The IPv6 gateway address.
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 1, 1, 0, 0, 0, 1);
+/// Node n2's IPv6 prefix.
+pub const REMOTE_SUBNET6: &str = "fd00:10:1:2::/64";
+
+/// The IPv6 address of the sample pod with IPv4 address `ip`.
+pub fn pod_ip6(ip: [u8; 4]) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x10, 1, 1, 0, 0, 0, ip[3] as u16)
+}
 
 /// The sample tables, with `extra_nodes` more remote nodes (10.2.x.y/24 subnets) for
 /// benchmarks of larger tables.
@@ -39,6 +51,8 @@ pub fn tables(extra_nodes: usize) -> Tables {
         default_vni: 1,
         cluster: "10.0.0.0/8".parse().expect("constant"),
         tunnel_mtu: 1450,
+        subnet6: Some(SUBNET6.parse().expect("constant")),
+        gateway6: Some(GATEWAY6),
     });
     t.ports = vec![None; 6];
     t.ports[2] = Some(PortEntry {
@@ -56,6 +70,14 @@ pub fn tables(extra_nodes: usize) -> Tables {
     );
     for (no, mac, ip, vni) in PODS {
         let mac = EthernetAddress(mac);
+        t.ips6.insert(
+            pod_ip6(ip),
+            IpEntry {
+                mac,
+                target: Target::Port(no),
+                vni,
+            },
+        );
         let ip = Ipv4Addr::from(ip);
         t.ports[no as usize] = Some(PortEntry {
             name: format!("p{no}"),
@@ -84,6 +106,7 @@ pub fn tables(extra_nodes: usize) -> Tables {
         vtep: "198.51.100.2".parse().expect("constant"),
         vtep_mac: EthernetAddress(REMOTE_VTEP_MAC),
         subnet: "10.1.2.0/24".parse().expect("constant"),
+        subnet6: Some(REMOTE_SUBNET6.parse().expect("constant")),
     });
     for i in 0..extra_nodes {
         let (a, b) = ((i >> 8) as u8, i as u8);
@@ -92,6 +115,7 @@ pub fn tables(extra_nodes: usize) -> Tables {
             vtep: Ipv4Addr::new(203, 0, a, b).into(),
             vtep_mac: EthernetAddress([0x02, 0xf2, 0, 0, a, b]),
             subnet: format!("10.2{}.{b}.0/24", a % 10).parse().expect("valid"),
+            subnet6: None,
         });
     }
     t.reindex();

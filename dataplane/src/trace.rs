@@ -255,14 +255,8 @@ pub fn run_with(
     if let Some(fs) = &t.flows {
         let tunnel = from_tunnel.then_some(Tunnel {
             vni,
-            src: match src_vtep {
-                IpAddr::V4(v) => v,
-                _ => Ipv4Addr::UNSPECIFIED,
-            },
-            dst: match vtep {
-                IpAddr::V4(v) => v,
-                _ => Ipv4Addr::UNSPECIFIED,
-            },
+            src: src_vtep,
+            dst: vtep,
         });
         let mut key = FlowKey::extract(&frame, in_port, tunnel);
         let r = resolve(fs, &mut key, &mut obs);

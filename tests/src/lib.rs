@@ -4,7 +4,7 @@
 //! The tests need root (network namespaces, TAP devices); CI runs them as root.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -83,16 +83,17 @@ impl Pattern {
 
 /// Sends `bytes` of a pattern over TCP from pod namespace `from_ns` to `to_ip:port` whose
 /// listener is opened in `to_ns`, in writes of `write_size` bytes, and checks every byte that
-/// arrives. Bounded by `limit`.
+/// arrives. Bounded by `limit`. `to_ip` is an IPv4 or an IPv6 address.
 pub fn tcp_transfer(
     from_ns: &str,
     to_ns: &str,
-    to_ip: Ipv4Addr,
+    to_ip: impl Into<IpAddr>,
     port: u16,
     bytes: usize,
     write_size: usize,
     limit: Duration,
 ) -> Result<Duration, String> {
+    let to_ip: IpAddr = to_ip.into();
     let listener = in_netns(to_ns, move || {
         TcpListener::bind(SocketAddr::from((to_ip, port)))
     })
@@ -207,6 +208,15 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (bool, String) {
 pub fn ping(lab: &Lab, from: &str, to: Ipv4Addr, count: u32, extra: &[&str]) -> (bool, String) {
     let mut cmd = lab.command(from, "ping");
     cmd.args(["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2"])
+        .args(extra)
+        .arg(to.to_string());
+    run_bounded(&mut cmd, Duration::from_secs(10 + count as u64))
+}
+
+/// `ping -6` from a lab target; returns (all answered, output).
+pub fn ping6(lab: &Lab, from: &str, to: Ipv6Addr, count: u32, extra: &[&str]) -> (bool, String) {
+    let mut cmd = lab.command(from, "ping");
+    cmd.args(["-6", "-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2"])
         .args(extra)
         .arg(to.to_string());
     run_bounded(&mut cmd, Duration::from_secs(10 + count as u64))

@@ -26,6 +26,7 @@ fn agent_pushes_file_changes_keeps_admin_objects_and_refuses_bad_files() {
         vtep: "198.51.100.9".parse().unwrap(),
         vtep_mac: "02:f1:00:00:00:09".parse().unwrap(),
         subnet: "10.1.9.0/24".parse().unwrap(),
+        subnet6: None,
     };
     ctl.apply(Owner::Admin, None, vec![Change::AddNode(admin_node)])
         .unwrap();

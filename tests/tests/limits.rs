@@ -268,6 +268,7 @@ fn a_port_number_reused_in_one_batch_never_carries_the_old_pods_traffic_to_the_n
         vnid: None,
         ifname: None,
         mtu: None,
+        ip6: None,
     };
     // Another tenant's pod, which will get A's port number.
     let pod_b = PortSpec {
@@ -278,6 +279,7 @@ fn a_port_number_reused_in_one_batch_never_carries_the_old_pods_traffic_to_the_n
         vnid: Some(20),
         ifname: None,
         mtu: None,
+        ip6: None,
     };
     // Flows in a table no packet visits: every publish compiles them, which widens the time
     // between a batch's start and its tables going live.

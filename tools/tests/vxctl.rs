@@ -38,6 +38,7 @@ fn local() -> LocalNode {
         vni: 1,
         cluster_network: "10.1.0.0/16".parse().unwrap(),
         underlay_mtu: 1500,
+        subnet6: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn configured() -> StateRepr {
             netns: "lab-n1p1".into(),
             mac: "0a:58:0a:01:01:02".parse().unwrap(),
             ip: "10.1.1.2".parse().unwrap(),
+            ip6: None,
             vnid: Some(10),
             ifname: None,
             mtu: None,
@@ -71,6 +73,7 @@ fn configured() -> StateRepr {
             vtep: "198.51.100.2".parse().unwrap(),
             vtep_mac: "02:f1:00:00:00:02".parse().unwrap(),
             subnet: "10.1.2.0/24".parse().unwrap(),
+            subnet6: None,
         },
     });
     s
@@ -180,6 +183,7 @@ fn add_and_delete_as_the_admin() {
         netns: "web1".into(),
         mac: "0a:58:0a:01:01:0a".parse().unwrap(),
         ip: "10.1.1.10".parse().unwrap(),
+        ip6: None,
         vnid: Some(20),
         ifname: None,
         mtu: None,

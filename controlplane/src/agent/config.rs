@@ -7,7 +7,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 use std::time::SystemTime;
@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::proto::{Ipv4Cidr, LocalNode, MacAddr, PortSpec, RemoteNode};
+use crate::proto::{Ipv4Cidr, Ipv6Cidr, LocalNode, MacAddr, PortSpec, RemoteNode};
 
 /// Same defaults as [`LocalNode`]'s serde defaults.
 const DEFAULT_VNI: u32 = 1;
@@ -134,6 +134,7 @@ struct NodeRepr {
     cluster_network: Option<Spanned<Ipv4Cidr>>,
     underlay_mtu: Option<Spanned<u16>>,
     multitenant: Option<Spanned<bool>>,
+    subnet6: Option<Spanned<Ipv6Cidr>>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +144,7 @@ struct PodRepr {
     netns: Spanned<String>,
     mac: Spanned<MacAddr>,
     ip: Spanned<Ipv4Addr>,
+    ip6: Option<Spanned<Ipv6Addr>>,
     vnid: Option<Spanned<u32>>,
     ifname: Option<Spanned<String>>,
     mtu: Option<Spanned<u16>>,
@@ -155,6 +157,7 @@ struct RemoteRepr {
     vtep: Spanned<IpAddr>,
     vtep_mac: Spanned<MacAddr>,
     subnet: Spanned<Ipv4Cidr>,
+    subnet6: Option<Spanned<Ipv6Cidr>>,
 }
 
 fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
@@ -195,6 +198,7 @@ impl FileRepr {
         let mut pods = Vec::with_capacity(self.pods.len());
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut ips: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut ips6: HashMap<Ipv6Addr, Range<usize>> = HashMap::new();
         let mut macs: HashMap<MacAddr, Range<usize>> = HashMap::new();
         let mut ifaces: HashMap<(String, String), Range<usize>> = HashMap::new();
         for pod in &self.pods {
@@ -205,6 +209,11 @@ impl FileRepr {
             }
             if let Some(first) = ips.insert(spec.ip, p.ip.span()) {
                 return Err(dup(text, p.ip.span(), "pod IP", &spec.ip, first));
+            }
+            if let (Some(ip6), Some(key)) = (spec.ip6, &p.ip6) {
+                if let Some(first) = ips6.insert(ip6, key.span()) {
+                    return Err(dup(text, key.span(), "pod IPv6 address", &ip6, first));
+                }
             }
             if let Some(first) = macs.insert(spec.mac, p.mac.span()) {
                 return Err(dup(text, p.mac.span(), "pod MAC", &spec.mac, first));
@@ -243,6 +252,21 @@ impl FileRepr {
                         ),
                     ));
                 }
+                if let (Some(a), Some(b), Some(key), Some(okey)) =
+                    (spec.subnet6, other.subnet6, &r.subnet6, &o.subnet6)
+                {
+                    if a.overlaps(&b) {
+                        return Err((
+                            key.span(),
+                            format!(
+                                "node {}: subnet6 {a} overlaps subnet6 {b} of node {} (line {})",
+                                spec.name,
+                                other.name,
+                                line_of(text, okey.span().start)
+                            ),
+                        ));
+                    }
+                }
             }
             nodes.push((spec, r));
         }
@@ -280,6 +304,7 @@ impl NodeRepr {
             cluster_network: value_of(&self.cluster_network)
                 .unwrap_or_else(|| Ipv4Cidr::new(net, prefix).expect("valid constant")),
             underlay_mtu: value_of(&self.underlay_mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
+            subnet6: value_of(&self.subnet6),
         };
         local.validate().map_err(|m| {
             let at = locate(
@@ -292,6 +317,7 @@ impl NodeRepr {
                     ("cluster network", Some(self.subnet.span())),
                     ("gateway", Some(self.subnet.span())),
                     ("vtep_mac", Some(self.vtep_mac.span())),
+                    ("subnet6", span_of(&self.subnet6)),
                     ("underlay_mtu", span_of(&self.underlay_mtu)),
                     ("VNI", span_of(&self.vni)),
                 ],
@@ -309,6 +335,7 @@ impl PodRepr {
             netns: self.netns.get_ref().clone(),
             mac: *self.mac.get_ref(),
             ip: *self.ip.get_ref(),
+            ip6: value_of(&self.ip6),
             vnid: value_of(&self.vnid),
             ifname: value_of(&self.ifname),
             mtu: value_of(&self.mtu),
@@ -324,6 +351,7 @@ impl PodRepr {
                     ("bad name", Some(self.name.span())),
                     ("netns", Some(self.netns.span())),
                     ("mac", Some(self.mac.span())),
+                    ("ip6", span_of(&self.ip6)),
                     ("VNI", span_of(&self.vnid)),
                     ("interface name", span_of(&self.ifname)),
                     ("mtu", span_of(&self.mtu)),
@@ -352,6 +380,26 @@ impl PodRepr {
         }
         if ip == local.gateway() {
             return ip_err("is the node's gateway address".to_string());
+        }
+        if let (Some(ip6), Some(key)) = (spec.ip6, &self.ip6) {
+            let ip6_err = |why: String| Err((key.span(), format!("pod {name}: ip6 {ip6} {why}")));
+            match local.subnet6 {
+                None => {
+                    return ip6_err(
+                        "needs an IPv6 prefix on the node: set subnet6 in [node]".into(),
+                    )
+                }
+                Some(s6) if !s6.contains(ip6) => {
+                    return ip6_err(format!("is outside the node's subnet6 {s6}"))
+                }
+                Some(s6) if ip6 == s6.addr() => {
+                    return ip6_err(format!("is the subnet-router anycast address of {s6}"))
+                }
+                Some(_) if Some(ip6) == local.gateway6() => {
+                    return ip6_err("is the node's IPv6 gateway address".to_string())
+                }
+                Some(_) => {}
+            }
         }
         if spec.mac == local.vtep_mac {
             return Err((
@@ -384,6 +432,7 @@ impl RemoteRepr {
             vtep: *self.vtep.get_ref(),
             vtep_mac: *self.vtep_mac.get_ref(),
             subnet: *self.subnet.get_ref(),
+            subnet6: value_of(&self.subnet6),
         };
         spec.validate().map_err(|m| {
             let prefix = format!("node {}: ", spec.name);
@@ -394,6 +443,7 @@ impl RemoteRepr {
                 &[
                     ("bad name", Some(self.name.span())),
                     ("vtep_mac", Some(self.vtep_mac.span())),
+                    ("subnet6", span_of(&self.subnet6)),
                 ],
             );
             (at, format!("node {}: {reason}", spec.name))
@@ -413,6 +463,14 @@ impl RemoteRepr {
                     spec.subnet, local.subnet
                 ),
             ));
+        }
+        if let (Some(a), Some(b), Some(key)) = (spec.subnet6, local.subnet6, &self.subnet6) {
+            if a.overlaps(&b) {
+                return Err((
+                    key.span(),
+                    format!("node {name}: subnet6 {a} overlaps this node's subnet6 {b}"),
+                ));
+            }
         }
         if spec.vtep == local.vtep {
             return Err((

@@ -132,6 +132,67 @@ fn bad_files_name_the_line() {
     }
 }
 
+/// GOOD with IPv6 prefixes on both nodes and an IPv6 address on pod n1p1.
+fn dual_stack() -> String {
+    GOOD.replacen(
+        "subnet = \"10.1.1.0/24\"",
+        "subnet = \"10.1.1.0/24\"\nsubnet6 = \"fd00:10:1:1::/64\"",
+        1,
+    )
+    .replacen("vnid = 10", "vnid = 10\nip6 = \"fd00:10:1:1::2\"", 1)
+    .replacen(
+        "subnet = \"10.1.2.0/24\"",
+        "subnet = \"10.1.2.0/24\"\nsubnet6 = \"fd00:10:1:2::/64\"",
+        1,
+    )
+}
+
+#[test]
+fn dual_stack_prefixes_and_pod_addresses_parse() {
+    let c = parse("agent.toml", &dual_stack()).unwrap();
+    assert_eq!(c.local.subnet6.unwrap().to_string(), "fd00:10:1:1::/64");
+    assert_eq!(c.local.gateway6().unwrap().to_string(), "fd00:10:1:1::1");
+    assert_eq!(c.pods[0].ip6.unwrap().to_string(), "fd00:10:1:1::2");
+    assert_eq!(c.pods[1].ip6, None);
+    assert_eq!(c.nodes[0].subnet6.unwrap().to_string(), "fd00:10:1:2::/64");
+    assert_eq!(good().local.subnet6, None, "IPv6 stays optional");
+}
+
+#[test]
+fn bad_ipv6_values_name_the_line() {
+    let d = dual_stack();
+    let ed = |from: &str, to: &str| {
+        assert!(d.contains(from), "{from}");
+        d.replacen(from, to, 1)
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (ed("ip6 = \"fd00:10:1:1::2\"", "ip6 = \"fd00:10:1:9::2\""), "fd00:10:1:9::2", "outside the node's subnet6"),
+        (ed("ip6 = \"fd00:10:1:1::2\"", "ip6 = \"fd00:10:1:1::1\""), "ip6 = \"fd00:10:1:1::1\"", "IPv6 gateway"),
+        (ed("ip6 = \"fd00:10:1:1::2\"", "ip6 = \"fe80::2\""), "fe80::2", "unicast"),
+        (ed("ip6 = \"fd00:10:1:1::2\"", "ip6 = \"10.1.1.2\""), "ip6 = \"10.1.1.2\"", "invalid IPv6"),
+        (ed("subnet6 = \"fd00:10:1:1::/64\"", "subnet6 = \"fd00:10:1:1::5/64\""), "fd00:10:1:1::5/64", "host bits"),
+        (ed("subnet6 = \"fd00:10:1:1::/64\"", "subnet6 = \"ff00::/64\""), "ff00::/64", "unicast"),
+        (ed("subnet6 = \"fd00:10:1:2::/64\"", "subnet6 = \"fd00:10:1::/48\""), "fd00:10:1::/48", "overlaps this node's subnet6"),
+        (ed("subnet6 = \"fd00:10:1:1::/64\"\n", ""), "ip6 = ", "set subnet6"),
+        (
+            format!("{d}\n[[nodes]]\nname = \"n3\"\nvtep = \"198.51.100.3\"\nvtep_mac = \"02:f1:00:00:00:03\"\nsubnet = \"10.1.3.0/24\"\nsubnet6 = \"fd00:10:1:2::/64\"\n"),
+            "subnet6 = \"fd00:10:1:2::/64\"\n",
+            "overlaps subnet6 fd00:10:1:2::/64 of node n2",
+        ),
+    ];
+    for (text, at, words) in cases {
+        let e = parse("agent.toml", &text).expect_err(&text);
+        let want = if at == "subnet6 = \"fd00:10:1:2::/64\"\n" {
+            // The second use, in node n3.
+            text[..text.rfind(at).unwrap()].lines().count() + 1
+        } else {
+            line_of(&text, at)
+        };
+        assert_eq!(e.line, Some(want), "{e}\n---\n{text}");
+        assert!(e.message.contains(words), "{e:?} lacks {words:?}");
+    }
+}
+
 /// The state a daemon holds after applying `c` as the agent (ports numbered from 3).
 fn state_of(c: &AgentConfig, version: u64) -> StateRepr {
     let mut ports = vec![
@@ -194,6 +255,7 @@ fn admin_pod() -> PortSpec {
         netns: "dbg".into(),
         mac: "0a:58:0a:01:01:63".parse().unwrap(),
         ip: "10.1.1.99".parse().unwrap(),
+        ip6: None,
         vnid: None,
         ifname: None,
         mtu: None,
@@ -206,6 +268,7 @@ fn admin_node() -> RemoteNode {
         vtep: "198.51.100.9".parse().unwrap(),
         vtep_mac: "02:f1:00:00:00:09".parse().unwrap(),
         subnet: "10.1.9.0/24".parse().unwrap(),
+        subnet6: None,
     }
 }
 

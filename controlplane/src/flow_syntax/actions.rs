@@ -372,6 +372,21 @@ fn set_field(arg: &str, at: usize) -> Res<FlowAction> {
             "set_field writes a whole field; use load:VALUE->FIELD[a..b] for bits",
         );
     }
+    if name == "tun_ipv6_dst" {
+        if let Some(p) = v.find('/') {
+            return bad(at + p, "set_field with a mask is not supported");
+        }
+        let value = v.parse().or_else(|_| {
+            bad(
+                at,
+                format!(
+                    "expected an IPv6 address after set_field:, found {}",
+                    found(v)
+                ),
+            )
+        })?;
+        return Ok(FlowAction::SetTunIpv6Dst { value });
+    }
     let field = field(name, f_at)?;
     if let Some(p) = v.find('/') {
         return bad(
@@ -493,6 +508,7 @@ pub fn format_action(a: &FlowAction) -> String {
                 field_name(*field)
             )
         }
+        FlowAction::SetTunIpv6Dst { value } => format!("set_field:{value}->tun_ipv6_dst"),
         FlowAction::Load { dst, value } => format!("load:{value:#x}->{}", format_range(dst)),
         FlowAction::Move { src, dst } => {
             format!("move:{}->{}", format_range(src), format_range(dst))

@@ -49,6 +49,9 @@ pub(super) enum Fk {
     TunId,
     TunSrc,
     TunDst,
+    NdTarget,
+    TunIpv6Src,
+    TunIpv6Dst,
     Reg(u8),
 }
 
@@ -131,6 +134,9 @@ pub(super) const KEYS: &[(&str, Key)] = &[
     ("tunnel_id", Key::Field(Fk::TunId)),
     ("tun_src", Key::Field(Fk::TunSrc)),
     ("tun_dst", Key::Field(Fk::TunDst)),
+    ("nd_target", Key::Field(Fk::NdTarget)),
+    ("tun_ipv6_src", Key::Field(Fk::TunIpv6Src)),
+    ("tun_ipv6_dst", Key::Field(Fk::TunIpv6Dst)),
     ("reg0", Key::Field(Fk::Reg(0))),
     ("reg1", Key::Field(Fk::Reg(1))),
     ("reg2", Key::Field(Fk::Reg(2))),
@@ -228,6 +234,9 @@ pub(super) fn parse_field(f: Fk, key: &str, v: &str, at: usize) -> Res<Match> {
         }
         Fk::TunSrc => ip4().map(|(value, mask)| Match::TunSrc { value, mask })?,
         Fk::TunDst => ip4().map(|(value, mask)| Match::TunDst { value, mask })?,
+        Fk::NdTarget => ip6().map(|(value, mask)| Match::NdTarget { value, mask })?,
+        Fk::TunIpv6Src => ip6().map(|(value, mask)| Match::TunIpv6Src { value, mask })?,
+        Fk::TunIpv6Dst => ip6().map(|(value, mask)| Match::TunIpv6Dst { value, mask })?,
         Fk::Reg(index) => {
             let (value, mask) = lex::uint_masked(v, at, key, 32)?;
             Match::Reg {
@@ -272,9 +281,12 @@ pub(super) fn order(m: &Match) -> (u8, u8) {
         Match::TpDst { .. } => 17,
         Match::IcmpType { .. } => 18,
         Match::IcmpCode { .. } => 19,
+        Match::NdTarget { .. } => return (19, 1),
         Match::TunId { .. } => 20,
         Match::TunSrc { .. } => 21,
         Match::TunDst { .. } => 22,
+        Match::TunIpv6Src { .. } => return (22, 1),
+        Match::TunIpv6Dst { .. } => return (22, 2),
         Match::Reg { index, .. } => return (23, *index),
     };
     (variant, 0)
@@ -306,6 +318,9 @@ pub(super) fn field_name(m: &Match) -> String {
         Match::TunId { .. } => "tun_id",
         Match::TunSrc { .. } => "tun_src",
         Match::TunDst { .. } => "tun_dst",
+        Match::NdTarget { .. } => "nd_target",
+        Match::TunIpv6Src { .. } => "tun_ipv6_src",
+        Match::TunIpv6Dst { .. } => "tun_ipv6_dst",
         Match::Reg { index, .. } => return format!("reg{index}"),
     };
     name.to_string()
@@ -363,6 +378,10 @@ pub(super) fn check_prerequisites(entries: &[Entry<'_>]) -> Res<()> {
         _ => None,
     });
     let is_ip = matches!(dl_type, Some(ETH_IP | ETH_IPV6));
+    let icmp_type = entries.iter().find_map(|e| match e.m {
+        Match::IcmpType { value } => Some(value),
+        _ => None,
+    });
     for e in entries {
         let need = match e.m {
             Match::NwSrc { .. } | Match::NwDst { .. } if dl_type != Some(ETH_IP) => {
@@ -396,6 +415,13 @@ pub(super) fn check_prerequisites(entries: &[Entry<'_>]) -> Res<()> {
             {
                 "icmp or icmp6 (add 'icmp,' before it)"
             }
+            Match::NdTarget { .. }
+                if !(dl_type == Some(ETH_IPV6)
+                    && nw_proto == Some(PROTO_ICMPV6)
+                    && matches!(icmp_type, Some(135 | 136))) =>
+            {
+                "icmp6 and icmp_type=135 or 136 (a neighbour solicitation or advertisement)"
+            }
             _ => continue,
         };
         return bad(e.at, format!("{} needs {need}", e.key));
@@ -418,7 +444,11 @@ fn normalise(m: &mut Match) {
         | Match::TunDst { value, mask } => {
             *value = Ipv4Addr::from(u32::from(*value) & u32::from(*mask));
         }
-        Match::Ipv6Src { value, mask } | Match::Ipv6Dst { value, mask } => {
+        Match::Ipv6Src { value, mask }
+        | Match::Ipv6Dst { value, mask }
+        | Match::NdTarget { value, mask }
+        | Match::TunIpv6Src { value, mask }
+        | Match::TunIpv6Dst { value, mask } => {
             *value = Ipv6Addr::from(u128::from(*value) & u128::from(*mask));
         }
         Match::TpSrc { value, mask } | Match::TpDst { value, mask } => *value &= *mask,
@@ -444,7 +474,11 @@ fn is_wildcard(m: &Match) -> bool {
         | Match::NwDst { mask, .. }
         | Match::TunSrc { mask, .. }
         | Match::TunDst { mask, .. } => mask.is_unspecified(),
-        Match::Ipv6Src { mask, .. } | Match::Ipv6Dst { mask, .. } => mask.is_unspecified(),
+        Match::Ipv6Src { mask, .. }
+        | Match::Ipv6Dst { mask, .. }
+        | Match::NdTarget { mask, .. }
+        | Match::TunIpv6Src { mask, .. }
+        | Match::TunIpv6Dst { mask, .. } => mask.is_unspecified(),
         Match::TpSrc { mask, .. } | Match::TpDst { mask, .. } => *mask == 0,
         Match::TunId { mask, .. } | Match::Reg { mask, .. } => *mask == 0,
         _ => false,
@@ -566,7 +600,11 @@ fn format_one(m: &Match) -> String {
         | Match::NwDst { value, mask }
         | Match::TunSrc { value, mask }
         | Match::TunDst { value, mask } => fmt_ipv4(*value, *mask),
-        Match::Ipv6Src { value, mask } | Match::Ipv6Dst { value, mask } => fmt_ipv6(*value, *mask),
+        Match::Ipv6Src { value, mask }
+        | Match::Ipv6Dst { value, mask }
+        | Match::NdTarget { value, mask }
+        | Match::TunIpv6Src { value, mask }
+        | Match::TunIpv6Dst { value, mask } => fmt_ipv6(*value, *mask),
         Match::NwProto { value }
         | Match::NwTtl { value }
         | Match::IcmpType { value }

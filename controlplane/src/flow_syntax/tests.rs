@@ -1470,3 +1470,80 @@ fn no_panics_on_garbage() {
         parse_everything(&String::from_utf8_lossy(&bytes));
     }
 }
+
+#[test]
+fn ipv6_fields_parse_print_and_round_trip() {
+    let cases = [
+        (
+            "icmp6,icmp_type=135,nd_target=fd00:10:1:1::1 actions=normal",
+            "icmp6,icmp_type=135,nd_target=fd00:10:1:1::1 actions=normal",
+        ),
+        (
+            "icmp6,icmpv6_type=136,icmpv6_code=0,nd_target=fd00:10:1::/48 actions=drop",
+            "icmp6,icmp_type=136,icmp_code=0,nd_target=fd00:10:1::/48 actions=drop",
+        ),
+        (
+            "tun_ipv6_src=2001:db8::2,tun_ipv6_dst=2001:db8::/32,in_port=1 actions=normal",
+            "in_port=1,tun_ipv6_src=2001:db8::2,tun_ipv6_dst=2001:db8::/32 actions=normal",
+        ),
+        (
+            "udp6,ipv6_dst=fd00:10:1:2::/64,udp_dst=53 actions=drop",
+            "udp6,ipv6_dst=fd00:10:1:2::/64,tp_dst=53 actions=drop",
+        ),
+        (
+            "in_port=3 actions=set_field:2001:db8::2->tun_ipv6_dst,set_tunnel:5,output:1",
+            "in_port=3 actions=set_field:2001:db8::2->tun_ipv6_dst,set_field:0x5->tun_id,output:1",
+        ),
+    ];
+    for (input, printed) in cases {
+        let f = parse_flow(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        let text = format_flow(&f);
+        assert!(text.ends_with(printed), "{input} printed as {text}");
+        assert_eq!(parse_flow(&text).as_ref(), Ok(&f), "{text}");
+    }
+    let f = parse_flow("icmp6,icmp_type=135,nd_target=fd00::1 actions=drop").unwrap();
+    assert!(f.matches.contains(&M::NdTarget {
+        value: ip6("fd00::1"),
+        mask: Ipv6Addr::from(u128::MAX),
+    }));
+    // Host bits under the mask are cleared, as for ipv6_dst.
+    let f = parse_flow("tun_ipv6_dst=2001:db8::7/32 actions=drop").unwrap();
+    assert!(format_flow(&f).contains("tun_ipv6_dst=2001:db8::/32"));
+
+    for (input, col, words) in [
+        (
+            "nd_target=fd00::1 actions=drop",
+            1,
+            "nd_target needs icmp6 and icmp_type=135 or 136",
+        ),
+        (
+            "icmp6,nd_target=fd00::1 actions=drop",
+            7,
+            "nd_target needs icmp6",
+        ),
+        (
+            "icmp6,icmp_type=128,nd_target=fd00::1 actions=drop",
+            21,
+            "nd_target needs",
+        ),
+        (
+            "icmp,icmp_type=135,nd_target=fd00::1 actions=drop",
+            20,
+            "nd_target needs",
+        ),
+        (
+            "icmp6,icmp_type=135,nd_target=10.1.1.1 actions=drop",
+            31,
+            "IPv6",
+        ),
+        (
+            "tun_ipv6_src=fd00::/129 actions=drop",
+            21,
+            "prefix length (0-128)",
+        ),
+    ] {
+        let e = parse_flow(input).expect_err(input);
+        assert_eq!(e.column, col, "{input}: {e}");
+        assert!(e.message.contains(words), "{input}: {e}");
+    }
+}

@@ -1,7 +1,14 @@
-//! The flow key: every field a flow can match, extracted from a frame into 16 words, so that
-//! masking is 16 ANDs and hashing 16 multiplies.
+//! The flow key: every field a flow can match, extracted from a frame into 20 words, so that
+//! masking is 20 ANDs and hashing 20 multiplies.
+//!
+//! Fields of different protocols share words where no packet can carry both: the
+//! neighbour-discovery target (ICMPv6 only) lies over the IPv4/ARP addresses and the transport
+//! ports, which an ICMPv6 packet does not have, and in the spare low bits of the ARP MAC words;
+//! flows that match it must say `icmp6` and the message type, so a rule for one protocol never
+//! matches a packet of another. Only the outer IPv6 addresses of a tunnel got words of their
+//! own (16–19), since an inner packet of any kind can come through an IPv6 tunnel.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use controlplane::flow::{Field, Match};
 
@@ -9,7 +16,7 @@ use crate::wire::{
     ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
 
-pub const WORDS: usize = 16;
+pub const WORDS: usize = 20;
 
 /// All matchable fields of a packet, plus its metadata (in_port, tunnel, registers).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -63,6 +70,17 @@ pub const IPV6_DST_HI: Slot = slot(8, 0, 64);
 pub const IPV6_DST_LO: Slot = slot(9, 0, 64);
 pub const ARP_SHA: Slot = slot(10, 16, 48);
 pub const ARP_THA: Slot = slot(11, 16, 48);
+/// The target address of a neighbour solicitation or advertisement: the high half over the
+/// IPv4 addresses, the low half over the transport ports and the spare bits of words 10, 11.
+pub const ND_TARGET_HI: Slot = slot(3, 0, 64);
+pub const ND_TARGET_LO_A: Slot = slot(4, 32, 32);
+pub const ND_TARGET_LO_B: Slot = slot(10, 0, 16);
+pub const ND_TARGET_LO_C: Slot = slot(11, 0, 16);
+/// Outer addresses of a packet from an IPv6 tunnel.
+pub const TUN_IPV6_SRC_HI: Slot = slot(16, 0, 64);
+pub const TUN_IPV6_SRC_LO: Slot = slot(17, 0, 64);
+pub const TUN_IPV6_DST_HI: Slot = slot(18, 0, 64);
+pub const TUN_IPV6_DST_LO: Slot = slot(19, 0, 64);
 
 /// Register `i` (0..8).
 pub const fn reg(i: u8) -> Slot {
@@ -117,8 +135,14 @@ impl FlowKey {
         k.set(IN_PORT, in_port as u64);
         if let Some(t) = tunnel {
             k.set(TUN_ID, t.vni as u64);
-            k.set(TUN_SRC, u32::from(t.src) as u64);
-            k.set(TUN_DST, u32::from(t.dst) as u64);
+            match t.src {
+                IpAddr::V4(a) => k.set(TUN_SRC, u32::from(a) as u64),
+                IpAddr::V6(a) => k.set_ipv6(TUN_IPV6_SRC_HI, TUN_IPV6_SRC_LO, a),
+            }
+            match t.dst {
+                IpAddr::V4(a) => k.set(TUN_DST, u32::from(a) as u64),
+                IpAddr::V6(a) => k.set_ipv6(TUN_IPV6_DST_HI, TUN_IPV6_DST_LO, a),
+            }
         }
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return k;
@@ -163,6 +187,9 @@ impl FlowKey {
                     k.set(NW_PROTO, u8::from(ip.next_header()) as u64);
                     k.set(NW_TTL, ip.hop_limit() as u64);
                     l4(&mut k, ip.next_header(), ip.payload());
+                    if ip.next_header() == IpProtocol::Icmpv6 {
+                        nd(&mut k, ip.payload());
+                    }
                 }
             }
             _ => {}
@@ -172,6 +199,43 @@ impl FlowKey {
 
     pub fn ipv4(&self, s: Slot) -> Ipv4Addr {
         Ipv4Addr::from(self.get(s) as u32)
+    }
+
+    /// Stores an IPv6 address in two 64-bit slots.
+    #[inline]
+    pub fn set_ipv6(&mut self, hi: Slot, lo: Slot, a: Ipv6Addr) {
+        let v = u128::from(a);
+        self.set(hi, (v >> 64) as u64);
+        self.set(lo, v as u64);
+    }
+
+    /// The neighbour-discovery target.
+    pub fn nd_target(&self) -> Ipv6Addr {
+        let lo = (self.get(ND_TARGET_LO_A) << 32)
+            | (self.get(ND_TARGET_LO_B) << 16)
+            | self.get(ND_TARGET_LO_C);
+        Ipv6Addr::from(((self.get(ND_TARGET_HI) as u128) << 64) | lo as u128)
+    }
+}
+
+/// Sets the neighbour-discovery target (value or mask) across its slots.
+fn put_nd_target(k: &mut FlowKey, v: u128) {
+    let lo = v as u64;
+    k.set(ND_TARGET_HI, (v >> 64) as u64);
+    k.set(ND_TARGET_LO_A, lo >> 32);
+    k.set(ND_TARGET_LO_B, (lo >> 16) & 0xffff);
+    k.set(ND_TARGET_LO_C, lo & 0xffff);
+}
+
+/// The target of a neighbour solicitation or advertisement.
+fn nd(k: &mut FlowKey, p: &[u8]) {
+    if let Ok(m) = crate::wire::NdiscPacket::new_checked(p) {
+        if matches!(
+            m.msg_type(),
+            crate::wire::ndisc::TYPE_NEIGHBOR_SOLICIT | crate::wire::ndisc::TYPE_NEIGHBOR_ADVERT
+        ) {
+            put_nd_target(k, u128::from(m.target_addr()));
+        }
     }
 }
 
@@ -191,12 +255,12 @@ fn l4(k: &mut FlowKey, proto: IpProtocol, p: &[u8]) {
     }
 }
 
-/// Tunnel metadata of a decapsulated packet.
+/// Tunnel metadata of a decapsulated packet: the VNI and the outer addresses (IPv4 or IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunnel {
     pub vni: u32,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
 }
 
 #[inline]
@@ -281,6 +345,24 @@ pub fn compile_match(
             Match::TunDst { value, mask } => {
                 put(TUN_DST, u32::from(*value) as u64, u32::from(*mask) as u64)
             }
+            Match::NdTarget { value, mask } => {
+                let (a, b) = (u128::from(*value), u128::from(*mask));
+                let lo = (a as u64, b as u64);
+                put(ND_TARGET_HI, (a >> 64) as u64, (b >> 64) as u64);
+                put(ND_TARGET_LO_A, lo.0 >> 32, lo.1 >> 32);
+                put(ND_TARGET_LO_B, (lo.0 >> 16) & 0xffff, (lo.1 >> 16) & 0xffff);
+                put(ND_TARGET_LO_C, lo.0 & 0xffff, lo.1 & 0xffff);
+            }
+            Match::TunIpv6Src { value, mask } => {
+                let (a, b) = (u128::from(*value), u128::from(*mask));
+                put(TUN_IPV6_SRC_HI, (a >> 64) as u64, (b >> 64) as u64);
+                put(TUN_IPV6_SRC_LO, a as u64, b as u64);
+            }
+            Match::TunIpv6Dst { value, mask } => {
+                let (a, b) = (u128::from(*value), u128::from(*mask));
+                put(TUN_IPV6_DST_HI, (a >> 64) as u64, (b >> 64) as u64);
+                put(TUN_IPV6_DST_LO, a as u64, b as u64);
+            }
             Match::Reg { index, value, mask } => {
                 if *index >= 8 {
                     return Err(format!("no register reg{index}"));
@@ -334,8 +416,8 @@ mod tests {
             3,
             Some(Tunnel {
                 vni: 5,
-                src: Ipv4Addr::new(1, 2, 3, 4),
-                dst: Ipv4Addr::new(5, 6, 7, 8),
+                src: Ipv4Addr::new(1, 2, 3, 4).into(),
+                dst: Ipv4Addr::new(5, 6, 7, 8).into(),
             }),
         );
         assert_eq!(k.get(ARP_OP), 1);
@@ -357,5 +439,115 @@ mod tests {
         for i in 0..8u8 {
             assert_eq!(k.get(reg(i)), 0x1000_0000 + i as u64);
         }
+    }
+
+    fn matches(k: &FlowKey, ms: &[Match]) -> bool {
+        let (v, m) = compile_match(ms, &|_| Some(1)).unwrap();
+        k.masked(&m) == v
+    }
+
+    fn exact6(s: &str) -> (Ipv6Addr, Ipv6Addr) {
+        (s.parse().unwrap(), Ipv6Addr::from(u128::MAX))
+    }
+
+    #[test]
+    fn nd_target_is_extracted_and_matched_apart_from_other_protocols() {
+        let target: Ipv6Addr = "fd00:10:1:1::1".parse().unwrap();
+        // Ethernet + IPv6 + neighbour solicitation for the target.
+        let mut f = vec![0x33, 0x33, 0xff, 0, 0, 1, 2, 0, 0, 0, 0, 3, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 24, 58, 255]);
+        f.extend_from_slice(&"fd00:10:1:1::2".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&"ff02::1:ff00:1".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&target.octets());
+        let k = FlowKey::extract(&f, 3, None);
+        assert_eq!(k.nd_target(), target);
+        assert_eq!(k.get(ICMP_TYPE), 135);
+        let nd = |value: Ipv6Addr, mask: Ipv6Addr| {
+            vec![
+                Match::DlType { value: 0x86dd },
+                Match::NwProto { value: 58 },
+                Match::IcmpType { value: 135 },
+                Match::NdTarget { value, mask },
+            ]
+        };
+        let (t, all) = exact6("fd00:10:1:1::1");
+        assert!(matches(&k, &nd(t, all)));
+        let (other, _) = exact6("fd00:10:1:1::2");
+        assert!(!matches(&k, &nd(other, all)), "the low bits count");
+        let (hi_other, _) = exact6("fd00:10:1:2::1");
+        assert!(!matches(&k, &nd(hi_other, all)), "the high bits count");
+        let (p48, m48) = (
+            "fd00:10:1::".parse().unwrap(),
+            "ffff:ffff:ffff::".parse().unwrap(),
+        );
+        assert!(matches(&k, &nd(p48, m48)), "prefix");
+        // An ARP packet whose addresses and MACs fill the shared words is not an ND packet.
+        let a = sample::arp_request(sample::PODS[0].1, [0xfd, 0, 0, 0x10], [0, 1, 0, 1]);
+        assert!(!matches(&FlowKey::extract(&a, 3, None), &nd(t, all)));
+        // Echo requests carry no target.
+        let mut echo = f.clone();
+        echo[54] = 128;
+        assert_eq!(
+            FlowKey::extract(&echo, 3, None).nd_target(),
+            Ipv6Addr::UNSPECIFIED
+        );
+    }
+
+    #[test]
+    fn ipv6_tunnel_addresses_are_metadata_of_their_own() {
+        let f = sample::udp_frame(
+            sample::GW_MAC,
+            sample::PODS[0].1,
+            [10, 1, 1, 2],
+            [10, 1, 2, 2],
+            64,
+            10,
+        );
+        let src: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let k = FlowKey::extract(
+            &f,
+            1,
+            Some(Tunnel {
+                vni: 1,
+                src: src.into(),
+                dst: dst.into(),
+            }),
+        );
+        assert_eq!(ipv6(&k, TUN_IPV6_SRC_HI, TUN_IPV6_SRC_LO), src);
+        assert_eq!(ipv6(&k, TUN_IPV6_DST_HI, TUN_IPV6_DST_LO), dst);
+        assert_eq!(k.get(TUN_SRC), 0);
+        assert_eq!(
+            k.ipv4(NW_DST),
+            Ipv4Addr::new(10, 1, 2, 2),
+            "the inner packet is intact"
+        );
+        let (v, m) = exact6("2001:db8::2");
+        assert!(matches(&k, &[Match::TunIpv6Src { value: v, mask: m }]));
+        let pfx: Ipv6Addr = "ffff:ffff::".parse().unwrap();
+        assert!(matches(
+            &k,
+            &[Match::TunIpv6Dst {
+                value: "2001:db8::".parse().unwrap(),
+                mask: pfx
+            }]
+        ));
+        let (v, m) = exact6("2001:db8::3");
+        assert!(!matches(&k, &[Match::TunIpv6Src { value: v, mask: m }]));
+        // An IPv4 tunnel leaves them zero.
+        let k4 = FlowKey::extract(
+            &f,
+            1,
+            Some(Tunnel {
+                vni: 1,
+                src: Ipv4Addr::new(198, 51, 100, 2).into(),
+                dst: Ipv4Addr::new(198, 51, 100, 1).into(),
+            }),
+        );
+        assert_eq!(
+            ipv6(&k4, TUN_IPV6_SRC_HI, TUN_IPV6_SRC_LO),
+            Ipv6Addr::UNSPECIFIED
+        );
     }
 }

@@ -21,7 +21,7 @@
 
 pub mod key;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use controlplane::flow::{Field, FieldRange, FlowAction, FlowSpec, PortRef, TableMiss, MAX_DEPTH};
 use rustc_hash::FxHashMap;
@@ -59,6 +59,8 @@ pub enum Op {
         table: u8,
     },
     GotoTable(u8),
+    /// The IPv6 VTEP of a later output to the tunnel.
+    SetTunIpv6Dst(Ipv6Addr),
 }
 
 /// A compiled flow.
@@ -271,6 +273,7 @@ fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) 
             table: *table,
         },
         FlowAction::GotoTable { table } => Op::GotoTable(*table),
+        FlowAction::SetTunIpv6Dst { value } => Op::SetTunIpv6Dst(*value),
         FlowAction::Note { .. } => return None,
     })
 }
@@ -282,10 +285,11 @@ pub enum Step {
     Set(Field, u64),
     DecTtl,
     Output(PortNo),
-    /// Output to the tunnel with this VNI to this VTEP.
+    /// Output to the tunnel with this VNI to this VTEP (IPv4, or IPv6 once
+    /// `tun_ipv6_dst` is set).
     Tunnel {
         vni: u32,
-        dst: Ipv4Addr,
+        dst: IpAddr,
     },
     Normal,
     Flood,
@@ -468,7 +472,7 @@ fn walk<P: Program>(
             match *op {
                 Op::Output(p) if p == controlplane::proto::PORT_TUNNEL => r.step(Step::Tunnel {
                     vni: key.get(key::TUN_ID) as u32,
-                    dst: key.ipv4(key::TUN_DST),
+                    dst: tunnel_dst(key),
                 }),
                 Op::Output(p) => r.step(Step::Output(p)),
                 Op::Normal => r.step(Step::Normal),
@@ -509,6 +513,7 @@ fn walk<P: Program>(
                     }
                 }
                 Op::GotoTable(t2) => goto = Some(t2),
+                Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
             }
         }
         match goto {
@@ -517,6 +522,17 @@ fn walk<P: Program>(
             }
             None => return End::Done,
         }
+    }
+}
+
+/// Where an output to the tunnel goes: `tun_ipv6_dst` when a flow set one (or the packet came
+/// from an IPv6 tunnel), else `tun_dst`.
+fn tunnel_dst(key: &FlowKey) -> IpAddr {
+    let v6 = key::ipv6(key, key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO);
+    if v6.is_unspecified() {
+        IpAddr::V4(key.ipv4(key::TUN_DST))
+    } else {
+        IpAddr::V6(v6)
     }
 }
 
@@ -607,6 +623,7 @@ mod tests {
     use super::*;
     use controlplane::flow::{Match, DEFAULT_PRIORITY};
     use controlplane::proto::MacAddr;
+    use std::net::Ipv4Addr;
 
     fn flow(table: u8, priority: u16, matches: Vec<Match>, actions: Vec<FlowAction>) -> FlowSpec {
         FlowSpec {
@@ -772,7 +789,7 @@ mod tests {
                 Step::Set(Field::DlDst, 0x0a58_0a01_0103),
                 Step::Tunnel {
                     vni: 10,
-                    dst: Ipv4Addr::new(198, 51, 100, 2)
+                    dst: Ipv4Addr::new(198, 51, 100, 2).into()
                 }
             ]
         );
@@ -915,5 +932,49 @@ mod tests {
         assert!(emc.get(5, &k, k.hash()).is_none());
         let k2 = key_to([10, 1, 2, 3], 3);
         assert!(emc.get(4, &k2, k.hash()).is_none());
+    }
+
+    #[test]
+    fn set_field_tun_ipv6_dst_sends_to_an_ipv6_vtep() {
+        let vtep: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let flows = vec![(
+            0,
+            flow(
+                0,
+                1,
+                vec![],
+                vec![
+                    FlowAction::SetTunIpv6Dst { value: vtep },
+                    FlowAction::SetField {
+                        field: Field::TunId,
+                        value: 7,
+                    },
+                    FlowAction::Output {
+                        port: PortRef::Number(1),
+                    },
+                ],
+            ),
+        )];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(
+            r.steps(),
+            &[Step::Tunnel {
+                vni: 7,
+                dst: IpAddr::V6(vtep)
+            }]
+        );
+        // The metadata is matchable in a later table, as OVS's is.
+        let (v, m) = key::compile_match(
+            &[Match::TunIpv6Dst {
+                value: vtep,
+                mask: Ipv6Addr::from(u128::MAX),
+            }],
+            &|_| Some(1),
+        )
+        .unwrap();
+        assert_eq!(k.masked(&m), v);
     }
 }

@@ -180,8 +180,22 @@ pub fn bind_underlay(vtep: IpAddr, port: u16) -> io::Result<UdpSocket> {
     // Larger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    if vtep.is_ipv6() {
+        set_no_check6_rx(&s, true)?;
+    }
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// Accepts UDP over IPv6 with a zero checksum (`UDP_NO_CHECK6_RX`), which Linux drops by
+/// default: VTEPs set up with `udp6zerocsumtx` (RFC 6935, RFC 6936 for tunnels) send it.
+pub fn set_no_check6_rx(sock: &impl AsFd, on: bool) -> io::Result<()> {
+    setsockopt_int(
+        sock.as_fd(),
+        libc::SOL_UDP,
+        libc::UDP_NO_CHECK6_RX,
+        on as i32,
+    )
 }
 
 /// Checks that nobody else holds `vtep:port` before the workers bind it with `SO_REUSEPORT`
@@ -621,5 +635,77 @@ mod pool_tests {
             8,
             "one attempt per pool slot, not one per packet"
         );
+    }
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use std::net::Ipv6Addr;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A UDP datagram with a zero checksum to `[::1]:port`, sent through a raw socket (which
+    /// leaves the UDP checksum as written).
+    fn send_zero_checksum(port: u16, payload: &[u8]) {
+        let raw = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::UDP)).expect("raw socket");
+        let mut d = Vec::new();
+        d.extend_from_slice(&40000u16.to_be_bytes());
+        d.extend_from_slice(&port.to_be_bytes());
+        d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(payload);
+        let to = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0);
+        raw.send_to(&d, &to.into()).expect("send");
+    }
+
+    #[test]
+    fn ipv6_underlay_sockets_accept_zero_checksum_datagrams() {
+        // In a network namespace of this thread's own, so nothing reaches the host's loopback.
+        std::thread::spawn(|| {
+            // SAFETY: unshare only changes this thread's network namespace; the thread ends
+            // with the test and its namespace with it.
+            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "unshare: {}", io::Error::last_os_error());
+            let up = std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .expect("ip");
+            assert!(up.success());
+            let lo = IpAddr::V6(Ipv6Addr::LOCALHOST);
+            let vxlan = bind_underlay(lo, 4789).expect("bind underlay");
+            let opt = super::super::sys::getsockopt_int(
+                vxlan.as_fd(),
+                libc::SOL_UDP,
+                libc::UDP_NO_CHECK6_RX,
+            );
+            assert_eq!(opt.unwrap(), 1);
+            // A socket without the option, as Linux leaves it, for comparison.
+            let plain = UdpSocket::bind(SocketAddr::new(lo, 4790)).expect("bind");
+            plain.set_nonblocking(true).unwrap();
+            send_zero_checksum(4790, b"plainplain");
+            send_zero_checksum(4789, b"vxlanvxlan");
+            let mut buf = [0u8; 64];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let n = loop {
+                match vxlan.recv(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("no zero-checksum datagram on the underlay socket: {e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"vxlanvxlan");
+            // Sent first over the same loopback, so it would be there by now.
+            let e = plain
+                .recv(&mut buf)
+                .expect_err("Linux drops it without the option");
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        })
+        .join()
+        .expect("test thread");
     }
 }

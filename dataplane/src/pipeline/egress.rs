@@ -1,6 +1,16 @@
 //! Where frames leave: the VXLAN header and its outer source port, and ICMP errors built in place.
 
 use super::*;
+use crate::wire::{icmpv6, ipv6, Icmpv6Packet, Ipv6Repr};
+
+/// An ICMPv6 error the switch sends as a router (RFC 4443).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Icmp6Kind {
+    /// Time exceeded, hop limit exceeded in transit (type 3, code 0).
+    TimeExceeded,
+    /// Packet too big (type 2) with this MTU.
+    PacketTooBig(u16),
+}
 
 impl Pipeline {
     /// Prepends the VXLAN header; the frame must already carry its final inner MACs.
@@ -167,6 +177,110 @@ impl Pipeline {
             },
         }
     }
+
+    /// Replaces the frame, in place, by an ICMPv6 error about the IPv6 packet it carries, from
+    /// the gateway's IPv6 address, and sends it back toward the packet's source; rate-limited
+    /// by the same bucket as ICMP.
+    pub(super) fn icmp6_error(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        local: &LocalInfo,
+        ingress: Ingress,
+        buf: &mut PacketBuf,
+        kind: Icmp6Kind,
+    ) -> Action {
+        let reason = match kind {
+            Icmp6Kind::TimeExceeded => DropReason::Ttl,
+            Icmp6Kind::PacketTooBig(_) => DropReason::Mtu,
+        };
+        let Some(gateway6) = local.gateway6 else {
+            return Action::Drop(reason);
+        };
+        let (orig_src_mac, orig_src_ip, orig_len) = {
+            let frame = buf.frame();
+            let eth = EthernetFrame::new_unchecked(frame);
+            let Ok(ip) = Ipv6Packet::new_checked(&frame[ETH_LEN..]) else {
+                return Action::Drop(DropReason::Malformed);
+            };
+            let src = ip.src_addr();
+            // RFC 4443 section 2.4 (e): never about an ICMPv6 error, nor to a source that is
+            // not one node's unicast address.
+            if ip.next_header() == IpProtocol::Icmpv6 {
+                match ip.payload().first() {
+                    Some(&t_) if t_ >= 128 => {}
+                    _ => return Action::Drop(reason),
+                }
+            }
+            if src.is_multicast() || src.is_unspecified() {
+                return Action::Drop(reason);
+            }
+            (
+                eth.src_addr(),
+                src,
+                ipv6::HEADER_LEN + ip.payload_len() as usize,
+            )
+        };
+        if !self.icmp.allow(self.now_ms) {
+            c.event(Event::IcmpRateLimited);
+            return Action::Drop(reason);
+        }
+        // RFC 4443 section 2.4 (c): quote as much as fits in the minimum MTU.
+        let head = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
+        let quote = orig_len.min(icmpv6::MIN_MTU - head);
+        // The quoted packet stays where it is; the new headers go in front of it.
+        if !buf.reframe(-(head as isize), ETH_LEN + head + quote) {
+            return Action::Drop(reason);
+        }
+        buf.vnet = Default::default();
+        let frame = buf.frame_mut();
+        EthernetFrame::new_unchecked(&mut frame[..]).set_ethertype(EtherType::Ipv6);
+        let (ip_hdr, msg) = frame[ETH_LEN..].split_at_mut(ipv6::HEADER_LEN);
+        {
+            let mut icmp = Icmpv6Packet::new_unchecked(&mut msg[..]);
+            match kind {
+                Icmp6Kind::TimeExceeded => {
+                    icmp.set_msg_type(icmpv6::TYPE_TIME_EXCEEDED);
+                    icmp.set_mtu(0);
+                }
+                Icmp6Kind::PacketTooBig(mtu) => {
+                    icmp.set_msg_type(icmpv6::TYPE_PACKET_TOO_BIG);
+                    icmp.set_mtu(mtu as u32);
+                }
+            }
+            icmp.set_msg_code(0);
+            icmp.fill_checksum(&gateway6, &orig_src_ip);
+        }
+        Ipv6Repr {
+            src_addr: gateway6,
+            dst_addr: orig_src_ip,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: icmpv6::HEADER_LEN + quote,
+            hop_limit: 64,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(ip_hdr));
+        c.event(match kind {
+            Icmp6Kind::TimeExceeded => Event::Icmpv6TimeExceeded,
+            Icmp6Kind::PacketTooBig(_) => Event::IcmpPacketTooBig,
+        });
+        c.drop(reason);
+        match ingress {
+            Ingress::Port { no, .. } => {
+                set_macs(buf, local.gateway_mac, orig_src_mac);
+                Action::Output(no)
+            }
+            Ingress::Tunnel { vni } => match t.route6(orig_src_ip) {
+                Some(n) => {
+                    let Some(node) = t.node(n) else {
+                        return Action::Drop(DropReason::NoRoute);
+                    };
+                    set_macs(buf, local.vtep_mac, node.vtep_mac);
+                    self.encap(t, n, vni, buf)
+                }
+                None => Action::Drop(DropReason::NoRoute),
+            },
+        }
+    }
 }
 
 /// The TOS (traffic class) and TTL (hop limit) of the IP packet in an Ethernet frame.
@@ -185,10 +299,13 @@ pub(super) fn inner_tos_ttl(frame: &[u8]) -> Option<(u8, u8)> {
     }
 }
 
-/// A hash of the inner flow: addresses, protocol and ports for IPv4, MACs otherwise.
+/// A hash of the inner flow: addresses, protocol and ports for IPv4 and IPv6, MACs otherwise.
 pub fn flow_hash(frame: &[u8]) -> u32 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
+    if frame.len() >= ETH_LEN + ipv6::HEADER_LEN && frame[12..14] == [0x86, 0xdd] {
+        return flow_hash_ipv6(&frame[ETH_LEN..]);
+    }
     let mut h = 0u64;
     if frame.len() >= ETH_LEN + IPV4_LEN && frame[12..14] == [0x08, 0x00] {
         let ip = &frame[ETH_LEN..];
@@ -215,6 +332,26 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
         h = mix(h, u64::from_le_bytes(m));
         m[..6].copy_from_slice(&frame[6..12]);
         h = mix(h, u64::from_le_bytes(m));
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+/// The IPv6 part of [`flow_hash`]: both addresses, the next header, and the ports of TCP and
+/// UDP (without extension headers, where the transport header follows the fixed one).
+fn flow_hash_ipv6(ip: &[u8]) -> u32 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
+    let p = Ipv6Packet::new_unchecked(ip);
+    let (s, d) = (u128::from(p.src_addr()), u128::from(p.dst_addr()));
+    let mut h = 0u64;
+    for w in [(s >> 64) as u64, s as u64, (d >> 64) as u64, d as u64] {
+        h = mix(h, w);
+    }
+    let nh = u8::from(p.next_header());
+    h = mix(h, nh as u64);
+    let l4 = &ip[ipv6::HEADER_LEN..];
+    if matches!(nh, 6 | 17) && l4.len() >= 4 {
+        h = mix(h, u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]) as u64);
     }
     (h ^ (h >> 32)) as u32
 }

@@ -1,6 +1,8 @@
 //! The built-in forwarding (`normal`): ARP answered in place, switching by MAC, routing through the gateway, flooding.
 
+use super::egress::Icmp6Kind;
 use super::*;
+use crate::wire::{ipv6, ndisc, Icmpv6Packet, Ipv6Repr, NdiscPacket};
 
 impl Pipeline {
     /// Every local port of the packet's tenant but the ingress, and head-end replication to
@@ -73,6 +75,12 @@ impl Pipeline {
             };
         }
         if !dst.is_unicast() {
+            // Neighbour solicitations to a solicited-node address are IPv6's ARP requests.
+            if let (EtherType::Ipv6, Ingress::Port { no, vni }) = (ethertype, ingress) {
+                if is_neighbor_solicit(buf.frame()) {
+                    return self.answer_nd(t, c, local, no, vni, buf);
+                }
+            }
             return Action::Drop(DropReason::Broadcast);
         }
         let router_mac = match ingress {
@@ -268,19 +276,219 @@ impl Pipeline {
         self.encap(t, node, vni, buf)
     }
 
-    /// IPv6 is switched, not routed; a too-large IPv6 packet toward a tunnel gets
-    /// "packet too big". Routing IPv6 through the gateway is not supported.
+    /// Routes an IPv6 packet sent to the router MAC: to a local pod (hop limit − 1, MACs
+    /// rewritten) or to the node owning the destination's prefix; a solicitation for the
+    /// gateway address is answered. Without an IPv6 prefix on this node IPv6 is switched only.
     pub(super) fn route_ipv6(
         &mut self,
-        _t: &Tables,
-        _c: &WorkerCounters,
-        _local: &LocalInfo,
-        _ingress: Ingress,
+        t: &Tables,
+        c: &WorkerCounters,
+        local: &LocalInfo,
+        ingress: Ingress,
         buf: &mut PacketBuf,
     ) -> Action {
-        if Ipv6Packet::new_checked(&buf.frame()[ETH_LEN..]).is_err() {
-            return Action::Drop(DropReason::Malformed);
+        let (dst_ip, hop_limit, ip_len) = {
+            let Ok(ip) = Ipv6Packet::new_checked(&buf.frame()[ETH_LEN..]) else {
+                return Action::Drop(DropReason::Malformed);
+            };
+            let ip_len = ipv6::HEADER_LEN + ip.payload_len() as usize;
+            if ETH_LEN + ip_len > buf.len() {
+                return Action::Drop(DropReason::Malformed);
+            }
+            (ip.dst_addr(), ip.hop_limit(), ip_len)
+        };
+        let Some(gateway6) = local.gateway6 else {
+            return Action::Drop(DropReason::Unsupported);
+        };
+        // Ethernet padding never travels further.
+        buf.truncate(ETH_LEN + ip_len);
+        if dst_ip == gateway6 {
+            return match ingress {
+                Ingress::Port { no, vni } if is_neighbor_solicit(buf.frame()) => {
+                    self.answer_nd(t, c, local, no, vni, buf)
+                }
+                _ => Action::Drop(DropReason::Unsupported),
+            };
         }
-        Action::Drop(DropReason::Unsupported)
+        if let Some(e) = t.ips6.get(&dst_ip) {
+            if !vni_allows(ingress.vni(), e.vni) {
+                return Action::Drop(DropReason::VniMismatch);
+            }
+            return match e.target {
+                Target::Port(p) => {
+                    if ingress
+                        == (Ingress::Port {
+                            no: p,
+                            vni: ingress.vni(),
+                        })
+                    {
+                        return Action::Drop(DropReason::Hairpin);
+                    }
+                    if hop_limit <= 1 {
+                        return self.icmp6_error(
+                            t,
+                            c,
+                            local,
+                            ingress,
+                            buf,
+                            Icmp6Kind::TimeExceeded,
+                        );
+                    }
+                    decrement_hop_limit(buf);
+                    set_macs(buf, local.gateway_mac, e.mac);
+                    Action::Output(p)
+                }
+                Target::Node(n) => {
+                    self.route_remote6(t, c, local, ingress, n, hop_limit, ip_len, buf)
+                }
+            };
+        }
+        if local.subnet6.is_some_and(|s| s.contains(dst_ip)) {
+            return Action::Drop(DropReason::NoRoute);
+        }
+        match t.route6(dst_ip) {
+            Some(n) => self.route_remote6(t, c, local, ingress, n, hop_limit, ip_len, buf),
+            None => Action::Drop(DropReason::NoRoute),
+        }
     }
+
+    /// An IPv6 packet to a remote node: hop limit − 1, MACs as for IPv4, then encapsulated.
+    /// Routers do not fragment IPv6: a packet larger than the tunnel gets "packet too big".
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn route_remote6(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        local: &LocalInfo,
+        ingress: Ingress,
+        node: NodeIdx,
+        hop_limit: u8,
+        ip_len: usize,
+        buf: &mut PacketBuf,
+    ) -> Action {
+        let vni = match ingress {
+            // No transit: what came from a tunnel never goes back into one.
+            Ingress::Tunnel { .. } => return Action::Drop(DropReason::NoRoute),
+            Ingress::Port { vni, .. } => vni,
+        };
+        let Some(n) = t.node(node) else {
+            return Action::Drop(DropReason::NoRoute);
+        };
+        if hop_limit <= 1 {
+            return self.icmp6_error(t, c, local, ingress, buf, Icmp6Kind::TimeExceeded);
+        }
+        // The path MTU learned for this VTEP, when lower than the node-wide one.
+        let mtu = self.cfg.pmtu.inner_mtu(node, n.vtep, local.tunnel_mtu);
+        if on_wire_len(buf, ip_len) > mtu as usize {
+            return self.icmp6_error(t, c, local, ingress, buf, Icmp6Kind::PacketTooBig(mtu));
+        }
+        decrement_hop_limit(buf);
+        set_macs(buf, local.vtep_mac, n.vtep_mac);
+        self.encap(t, node, vni, buf)
+    }
+
+    /// Answers a neighbour solicitation in place, as [`answer_arp`](Self::answer_arp) answers
+    /// ARP: for the gateway's IPv6 address (with the router flag) and for the pods of this
+    /// node. The advertisement goes back out the ingress port.
+    pub(super) fn answer_nd(
+        &mut self,
+        t: &Tables,
+        c: &WorkerCounters,
+        local: &LocalInfo,
+        in_port: PortNo,
+        in_vni: u32,
+        buf: &mut PacketBuf,
+    ) -> Action {
+        let (requester_mac, src_ip, target) = {
+            let frame = buf.frame();
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                return Action::Drop(DropReason::Malformed);
+            };
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return Action::Drop(DropReason::Malformed);
+            };
+            let Ok(ns) = NdiscPacket::new_checked(ip.payload()) else {
+                return Action::Drop(DropReason::Nd);
+            };
+            // RFC 4861 section 7.1.1: only from an on-link sender, code 0, unicast target.
+            if ip.hop_limit() != ndisc::HOP_LIMIT
+                || ns.msg_code() != 0
+                || ns.target_addr().is_multicast()
+            {
+                return Action::Drop(DropReason::Nd);
+            }
+            (eth.src_addr(), ip.src_addr(), ns.target_addr())
+        };
+        // Duplicate address detection (source ::) asks nobody in particular: the switch checks
+        // pod addresses for duplicates itself.
+        if src_ip.is_unspecified() {
+            return Action::Drop(DropReason::Nd);
+        }
+        let (answer, flags) = if Some(target) == local.gateway6 {
+            (local.gateway_mac, ndisc::FLAG_ROUTER)
+        } else if let Some(e) = t.ips6.get(&target) {
+            if !vni_allows(in_vni, e.vni) {
+                return Action::Drop(DropReason::VniMismatch);
+            }
+            match e.target {
+                Target::Port(p) if p == in_port => return Action::Drop(DropReason::Nd),
+                Target::Port(_) => (e.mac, 0),
+                Target::Node(_) => (local.gateway_mac, ndisc::FLAG_ROUTER),
+            }
+        } else {
+            return Action::Drop(DropReason::Nd);
+        };
+        // The advertisement: IPv6 header, 24 bytes of message and the target link-layer
+        // address option, in the same buffer.
+        let na_len = ndisc::HEADER_LEN + ndisc::LL_OPTION_LEN;
+        if !buf.reframe(0, ETH_LEN + ipv6::HEADER_LEN + na_len) {
+            return Action::Drop(DropReason::Nd);
+        }
+        buf.vnet = Default::default();
+        let frame = buf.frame_mut();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+            eth.set_dst_addr(requester_mac);
+            eth.set_src_addr(answer);
+            eth.set_ethertype(EtherType::Ipv6);
+        }
+        let (ip_hdr, msg) = frame[ETH_LEN..].split_at_mut(ipv6::HEADER_LEN);
+        Ipv6Repr {
+            src_addr: target,
+            dst_addr: src_ip,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: na_len,
+            hop_limit: ndisc::HOP_LIMIT,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(ip_hdr));
+        {
+            let mut na = NdiscPacket::new_unchecked(&mut msg[..]);
+            na.set_msg_type(ndisc::TYPE_NEIGHBOR_ADVERT);
+            na.set_msg_code(0);
+            na.set_flags(flags | ndisc::FLAG_SOLICITED | ndisc::FLAG_OVERRIDE);
+            na.set_target_addr(target);
+            na.set_ll_addr_option(ndisc::OPT_TARGET_LL_ADDR, answer);
+        }
+        Icmpv6Packet::new_unchecked(&mut msg[..]).fill_checksum(&target, &src_ip);
+        c.event(Event::NdAdvert);
+        Action::Output(in_port)
+    }
+}
+
+/// The frame is Ethernet + IPv6 + ICMPv6 neighbour solicitation (no extension headers, as
+/// RFC 4861 sends them).
+#[inline]
+fn is_neighbor_solicit(frame: &[u8]) -> bool {
+    let Ok(ip) = Ipv6Packet::new_checked(frame.get(ETH_LEN..).unwrap_or(&[])) else {
+        return false;
+    };
+    ip.next_header() == IpProtocol::Icmpv6
+        && ip.payload().first() == Some(&ndisc::TYPE_NEIGHBOR_SOLICIT)
+}
+
+#[inline]
+fn decrement_hop_limit(buf: &mut PacketBuf) {
+    let mut ip = Ipv6Packet::new_unchecked(&mut buf.frame_mut()[ETH_LEN..]);
+    let h = ip.hop_limit();
+    ip.set_hop_limit(h.saturating_sub(1));
 }

@@ -73,8 +73,8 @@ impl Pipeline {
                 let dst = local.or(t.local.as_ref().map(|l| l.vtep));
                 let tun = Tunnel {
                     vni,
-                    src: v4(canonical(src.ip())),
-                    dst: dst.map(v4).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    src: canonical(src.ip()),
+                    dst: dst.map(canonical).unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
                 };
                 self.run_flows(t, c, fs, ingress, Some(tun), buf, sink)
             }
@@ -223,7 +223,7 @@ impl Pipeline {
                 *last = Some(finish(t, c, a, buf, sink));
             }
             Step::Tunnel { vni, dst } => {
-                let a = match t.vteps.get(&IpAddr::V4(dst)) {
+                let a = match t.vteps.get(&dst) {
                     Some(&node) if in_port != PORT_TUNNEL => self.encap(t, node, vni, buf),
                     Some(_) => Action::Drop(DropReason::Hairpin),
                     None => Action::Drop(DropReason::NoRoute),

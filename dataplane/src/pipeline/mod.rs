@@ -43,6 +43,8 @@ mod ingress;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipv6;
 
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
@@ -275,14 +277,6 @@ fn finish(
         a => sink.emit(t, a, buf),
     }
     a
-}
-
-#[inline]
-fn v4(ip: IpAddr) -> Ipv4Addr {
-    match ip {
-        IpAddr::V4(v) => v,
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    }
 }
 
 /// The largest IP packet a frame puts on the wire: for a TCP super-frame from a TAP, one

@@ -30,10 +30,11 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
                 if cur.spec.vtep != l.vtep
                     || cur.spec.subnet != l.subnet
                     || cur.spec.gateway() != l.gateway()
+                    || cur.spec.subnet6 != l.subnet6
                 {
                     return Err(refuse(
                         ErrorCode::Invalid,
-                        "the VTEP address, subnet and gateway of a running switch cannot change; restart vxswitchd with a fresh state file",
+                        "the VTEP address, subnets and gateway of a running switch cannot change; restart vxswitchd with a fresh state file",
                     ));
                 }
             }
@@ -137,6 +138,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
     }
     let mut macs = BTreeMap::new();
     let mut ips = BTreeMap::new();
+    let mut ips6 = BTreeMap::new();
     let mut devs = BTreeMap::new();
     for p in c.ports.values() {
         let s = &p.spec;
@@ -150,6 +152,29 @@ pub fn validate(c: &Config) -> Result<(), String> {
             }
             if s.ip == gw {
                 return Err(format!("port {}: {} is the gateway address", s.name, s.ip));
+            }
+            if let Some(ip6) = s.ip6 {
+                match l.subnet6 {
+                    None => {
+                        return Err(format!(
+                            "port {}: ip6 {ip6} needs an IPv6 prefix (subnet6) on the local node",
+                            s.name
+                        ))
+                    }
+                    Some(s6) if !s6.contains(ip6) || ip6 == s6.addr() => {
+                        return Err(format!(
+                            "port {}: {ip6} is not a host address of the node subnet6 {s6}",
+                            s.name
+                        ))
+                    }
+                    Some(_) if Some(ip6) == l.gateway6() => {
+                        return Err(format!(
+                            "port {}: {ip6} is the IPv6 gateway address",
+                            s.name
+                        ))
+                    }
+                    Some(_) => {}
+                }
             }
             if s.mac == l.vtep_mac || eth(s.mac) == gateway_mac(gw) || eth(s.mac) == host_mac(gw) {
                 return Err(format!(
@@ -170,6 +195,14 @@ pub fn validate(c: &Config) -> Result<(), String> {
                 s.name, s.ip
             ));
         }
+        if let Some(ip6) = s.ip6 {
+            if let Some(other) = ips6.insert(ip6, &s.name) {
+                return Err(format!(
+                    "ports {other} and {} have the same IPv6 address {ip6}",
+                    s.name
+                ));
+            }
+        }
         if let Some(other) = devs.insert((s.netns.clone(), s.ifname().to_string()), &s.name) {
             return Err(format!(
                 "ports {other} and {} use the same interface {} in {}",
@@ -188,6 +221,14 @@ pub fn validate(c: &Config) -> Result<(), String> {
                     a.name, a.subnet, l.subnet
                 ));
             }
+            if let (Some(x), Some(y)) = (a.subnet6, l.subnet6) {
+                if x.overlaps(&y) {
+                    return Err(format!(
+                        "node {}: subnet6 {x} overlaps this node's subnet6 {y}",
+                        a.name
+                    ));
+                }
+            }
             if a.vtep == l.vtep {
                 return Err(format!(
                     "node {}: VTEP {} is this node's own",
@@ -201,6 +242,14 @@ pub fn validate(c: &Config) -> Result<(), String> {
                     "nodes {} and {} have overlapping subnets {} and {}",
                     a.name, b.name, a.subnet, b.subnet
                 ));
+            }
+            if let (Some(x), Some(y)) = (a.subnet6, b.subnet6) {
+                if x.overlaps(&y) {
+                    return Err(format!(
+                        "nodes {} and {} have overlapping subnet6 prefixes {x} and {y}",
+                        a.name, b.name
+                    ));
+                }
             }
             if a.vtep == b.vtep {
                 return Err(format!(

@@ -205,6 +205,7 @@ impl Switch {
         let addr = format!("{}/{}", p.spec.ip, local.subnet.prefix());
         let gw = local.gateway().to_string();
         let ifn = ifname.clone();
+        let v6 = pod_ipv6(local, &p.spec);
         let configured = self.netns.run(Some(&ns), move || {
             run_cmd(
                 "ip",
@@ -217,6 +218,9 @@ impl Switch {
                 "ip",
                 &["route", "replace", "default", "via", &gw, "dev", &ifn],
             )?;
+            if let Some((addr6, gw6)) = &v6 {
+                configure_ipv6(&ifn, addr6, gw6)?;
+            }
             Ok(())
         });
         if let Err(e) = configured {
@@ -253,6 +257,33 @@ impl Switch {
         }
         let _ = rt.netns;
     }
+}
+
+/// A dual-stack pod's IPv6 address (with the node prefix's length) and gateway, as text.
+fn pod_ipv6(local: &LocalNode, spec: &PortSpec) -> Option<(String, String)> {
+    let (ip6, s6, gw6) = (spec.ip6?, local.subnet6?, local.gateway6()?);
+    Some((format!("{ip6}/{}", s6.prefix()), gw6.to_string()))
+}
+
+/// Gives the interface (in the current namespace) IPv6, a static address without duplicate
+/// address detection (the switch owns the prefix and checks addresses for duplicates), and a
+/// default route via the gateway, which the switch answers neighbour solicitations for.
+fn configure_ipv6(ifname: &str, addr6: &str, gw6: &str) -> io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        "0",
+    )?;
+    run_cmd(
+        "ip",
+        &["-6", "addr", "replace", addr6, "dev", ifname, "nodad"],
+    )?;
+    run_cmd(
+        "ip",
+        &[
+            "-6", "route", "replace", "default", "via", gw6, "dev", ifname,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Pod traffic leaving the cluster through the node's stack gets the node's address, as

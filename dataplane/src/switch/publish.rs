@@ -26,6 +26,8 @@ impl Switch {
                 default_vni: l.vni,
                 cluster: l.cluster_network,
                 tunnel_mtu: l.pod_mtu(),
+                subnet6: l.subnet6,
+                gateway6: l.gateway6(),
             };
             let max_no = self
                 .config
@@ -75,6 +77,16 @@ impl Switch {
                         vni,
                     },
                 );
+                if let (Some(ip6), Some(_)) = (p.spec.ip6, l.subnet6) {
+                    t.ips6.insert(
+                        ip6,
+                        IpEntry {
+                            mac,
+                            target: Target::Port(p.no),
+                            vni,
+                        },
+                    );
+                }
             }
             for n in self.config.nodes.values() {
                 t.nodes.push(NodeEntry {
@@ -82,6 +94,7 @@ impl Switch {
                     vtep: n.spec.vtep,
                     vtep_mac: eth(n.spec.vtep_mac),
                     subnet: n.spec.subnet,
+                    subnet6: n.spec.subnet6,
                 });
             }
             t.local = Some(info);

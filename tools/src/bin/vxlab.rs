@@ -69,7 +69,9 @@ Examples:
   vxlab up --kinds kernel --nodes 3           3 kernel nodes on an underlay bridge (LAB-ul)
   vxlab up --name b --kinds vxswitch,kernel,kernel --pods 1 --ipv6 off
   vxlab up --workers 2 --offload off          passed on to every vxswitchd
+  vxlab exec n1p1 -- ping -6 fd00:10:1:2::2   dual stack (--ipv6 on, the default)
   vxlab up --kinds ovs --tso off              OVS nodes, TSO off in the pods
+  vxlab up --kinds vxswitch,kernel --underlay6  VTEPs on 2001:db8::/64
 
 On failure everything built so far is removed and the reason printed.")]
     Up {
@@ -89,7 +91,9 @@ On failure everything built so far is removed and the reason printed.")]
         /// vxswitchd worker threads (vxswitchd's default if not given).
         #[arg(long)]
         workers: Option<usize>,
-        /// IPv6 in the pods (off: disabled before the pod interface exists).
+        /// IPv6 in the pods: on, vxswitch nodes are dual stack (node prefix fd00:10:1:<i>::/64,
+        /// gateway ::1, every pod an address in it); off, IPv6 is disabled before the pod
+        /// interface exists.
         #[arg(long, value_enum, default_value_t = OnOff::On)]
         ipv6: OnOff,
         /// vxswitchd's --offload (TAP and UDP offloads).
@@ -114,11 +118,16 @@ On failure everything built so far is removed and the reason printed.")]
         /// with TSO and GRO).
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         underlay_offload: OnOff,
+        /// An IPv6 underlay: node i's VTEP is 2001:db8::i (vxswitch and kernel nodes; kernel
+        /// nodes send UDP without checksum, udp6zerocsumtx).
+        #[arg(long)]
+        underlay6: bool,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
 JSON shape: {\"name\", \"nodes\": [{\"name\", \"netns\", \"kind\", \"vtep\", \"vtep_mac\", \"subnet\",
-             \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}")]
+             \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}; dual-stack nodes add \"subnet6\"
+             and their pods \"ip6\".")]
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -204,6 +213,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             vnids,
             tso,
             underlay_offload,
+            underlay6,
         } => {
             let spec = LabSpec {
                 name,
@@ -219,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 pod_vnids: vnids,
                 tso: tso == OnOff::On,
                 underlay_offload: underlay_offload == OnOff::On,
+                underlay6,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());

@@ -1,14 +1,14 @@
 //! vxctl's command line: every subcommand, its flags, and the value parsers that check
 //! arguments before anything is sent to vxswitchd.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use controlplane::flow_syntax::{self, FlowFilter};
 use controlplane::proto::{
-    FlowSpec, Ipv4Cidr, MacAddr, Match, PortRef, PortSpec, RemoteNode, TableMiss, BRIDGE,
+    FlowSpec, Ipv4Cidr, Ipv6Cidr, MacAddr, Match, PortRef, PortSpec, RemoteNode, TableMiss, BRIDGE,
     MAX_TABLE, MAX_VNI,
 };
 
@@ -400,6 +400,9 @@ pub struct AddPortArgs {
     /// The pod's IPv4 address, inside the node's subnet.
     #[arg(long)]
     pub ip: Ipv4Addr,
+    /// The pod's IPv6 address, inside the node's subnet6 (dual stack).
+    #[arg(long, value_name = "IP6")]
+    pub ip6: Option<Ipv6Addr>,
     /// The pod's VNID (default: the node's VNI).
     #[arg(long, value_name = "N", value_parser = parse_vni)]
     pub vnid: Option<u32>,
@@ -418,6 +421,7 @@ impl AddPortArgs {
             netns: self.netns.clone(),
             mac: self.mac,
             ip: self.ip,
+            ip6: self.ip6,
             vnid: self.vnid,
             ifname: self.ifname.clone(),
             mtu: self.mtu,
@@ -439,6 +443,9 @@ pub struct AddNodeArgs {
     /// The node's pod subnet, e.g. 10.1.3.0/24.
     #[arg(long, value_name = "CIDR")]
     pub subnet: Ipv4Cidr,
+    /// The node's IPv6 pod prefix, e.g. fd00:10:1:3::/64 (dual stack).
+    #[arg(long, value_name = "CIDR6")]
+    pub subnet6: Option<Ipv6Cidr>,
 }
 
 impl AddNodeArgs {
@@ -448,6 +455,7 @@ impl AddNodeArgs {
             vtep: self.vtep,
             vtep_mac: self.vtep_mac,
             subnet: self.subnet,
+            subnet6: self.subnet6,
         }
     }
 }

@@ -47,6 +47,10 @@ pub fn show(s: &StateRepr) -> String {
                 ""
             };
             t.row(["  gateway", &l.gateway().to_string(), derived]);
+            if let (Some(s6), Some(gw6)) = (l.subnet6, l.gateway6()) {
+                t.row(["  subnet6", &s6.to_string(), ""]);
+                t.row(["  gateway6", &gw6.to_string(), "(first host of subnet6)"]);
+            }
             t.row(["  vni", &l.vni.to_string(), ""]);
             t.row([
                 "  pod mtu",
@@ -81,7 +85,10 @@ pub fn show(s: &StateRepr) -> String {
             kind(p.kind).to_string(),
             p.device.clone(),
             or_dash(spec.map(|s| s.mac)),
-            or_dash(spec.map(|s| s.ip)),
+            or_dash(spec.map(|s| match s.ip6 {
+                Some(ip6) => format!("{} {ip6}", s.ip),
+                None => s.ip.to_string(),
+            })),
             or_dash(vnid),
             or_dash(p.owner),
             p.status.clone(),
@@ -96,7 +103,10 @@ pub fn show(s: &StateRepr) -> String {
             n.spec.name.clone(),
             n.spec.vtep.to_string(),
             n.spec.vtep_mac.to_string(),
-            n.spec.subnet.to_string(),
+            match n.spec.subnet6 {
+                Some(s6) => format!("{} {s6}", n.spec.subnet),
+                None => n.spec.subnet.to_string(),
+            },
             n.owner.to_string(),
         ]);
     }
@@ -262,6 +272,7 @@ mod tests {
                     netns: name.into(),
                     mac: mac.parse().unwrap(),
                     ip: ip.parse().unwrap(),
+                    ip6: None,
                     vnid,
                     ifname: None,
                     mtu: None,
@@ -280,6 +291,7 @@ mod tests {
                 vni: 1,
                 cluster_network: "10.1.0.0/16".parse().unwrap(),
                 underlay_mtu: 1500,
+                subnet6: None,
             }),
             local_owner: Some(Owner::Agent),
             ports: vec![
@@ -333,6 +345,7 @@ mod tests {
                     vtep: "198.51.100.2".parse().unwrap(),
                     vtep_mac: "02:f1:00:00:00:02".parse().unwrap(),
                     subnet: "10.1.2.0/24".parse().unwrap(),
+                    subnet6: None,
                 },
             }],
             vxlan_port: 4789,
@@ -370,6 +383,29 @@ VNI  PORTS
  10  n1p1,n1p3
 ";
         assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn show_lists_ipv6_prefixes_and_addresses_of_dual_stack_nodes() {
+        let mut s = state();
+        if let Some(l) = s.local.as_mut() {
+            l.subnet6 = Some("fd00:10:1:1::/64".parse().unwrap());
+        }
+        for p in &mut s.ports {
+            if let Some(spec) = p.spec.as_mut() {
+                spec.ip6 = Some("fd00:10:1:1::2".parse().unwrap());
+            }
+        }
+        s.nodes[0].spec.subnet6 = Some("fd00:10:1:2::/64".parse().unwrap());
+        let text = show(&s);
+        assert!(text.contains("subnet6   fd00:10:1:1::/64"), "{text}");
+        assert!(text.contains("gateway6  fd00:10:1:1::1"), "{text}");
+        assert!(text.contains("fd00:10:1:1::2"), "{text}");
+        assert!(text.contains("10.1.2.0/24 fd00:10:1:2::/64"), "{text}");
+        assert!(
+            !show(&state()).contains("subnet6"),
+            "IPv4-only nodes print as before"
+        );
     }
 
     #[test]

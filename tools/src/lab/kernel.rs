@@ -12,15 +12,19 @@ pub const VXLAN_DEV: &str = "flannel.1";
 
 /// Programs one kernel node whose namespace, underlay and (empty) pod namespaces exist.
 pub fn setup_node(lab: &Lab, node: &NodeInfo) -> Result<(), LabError> {
-    let mtu = node.kind.pod_mtu();
+    let mtu = lab.pod_mtu();
     let mut ip = Batch::ip(&node.netns);
     bridge_and_pods(&mut ip, node, mtu);
 
-    // flannel.1 carries the node's VTEP MAC and the subnet's network address as a /32.
+    // flannel.1 carries the node's VTEP MAC and the subnet's network address as a /32. On an
+    // IPv6 underlay it sends UDP without a checksum and accepts the same.
+    let (local, csum) = match node.vtep6 {
+        Some(v6) => (v6.to_string(), " udp6zerocsumtx udp6zerocsumrx"),
+        None => (node.vtep.to_string(), ""),
+    };
     ip.add(format!(
-        "link add {VXLAN_DEV} type vxlan id {} local {} dev eth0 dstport {} nolearning",
+        "link add {VXLAN_DEV} type vxlan id {} local {local} dev eth0 dstport {} nolearning{csum}",
         topo::VNI,
-        node.vtep,
         lab.spec().port
     ))
     .add(format!(
@@ -45,7 +49,8 @@ pub fn setup_node(lab: &Lab, node: &NodeInfo) -> Result<(), LabError> {
         ));
         fdb.add(format!(
             "fdb add {} dev {VXLAN_DEV} dst {} self permanent",
-            peer.vtep_mac, peer.vtep
+            peer.vtep_mac,
+            peer.vtep6.map_or(peer.vtep.to_string(), |v| v.to_string())
         ));
     }
     ip.run()?;

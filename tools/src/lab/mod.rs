@@ -32,7 +32,7 @@ pub mod vxswitch;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -75,6 +75,8 @@ pub struct LabSpec {
     /// vxswitchd worker threads (its own default when `None`).
     pub workers: Option<usize>,
     /// IPv6 inside the pods; when false it is disabled before the pod's interface exists.
+    /// When true, vxswitch nodes are dual stack: every node gets an IPv6 pod prefix
+    /// (`fd00:10:1:{i}::/64`, gateway `::1`) and every pod an IPv6 address in it.
     pub ipv6: bool,
     /// vxswitchd's `--offload on|off`.
     pub offload: bool,
@@ -92,6 +94,11 @@ pub struct LabSpec {
     /// MTU-sized frames, the per-frame comparison. ovs pods always have it off.
     #[serde(default = "yes")]
     pub tso: bool,
+    /// An IPv6 underlay: every node's `eth0` also gets `2001:db8::{i}/64`, which becomes its
+    /// VTEP (vxswitch and kernel nodes only; kernel nodes send with `udp6zerocsumtx`, as
+    /// deployments that avoid the checksum cost do). Pods get 20 bytes less MTU.
+    #[serde(default)]
+    pub underlay6: bool,
     /// TX checksum offload on the underlay veths. Off (the default), every frame crosses the
     /// underlay complete and MTU-sized, as on a wire, and the sender's kernel segments in
     /// software; on, large frames cross whole and the receiver segments them, which costs what
@@ -121,6 +128,7 @@ impl Default for LabSpec {
             pod_vnids: Vec::new(),
             tso: true,
             underlay_offload: false,
+            underlay6: false,
         }
     }
 }
@@ -153,6 +161,16 @@ impl LabSpec {
                 )));
             }
         }
+        if self.underlay6 {
+            if let Some(k) = kinds
+                .iter()
+                .find(|k| !matches!(k, Kind::Vxswitch | Kind::Kernel))
+            {
+                return Err(LabError::BadSpec(format!(
+                    "an IPv6 underlay takes vxswitch and kernel nodes only, not {k}"
+                )));
+            }
+        }
         if self.port == 0 {
             return Err(LabError::BadSpec(
                 "VXLAN port 0: use 1-65535 (usually 4789)".into(),
@@ -179,6 +197,9 @@ pub struct PodInfo {
     pub netns: String,
     pub ip: Ipv4Addr,
     pub mac: String,
+    /// The pod's IPv6 address (dual-stack labs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// One node: a namespace with the underlay `eth0` and the node's switch.
@@ -190,11 +211,17 @@ pub struct NodeInfo {
     pub netns: String,
     pub kind: Kind,
     pub vtep: Ipv4Addr,
+    /// The IPv6 underlay address, which is then the node's VTEP (labs with `underlay6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep6: Option<Ipv6Addr>,
     pub vtep_mac: String,
     /// MAC of the underlay `eth0`.
     pub underlay_mac: String,
     pub subnet: String,
     pub gateway: Ipv4Addr,
+    /// The node's IPv6 pod prefix (dual-stack labs: vxswitch nodes with `ipv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
     /// vxswitchd's control socket (vxswitch nodes).
     pub socket: Option<PathBuf>,
     /// `/run/vxlab/LAB/n{i}/`.
@@ -284,16 +311,19 @@ impl Lab {
             .map(|i| {
                 let kind = spec.kind_of(i);
                 let node_dir = dir.join(topo::node_name(i));
+                let dual = spec.ipv6 && kind == Kind::Vxswitch;
                 NodeInfo {
                     name: topo::node_name(i),
                     index: i,
                     netns: topo::node_netns(name, i),
                     kind,
                     vtep: topo::underlay_ip(i),
+                    vtep6: spec.underlay6.then(|| topo::underlay_ip6(i)),
                     vtep_mac: topo::vtep_mac(i),
                     underlay_mac: topo::underlay_mac(i),
                     subnet: topo::subnet(i),
                     gateway: topo::gateway(i),
+                    subnet6: dual.then(|| topo::subnet6(i)),
                     socket: (kind == Kind::Vxswitch).then(|| vxswitch::socket_path(&node_dir)),
                     dir: node_dir,
                     pods: (1..=spec.pods)
@@ -302,6 +332,7 @@ impl Lab {
                             netns: topo::pod_netns(name, i, j),
                             ip: topo::pod_ip(i, j),
                             mac: topo::pod_mac(i, j),
+                            ip6: dual.then(|| topo::pod_ip6(i, j)),
                         })
                         .collect(),
                     switch_pid: None,
@@ -618,11 +649,17 @@ impl Lab {
 
     /// The MTU of the lab's pods: 1500 in a plain lab, 1450 under an overlay.
     pub fn pod_mtu(&self) -> u16 {
-        self.spec.kind_of(1).pod_mtu()
+        let mtu = self.spec.kind_of(1).pod_mtu();
+        if self.spec.underlay6 {
+            mtu - topo::IPV6_EXTRA_OVERHEAD
+        } else {
+            mtu
+        }
     }
 
     /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
-    /// "pods": [{"name", "netns", "ip", "mac"}]}]}`
+    /// "pods": [{"name", "netns", "ip", "mac"}]}]}`; dual-stack nodes add "subnet6" and their
+    /// pods "ip6".
     pub fn status_json(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes
@@ -631,9 +668,16 @@ impl Lab {
                 let pods: Vec<serde_json::Value> = n
                     .pods
                     .iter()
-                    .map(|p| json!({"name": p.name, "netns": p.netns, "ip": p.ip, "mac": p.mac}))
+                    .map(|p| {
+                        let mut v =
+                            json!({"name": p.name, "netns": p.netns, "ip": p.ip, "mac": p.mac});
+                        if let Some(ip6) = p.ip6 {
+                            v["ip6"] = json!(ip6);
+                        }
+                        v
+                    })
                     .collect();
-                json!({
+                let mut v = json!({
                     "name": n.name,
                     "netns": n.netns,
                     "kind": n.kind,
@@ -641,7 +685,14 @@ impl Lab {
                     "vtep_mac": n.vtep_mac,
                     "subnet": n.subnet,
                     "pods": pods,
-                })
+                });
+                if let Some(s6) = &n.subnet6 {
+                    v["subnet6"] = json!(s6);
+                }
+                if let Some(v6) = n.vtep6 {
+                    v["vtep6"] = json!(v6);
+                }
+                v
             })
             .collect();
         json!({"name": self.name, "nodes": nodes})
@@ -706,13 +757,26 @@ impl Lab {
             let _ = writeln!(
                 out,
                 "{:<10} {:<9} {:<w$} {:<15} {:<18} {}{extra}",
-                n.name, n.kind, n.netns, n.vtep, n.vtep_mac, n.subnet
+                n.name,
+                n.kind,
+                n.netns,
+                n.vtep,
+                n.vtep_mac,
+                match &n.subnet6 {
+                    Some(s6) => format!("{} {s6}", n.subnet),
+                    None => n.subnet.clone(),
+                }
             );
             for p in &n.pods {
                 let _ = writeln!(
                     out,
-                    "  {:<8} {:<9} {:<w$} {:<15} {}",
-                    p.name, "pod", p.netns, p.ip, p.mac
+                    "  {:<8} {:<9} {:<w$} {:<15} {}{}",
+                    p.name,
+                    "pod",
+                    p.netns,
+                    p.ip,
+                    p.mac,
+                    p.ip6.map(|a| format!(" {a}")).unwrap_or_default()
                 );
             }
         }
@@ -909,6 +973,9 @@ impl Lab {
                 n.vtep,
                 topo::UNDERLAY_PREFIX
             ));
+            if let Some(v6) = n.vtep6 {
+                b.add(format!("addr add {v6}/64 dev eth0 nodad"));
+            }
             b.run()?;
             sh::sysctl(&n.netns, &[(sh::ipv4_conf("eth0", "rp_filter"), "0")])?;
             if !self.spec.underlay_offload {

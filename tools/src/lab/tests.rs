@@ -360,3 +360,74 @@ fn tso_defaults_to_on_also_in_older_state_files() {
         .render()
         .contains("TSO off in the pods, underlay offload on"));
 }
+
+#[test]
+fn ipv6_labs_are_dual_stack_on_vxswitch_nodes_only() {
+    let mut s = spec(3, 2, &[Kind::Vxswitch, Kind::Kernel, Kind::Vxswitch]);
+    s.ipv6 = true;
+    let lab = Lab::plan(&s).unwrap();
+    let n1 = lab.node("n1").unwrap();
+    assert_eq!(n1.subnet6.as_deref(), Some("fd00:10:1:1::/64"));
+    assert_eq!(n1.pods[1].ip6, Some("fd00:10:1:1::3".parse().unwrap()));
+    assert_eq!(
+        lab.node("n2").unwrap().subnet6,
+        None,
+        "kernel nodes stay IPv4"
+    );
+    assert!(lab.node("n2").unwrap().pods.iter().all(|p| p.ip6.is_none()));
+    assert_eq!(topo::gateway6(12).to_string(), "fd00:10:1:12::1");
+    assert_eq!(topo::pod_ip6(12, 199).to_string(), "fd00:10:1:12::200");
+
+    // The agent file carries them, and the agent accepts it.
+    let text = agent_toml(&lab, n1);
+    let cfg = controlplane::agent::config::parse("agent.toml", &text).unwrap();
+    assert_eq!(cfg.local.gateway6().unwrap().to_string(), "fd00:10:1:1::1");
+    assert_eq!(cfg.pods[0].ip6.unwrap().to_string(), "fd00:10:1:1::2");
+    let n3 = cfg.nodes.iter().find(|n| n.name == "n3").unwrap();
+    assert_eq!(n3.subnet6.unwrap().to_string(), "fd00:10:1:3::/64");
+    assert_eq!(
+        cfg.nodes.iter().find(|n| n.name == "n2").unwrap().subnet6,
+        None
+    );
+
+    // Status shows them.
+    let v = lab.status_json();
+    assert_eq!(v["nodes"][0]["subnet6"], "fd00:10:1:1::/64");
+    assert_eq!(v["nodes"][0]["pods"][0]["ip6"], "fd00:10:1:1::2");
+    assert!(v["nodes"][1].get("subnet6").is_none());
+    assert!(lab.render().contains("10.1.1.0/24 fd00:10:1:1::/64"));
+    assert!(lab.render().contains("fd00:10:1:3::3"));
+
+    // Without IPv6 nothing changes: no prefix, no address, the same agent file as before.
+    s.ipv6 = false;
+    let lab = Lab::plan(&s).unwrap();
+    assert!(lab.nodes().iter().all(|n| n.subnet6.is_none()));
+    let text = agent_toml(&lab, lab.node("n1").unwrap());
+    assert!(!text.contains("subnet6") && !text.contains("ip6"), "{text}");
+}
+
+#[test]
+fn an_ipv6_underlay_puts_the_vteps_on_2001_db8() {
+    let mut s = spec(2, 1, &[Kind::Vxswitch, Kind::Kernel]);
+    s.underlay6 = true;
+    let lab = Lab::plan(&s).unwrap();
+    assert_eq!(
+        lab.node("n2").unwrap().vtep6,
+        Some("2001:db8::2".parse().unwrap())
+    );
+    assert_eq!(lab.pod_mtu(), 1430, "70 bytes of VXLAN over IPv6");
+    let cfg = controlplane::agent::config::parse(
+        "agent.toml",
+        &agent_toml(&lab, lab.node("n1").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(cfg.local.vtep.to_string(), "2001:db8::1");
+    assert_eq!(cfg.local.pod_mtu(), 1430);
+    assert_eq!(cfg.nodes[0].vtep.to_string(), "2001:db8::2");
+    s.kinds = vec![Kind::Ovs];
+    let e = Lab::plan(&s).unwrap_err().to_string();
+    assert!(
+        e.contains("IPv6 underlay takes vxswitch and kernel nodes only"),
+        "{e}"
+    );
+}

@@ -13,7 +13,7 @@
 //! | pod IP / MAC | `10.1.{i}.{j+1}` / `0a:58:0a:01:{i:02x}:{j+1:02x}` |
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -163,6 +163,14 @@ pub fn underlay_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, octet(i))
 }
 
+/// Node `i`'s address on an IPv6 underlay: `2001:db8::{i}`.
+pub fn underlay_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, octet(i) as u16)
+}
+
+/// What an IPv6 outer header costs over an IPv4 one (40 - 20 bytes).
+pub const IPV6_EXTRA_OVERHEAD: u16 = 20;
+
 pub fn underlay_mac(i: usize) -> String {
     format!("02:00:c6:33:64:{:02x}", octet(i))
 }
@@ -182,6 +190,23 @@ pub fn subnet_addr(i: usize) -> Ipv4Addr {
 
 pub fn gateway(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, octet(i), 1)
+}
+
+/// Node `i`'s IPv6 pod prefix in a dual-stack lab: `fd00:10:1:{i}::/64`, next to 10.1.{i}.0/24.
+pub fn subnet6(i: usize) -> String {
+    format!("fd00:10:1:{}::/64", octet(i))
+}
+
+/// Pod `j` of node `i`'s IPv6 address: `fd00:10:1:{i}::{j+1}`, as its IPv4 one ends in j+1.
+pub fn pod_ip6(i: usize, j: usize) -> Ipv6Addr {
+    let hex = |n: u8| u16::from_str_radix(&n.to_string(), 16).expect("decimal digits are hex");
+    Ipv6Addr::new(0xfd00, 0x10, 1, hex(octet(i)), 0, 0, 0, hex(octet(j + 1)))
+}
+
+/// Node `i`'s IPv6 gateway: the first host of its prefix.
+pub fn gateway6(i: usize) -> Ipv6Addr {
+    let hex = |n: u8| u16::from_str_radix(&n.to_string(), 16).expect("decimal digits are hex");
+    Ipv6Addr::new(0xfd00, 0x10, 1, hex(octet(i)), 0, 0, 0, 1)
 }
 
 pub fn pod_name(i: usize, j: usize) -> String {

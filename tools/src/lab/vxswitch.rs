@@ -49,6 +49,9 @@ pub struct AgentNode {
     /// OpenShift-SDN's multitenant flows (port security, underlay filter, tenant VNIDs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub multitenant: bool,
+    /// IPv6 pod prefix (dual-stack labs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +62,8 @@ pub struct AgentPod {
     pub ip: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vnid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +72,8 @@ pub struct AgentPeer {
     pub vtep: String,
     pub vtep_mac: String,
     pub subnet: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
 }
 
 /// The agent file of `node`: its own pods, and every other node of the lab whatever its kind.
@@ -74,7 +81,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
     AgentFile {
         node: AgentNode {
             name: node.name.clone(),
-            vtep: node.vtep.to_string(),
+            vtep: node.vtep6.map_or(node.vtep.to_string(), |v| v.to_string()),
             vtep_mac: node.vtep_mac.clone(),
             subnet: node.subnet.clone(),
             gateway: node.gateway.to_string(),
@@ -82,6 +89,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
             cluster_network: topo::CLUSTER_NETWORK.to_string(),
             underlay_mtu: topo::UNDERLAY_MTU,
             multitenant: lab.spec().multitenant,
+            subnet6: node.subnet6.clone(),
         },
         pods: node
             .pods
@@ -93,6 +101,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
                 mac: p.mac.clone(),
                 ip: p.ip.to_string(),
                 vnid: lab.spec().pod_vnids.get(j).copied(),
+                ip6: p.ip6.map(|a| a.to_string()),
             })
             .collect(),
         nodes: lab
@@ -101,9 +110,10 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
             .filter(|n| n.name != node.name)
             .map(|n| AgentPeer {
                 name: n.name.clone(),
-                vtep: n.vtep.to_string(),
+                vtep: n.vtep6.map_or(n.vtep.to_string(), |v| v.to_string()),
                 vtep_mac: n.vtep_mac.clone(),
                 subnet: n.subnet.clone(),
+                subnet6: n.subnet6.clone(),
             })
             .collect(),
     }
