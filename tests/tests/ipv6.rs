@@ -58,6 +58,49 @@ fn pods_ping6_on_one_node_and_across_nodes() {
 }
 
 #[test]
+fn pods_reach_the_ipv6_gateway_and_the_node_reaches_pods_over_ipv6() {
+    let lab = dual_stack("v6host");
+    for (from, to) in [
+        ("n1p1", "fd00:10:1:1::1"), // the gateway, on vxhost0
+        ("n1", "fd00:10:1:1::2"),   // the node reaches its pod through vxhost0
+        ("n1", "fd00:10:1:2::3"),   // and a remote pod through its switch
+        ("n2", "fd00:10:1:1::3"),
+    ] {
+        let (ok, out) = ping6(&lab, from, ip6(to), 3, &[]);
+        assert!(ok, "{from} -> {to} failed:\n{out}");
+    }
+    // vxhost0 holds the gateway address; remote prefixes are on-link through it.
+    let out = lab
+        .command("n1", "ip")
+        .args(["-6", "route", "show", "dev", "vxhost0"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&out.stdout);
+    assert!(routes.contains("fd00:10:1:2::/64"), "{routes}");
+    // The node's neighbour entry for the remote pod is the gateway MAC (answered by the
+    // switch), for its own pod the pod's MAC.
+    let out = lab
+        .command("n1", "ip")
+        .args(["-6", "neigh", "show", "dev", "vxhost0"])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        neigh
+            .lines()
+            .any(|l| l.starts_with("fd00:10:1:2::3 ") && l.contains("lladdr 0a:58:0a:01:01:01")),
+        "{neigh}"
+    );
+    let pod_mac = lab.pod("n1p1").unwrap().mac.clone();
+    assert!(
+        neigh
+            .lines()
+            .any(|l| l.starts_with("fd00:10:1:1::2 ") && l.contains(&format!("lladdr {pod_mac}"))),
+        "{neigh}"
+    );
+}
+
+#[test]
 fn hop_limit_1_across_nodes_gets_time_exceeded_from_the_gateway() {
     let lab = dual_stack("v6ttl");
     // -t 1: the gateway is the first hop; it answers "time exceeded" from fd00:10:1:1::1.

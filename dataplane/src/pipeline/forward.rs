@@ -277,8 +277,9 @@ impl Pipeline {
     }
 
     /// Routes an IPv6 packet sent to the router MAC: to a local pod (hop limit − 1, MACs
-    /// rewritten) or to the node owning the destination's prefix; a solicitation for the
-    /// gateway address is answered. Without an IPv6 prefix on this node IPv6 is switched only.
+    /// rewritten) or to the node owning the destination's prefix; a packet to the gateway
+    /// address goes to vxhost0, which holds it; a solicitation is answered. Without an IPv6
+    /// prefix on this node IPv6 is switched only.
     pub(super) fn route_ipv6(
         &mut self,
         t: &Tables,
@@ -302,13 +303,20 @@ impl Pipeline {
         };
         // Ethernet padding never travels further.
         buf.truncate(ETH_LEN + ip_len);
+        // Neighbour discovery never leaves the link: a unicast solicitation to the router
+        // MAC (the gateway's, or the host's for a remote pod) is answered as a multicast one.
+        if let Ingress::Port { no, vni } = ingress {
+            if is_neighbor_solicit(buf.frame()) {
+                return self.answer_nd(t, c, local, no, vni, buf);
+            }
+        }
+        // The gateway address lives on the host port: deliver without routing.
         if dst_ip == gateway6 {
-            return match ingress {
-                Ingress::Port { no, vni } if is_neighbor_solicit(buf.frame()) => {
-                    self.answer_nd(t, c, local, no, vni, buf)
-                }
-                _ => Action::Drop(DropReason::Unsupported),
-            };
+            if matches!(ingress, Ingress::Port { no: PORT_HOST, .. }) {
+                return Action::Drop(DropReason::Hairpin);
+            }
+            set_macs(buf, local.gateway_mac, local.host_mac);
+            return Action::Output(PORT_HOST);
         }
         if let Some(e) = t.ips6.get(&dst_ip) {
             if !vni_allows(ingress.vni(), e.vni) {
@@ -388,8 +396,9 @@ impl Pipeline {
     }
 
     /// Answers a neighbour solicitation in place, as [`answer_arp`](Self::answer_arp) answers
-    /// ARP: for the gateway's IPv6 address (with the router flag) and for the pods of this
-    /// node. The advertisement goes back out the ingress port.
+    /// ARP: for the gateway's IPv6 address (with the router flag; not to vxhost0, which holds
+    /// it), for the pods of this node, and, to vxhost0, for remote pods' addresses with the
+    /// gateway MAC. The advertisement goes back out the ingress port.
     pub(super) fn answer_nd(
         &mut self,
         t: &Tables,
@@ -425,6 +434,10 @@ impl Pipeline {
             return Action::Drop(DropReason::Nd);
         }
         let (answer, flags) = if Some(target) == local.gateway6 {
+            if in_port == PORT_HOST {
+                // vxhost0 holds the gateway address itself.
+                return Action::Drop(DropReason::Nd);
+            }
             (local.gateway_mac, ndisc::FLAG_ROUTER)
         } else if let Some(e) = t.ips6.get(&target) {
             if !vni_allows(in_vni, e.vni) {
@@ -435,6 +448,9 @@ impl Pipeline {
                 Target::Port(_) => (e.mac, 0),
                 Target::Node(_) => (local.gateway_mac, ndisc::FLAG_ROUTER),
             }
+        } else if in_port == PORT_HOST && t.route6(target).is_some() {
+            // The node reaches remote pods on-link through vxhost0: route them.
+            (local.gateway_mac, ndisc::FLAG_ROUTER)
         } else {
             return Action::Drop(DropReason::Nd);
         };

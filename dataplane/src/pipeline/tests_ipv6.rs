@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use super::*;
-use crate::sample::{pod_ip6, GATEWAY6, GW_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
+use crate::sample::{pod_ip6, GATEWAY6, GW_MAC, HOST_MAC, PODS, REMOTE_VTEP_MAC, VTEP_MAC};
 use crate::wire::{ndisc, Icmpv6Packet, NdiscPacket};
 
 const POD3: [u8; 6] = PODS[0].1;
@@ -108,12 +108,19 @@ fn run_port(t: &Tables, port: u16, frame: &[u8]) -> (Action, Vec<u8>, WorkerCoun
 
 /// Checks an advertisement from `answer`/`target` to pod 3 and returns its flags.
 fn check_na(f: &[u8], answer: [u8; 6], target: Ipv6Addr) -> u8 {
-    assert_eq!(&f[0..6], &POD3, "back to the requester");
+    check_na_to(f, (POD3, pod3()), answer, target)
+}
+
+/// Checks an advertisement from `answer`/`target` to the requester (MAC, address) and
+/// returns its flags.
+fn check_na_to(f: &[u8], requester: ([u8; 6], Ipv6Addr), answer: [u8; 6], target: Ipv6Addr) -> u8 {
+    let (req_mac, req_ip) = requester;
+    assert_eq!(&f[0..6], &req_mac, "back to the requester");
     assert_eq!(&f[6..12], &answer);
     assert_eq!(&f[12..14], &[0x86, 0xdd]);
     let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
     assert_eq!(ip.src_addr(), target);
-    assert_eq!(ip.dst_addr(), pod3());
+    assert_eq!(ip.dst_addr(), req_ip);
     assert_eq!(
         ip.hop_limit(),
         255,
@@ -123,7 +130,7 @@ fn check_na(f: &[u8], answer: [u8; 6], target: Ipv6Addr) -> u8 {
     assert_eq!(ip.payload().len(), 32);
     assert!(Icmpv6Packet::new_checked(ip.payload())
         .unwrap()
-        .verify_checksum(&target, &pod3()));
+        .verify_checksum(&target, &req_ip));
     let na = NdiscPacket::new_checked(ip.payload()).unwrap();
     assert_eq!(na.msg_type(), ndisc::TYPE_NEIGHBOR_ADVERT);
     assert_eq!(na.msg_code(), 0);
@@ -380,4 +387,119 @@ fn the_flow_hash_spreads_ipv6_flows_by_address_and_port() {
     ports.sort_unstable();
     ports.dedup();
     assert!(ports.len() > 48, "{}", ports.len());
+}
+
+#[test]
+fn a_pod_packet_to_the_ipv6_gateway_reaches_the_host_port() {
+    let t = crate::sample::tables(0);
+    // Was dropped as unsupported: the gateway address had no holder.
+    let orig = ping6(GW_MAC, POD3, pod3(), GATEWAY6, 64, 8);
+    let (a, f, _) = run_port(&t, 3, &orig);
+    assert_eq!(a, Action::Output(PORT_HOST));
+    assert_eq!(&f[0..6], &HOST_MAC);
+    assert_eq!(&f[6..12], &GW_MAC);
+    assert_eq!(
+        &f[12..],
+        &orig[12..],
+        "delivered, not routed: hop limit kept"
+    );
+
+    // The node's reply from a remote pod, decapsulated, goes the same way.
+    let inner = ping6(
+        VTEP_MAC,
+        REMOTE_VTEP_MAC,
+        ip6("fd00:10:1:2::5"),
+        GATEWAY6,
+        63,
+        8,
+    );
+    let mut payload = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+    payload.extend_from_slice(&inner);
+    let c = WorkerCounters::default();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut buf = PacketBuf::from_frame(&payload);
+    let a = p.from_tunnel(
+        &t,
+        &c,
+        "198.51.100.2:50000".parse().unwrap(),
+        None,
+        &mut buf,
+        &mut Recorder::default(),
+    );
+    assert_eq!(a, Action::Output(PORT_HOST));
+    assert_eq!(&buf.frame()[0..6], &HOST_MAC);
+
+    // Never back out of the host port.
+    let own = ping6(GW_MAC, HOST_MAC, GATEWAY6, GATEWAY6, 64, 8);
+    assert_eq!(
+        run_port(&t, PORT_HOST, &own).0,
+        Action::Drop(DropReason::Hairpin)
+    );
+}
+
+#[test]
+fn host_solicitations_for_local_and_remote_pods_are_answered() {
+    let t = crate::sample::tables(0);
+    let host = (HOST_MAC, GATEWAY6);
+    // A local pod: its own MAC, as for the pods.
+    let (a, f, _) = run_port(&t, PORT_HOST, &ns(HOST_MAC, GATEWAY6, pod3(), None));
+    assert_eq!(a, Action::Output(PORT_HOST));
+    assert_eq!(
+        check_na_to(&f, host, POD3, pod3()),
+        ndisc::FLAG_SOLICITED | ndisc::FLAG_OVERRIDE
+    );
+    // Another tenant's pod too: the host port is in every tenant (VNID 0).
+    let other = pod_ip6(PODS[2].2);
+    let (a, f, _) = run_port(&t, PORT_HOST, &ns(HOST_MAC, GATEWAY6, other, None));
+    assert_eq!(a, Action::Output(PORT_HOST));
+    check_na_to(&f, host, PODS[2].1, other);
+
+    // A remote pod, on-link through vxhost0: the gateway MAC, which routes it.
+    let remote = ip6("fd00:10:1:2::5");
+    let (a, f, c) = run_port(&t, PORT_HOST, &ns(HOST_MAC, GATEWAY6, remote, None));
+    assert_eq!(a, Action::Output(PORT_HOST));
+    assert_eq!(
+        check_na_to(&f, host, GW_MAC, remote),
+        ndisc::FLAG_ROUTER | ndisc::FLAG_SOLICITED | ndisc::FLAG_OVERRIDE
+    );
+    assert_eq!(c.events[Event::NdAdvert as usize].get(), 1);
+    // Its reachability probe, unicast to the gateway MAC, is answered too, never routed.
+    let (a, f, _) = run_port(&t, PORT_HOST, &ns(HOST_MAC, GATEWAY6, remote, Some(GW_MAC)));
+    assert_eq!(a, Action::Output(PORT_HOST));
+    check_na_to(&f, host, GW_MAC, remote);
+
+    // Not answered: the gateway (vxhost0 holds it), an address in no node's prefix, and a
+    // remote pod asked by a pod (pods route through the gateway).
+    for target in [GATEWAY6, ip6("2001:db8:99::1")] {
+        let (a, _, c) = run_port(&t, PORT_HOST, &ns(HOST_MAC, GATEWAY6, target, None));
+        assert_eq!(a, Action::Drop(DropReason::Nd), "{target}");
+        assert_eq!(c.drops[DropReason::Nd as usize].get(), 1);
+    }
+    assert_eq!(
+        run_port(&t, 3, &ns(POD3, pod3(), remote, None)).0,
+        Action::Drop(DropReason::Nd)
+    );
+}
+
+#[test]
+fn the_hosts_routed_ipv6_reaches_remote_pods_of_every_tenant() {
+    let t = crate::sample::tables(0);
+    let remote = ip6("fd00:10:1:2::5");
+    let (a, f, _) = run_port(
+        &t,
+        PORT_HOST,
+        &ping6(GW_MAC, HOST_MAC, GATEWAY6, remote, 64, 8),
+    );
+    assert!(matches!(a, Action::Encap { node: 0, .. }), "{a:?}");
+    let vx = VxlanPacket::new_checked(&f[..]).unwrap();
+    assert_eq!(
+        VxlanRepr::parse(&vx).unwrap().vni,
+        0,
+        "VNID 0: every tenant"
+    );
+    let inner = &f[VXLAN_LEN..];
+    assert_eq!(&inner[0..6], &REMOTE_VTEP_MAC);
+    let ip = Ipv6Packet::new_checked(&inner[14..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (GATEWAY6, remote));
+    assert_eq!(ip.hop_limit(), 63);
 }

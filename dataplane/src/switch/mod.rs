@@ -160,6 +160,8 @@ pub struct Switch {
     capturing: Option<PortNo>,
     /// The path MTU to each remote VTEP, shared with the workers.
     pmtu: Arc<PathMtus>,
+    /// Remote nodes' IPv6 prefixes routed on-link through vxhost0.
+    host_routes6: BTreeSet<Ipv6Cidr>,
 }
 
 impl Switch {
@@ -207,6 +209,7 @@ impl Switch {
             events: tokio::sync::broadcast::channel(1024).0,
             capturing: None,
             pmtu,
+            host_routes6: BTreeSet::new(),
         })
     }
 
@@ -246,6 +249,8 @@ impl Switch {
             self.ensure_local(&local.spec)
                 .map_err(|m| refuse(ErrorCode::Failed, m))?;
         }
+        self.sync_host_routes6(&next)
+            .map_err(|m| refuse(ErrorCode::Failed, m))?;
         let old_ports: BTreeMap<PortNo, PortCfg> = self
             .config
             .ports
@@ -287,6 +292,8 @@ impl Switch {
                             .any(|o| (o.spec.netns.clone(), o.spec.ifname().to_string()) == key);
                         self.destroy(rt, existed);
                     }
+                    let cur = self.config.clone();
+                    let _ = self.sync_host_routes6(&cur);
                     return Err(refuse(
                         ErrorCode::Failed,
                         format!("port {}: {e}", p.spec.name),

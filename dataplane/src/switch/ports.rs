@@ -40,6 +40,7 @@ impl Switch {
                 }
             }
         }
+        self.sync_host_routes6(&saved)?;
         self.config = saved;
         self.publish();
         eprintln!(
@@ -80,15 +81,23 @@ impl Switch {
         let opts = self.tap_options();
         let (hmac, mtu, subnet, cluster) = (host_mac(gw), l.pod_mtu(), l.subnet, l.cluster_network);
         let masquerade = self.cfg.masquerade;
+        // A dual-stack node: vxhost0 holds the IPv6 gateway address too.
+        let gw6 = l
+            .subnet6
+            .zip(l.gateway6())
+            .map(|(s6, gw6)| format!("{gw6}/{}", s6.prefix()));
         let tap = self
             .netns
             .run(None, move || {
                 let tap = Tap::open(HOST_PORT_NAME, n, opts)?;
                 tap.control.set_persist(true)?;
-                let _ = std::fs::write(
-                    format!("/proc/sys/net/ipv6/conf/{HOST_PORT_NAME}/disable_ipv6"),
-                    "1",
-                );
+                let ipv6_conf = format!("/proc/sys/net/ipv6/conf/{HOST_PORT_NAME}/disable_ipv6");
+                match &gw6 {
+                    Some(_) => std::fs::write(&ipv6_conf, "0")?,
+                    None => {
+                        let _ = std::fs::write(&ipv6_conf, "1");
+                    }
+                }
                 let mac = hmac.to_string();
                 let mtu = mtu.to_string();
                 run_cmd(
@@ -107,6 +116,21 @@ impl Switch {
                 )?;
                 let addr = format!("{gw}/{}", subnet.prefix());
                 run_cmd("ip", &["addr", "replace", &addr, "dev", HOST_PORT_NAME])?;
+                if let Some(addr6) = &gw6 {
+                    // No duplicate address detection: the switch owns the prefix.
+                    run_cmd(
+                        "ip",
+                        &[
+                            "-6",
+                            "addr",
+                            "replace",
+                            addr6,
+                            "dev",
+                            HOST_PORT_NAME,
+                            "nodad",
+                        ],
+                    )?;
+                }
                 run_cmd(
                     "ip",
                     &[
@@ -148,6 +172,45 @@ impl Switch {
             self.cfg.vxlan_port,
             self.workers.len()
         );
+        Ok(())
+    }
+
+    /// Routes every remote node's IPv6 prefix on-link through vxhost0 when this node has one
+    /// (IPv4 has one cluster route; IPv6 has no cluster prefix, so one route per node), the
+    /// way the node reaches remote pods: the switch answers their neighbour solicitations
+    /// with the gateway MAC and routes them. Routes of removed nodes are deleted.
+    pub(super) fn sync_host_routes6(&mut self, c: &Config) -> Result<(), String> {
+        let want: BTreeSet<Ipv6Cidr> = match &c.local {
+            Some(l) if l.spec.subnet6.is_some() => {
+                c.nodes.values().filter_map(|n| n.spec.subnet6).collect()
+            }
+            _ => BTreeSet::new(),
+        };
+        let add: Vec<String> = want
+            .difference(&self.host_routes6)
+            .map(|p| p.to_string())
+            .collect();
+        let del: Vec<String> = self
+            .host_routes6
+            .difference(&want)
+            .map(|p| p.to_string())
+            .collect();
+        if add.is_empty() && del.is_empty() {
+            return Ok(());
+        }
+        self.netns
+            .run(None, move || {
+                for p in &del {
+                    // Gone already (vxhost0 recreated, removed by hand): nothing to undo.
+                    let _ = run_cmd("ip", &["-6", "route", "del", p, "dev", HOST_PORT_NAME]);
+                }
+                for p in &add {
+                    run_cmd("ip", &["-6", "route", "replace", p, "dev", HOST_PORT_NAME])?;
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("cannot route IPv6 prefixes through {HOST_PORT_NAME}: {e}"))?;
+        self.host_routes6 = want;
         Ok(())
     }
 
