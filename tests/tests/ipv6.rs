@@ -91,6 +91,40 @@ fn pods_reach_the_ipv6_gateway_and_the_node_reaches_pods_over_ipv6() {
             .any(|l| l.starts_with("fd00:10:1:2::3 ") && l.contains("lladdr 0a:58:0a:01:01:01")),
         "{neigh}"
     );
+    // A node added later gets its route on vxhost0; a deleted one loses it.
+    let routes6 = || {
+        let out = lab
+            .command("n1", "ip")
+            .args(["-6", "route", "show", "dev", "vxhost0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (ok, out) = vxctl(
+        &lab,
+        "n1",
+        &[
+            "add-node",
+            "n9",
+            "--vtep",
+            "198.51.100.9",
+            "--vtep-mac",
+            "02:f1:00:00:00:09",
+            "--subnet",
+            "10.1.9.0/24",
+            "--subnet6",
+            "fd00:10:1:9::/64",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(routes6().contains("fd00:10:1:9::/64"), "{}", routes6());
+    let (ok, out) = vxctl(&lab, "n1", &["del-node", "n9"]);
+    assert!(ok, "{out}");
+    let after = routes6();
+    assert!(
+        !after.contains("fd00:10:1:9::") && after.contains("fd00:10:1:2::/64"),
+        "{after}"
+    );
     let pod_mac = lab.pod("n1p1").unwrap().mac.clone();
     assert!(
         neigh
