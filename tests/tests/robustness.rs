@@ -245,3 +245,53 @@ fn configuration_changes_apply_during_a_flood() {
     let (ok, out) = vxctl(&lab, "n1", &["dump-flows", "br0"]);
     assert!(ok && out.contains("tp_dst=7"), "the flow is in:\n{out}");
 }
+
+#[test]
+fn a_corrupt_state_file_is_kept_aside_and_the_switch_comes_up_for_the_agent() {
+    let mut lab = lab(LabSpec {
+        name: unique_name("stc"),
+        nodes: 2,
+        pods: 1,
+        ipv6: false,
+        ..LabSpec::default()
+    });
+    let dir = lab.node("n1").unwrap().dir.clone();
+    let state = tools::lab::vxswitch::state_path(&dir);
+    assert!(
+        wait_until(Duration::from_secs(10), || state.exists()),
+        "the switch saved its state"
+    );
+    // What a crash in the middle of a write, or a stray editor, leaves behind.
+    std::fs::write(
+        &state,
+        b"{\"local\": {\"owner\": \"agent\", \"spec\": {\"na",
+    )
+    .unwrap();
+    lab.restart_switch("n1")
+        .expect("a switch with a truncated state file starts");
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the bad file is kept aside: {aside:?}");
+    // The agent pushes again and the pods talk across nodes.
+    assert!(
+        wait_until(Duration::from_secs(20), || ping(
+            &lab,
+            "n1p1",
+            Ipv4Addr::new(10, 1, 2, 2),
+            1,
+            &["-W", "1"]
+        )
+        .0),
+        "pods reach each other once the agent has pushed"
+    );
+    // And the state written since is whole again.
+    let text = std::fs::read_to_string(&state).expect("state saved again");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "{text}"
+    );
+}

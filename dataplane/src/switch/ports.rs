@@ -14,13 +14,29 @@ impl Switch {
         let Some(path) = self.cfg.state_file.clone() else {
             return Ok(());
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let read = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Config>(&bytes).map_err(|e| e.to_string()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
+            Err(e) => Err(format!("cannot read it: {e}")),
         };
-        let saved: Config = serde_json::from_str(&text)
-            .map_err(|e| format!("state file {} is not valid: {e}", path.display()))?;
+        let saved = match read {
+            Ok(c) => c,
+            Err(why) => {
+                // A bad state file never keeps the switch down: it is kept aside for a look,
+                // and the switch starts empty until the agent pushes.
+                let aside = set_aside(&path);
+                eprintln!(
+                    "vxswitchd: state file {} is not usable ({why}); {}; starting with no \
+                     configuration until the agent pushes",
+                    path.display(),
+                    match &aside {
+                        Ok(a) => format!("kept as {}", a.display()),
+                        Err(e) => format!("could not move it aside: {e}"),
+                    }
+                );
+                return Ok(());
+            }
+        };
         if let Some(local) = &saved.local {
             self.ensure_local(&local.spec)?;
         }
@@ -363,4 +379,24 @@ fn install_masquerade(cluster: Ipv4Cidr) -> io::Result<()> {
         "add rule ip vxswitch postrouting ip saddr {cluster} ip daddr != {cluster} oifname != \"{HOST_PORT_NAME}\" masquerade"
     );
     run_cmd("nft", &[&rule])
+}
+
+/// Renames a bad state file to `FILE.corrupt-UNIXSECONDS` (never over an earlier one).
+fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{secs}"));
+    let mut aside = std::path::PathBuf::from(name);
+    let mut n = 1;
+    while aside.exists() {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".corrupt-{secs}-{n}"));
+        aside = std::path::PathBuf::from(name);
+        n += 1;
+    }
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
 }

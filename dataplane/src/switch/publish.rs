@@ -150,9 +150,17 @@ impl Switch {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                std::fs::write(&tmp, b)
+                // Written whole and flushed to disk before it replaces the old file, and the
+                // directory entry flushed after: a crash at any point leaves one or the other.
+                let mut f = std::fs::File::create(&tmp)?;
+                io::Write::write_all(&mut f, &b)?;
+                f.sync_all()
             })
-            .and_then(|_| std::fs::rename(&tmp, path));
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .and_then(|_| match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+                _ => Ok(()),
+            });
         if let Err(e) = r {
             eprintln!("vxswitchd: cannot save state to {}: {e}", path.display());
         }
