@@ -160,22 +160,8 @@ impl Pipeline {
             IcmpKind::FragNeeded(_) => Event::IcmpFragNeeded,
         });
         c.drop(reason);
-        match ingress {
-            Ingress::Port { no, .. } => {
-                set_macs(buf, local.gateway_mac, orig_src_mac);
-                Action::Output(no)
-            }
-            Ingress::Tunnel { vni } => match t.route(orig_src_ip) {
-                Some(n) => {
-                    let Some(node) = t.node(n) else {
-                        return Action::Drop(DropReason::NoRoute);
-                    };
-                    set_macs(buf, local.vtep_mac, node.vtep_mac);
-                    self.encap(t, n, vni, buf)
-                }
-                None => Action::Drop(DropReason::NoRoute),
-            },
-        }
+        let back = t.route(orig_src_ip);
+        self.send_back(t, local, ingress, orig_src_mac, back, buf)
     }
 
     /// Replaces the frame, in place, by an ICMPv6 error about the IPv6 packet it carries, from
@@ -264,16 +250,28 @@ impl Pipeline {
             Icmp6Kind::PacketTooBig(_) => Event::IcmpPacketTooBig,
         });
         c.drop(reason);
+        let back = t.route6(orig_src_ip);
+        self.send_back(t, local, ingress, orig_src_mac, back, buf)
+    }
+
+    /// Sends an ICMP error built in place back toward the packet's source: out the port it
+    /// came in on, or through the tunnel to `back`, the node owning the source address.
+    fn send_back(
+        &mut self,
+        t: &Tables,
+        local: &LocalInfo,
+        ingress: Ingress,
+        orig_src_mac: EthernetAddress,
+        back: Option<NodeIdx>,
+        buf: &mut PacketBuf,
+    ) -> Action {
         match ingress {
             Ingress::Port { no, .. } => {
                 set_macs(buf, local.gateway_mac, orig_src_mac);
                 Action::Output(no)
             }
-            Ingress::Tunnel { vni } => match t.route6(orig_src_ip) {
-                Some(n) => {
-                    let Some(node) = t.node(n) else {
-                        return Action::Drop(DropReason::NoRoute);
-                    };
+            Ingress::Tunnel { vni } => match back.and_then(|n| Some((n, t.node(n)?))) {
+                Some((n, node)) => {
                     set_macs(buf, local.vtep_mac, node.vtep_mac);
                     self.encap(t, n, vni, buf)
                 }
