@@ -96,6 +96,12 @@ reasons! {
         /// IPv6 neighbour solicitations the switch does not answer (unknown target, duplicate
         /// address detection, malformed).
         Nd => "nd_unanswered",
+        /// Broadcast, unknown-unicast and multicast frames a port sent to `flood` beyond its
+        /// budget (`--bum-rate`): not replicated.
+        BumRateLimited => "bum_rate_limited",
+        /// IPv4 headers whose checksum does not verify (RFC 1812 section 5.2.2: a router
+        /// discards them rather than forward them).
+        Ipv4Checksum => "ipv4_bad_checksum",
     }
 }
 

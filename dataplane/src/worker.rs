@@ -519,6 +519,12 @@ impl Worker {
             from_tunnel: true,
         };
         for (i, m) in meta.iter().enumerate().take(n) {
+            if m.len == 0 {
+                // An empty datagram carries no VXLAN header: counted, never silently lost.
+                tx.c.rx(PORT_TUNNEL, 0);
+                tx.c.drop(DropReason::Malformed);
+                continue;
+            }
             let stride = if m.stride == 0 { m.len } else { m.stride };
             if stride < m.len {
                 tx.c.event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);

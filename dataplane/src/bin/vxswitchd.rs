@@ -67,6 +67,12 @@ struct Args {
     /// counted as flood_nodes_skipped. Default: every node.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     flood_max_nodes: Option<u64>,
+    /// Broadcast, unknown-unicast and multicast frames each port may have replicated by a
+    /// flow's `flood`, per second, with an optional burst (default: the rate); beyond it they
+    /// are dropped and counted as bum_rate_limited. 0 = unlimited. ARP and neighbour
+    /// solicitations the switch answers itself are never flooded and never count.
+    #[arg(long, default_value = "1000/1000", value_name = "N[/BURST]", value_parser = parse_bum_rate)]
+    bum_rate: (u32, u32),
     /// Outer UDP checksum: on (computed, needed for GSO/GRO) or off (zero, as older Linux and
     /// flannel send).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
@@ -166,6 +172,35 @@ fn parse_src_ports(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// `N` or `N/BURST`: frames per second (at most 1,000,000) and burst (1 to 1,000,000; the
+/// rate when not given).
+fn parse_bum_rate(s: &str) -> Result<(u32, u32), String> {
+    let (rate, burst) = match s.split_once('/') {
+        Some((r, b)) => (r, Some(b)),
+        None => (s, None),
+    };
+    let rate: u32 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: the rate is not a number of frames per second"))?;
+    if rate > 1_000_000 {
+        return Err(format!(
+            "{rate}: at most 1000000 frames per second (0 = unlimited)"
+        ));
+    }
+    let burst = match burst {
+        Some(b) => b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: the burst is not a number of frames"))?,
+        None => rate.max(1),
+    };
+    if !(1..=1_000_000).contains(&burst) {
+        return Err(format!("{burst}: the burst must be 1 to 1000000 frames"));
+    }
+    Ok((rate, burst))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -217,6 +252,8 @@ fn run(args: Args) -> Result<(), String> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .unwrap_or(usize::MAX),
         src_ports: args.src_ports,
+        bum_rate: args.bum_rate.0,
+        bum_burst: args.bum_rate.1,
     };
     // Sockets, TAP queues and control connections are all file descriptors; the soft limit
     // is often 1,024 (systemd's default), the hard one far higher.

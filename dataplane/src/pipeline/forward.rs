@@ -19,6 +19,9 @@ impl Pipeline {
             Ingress::Port { no, vni } => (no, vni),
             Ingress::Tunnel { vni } => (PORT_TUNNEL, vni),
         };
+        if !self.cfg.bum.allow(in_port, self.now_ms) {
+            return drop(c, DropReason::BumRateLimited);
+        }
         let mut last = Action::Drop(DropReason::Broadcast);
         for (no, p) in t.ports.iter().enumerate() {
             let no = no as PortNo;
@@ -187,6 +190,9 @@ impl Pipeline {
             let Ok(ip) = Ipv4Packet::new_checked(&buf.frame()[ETH_LEN..]) else {
                 return Action::Drop(DropReason::Malformed);
             };
+            if !ip.verify_checksum() {
+                return Action::Drop(DropReason::Ipv4Checksum);
+            }
             (ip.dst_addr(), ip.hop_limit(), ip.total_len() as usize)
         };
         // Ethernet padding never travels further.

@@ -109,6 +109,8 @@ pub struct PipelineConfig {
     /// Most remote nodes a flood replicates to (`usize::MAX`: every node); the nodes beyond it
     /// are counted (`flood_nodes_skipped`), never skipped silently.
     pub flood_max_nodes: usize,
+    /// The per-port budget of frames `flood` replicates (shared by every worker).
+    pub bum: Arc<BumLimiter>,
 }
 
 impl Default for PipelineConfig {
@@ -123,6 +125,66 @@ impl Default for PipelineConfig {
             ttl: OuterTtl::Fixed(DEFAULT_TTL),
             pmtu: Arc::default(),
             flood_max_nodes: usize::MAX,
+            bum: Arc::new(BumLimiter::new(DEFAULT_BUM_RATE, DEFAULT_BUM_BURST)),
+        }
+    }
+}
+
+/// Broadcast, unknown-unicast and multicast frames a port may have flooded per second by
+/// default. A pod's own BUM traffic is a few frames a second (ARP and neighbour discovery are
+/// answered by the switch and never flooded; DHCP, mDNS and the odd gratuitous ARP remain), so
+/// 1,000/s never touches it, while one pod's flood costs at most 1,000 × (ports + nodes) copies
+/// a second instead of everything the switch can do.
+pub const DEFAULT_BUM_RATE: u32 = 1000;
+/// Frames a port may flood at once beyond the rate (a start-up burst of announcements).
+pub const DEFAULT_BUM_BURST: u32 = 1000;
+
+/// A token bucket per ingress port for flooded frames, shared by the workers: one atomic per
+/// port holding the bucket's theoretical arrival time (GCRA, the token bucket's equivalent in
+/// one word), updated with a compare-and-swap. No lock, no allocation per packet.
+#[derive(Debug)]
+pub struct BumLimiter {
+    /// Nanoseconds a frame costs (`None`: unlimited).
+    interval_ns: Option<u64>,
+    /// How far ahead of now a port's arrival time may run: burst − 1 frames.
+    tolerance_ns: u64,
+    tat: Box<[std::sync::atomic::AtomicU64]>,
+}
+
+impl BumLimiter {
+    /// `rate` frames per second per port with bursts of `burst` (0 = unlimited).
+    pub fn new(rate: u32, burst: u32) -> BumLimiter {
+        let interval_ns = (rate > 0).then(|| 1_000_000_000 / rate as u64);
+        BumLimiter {
+            interval_ns,
+            tolerance_ns: interval_ns.unwrap_or(0) * burst.max(1).saturating_sub(1) as u64,
+            tat: (0..crate::counters::MAX_PORTS)
+                .map(|_| Default::default())
+                .collect(),
+        }
+    }
+
+    /// Takes a token for a frame from `port` at `now_ms`; false when the port's budget is
+    /// spent.
+    pub fn allow(&self, port: PortNo, now_ms: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(interval) = self.interval_ns else {
+            return true;
+        };
+        let Some(slot) = self.tat.get(port as usize) else {
+            return true;
+        };
+        let now = now_ms.saturating_mul(1_000_000);
+        let mut tat = slot.load(Relaxed);
+        loop {
+            let start = tat.max(now);
+            if start - now > self.tolerance_ns {
+                return false;
+            }
+            match slot.compare_exchange_weak(tat, start + interval, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
         }
     }
 }

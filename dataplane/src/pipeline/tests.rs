@@ -634,3 +634,107 @@ fn flood_reaches_every_node_unless_capped_and_counts_what_it_skips() {
     };
     assert_eq!(encaps(capped), (10, 61), "capped, and counted");
 }
+
+/// Floods `n` broadcast frames from `port` at `now_ms` through `p`; returns how many were
+/// replicated (not limited).
+fn flood_from(
+    p: &mut Pipeline,
+    t: &Tables,
+    c: &WorkerCounters,
+    port: u16,
+    now_ms: u64,
+    n: usize,
+) -> usize {
+    let src = PODS.iter().find(|x| x.0 == port).map_or(POD3, |x| x.1);
+    let frame = ping([0xff; 6], src, [10, 1, 1, 2], [10, 1, 1, 255], 64, 10);
+    p.set_now_ms(now_ms);
+    (0..n)
+        .filter(|_| {
+            let a = p.from_port(
+                t,
+                c,
+                port,
+                &mut PacketBuf::from_frame(&frame),
+                &mut Recorder::default(),
+            );
+            a != Action::Drop(DropReason::BumRateLimited)
+        })
+        .count()
+}
+
+fn bum_cfg(rate: u32, burst: u32) -> PipelineConfig {
+    PipelineConfig {
+        bum: Arc::new(BumLimiter::new(rate, burst)),
+        ..PipelineConfig::default()
+    }
+}
+
+#[test]
+fn flooding_is_rate_limited_per_port_and_every_limited_frame_is_counted() {
+    use controlplane::flow::FlowAction;
+    let t = with_flow(&crate::sample::tables(0), vec![FlowAction::Flood]);
+    let c = WorkerCounters::default();
+    let mut p = Pipeline::new(bum_cfg(100, 5));
+    let limited = |c: &WorkerCounters| c.drops[DropReason::BumRateLimited as usize].get();
+    // The burst, then nothing.
+    assert_eq!(flood_from(&mut p, &t, &c, 3, 1_000, 50), 5);
+    assert_eq!(limited(&c), 45);
+    // Another port has its own budget.
+    assert_eq!(flood_from(&mut p, &t, &c, 4, 1_000, 50), 5);
+    assert_eq!(limited(&c), 90);
+    // 100/s: 50 ms later, 5 more; a full second later no more than the burst.
+    assert_eq!(flood_from(&mut p, &t, &c, 3, 1_050, 50), 5);
+    assert_eq!(flood_from(&mut p, &t, &c, 3, 1_060, 50), 1);
+    assert_eq!(flood_from(&mut p, &t, &c, 3, 9_000, 50), 5);
+    assert_eq!(limited(&c), 90 + 45 + 49 + 45);
+    // Over a simulated second at 1 ms steps: rate × time + burst, never more.
+    let mut p = Pipeline::new(bum_cfg(100, 5));
+    let passed: usize = (0..1000)
+        .map(|ms| flood_from(&mut p, &t, &c, 3, 20_000 + ms, 3))
+        .sum();
+    assert_eq!(passed, 5 + 99);
+}
+
+#[test]
+fn the_flood_budget_is_shared_by_the_workers_and_zero_means_unlimited() {
+    use controlplane::flow::FlowAction;
+    let t = with_flow(&crate::sample::tables(0), vec![FlowAction::Flood]);
+    let c = WorkerCounters::default();
+    let cfg = bum_cfg(10, 8);
+    let (mut a, mut b) = (Pipeline::new(cfg.clone()), Pipeline::new(cfg));
+    assert_eq!(
+        flood_from(&mut a, &t, &c, 3, 500, 5) + flood_from(&mut b, &t, &c, 3, 500, 5),
+        8
+    );
+    let mut p = Pipeline::new(bum_cfg(0, 1));
+    assert_eq!(flood_from(&mut p, &t, &c, 3, 0, 5_000), 5_000);
+    assert_eq!(c.drops[DropReason::BumRateLimited as usize].get(), 2);
+}
+
+#[test]
+fn ipv4_with_a_bad_header_checksum_is_dropped_with_its_reason_not_routed() {
+    let t = tables();
+    let mut frame = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 2, 2], 64, 56);
+    frame[14 + 10] ^= 0x5a;
+    let (a, _, c) = run_port(&t, 3, &frame);
+    assert_eq!(a, Action::Drop(DropReason::Ipv4Checksum));
+    assert_eq!(c.drops[DropReason::Ipv4Checksum as usize].get(), 1);
+    // To a local pod, and from the tunnel, the same.
+    let mut local = ping(GW_MAC, POD3, [10, 1, 1, 2], [10, 1, 1, 3], 64, 56);
+    local[14 + 11] ^= 1;
+    assert_eq!(
+        run_port(&t, 3, &local).0,
+        Action::Drop(DropReason::Ipv4Checksum)
+    );
+    let mut inner = ping(
+        VTEP_MAC,
+        REMOTE_VTEP_MAC,
+        [10, 1, 2, 2],
+        [10, 1, 1, 2],
+        64,
+        56,
+    );
+    inner[14 + 10] ^= 0xff;
+    let (a, _, _) = run_tunnel(&t, "198.51.100.2:50000", &vxlan(0x08, 1, 0, &inner));
+    assert_eq!(a, Action::Drop(DropReason::Ipv4Checksum));
+}

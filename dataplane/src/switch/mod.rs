@@ -70,6 +70,9 @@ pub struct SwitchConfig {
     pub flood_max_nodes: usize,
     /// Source-port sockets per worker, spread over the source port range.
     pub src_ports: usize,
+    /// Frames per second and burst a port may have flooded (0: unlimited).
+    pub bum_rate: u32,
+    pub bum_burst: u32,
 }
 
 /// A refused request.
@@ -174,6 +177,10 @@ impl Switch {
             .unwrap_or(1);
         let mut workers = Vec::new();
         let pmtu = Arc::new(PathMtus::default());
+        let bum = Arc::new(crate::pipeline::BumLimiter::new(
+            cfg.bum_rate,
+            cfg.bum_burst,
+        ));
         for id in 0..cfg.workers.max(1) {
             let wc = WorkerConfig {
                 id,
@@ -186,6 +193,7 @@ impl Switch {
                     pmtu: pmtu.clone(),
                     flood_max_nodes: cfg.flood_max_nodes,
                     src_ports: cfg.src_ports,
+                    bum: bum.clone(),
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
