@@ -1242,10 +1242,77 @@ fn broadcast_flooding_is_rate_limited_per_port_and_counted() {
     );
     assert_eq!(sent, 6000);
     assert!(settled, "sent {sent}, flooded {flooded}, limited {limited}");
-    let bound = burst + (rate as f64 * elapsed.as_secs_f64()).ceil() as u64;
+    // One more for the switch's millisecond clock.
+    let bound = burst + (rate as f64 * elapsed.as_secs_f64()).ceil() as u64 + 1;
     assert!(flooded <= bound, "{flooded} flooded, more than {bound}");
     assert!(flooded >= burst, "{flooded} flooded: not even the burst");
     assert!(limited > 0);
     // The host port got the same copies; the flood's encapsulations went to n2.
     assert_eq!(delta(&before, &after, "tx:vxhost0"), flooded);
+}
+
+#[test]
+fn with_port_security_a_spoofed_source_mac_or_ip_is_a_counted_drop() {
+    let lab = lab(LabSpec {
+        name: unique_name("spoof"),
+        nodes: 2,
+        pods: 2,
+        ipv6: false,
+        multitenant: true,
+        pod_vnids: vec![10, 10],
+        ..LabSpec::default()
+    });
+    let attacker = lab.netns_of("n1p2").unwrap();
+    silence(&attacker);
+    silence(&lab.netns_of("n2p2").unwrap());
+    no_ipv6(&lab.node("n1").unwrap().netns);
+    no_ipv6(&lab.node("n2").unwrap().netns);
+    let b = Barrage {
+        lab: &lab,
+        port: RawPort::open(&attacker),
+        vtep2: SocketAddr::from((Ipv4Addr::new(198, 51, 100, 2), 4789)),
+    };
+    let n1p1_mac = [0x0a, 0x58, 10, 1, 1, 2];
+    let n1p1_ip = [10, 1, 1, 2];
+    let routed = |mac: [u8; 6], ip: [u8; 4]| {
+        eth(
+            GW1,
+            mac,
+            0x0800,
+            &ipv4(ip, TARGET_IP, 17, 64, &[], &udp(18)),
+        )
+    };
+    let claim = |mac: [u8; 6], sha: [u8; 6], spa: [u8; 4]| {
+        eth(
+            [0xff; 6],
+            mac,
+            0x0806,
+            &arp(1, 6, 4, sha, spa, [10, 1, 1, 1]),
+        )
+    };
+    let spoofed = Class {
+        name: "spoofed source",
+        outcomes: &[(0, "flow_drop")],
+        traffic: Traffic::Pod(repeat(
+            vec![
+                routed(n1p1_mac, ATTACKER_IP),
+                routed(ATTACKER_MAC, n1p1_ip),
+                routed([0x02, 0, 0, 0, 0, 7], [10, 9, 9, 9]),
+                claim(ATTACKER_MAC, ATTACKER_MAC, n1p1_ip),
+                claim(ATTACKER_MAC, n1p1_mac, ATTACKER_IP),
+                claim(n1p1_mac, n1p1_mac, n1p1_ip),
+            ],
+            1200,
+        )),
+    };
+    let own = Class {
+        name: "own source",
+        outcomes: &[(1, "tx:n2p2")],
+        traffic: Traffic::Pod(repeat(vec![routed(ATTACKER_MAC, ATTACKER_IP)], 200)),
+    };
+    let fdbs = [fdb(&lab, "n1"), fdb(&lab, "n2")];
+    for class in [&spoofed, &own] {
+        b.run(class).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!([fdb(&lab, "n1"), fdb(&lab, "n2")], fdbs);
 }
