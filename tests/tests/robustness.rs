@@ -23,7 +23,8 @@ fn inner_frame(dst_mac: [u8; 6]) -> Vec<u8> {
     f.extend_from_slice(&[0x02, 0xf1, 0, 0, 0, 2]);
     f.extend_from_slice(&[0x08, 0x00]);
     let ip = [
-        0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 2, 2, 10, 1, 1, 99, // dst: no pod
+        0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0x23, 0x6b, 10, 1, 2, 2, 10, 1, 1,
+        99, // dst: no pod
         0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0,
     ];
     f.extend_from_slice(&ip);
