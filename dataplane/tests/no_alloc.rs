@@ -233,11 +233,22 @@ fn tcp_superframe(payload: usize) -> Vec<u8> {
     f.extend_from_slice(&REMOTE_VTEP_MAC);
     f.extend_from_slice(&[0x08, 0x00]);
     let total = 20 + 32 + payload;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0]);
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0x12,
+        0x34,
+        0x40,
+        0,
+    ]);
     f.extend_from_slice(&[64, 6, 0, 0, 10, 1, 2, 2, 10, 1, 1, 2]);
     // Ports 40000 → 5002, sequence 1, ack 7, a 32-byte header (timestamps), ACK.
     f.extend_from_slice(&[0x9c, 0x40, 0x13, 0x8a, 0, 0, 0, 1, 0, 0, 0, 7]);
-    f.extend_from_slice(&[0x80, 0x10, 0x01, 0xf6, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 9]);
+    f.extend_from_slice(&[
+        0x80, 0x10, 0x01, 0xf6, 0, 0, 0, 0, 1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 9,
+    ]);
     f.extend((0..payload).map(|i| i as u8));
     let c = checksum::data(&f[14..34]);
     f[24..26].copy_from_slice(&c.to_be_bytes());
@@ -305,7 +316,12 @@ fn the_offloads_allocate_nothing_per_packet() {
         }
     }
     let after = allocs();
-    assert_eq!(after - before, 0, "the offloads allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "the offloads allocated {} times",
+        after - before
+    );
     assert_eq!(merged, 200 * 46, "every segment was merged");
     assert_eq!(completed, 200, "every partial checksum was completed");
 }
@@ -345,8 +361,16 @@ fn the_underlay_send_allocates_nothing_per_datagram() {
         }
     }
     let after = allocs();
-    assert_eq!(after - before, 0, "sending allocated {} times", after - before);
-    assert!(sent >= 200 && received > 0, "{sent} sent, {received} received");
+    assert_eq!(
+        after - before,
+        0,
+        "sending allocated {} times",
+        after - before
+    );
+    assert!(
+        sent >= 200 && received > 0,
+        "{sent} sent, {received} received"
+    );
 }
 
 /// A network namespace of the test's own, deleted on drop (also on panic).
@@ -428,10 +452,27 @@ fn the_worker_allocates_nothing_per_packet_transmit_side_included() {
     ns.exec(&["ip", "addr", "add", "10.1.1.2/24", "dev", "vxt0"]);
     ns.exec(&["ip", "link", "set", "vxt0", "up"]);
     ns.exec(&[
-        "ip", "neigh", "replace", "10.1.1.1", "lladdr", "0a:58:0a:01:01:01", "dev", "vxt0",
-        "nud", "permanent",
+        "ip",
+        "neigh",
+        "replace",
+        "10.1.1.1",
+        "lladdr",
+        "0a:58:0a:01:01:01",
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
     ]);
-    ns.exec(&["ip", "route", "add", "10.1.2.0/24", "via", "10.1.1.1", "dev", "vxt0"]);
+    ns.exec(&[
+        "ip",
+        "route",
+        "add",
+        "10.1.2.0/24",
+        "via",
+        "10.1.1.1",
+        "dev",
+        "vxt0",
+    ]);
     let local_vtep: IpAddr = Ipv4Addr::new(127, 0, 0, 1).into();
     let (underlay, remote, pod_tx, pod_rx) = thread
         .run(Some(&path), move || {
@@ -554,7 +595,13 @@ fn the_worker_allocates_nothing_per_packet_transmit_side_included() {
         40 * 200,
         30 * 200
     );
-    assert!(encap >= 40 * 200 && decap >= 30 * 200, "{encap} encapsulated, {decap} decapsulated");
+    assert!(
+        encap >= 40 * 200 && decap >= 30 * 200,
+        "{encap} encapsulated, {decap} decapsulated"
+    );
     assert!(batched > 0, "no encapsulated frame left in a GSO batch");
-    assert!(gso_writes > 0, "no merged super-frame was written to the TAP");
+    assert!(
+        gso_writes > 0,
+        "no merged super-frame was written to the TAP"
+    );
 }

@@ -37,7 +37,6 @@ use crate::buf::PacketBuf;
 use crate::fib::{Base, IpEntry, MacEntry, NodeEntry, PortEntry};
 use crate::sample::{GATEWAY6, GW_MAC, HOST_MAC, VTEP_MAC};
 
-
 /// The tenant rule as the README states it, written out here rather than taken from the
 /// code under test: equal VNIDs, or either is 0.
 fn may_reach(a: u32, b: u32) -> bool {
@@ -296,11 +295,7 @@ fn tables(w: &World, version: u64) -> Tables {
             vtep: node_vtep(i).into(),
             vtep_mac: EthernetAddress(node_vtep_mac(i)),
             subnet: format!("{}/24", node_subnet(i)).parse().expect("valid"),
-            subnet6: Some(
-                format!("fd00:10:1:{}::/64", 2 + i)
-                    .parse()
-                    .expect("valid"),
-            ),
+            subnet6: Some(format!("fd00:10:1:{}::/64", 2 + i).parse().expect("valid")),
         });
     }
     for r in &w.remote {
@@ -811,11 +806,21 @@ fn check_source(f: &[u8], pod: &Pod, macs: &[[u8; 6]]) -> Result<(), TestCaseErr
     match eth.ethertype() {
         EtherType::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).expect("an IPv4 header");
-            prop_assert_eq!(ip.src_addr(), pod.ip, "port {} sent from another IP", pod.no);
+            prop_assert_eq!(
+                ip.src_addr(),
+                pod.ip,
+                "port {} sent from another IP",
+                pod.no
+            );
         }
         EtherType::Ipv6 => {
             let ip = Ipv6Packet::new_checked(eth.payload()).expect("an IPv6 header");
-            prop_assert_eq!(ip.src_addr(), pod.ip6(), "port {} sent from another IP", pod.no);
+            prop_assert_eq!(
+                ip.src_addr(),
+                pod.ip6(),
+                "port {} sent from another IP",
+                pod.no
+            );
         }
         EtherType::Arp => {
             let arp = ArpPacket::new_checked(eth.payload()).expect("an ARP packet");
