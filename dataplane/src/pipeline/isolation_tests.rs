@@ -4,10 +4,9 @@
 //! addresses and VNIDs, 0 among them; remote nodes; sometimes pod entries behind remote nodes),
 //! with the built-in forwarding alone, with the one `normal` flow of a fresh switch, with the
 //! agent's multitenant flows (port security, underlay filter, `normal`), or with flows that
-//! flood what is not IPv4, and drives the
-//! real pipeline with random frames from pods and random VXLAN datagrams from the underlay.
-//! One pipeline serves a whole case, so its flow cache stays warm across frames. What must
-//! hold:
+//! flood what is not IPv4, and drives the real pipeline with random frames from pods and
+//! random VXLAN datagrams from the underlay. One pipeline serves a whole case, so its flow
+//! cache stays warm across frames. What must hold:
 //! - a frame from a port of VNID a reaches a port of VNID b only if a = b or either is 0 (the
 //!   admin VNID of the host port and admin pods); it is encapsulated with VNI a; an ARP or
 //!   neighbour answer never names a station of another tenant;
@@ -22,6 +21,10 @@
 //! - a port number freed by one pod and taken by another never carries the old pod's
 //!   traffic: nothing addressed to the old pod's MAC or IP reaches the number, and no ARP
 //!   answer names the old pod.
+//!
+//! Outside these rules, by design: a flow that says so explicitly — `output:N` to a port of
+//! another tenant, `set_field`/`mod_dl_src` of a source, `set_tunnel` to another VNI — does
+//! what it says (an admin's decision, as in OVS); the generated flows have none.
 
 use std::collections::HashSet;
 use std::net::Ipv6Addr;
