@@ -40,6 +40,8 @@ mod conformance_tests;
 mod egress;
 mod forward;
 mod ingress;
+#[cfg(test)]
+mod isolation_tests;
 mod rewrite;
 #[cfg(test)]
 mod tests;
