@@ -16,7 +16,6 @@ use vxswitch_e2e::*;
 /// Table changes applied in all (each `Change` of a batch, each flow mod of a bundle, each
 /// `replace-flows` counts one).
 const CHANGES: u64 = 100_000;
-fn changes() -> u64 { std::env::var("VXCHURN").ok().and_then(|v| v.parse().ok()).unwrap_or(CHANGES) }
 /// Datagrams per second of the stream.
 const RATE: u64 = 3_000;
 /// Bound on any datagram's delay, sender to receiver (both in this process, one clock). The
@@ -293,7 +292,7 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
         let ns = extra[i].0.clone();
         threads.push(std::thread::spawn(move || {
             let mut made = (0, 0);
-            for j in 0..std::env::var("VXPODS").ok().and_then(|v| v.parse().ok()).unwrap_or(POD_CYCLES) {
+            for j in 0..POD_CYCLES {
                 let name = format!("churnpod{j}");
                 let spec = PortSpec {
                     name: name.clone(),
@@ -314,7 +313,7 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
         }));
     }
     let clients = 4u32;
-    let budget = (changes() - 2 * 2 * POD_CYCLES).div_ceil(clients as u64);
+    let budget = (CHANGES - 2 * 2 * POD_CYCLES).div_ceil(clients as u64);
     for id in 0..clients {
         let c = lab.ctl(if id % 2 == 0 { "n1" } else { "n2" }).unwrap();
         threads.push(std::thread::spawn(move || churn(c, id, budget)));
@@ -361,7 +360,7 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
         max,
     );
 
-    assert!(made >= changes(), "only {made} changes were acknowledged");
+    assert!(made >= CHANGES, "only {made} changes were acknowledged");
     assert_eq!(lost, 0, "datagrams lost of {sent}");
     assert_eq!(reordered, 0, "datagrams arrived out of order");
     assert_eq!(got.len() as u64, sent, "duplicates");
