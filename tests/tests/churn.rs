@@ -87,7 +87,7 @@ fn stream_entries(fdb: &FdbRepr, ips: &[Ipv4Addr]) -> String {
     let mut out: Vec<String> = fdb
         .entries
         .iter()
-        .filter(|e| e.ip.is_some_and(|ip| ips.iter().any(|p| ip == *p)))
+        .filter(|e| e.ip.is_some_and(|ip| ips.contains(&ip)))
         .map(|e| format!("{e:?}"))
         .collect();
     out.extend(fdb.routes.iter().map(|r| format!("{r:?}")));

@@ -888,7 +888,7 @@ mod tests {
             tcp_mbps: Some(100.0),
             ..Default::default()
         };
-        let text = csv(&[s.clone()]);
+        let text = csv(std::slice::from_ref(&s));
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
