@@ -240,7 +240,12 @@ pub fn validate(c: &Config) -> Result<(), String> {
     // Pairs in O(n log n), not O(n²): prefixes either nest or are disjoint, so sorted by first
     // address (the wider first), any prefix that overlaps a later one overlaps the very next.
     let mut by_subnet: Vec<&RemoteNode> = nodes.clone();
-    by_subnet.sort_by_key(|n| (u32::from(n.subnet.addr()) & n.subnet.mask(), n.subnet.prefix()));
+    by_subnet.sort_by_key(|n| {
+        (
+            u32::from(n.subnet.addr()) & n.subnet.mask(),
+            n.subnet.prefix(),
+        )
+    });
     for w in by_subnet.windows(2) {
         let (a, b) = (w[0], w[1]);
         if a.subnet.overlaps(&b.subnet) {
@@ -321,7 +326,12 @@ mod tests {
         let c = with(vec![
             node("a", "10.64.0.0/24", [203, 0, 113, 1], Some("fd00:1::/48")),
             node("b", "10.64.1.0/24", [203, 0, 113, 2], Some("fd00:2::/48")),
-            node("c", "10.64.2.0/24", [203, 0, 113, 3], Some("fd00:1:0:5::/64")),
+            node(
+                "c",
+                "10.64.2.0/24",
+                [203, 0, 113, 3],
+                Some("fd00:1:0:5::/64"),
+            ),
         ]);
         let e = validate(&c).unwrap_err();
         assert!(e.contains("subnet6") && e.contains("a and c"), "{e}");
@@ -355,11 +365,10 @@ mod tests {
                 .collect();
             let c = with(nodes);
             let specs: Vec<&RemoteNode> = c.nodes.values().map(|n| &n.spec).collect();
-            let pairwise = specs.iter().enumerate().any(|(i, a)| {
-                specs[i + 1..]
-                    .iter()
-                    .any(|b| a.subnet.overlaps(&b.subnet))
-            });
+            let pairwise = specs
+                .iter()
+                .enumerate()
+                .any(|(i, a)| specs[i + 1..].iter().any(|b| a.subnet.overlaps(&b.subnet)));
             assert_eq!(validate(&c).is_err(), pairwise, "{specs:?}");
         }
     }
