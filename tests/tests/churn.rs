@@ -19,10 +19,11 @@ const CHANGES: u64 = 100_000;
 /// Datagrams per second of the stream.
 const RATE: u64 = 3_000;
 /// Bound on any datagram's delay, sender to receiver (both in this process, one clock). The
-/// stream normally takes well under a millisecond; the bound is generous because six
-/// processes may share two cores: what it catches is a stall (a publish that waits for
-/// something, a worker that stops), not jitter.
-const MAX_DELAY: Duration = Duration::from_millis(250);
+/// stream's p99 stays near 13 ms and its worst near 80 ms on an otherwise quiet 2-CPU machine,
+/// and reached 300 ms with a CPU-bound benchmark running alongside: the bound is generous so
+/// that a busy machine does not fail the test; what it catches is a stall (a publish that
+/// waits on something, a worker that stops), while any loss fails the test outright.
+const MAX_DELAY: Duration = Duration::from_secs(1);
 /// Flows in each `replace-flows` program.
 const PROGRAM: usize = 1_000;
 /// Pods added and removed (each creates a TAP in a namespace of its own).
@@ -394,6 +395,20 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
 
     let rcvbuf_errors = udp_rcvbuf_errors(&dst) - rcvbuf_errors_before;
     eprintln!("  receiving pod: {rcvbuf_errors} datagrams dropped by its own full socket buffer");
+    // Where a loss happened, if one did: the switches' drops by reason, and the sending pod's
+    // own count of frames its TAP had no room for (the switch not reading it in time).
+    let stats_after = c1.stats().unwrap();
+    for d in &stats_after.drops {
+        let was = counter(&stats_before, &d.name);
+        if d.value > was {
+            eprintln!("  n1 drop {}: +{}", d.name, d.value - was);
+        }
+    }
+    let (_, link) = run_bounded(
+        Command::new("ip").args(["-n", &src, "-s", "link", "show", "eth0"]),
+        Duration::from_secs(5),
+    );
+    eprintln!("  sending pod's eth0:\n{link}");
     assert!(made >= CHANGES, "only {made} changes were acknowledged");
     assert_eq!(lost, 0, "datagrams lost of {sent}");
     assert_eq!(reordered, 0, "datagrams arrived out of order");
@@ -404,10 +419,5 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
         stream_entries(&c2.fdb().unwrap(), &[src_ip, dst_ip]),
     );
     assert_eq!(before, after, "the stream's entries changed");
-    let stats_after = c1.stats().unwrap();
-    for d in &stats_after.drops {
-        let was = counter(&stats_before, &d.name);
-        eprintln!("  n1 drop {}: +{}", d.name, d.value - was);
-    }
     drop(extra);
 }
