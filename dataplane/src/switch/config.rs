@@ -213,7 +213,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
         }
     }
     let nodes: Vec<&RemoteNode> = c.nodes.values().map(|n| &n.spec).collect();
-    for (i, a) in nodes.iter().enumerate() {
+    for a in &nodes {
         if let Some(l) = local {
             if a.subnet.overlaps(&l.subnet) {
                 return Err(format!(
@@ -236,28 +236,140 @@ pub fn validate(c: &Config) -> Result<(), String> {
                 ));
             }
         }
-        for b in &nodes[i + 1..] {
-            if a.subnet.overlaps(&b.subnet) {
-                return Err(format!(
-                    "nodes {} and {} have overlapping subnets {} and {}",
-                    a.name, b.name, a.subnet, b.subnet
-                ));
-            }
-            if let (Some(x), Some(y)) = (a.subnet6, b.subnet6) {
-                if x.overlaps(&y) {
-                    return Err(format!(
-                        "nodes {} and {} have overlapping subnet6 prefixes {x} and {y}",
-                        a.name, b.name
-                    ));
-                }
-            }
-            if a.vtep == b.vtep {
-                return Err(format!(
-                    "nodes {} and {} have the same VTEP {}",
-                    a.name, b.name, a.vtep
-                ));
-            }
+    }
+    // Pairs in O(n log n), not O(n²): prefixes either nest or are disjoint, so sorted by first
+    // address (the wider first), any prefix that overlaps a later one overlaps the very next.
+    let mut by_subnet: Vec<&RemoteNode> = nodes.clone();
+    by_subnet.sort_by_key(|n| {
+        (
+            u32::from(n.subnet.addr()) & n.subnet.mask(),
+            n.subnet.prefix(),
+        )
+    });
+    for w in by_subnet.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a.subnet.overlaps(&b.subnet) {
+            return Err(format!(
+                "nodes {} and {} have overlapping subnets {} and {}",
+                a.name, b.name, a.subnet, b.subnet
+            ));
+        }
+    }
+    let mut by_subnet6: Vec<(&RemoteNode, Ipv6Cidr)> = nodes
+        .iter()
+        .filter_map(|n| n.subnet6.map(|s| (*n, s)))
+        .collect();
+    by_subnet6.sort_by_key(|(_, s)| (u128::from(s.addr()) & s.mask(), s.prefix()));
+    for w in by_subnet6.windows(2) {
+        let ((a, x), (b, y)) = (w[0], w[1]);
+        if x.overlaps(&y) {
+            return Err(format!(
+                "nodes {} and {} have overlapping subnet6 prefixes {x} and {y}",
+                a.name, b.name
+            ));
+        }
+    }
+    let mut vteps: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for n in &nodes {
+        if let Some(other) = vteps.insert(n.vtep, &n.name) {
+            return Err(format!(
+                "nodes {other} and {} have the same VTEP {}",
+                n.name, n.vtep
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, subnet: &str, vtep: [u8; 4], subnet6: Option<&str>) -> Owned<RemoteNode> {
+        Owned {
+            owner: Owner::Admin,
+            spec: RemoteNode {
+                name: name.into(),
+                vtep: Ipv4Addr::from(vtep).into(),
+                vtep_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                subnet: subnet.parse().unwrap(),
+                subnet6: subnet6.map(|s| s.parse().unwrap()),
+            },
+        }
+    }
+
+    fn with(nodes: Vec<Owned<RemoteNode>>) -> Config {
+        let mut c = Config::default();
+        for n in nodes {
+            c.nodes.insert(n.spec.name.clone(), n);
+        }
+        c
+    }
+
+    #[test]
+    fn node_conflicts_are_found_whatever_the_order() {
+        // z covers a and b; by name, z comes last.
+        let c = with(vec![
+            node("a", "10.64.0.0/24", [203, 0, 113, 1], None),
+            node("b", "10.64.1.0/24", [203, 0, 113, 2], None),
+            node("z", "10.64.0.0/16", [203, 0, 113, 3], None),
+        ]);
+        let e = validate(&c).unwrap_err();
+        assert!(e.contains("overlapping subnets"), "{e}");
+        let c = with(vec![
+            node("a", "10.64.0.0/24", [203, 0, 113, 1], None),
+            node("m", "10.65.0.0/24", [203, 0, 113, 9], None),
+            node("z", "10.66.0.0/24", [203, 0, 113, 1], None),
+        ]);
+        let e = validate(&c).unwrap_err();
+        assert!(e.contains("same VTEP") && e.contains("a and z"), "{e}");
+        let c = with(vec![
+            node("a", "10.64.0.0/24", [203, 0, 113, 1], Some("fd00:1::/48")),
+            node("b", "10.64.1.0/24", [203, 0, 113, 2], Some("fd00:2::/48")),
+            node(
+                "c",
+                "10.64.2.0/24",
+                [203, 0, 113, 3],
+                Some("fd00:1:0:5::/64"),
+            ),
+        ]);
+        let e = validate(&c).unwrap_err();
+        assert!(e.contains("subnet6") && e.contains("a and c"), "{e}");
+    }
+
+    /// The sorted check accepts and refuses exactly what comparing every pair does.
+    #[test]
+    fn node_overlaps_agree_with_every_pair_compared() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..500 {
+            let n = 2 + round % 12;
+            let nodes: Vec<Owned<RemoteNode>> = (0..n)
+                .map(|i| {
+                    let prefix = 8 + (next() % 17) as u8;
+                    let mask = u32::MAX << (32 - prefix);
+                    let addr = (0x0a00_0000 | (next() as u32 & 0x00ff_ffff)) & mask;
+                    let subnet = Ipv4Cidr::new(Ipv4Addr::from(addr), prefix).unwrap();
+                    node(
+                        &format!("n{}", next() % 1000),
+                        &subnet.to_string(),
+                        [203, 0, 113, i as u8],
+                        None,
+                    )
+                })
+                .collect();
+            let c = with(nodes);
+            let specs: Vec<&RemoteNode> = c.nodes.values().map(|n| &n.spec).collect();
+            let pairwise = specs
+                .iter()
+                .enumerate()
+                .any(|(i, a)| specs[i + 1..].iter().any(|b| a.subnet.overlaps(&b.subnet)));
+            assert_eq!(validate(&c).is_err(), pairwise, "{specs:?}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod proc;
 pub mod report;
 pub mod rr;
 pub mod search;
+pub mod soak;
 pub mod stats;
 pub mod svg;
 pub mod sys;

@@ -140,6 +140,11 @@ struct Cli {
 /// The programs vxbench runs inside the pods.
 #[derive(Subcommand)]
 enum Helper {
+    /// Soak a two-node vxswitch lab: mixed TCP and UDP traffic with table churn for a long
+    /// time, sampling each vxswitchd's memory, descriptors and drops by reason and the
+    /// throughput; writes samples.csv, soak.json and chart.svg. Exits 1 if memory or
+    /// descriptors at the end grew more than 5 % over their values after the warm-up.
+    Soak(SoakArgs),
     /// Send UDP datagrams in batches; prints a JSON report.
     #[command(hide = true)]
     UdpSend {
@@ -184,6 +189,99 @@ enum Helper {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// How long, e.g. 600s, 10m, 90s.
+    #[arg(long, default_value = "10m", value_parser = parse_span)]
+    duration: Duration,
+    /// Time between samples.
+    #[arg(long, default_value = "5s", value_parser = parse_span)]
+    interval: Duration,
+    /// Warm-up: memory is compared from its end on [default: a fifth of the duration, at most
+    /// 120 s; vxswitchd's RSS climbs for about two minutes as the allocator settles under
+    /// repeated 1,000-flow replaces, then stays flat].
+    #[arg(long, value_parser = parse_span)]
+    warmup: Option<Duration>,
+    /// Length of each back-to-back TCP and UDP run.
+    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    chunk: Duration,
+    /// Paced UDP datagrams per second.
+    #[arg(long, default_value_t = 5000)]
+    udp_rate: u64,
+    /// UDP payload bytes.
+    #[arg(long, default_value_t = 512)]
+    udp_size: usize,
+    /// iperf3 TCP bit rate cap (iperf3 -b; 0: unlimited).
+    #[arg(long, default_value = "200M")]
+    tcp_bitrate: String,
+    /// Control requests per second on each node.
+    #[arg(long, default_value_t = 20)]
+    churn_rate: u64,
+    /// Lab name.
+    #[arg(long, default_value = "vxsoak")]
+    lab: String,
+    /// Output directory [default: results/DATE-soak].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// "90s", "10m", "1h" or plain seconds.
+fn parse_span(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s}: give a number with s, m or h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s}: give a number with s, m or h")),
+    };
+    secs_positive(secs).ok_or_else(|| format!("{s}: not a positive duration"))
+}
+
+fn secs_positive(s: f64) -> Option<Duration> {
+    (s > 0.0)
+        .then(|| Duration::try_from_secs_f64(s).ok())
+        .flatten()
+}
+
+fn soak_main(a: SoakArgs) -> ExitCode {
+    let opts = bench::soak::SoakOptions {
+        duration: a.duration,
+        interval: a.interval,
+        warmup: a
+            .warmup
+            .unwrap_or((a.duration / 5).min(Duration::from_secs(120))),
+        chunk: a.chunk,
+        udp_rate: a.udp_rate,
+        udp_size: a.udp_size,
+        tcp_bitrate: a.tcp_bitrate,
+        churn_rate: a.churn_rate,
+        lab: a.lab,
+        out: a.out.unwrap_or_else(bench::soak::default_out),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    match bench::soak::run(&opts) {
+        Ok(outcome) => {
+            print!("{}", outcome.report);
+            println!("output in {}", opts.out.display());
+            if outcome.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("vxbench soak: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -233,6 +331,7 @@ fn secs(s: f64) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.helper {
+        Some(Helper::Soak(a)) => soak_main(a),
         Some(h) => helper(h),
         None => bench_main(cli),
     }
@@ -280,6 +379,7 @@ fn helper(h: Helper) -> ExitCode {
                 .map_err(|e| format!("tcp-echo-server on {listen}: {e}"))?;
             Ok(format!("{{\"echoed\":{n}}}"))
         }
+        Helper::Soak(_) => Err("soak is not a helper".into()),
         Helper::TcpRr { to, count, warmup } => {
             let r = rr::client(to, count, warmup, Duration::from_secs(3))
                 .map_err(|e| format!("tcp-rr to {to}: {e}"))?;
