@@ -239,6 +239,72 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refusal_sent_before_the_daemon_closed_is_reported_not_the_broken_pipe() {
+        let (client_end, mut daemon_end) = UnixStream::pair().unwrap();
+        write_msg(
+            &mut daemon_end,
+            &Response::Error {
+                code: ErrorCode::Denied,
+                message: "uid 65534 gid 65534 is not root".into(),
+            },
+        )
+        .unwrap();
+        // Closed before the client's hello: writing it fails with a broken pipe.
+        drop(daemon_end);
+        client_end
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut c = Client {
+            stream: client_end,
+            path: PathBuf::from("/run/test/vxswitchd.sock"),
+            server_version: 0,
+            server: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "test".into(),
+        };
+        let e = c.call(&hello).err().expect("refused");
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Denied { .. }), "{msg}");
+        assert!(
+            msg.contains("/run/test/vxswitchd.sock") && msg.contains("uid 65534 gid 65534"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_version_refusal_names_both_versions() {
+        let (client_end, mut daemon_end) = UnixStream::pair().unwrap();
+        write_msg(
+            &mut daemon_end,
+            &Response::Error {
+                code: ErrorCode::Version,
+                message: "client test speaks protocol version 1, this vxswitchd (9.0.0) speaks \
+                          protocol version 7"
+                    .into(),
+            },
+        )
+        .unwrap();
+        let mut c = Client {
+            stream: client_end,
+            path: PathBuf::from("/run/test/vxswitchd.sock"),
+            server_version: 0,
+            server: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "test".into(),
+        };
+        let msg = c.call(&hello).err().expect("refused").to_string();
+        assert!(
+            msg.contains(&format!("protocol version {PROTOCOL_VERSION}"))
+                && msg.contains("protocol version 7"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn a_daemon_that_never_answers_is_reported_promptly_naming_the_socket() {
         let dir = std::env::temp_dir().join(format!("vxclient-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

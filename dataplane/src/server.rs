@@ -693,6 +693,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_flood_of_refusals_logs_at_most_a_line_a_second_and_counts_the_rest() {
+        let mut g = LogGate::default();
+        assert_eq!(g.pass(), Some(0), "the first is logged");
+        let held = (0..1000).filter(|_| g.pass().is_none()).count();
+        assert_eq!(held, 1000, "the rest of the second is held back");
+        g.last = g.last.map(|t| t - Duration::from_secs(2));
+        assert_eq!(
+            g.pass(),
+            Some(1000),
+            "the next line says how many were held back"
+        );
+        assert_eq!(g.pass(), None);
+    }
+
+    #[test]
     fn a_run_of_failed_accepts_logs_twice_and_backs_off() {
         let mut b = AcceptBackoff::default();
         let e = std::io::Error::from_raw_os_error(libc::EMFILE);
