@@ -264,7 +264,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             client: "test".into(),
         };
-        let e = c.call(&hello).err().expect("refused");
+        let e = c.call(&hello).expect_err("refused");
         let msg = e.to_string();
         assert!(matches!(e, Error::Denied { .. }), "{msg}");
         assert!(
@@ -296,7 +296,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             client: "test".into(),
         };
-        let msg = c.call(&hello).err().expect("refused").to_string();
+        let msg = c.call(&hello).expect_err("refused").to_string();
         assert!(
             msg.contains(&format!("protocol version {PROTOCOL_VERSION}"))
                 && msg.contains("protocol version 7"),
