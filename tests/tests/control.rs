@@ -776,8 +776,10 @@ fn hostile_clients_block_neither_other_clients_nor_the_dataplane() {
     let (_, ping_out) = pinger.join().unwrap();
     assert!(failures.is_empty(), "the good client failed: {failures:?}");
     assert!(n > 20, "{n} rounds of the good client");
+    // Measured 25-680 ms at worst on a busy 2-core machine; a client held up by a hostile
+    // one would wait for the 10 s limits.
     assert!(
-        worst < Duration::from_secs(2),
+        worst < Duration::from_secs(3),
         "the good client waited {worst:?} at worst"
     );
     let received: u32 = ping_out
