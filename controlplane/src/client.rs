@@ -25,6 +25,12 @@ pub fn connect_within(path: &Path, limit: Duration) -> Result<UnixStream, Error>
     });
     match rx.recv_timeout(limit) {
         Ok(Ok(s)) => Ok(s),
+        Ok(Err(source)) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::NoPermission {
+                path: path.to_path_buf(),
+                detail: permission_detail(path),
+            })
+        }
         Ok(Err(source)) => Err(Error::Connect {
             path: path.to_path_buf(),
             source,
@@ -35,6 +41,55 @@ pub fn connect_within(path: &Path, limit: Duration) -> Result<UnixStream, Error>
             secs: limit.as_secs(),
         }),
     }
+}
+
+/// Who this process is and what the socket (or the directory in its way) allows, for a
+/// refused connect: `socket mode 0600, owner uid 0, group gid 0 (root); this process is uid
+/// 1000 gid 1000, groups 1000 27`.
+fn permission_detail(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        me.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let (uid, gid, groups) = (field("Uid:"), field("Gid:"), field("Groups:"));
+    let me = format!(
+        "this process is uid {} gid {}, groups {}",
+        uid.get(1).or(uid.first()).copied().unwrap_or("?"),
+        gid.get(1).or(gid.first()).copied().unwrap_or("?"),
+        if groups.is_empty() {
+            "none".to_string()
+        } else {
+            groups.join(" ")
+        }
+    );
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "socket mode {:04o}, owner uid {}, group gid {}{}; {me}",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            group_name(m.gid())
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ),
+        Err(e) => format!(
+            "its directory {} does not let this process in ({e}); {me}",
+            path.parent().unwrap_or(Path::new("/")).display()
+        ),
+    }
+}
+
+/// A group's name, from /etc/group.
+fn group_name(gid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split(':').collect();
+        (cols.len() >= 3 && cols[2].parse() == Ok(gid)).then(|| cols[0].to_string())
+    })
 }
 
 /// One connection to vxswitchd, past the hello exchange.
@@ -109,19 +164,31 @@ impl Client {
             }
             e => e,
         };
-        write_msg(&mut self.stream, req).map_err(|e| no_answer(e, &self.path))?;
+        let sent = write_msg(&mut self.stream, req).map_err(|e| no_answer(e, &self.path));
         let reply = read_msg::<_, Response>(&mut self.stream).map_err(|e| no_answer(e, &self.path));
-        match reply? {
+        let reply = match (sent, reply) {
+            (Ok(()), reply) => reply?,
+            // The daemon may have said why before it closed (a refused peer): that answer
+            // is worth more than the broken pipe.
+            (Err(_), Ok(r @ Response::Error { .. })) => r,
+            (Err(e), _) => return Err(e),
+        };
+        match reply {
             Response::Error {
                 code: ErrorCode::Version,
                 message,
-            } => {
-                let _ = message;
-                Err(Error::Version {
-                    server: 0,
-                    client: PROTOCOL_VERSION,
-                })
-            }
+            } => Err(Error::Version {
+                path: self.path.clone(),
+                client: PROTOCOL_VERSION,
+                message,
+            }),
+            Response::Error {
+                code: ErrorCode::Denied,
+                message,
+            } => Err(Error::Denied {
+                path: self.path.clone(),
+                message,
+            }),
             Response::Error { code, message } => Err(Error::Refused { code, message }),
             r => Ok(r),
         }
@@ -170,6 +237,72 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_sent_before_the_daemon_closed_is_reported_not_the_broken_pipe() {
+        let (client_end, mut daemon_end) = UnixStream::pair().unwrap();
+        write_msg(
+            &mut daemon_end,
+            &Response::Error {
+                code: ErrorCode::Denied,
+                message: "uid 65534 gid 65534 is not root".into(),
+            },
+        )
+        .unwrap();
+        // Closed before the client's hello: writing it fails with a broken pipe.
+        drop(daemon_end);
+        client_end
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut c = Client {
+            stream: client_end,
+            path: PathBuf::from("/run/test/vxswitchd.sock"),
+            server_version: 0,
+            server: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "test".into(),
+        };
+        let e = c.call(&hello).expect_err("refused");
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Denied { .. }), "{msg}");
+        assert!(
+            msg.contains("/run/test/vxswitchd.sock") && msg.contains("uid 65534 gid 65534"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_version_refusal_names_both_versions() {
+        let (client_end, mut daemon_end) = UnixStream::pair().unwrap();
+        write_msg(
+            &mut daemon_end,
+            &Response::Error {
+                code: ErrorCode::Version,
+                message: "client test speaks protocol version 1, this vxswitchd (9.0.0) speaks \
+                          protocol version 7"
+                    .into(),
+            },
+        )
+        .unwrap();
+        let mut c = Client {
+            stream: client_end,
+            path: PathBuf::from("/run/test/vxswitchd.sock"),
+            server_version: 0,
+            server: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "test".into(),
+        };
+        let msg = c.call(&hello).expect_err("refused").to_string();
+        assert!(
+            msg.contains(&format!("protocol version {PROTOCOL_VERSION}"))
+                && msg.contains("protocol version 7"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn a_daemon_that_never_answers_is_reported_promptly_naming_the_socket() {

@@ -31,6 +31,9 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Malformed(e.to_string()))
 }
 
+/// Room a reader makes for a message body before any of it arrived.
+const INITIAL_BODY: usize = 64 << 10;
+
 fn check_len(len: u32) -> Result<usize, Error> {
     let len = len as usize;
     if len > MAX_MESSAGE_LEN {
@@ -63,11 +66,12 @@ pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Vec<u8>>, Error> {
         }
     }
     let len = check_len(u32::from_be_bytes(len))?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::Closed,
-        _ => e.into(),
-    })?;
+    // Grows with what arrives: a length alone never makes the reader allocate.
+    let mut body = Vec::with_capacity(len.min(INITIAL_BODY));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(Error::Closed);
+    }
     Ok(Some(body))
 }
 
@@ -97,11 +101,13 @@ pub mod nonblocking {
             }
         }
         let len = check_len(u32::from_be_bytes(len))?;
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::Closed,
-            _ => e.into(),
-        })?;
+        // Grows with what arrives: many clients announcing large messages and sending
+        // little hold only what they sent.
+        let mut body = Vec::with_capacity(len.min(INITIAL_BODY));
+        r.take(len as u64).read_to_end(&mut body).await?;
+        if body.len() < len {
+            return Err(Error::Closed);
+        }
         Ok(Some(body))
     }
 

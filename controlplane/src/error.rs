@@ -29,8 +29,24 @@ pub enum Error {
     Malformed(String),
     #[error("vxswitchd closed the connection")]
     Closed,
-    #[error("vxswitchd speaks protocol version {server}, this client speaks {client}")]
-    Version { server: u32, client: u32 },
+    #[error(
+        "vxswitchd at {path} refused this client's protocol version {client}: {message} \
+         (use the vxctl and vxagent of the same release as vxswitchd)"
+    )]
+    Version {
+        path: PathBuf,
+        client: u32,
+        /// The daemon's words, naming both versions.
+        message: String,
+    },
+    #[error("vxswitchd at {path} refused this connection: {message}")]
+    Denied { path: PathBuf, message: String },
+    #[error(
+        "no permission to connect to vxswitchd at {path}: {detail}; the socket admits root, \
+         and the members of the group given to `vxswitchd --socket-group` if any (run as root, \
+         or join that group)"
+    )]
+    NoPermission { path: PathBuf, detail: String },
     #[error("vxswitchd refused the request ({code:?}): {message}")]
     Refused {
         code: crate::proto::ErrorCode,

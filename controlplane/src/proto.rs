@@ -149,6 +149,12 @@ pub enum ErrorCode {
     Owner,
     /// The switch could not carry out a valid change (TAP creation failed, ...).
     Failed,
+    /// The peer may not use the control socket (neither root nor in its group); the message
+    /// says who the peer is and why, then the connection is closed.
+    Denied,
+    /// The client took too long (no hello, or not the rest of a message); the connection is
+    /// closed.
+    Timeout,
 }
 
 /// Who owns a configuration object.

@@ -292,6 +292,44 @@ pub fn sum<'a>(
     workers.into_iter().map(f).sum()
 }
 
+reasons! {
+    /// Control connections and requests that failed, by why. Counted by the control side
+    /// (the socket server and batches), shown with the events by `vxctl stats`.
+    ControlError {
+        /// A peer that is neither root nor in `--socket-group`: told why, then closed.
+        Refused => "control_refused",
+        /// A message that is not JSON of the protocol, or a request before hello.
+        Malformed => "control_malformed",
+        /// A length prefix over the message limit: answered, then closed.
+        TooLarge => "control_too_large",
+        /// No hello, or not the rest of a started message, within the time limit: closed.
+        Timeout => "control_timeouts",
+        /// A client that left its replies unread past the time limit: closed.
+        SlowReader => "control_slow_readers",
+        /// `accept` failed (out of file descriptors, ...); retried with back-off.
+        AcceptFailed => "control_accept_failed",
+        /// A port whose TAP could not be created or attached (out of file descriptors, a
+        /// device of that name that is no TAP, ...): its batch was refused and rolled back.
+        PortCreateFailed => "port_create_failed",
+    }
+}
+
+/// The control side's counters. Several threads write them (the socket server, blocking
+/// tasks), rarely, so they add atomically.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    errors: [AtomicU64; ControlError::COUNT],
+}
+
+impl ControlCounters {
+    pub fn inc(&self, e: ControlError) {
+        self.errors[e as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self, e: ControlError) -> u64 {
+        self.errors[e as usize].load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +338,7 @@ mod tests {
     fn names_are_unique() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.extend(Event::ALL.iter().map(|e| e.name()));
+        names.extend(ControlError::ALL.iter().map(|e| e.name()));
         let n = names.len();
         names.sort();
         names.dedup();

@@ -1,19 +1,33 @@
 //! The control socket: a Unix socket speaking the protocol of `controlplane::proto`.
 //!
 //! Runs on a tokio runtime, apart from the workers. Peers are checked with `SO_PEERCRED`: root
-//! always, members of `--socket-group` when one is given, nobody else. Every request is
-//! answered; a malformed one gets an error and changes nothing.
+//! always, members of `--socket-group` when one is given, nobody else; a refused peer is told
+//! who it is and why before the connection closes. Every request is answered; a malformed one
+//! gets an error and changes nothing. No client can hold the others up: each connection is a
+//! task of its own, a connection must say hello within [`HELLO_TIMEOUT`], a message once
+//! started must arrive whole within [`MESSAGE_TIMEOUT`], and a client that leaves its replies
+//! unread for [`REPLY_TIMEOUT`] is disconnected (what waits for it is bounded by the socket
+//! buffers and one request). Each of these is counted by reason (`ControlError`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use controlplane::codec::{decode, nonblocking};
 use controlplane::proto::*;
 use controlplane::Error as CpError;
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::counters::{ControlCounters, ControlError};
 use crate::switch::Switch;
+
+/// How long a new connection may take to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the rest of a message may take once its first byte has arrived.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reply may wait for its client to read it before the client is disconnected.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who may connect.
 #[derive(Debug, Clone)]
@@ -135,6 +149,8 @@ impl AcceptBackoff {
 pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: Access) {
     let mut reserve = spare_fd();
     let mut backoff = AcceptBackoff::default();
+    let counters = lock(&switch).control_counters();
+    let mut refusals = LogGate::default();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => {
@@ -147,6 +163,7 @@ pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: A
                 s
             }
             Err(e) => {
+                counters.inc(ControlError::AcceptFailed);
                 let (line, pause) = backoff.failed(&e);
                 if let Some(line) = line {
                     eprintln!("{line}");
@@ -161,12 +178,21 @@ pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: A
             }
         };
         if let Err(why) = admit(&stream, &access) {
-            eprintln!("vxswitchd: refused a control connection: {why}");
+            counters.inc(ControlError::Refused);
+            if let Some(more) = refusals.pass() {
+                let more = match more {
+                    0 => String::new(),
+                    n => format!(" ({n} more refused since the last line)"),
+                };
+                eprintln!("vxswitchd: refused a control connection: {why}{more}");
+            }
+            tokio::spawn(refuse_peer(stream, why));
             continue;
         }
         let sw = switch.clone();
+        let counters = counters.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, sw).await {
+            if let Err(e) = connection(stream, sw, &counters).await {
                 match e {
                     CpError::Closed => {}
                     e => eprintln!("vxswitchd: control connection ended: {e}"),
@@ -176,6 +202,45 @@ pub async fn serve(listener: UnixListener, switch: Arc<Mutex<Switch>>, access: A
     }
 }
 
+/// At most one log line a second for a kind of event that a client can cause at will.
+#[derive(Debug, Default)]
+struct LogGate {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl LogGate {
+    /// `Some(n)` when a line may be logged now (`n` lines were held back since the last);
+    /// `None` when this one is held back.
+    fn pass(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Tells a refused peer why, then closes. The message is small enough for an empty socket
+/// buffer; a peer that does not take it within a second is closed anyway.
+async fn refuse_peer(mut stream: UnixStream, why: String) {
+    let r = Response::Error {
+        code: ErrorCode::Denied,
+        message: why,
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        nonblocking::write_msg(&mut stream, &r),
+    )
+    .await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+}
+
 fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
     let cred = stream
         .peer_cred()
@@ -183,10 +248,14 @@ fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
     if cred.uid() == 0 {
         return Ok(());
     }
-    let who = format!("uid {} gid {} pid {:?}", cred.uid(), cred.gid(), cred.pid());
+    let who = match cred.pid() {
+        Some(pid) => format!("uid {} gid {} (pid {pid})", cred.uid(), cred.gid()),
+        None => format!("uid {} gid {}", cred.uid(), cred.gid()),
+    };
     match &access.group {
         None => Err(format!(
-            "{who} is not root (start vxswitchd with --socket-group to admit a group)"
+            "{who} is not root, and only root may use this socket (vxswitchd \
+             --socket-group GROUP admits a group's members)"
         )),
         Some((gid, name)) => {
             let member = cred.gid() == *gid
@@ -199,34 +268,125 @@ fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(format!(
-                    "{who} is neither root nor a member of group {name}"
+                    "{who} is neither root nor a member of group {name} (gid {gid}), the \
+                     only ones this socket admits"
                 ))
             }
         }
     }
 }
 
-async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<(), CpError> {
+/// What waiting for the next request brought.
+enum Incoming {
+    Frame(Vec<u8>),
+    /// The client closed the connection between messages.
+    End,
+    /// Nothing, or not the whole message, within the limit.
+    Late(String),
+}
+
+/// Reads the next request. Before hello the first byte must come within [`HELLO_TIMEOUT`];
+/// after it a client may stay idle as long as it likes. Once a message has started, all of it
+/// must arrive within [`MESSAGE_TIMEOUT`].
+async fn next_request(stream: &mut UnixStream, greeted: bool) -> Result<Incoming, CpError> {
+    use tokio::io::AsyncReadExt;
+    let mut first = [0u8; 1];
+    let started = stream.read(&mut first);
+    let n = if greeted {
+        started.await?
+    } else {
+        match tokio::time::timeout(HELLO_TIMEOUT, started).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Ok(Incoming::Late(format!(
+                    "no hello within {} s; closing",
+                    HELLO_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    };
+    if n == 0 {
+        return Ok(Incoming::End);
+    }
+    let mut rest = (&first[..]).chain(&mut *stream);
+    match tokio::time::timeout(MESSAGE_TIMEOUT, nonblocking::read_frame(&mut rest)).await {
+        Ok(Ok(Some(body))) => Ok(Incoming::Frame(body)),
+        Ok(Ok(None)) => Ok(Incoming::End),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(Incoming::Late(format!(
+            "a message started but did not arrive whole within {} s; closing",
+            MESSAGE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Writes a reply, giving up on a client that does not read within [`REPLY_TIMEOUT`].
+async fn reply(
+    stream: &mut UnixStream,
+    r: &Response,
+    counters: &ControlCounters,
+) -> Result<(), CpError> {
+    match tokio::time::timeout(REPLY_TIMEOUT, nonblocking::write_msg(stream, r)).await {
+        Ok(r) => r,
+        Err(_) => {
+            counters.inc(ControlError::SlowReader);
+            eprintln!(
+                "vxswitchd: disconnected a control client that left its replies unread for {} s",
+                REPLY_TIMEOUT.as_secs()
+            );
+            Err(CpError::Closed)
+        }
+    }
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    switch: Arc<Mutex<Switch>>,
+    counters: &ControlCounters,
+) -> Result<(), CpError> {
     let mut greeted = false;
     loop {
-        let body = match nonblocking::read_frame(&mut stream).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(()),
+        let body = match next_request(&mut stream, greeted).await {
+            Ok(Incoming::Frame(b)) => b,
+            Ok(Incoming::End) => return Ok(()),
+            Ok(Incoming::Late(why)) => {
+                counters.inc(ControlError::Timeout);
+                eprintln!("vxswitchd: control connection: {why}");
+                let r = Response::Error {
+                    code: ErrorCode::Timeout,
+                    message: why,
+                };
+                // The client may not be reading either; the reply waits at most a second.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    nonblocking::write_msg(&mut stream, &r),
+                )
+                .await;
+                return Ok(());
+            }
             Err(CpError::TooLarge { len, max }) => {
+                counters.inc(ControlError::TooLarge);
                 let r = Response::Error {
                     code: ErrorCode::TooLarge,
                     message: format!("message of {len} bytes exceeds {max}; closing"),
                 };
-                let _ = nonblocking::write_msg(&mut stream, &r).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    nonblocking::write_msg(&mut stream, &r),
+                )
+                .await;
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         let response = match decode::<Request>(&body) {
-            Err(e) => Response::Error {
-                code: ErrorCode::Malformed,
-                message: e.to_string(),
-            },
+            Err(e) => {
+                counters.inc(ControlError::Malformed);
+                Response::Error {
+                    code: ErrorCode::Malformed,
+                    message: e.to_string(),
+                }
+            }
             Ok(Request::Hello { version, client }) => {
                 if greeted {
                     Response::Error {
@@ -236,7 +396,11 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
                 } else if version != PROTOCOL_VERSION {
                     Response::Error {
                         code: ErrorCode::Version,
-                        message: format!("client {client} speaks version {version}, this vxswitchd speaks {PROTOCOL_VERSION}"),
+                        message: format!(
+                            "client {client} speaks protocol version {version}, this vxswitchd \
+                             ({}) speaks protocol version {PROTOCOL_VERSION}",
+                            env!("CARGO_PKG_VERSION")
+                        ),
                     }
                 } else {
                     greeted = true;
@@ -248,10 +412,14 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
                     }
                 }
             }
-            Ok(_) if !greeted => Response::Error {
-                code: ErrorCode::OutOfOrder,
-                message: "say hello first (send a hello request with the protocol version)".into(),
-            },
+            Ok(_) if !greeted => {
+                counters.inc(ControlError::Malformed);
+                Response::Error {
+                    code: ErrorCode::OutOfOrder,
+                    message: "say hello first (send a hello request with the protocol version)"
+                        .into(),
+                }
+            }
             Ok(Request::Monitor) => return monitor(stream, switch).await,
             Ok(Request::Capture {
                 port,
@@ -268,7 +436,7 @@ async fn connection(mut stream: UnixStream, switch: Arc<Mutex<Switch>>) -> Resul
                     })
             }
         };
-        nonblocking::write_msg(&mut stream, &response).await?;
+        reply(&mut stream, &response, counters).await?;
     }
 }
 
@@ -523,6 +691,21 @@ pub async fn refresh_path_mtus(switch: Arc<Mutex<Switch>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_refusals_logs_at_most_a_line_a_second_and_counts_the_rest() {
+        let mut g = LogGate::default();
+        assert_eq!(g.pass(), Some(0), "the first is logged");
+        let held = (0..1000).filter(|_| g.pass().is_none()).count();
+        assert_eq!(held, 1000, "the rest of the second is held back");
+        g.last = g.last.map(|t| t - Duration::from_secs(2));
+        assert_eq!(
+            g.pass(),
+            Some(1000),
+            "the next line says how many were held back"
+        );
+        assert_eq!(g.pass(), None);
+    }
 
     #[test]
     fn a_run_of_failed_accepts_logs_twice_and_backs_off() {

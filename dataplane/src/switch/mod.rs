@@ -165,6 +165,8 @@ pub struct Switch {
     pmtu: Arc<PathMtus>,
     /// Remote nodes' IPv6 prefixes routed on-link through vxhost0.
     host_routes6: BTreeSet<Ipv6Cidr>,
+    /// Failed control requests and connections, by reason.
+    control: Arc<crate::counters::ControlCounters>,
 }
 
 impl Switch {
@@ -218,6 +220,7 @@ impl Switch {
             capturing: None,
             pmtu,
             host_routes6: BTreeSet::new(),
+            control: Arc::default(),
         })
     }
 
@@ -302,9 +305,15 @@ impl Switch {
                     }
                     let cur = self.config.clone();
                     let _ = self.sync_host_routes6(&cur);
+                    self.control
+                        .inc(crate::counters::ControlError::PortCreateFailed);
                     return Err(refuse(
                         ErrorCode::Failed,
-                        format!("port {}: {e}", p.spec.name),
+                        format!(
+                            "port {}: {e}{}; the batch was rolled back",
+                            p.spec.name,
+                            out_of_descriptors_hint(&e)
+                        ),
                     ));
                 }
             }
@@ -393,5 +402,30 @@ impl Switch {
     /// The state file in use, if any.
     pub fn state_file(&self) -> Option<&Path> {
         self.cfg.state_file.as_deref()
+    }
+
+    /// The control side's counters (shared with the socket server).
+    pub fn control_counters(&self) -> Arc<crate::counters::ControlCounters> {
+        self.control.clone()
+    }
+}
+
+/// When a port failed for want of file descriptors (EMFILE, ENFILE), says so with the
+/// limit, so the operator knows what to raise or remove.
+fn out_of_descriptors_hint(error: &str) -> String {
+    let emfile = io::Error::from_raw_os_error(libc::EMFILE).to_string();
+    let enfile = io::Error::from_raw_os_error(libc::ENFILE).to_string();
+    if error.contains(&emfile) {
+        let limit = crate::io::sys::nofile_limit()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        format!(
+            " (vxswitchd is out of file descriptors: its RLIMIT_NOFILE is {limit}; each pod \
+             port holds one per worker plus one; raise the limit or remove ports)"
+        )
+    } else if error.contains(&enfile) {
+        " (the system is out of file descriptors: fs.file-max)".to_string()
+    } else {
+        String::new()
     }
 }

@@ -273,13 +273,21 @@ impl Switch {
                 value: ws.iter().map(|w| w.drops[*r as usize].get()).sum(),
             })
             .collect();
-        let events = Event::ALL
+        let mut events: Vec<NamedCounter> = Event::ALL
             .iter()
             .map(|e| NamedCounter {
                 name: e.name().into(),
                 value: ws.iter().map(|w| w.events[*e as usize].get()).sum(),
             })
             .collect();
+        events.extend(
+            crate::counters::ControlError::ALL
+                .iter()
+                .map(|e| NamedCounter {
+                    name: e.name().into(),
+                    value: self.control.get(*e),
+                }),
+        );
         StatsRepr {
             table_version: self.version,
             ports,
