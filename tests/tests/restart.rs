@@ -33,6 +33,35 @@ fn two_nodes(prefix: &str) -> LabGuard {
     })
 }
 
+/// On a failed test, copies the lab's logs to the temporary directory before the lab goes.
+struct KeepLogs(Vec<std::path::PathBuf>, String);
+
+impl KeepLogs {
+    fn new(lab: &Lab) -> KeepLogs {
+        KeepLogs(
+            lab.nodes().iter().map(|n| n.dir.clone()).collect(),
+            lab.name.clone(),
+        )
+    }
+}
+
+impl Drop for KeepLogs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let to = std::env::temp_dir().join(format!("vxswitch-restart-{}", self.1));
+        for dir in &self.0 {
+            let node = dir.file_name().unwrap_or_default();
+            let _ = std::fs::create_dir_all(to.join(node));
+            for f in ["vxswitchd.log", "vxagent.log"] {
+                let _ = std::fs::copy(dir.join(f), to.join(node).join(f));
+            }
+        }
+        eprintln!("logs kept in {}", to.display());
+    }
+}
+
 /// A numbered UDP stream at a fixed rate from one pod to another, with the send time of every
 /// datagram and the receive time of every one that arrived (both from one clock).
 struct Stream {
@@ -49,15 +78,27 @@ struct Record {
 impl Stream {
     /// Starts the receiver (bound before the first datagram is sent), then the sender; both
     /// end by themselves after `limit`.
-    fn start(lab: &Lab, from: &str, to: &str, to_ip: Ipv4Addr, port: u16, limit: Duration) -> Stream {
+    fn start(
+        lab: &Lab,
+        from: &str,
+        to: &str,
+        to_ip: Ipv4Addr,
+        port: u16,
+        limit: Duration,
+    ) -> Stream {
         let from_ns = lab.pod(from).unwrap().netns.clone();
         let to_ns = lab.pod(to).unwrap().netns.clone();
         let from_ip = lab.pod(from).unwrap().ip;
-        let rx = in_netns(&to_ns, move || UdpSocket::bind(SocketAddr::from((to_ip, port))))
-            .expect("bind the receiver");
-        rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let tx = in_netns(&from_ns, move || UdpSocket::bind(SocketAddr::from((from_ip, 0))))
-            .expect("bind the sender");
+        let rx = in_netns(&to_ns, move || {
+            UdpSocket::bind(SocketAddr::from((to_ip, port)))
+        })
+        .expect("bind the receiver");
+        rx.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let tx = in_netns(&from_ns, move || {
+            UdpSocket::bind(SocketAddr::from((from_ip, 0)))
+        })
+        .expect("bind the sender");
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let end = started + limit;
@@ -136,19 +177,20 @@ struct Kill {
 /// What one kill cost a stream.
 #[derive(Debug)]
 struct Outage {
-    /// From the kill to the first datagram the new daemon delivered.
+    /// From the kill to the arrival of the first datagram sent after the last one lost.
     from_kill: Duration,
-    /// From the new daemon's start to that datagram's arrival.
+    /// From the new daemon's start to that arrival.
     from_restart: Duration,
     /// Datagrams lost around this kill.
     lost: usize,
-    /// Datagrams sent from 50 ms before the kill until the new daemon delivered one.
+    /// Datagrams sent from 50 ms before the kill until that first one after the last loss.
     in_gap: usize,
 }
 
-/// Per kill: the outage, after checking that nothing was lost outside the outages (nothing
-/// sent more than 50 ms before a kill, nothing sent after the new daemon delivered its first
-/// datagram) and nothing arrived twice or out of thin air.
+/// Per kill: the outage. Every datagram is accounted for: each one sent before the first kill
+/// (less 50 ms) arrived, none arrived twice or was never sent, and the datagrams lost after a
+/// kill all lie between it (less 50 ms, what was in flight) and the arrival that ends the
+/// outage: `from_kill` bounds the loss.
 fn outages(name: &str, rec: &Record, kills: &[Kill]) -> Vec<Outage> {
     let mut arrived: Vec<Option<Instant>> = vec![None; rec.sent.len()];
     for &(seq, at) in &rec.got {
@@ -158,58 +200,55 @@ fn outages(name: &str, rec: &Record, kills: &[Kill]) -> Vec<Outage> {
         assert!(slot.is_none(), "{name}: datagram {seq} arrived twice");
         *slot = Some(at);
     }
-    let mut out = Vec::new();
-    let mut allowed: Vec<(usize, usize)> = Vec::new();
-    for (n, k) in kills.iter().enumerate() {
-        // The first arrival after the new daemon started: traffic has resumed.
-        let resumed = rec
-            .got
+    let sent_after = |t: Instant| {
+        rec.sent
             .iter()
-            .map(|&(_, at)| at)
-            .filter(|&at| at > k.restarted)
-            .min()
-            .unwrap_or_else(|| panic!("{name}: nothing arrived after restart {}", n + 1));
-        let from = rec
-            .sent
-            .iter()
-            .position(|&t| t + Duration::from_millis(50) > k.at)
-            .unwrap_or(rec.sent.len());
-        let to = rec
-            .sent
-            .iter()
-            .position(|&t| t > resumed)
-            .unwrap_or(rec.sent.len());
-        allowed.push((from, to));
-        out.push(Outage {
-            from_kill: resumed.duration_since(k.at),
-            from_restart: resumed.duration_since(k.restarted),
-            lost: (from..to).filter(|&i| arrived[i].is_none()).count(),
-            in_gap: to - from,
-        });
-    }
+            .position(|&s| s + Duration::from_millis(50) > t)
+            .unwrap_or(rec.sent.len())
+    };
     // The last 300 ms of the stream may still be on the way when the receiver gives up.
     let tail = rec
         .sent
         .iter()
         .position(|&t| t + Duration::from_millis(300) > *rec.sent.last().unwrap())
         .unwrap_or(rec.sent.len());
-    let stray: Vec<usize> = (0..tail)
-        .filter(|&i| arrived[i].is_none())
-        .filter(|&i| !allowed.iter().any(|&(a, b)| (a..b).contains(&i)))
-        .collect();
-    if !stray.is_empty() {
-        let t0 = rec.sent[0];
-        let ms = |t: Instant| t.duration_since(t0).as_millis();
-        let kills: Vec<String> = kills
-            .iter()
-            .map(|k| format!("{}-{}", ms(k.at), ms(k.restarted)))
-            .collect();
-        let at: Vec<u128> = stray.iter().take(10).map(|&i| ms(rec.sent[i])).collect();
-        panic!(
-            "{name}: {} datagrams lost outside the outages, sent at (ms) {at:?}...; kills at \
-             (ms, kill-restart) {kills:?}; windows {allowed:?}",
-            stray.len()
-        );
+    let first = kills.first().map_or(tail, |k| sent_after(k.at)).min(tail);
+    let early: Vec<usize> = (0..first).filter(|&i| arrived[i].is_none()).collect();
+    assert!(
+        early.is_empty(),
+        "{name}: {} datagrams lost before any kill, e.g. {:?}",
+        early.len(),
+        &early[..early.len().min(10)]
+    );
+    let mut out = Vec::new();
+    for (n, k) in kills.iter().enumerate() {
+        let from = sent_after(k.at);
+        let to = kills
+            .get(n + 1)
+            .map_or(tail, |next| sent_after(next.at))
+            .min(tail);
+        let lost: Vec<usize> = (from..to).filter(|&i| arrived[i].is_none()).collect();
+        let (resumed, end) = match lost.last() {
+            Some(&last) => {
+                let i = (last + 1..to)
+                    .find(|&i| arrived[i].is_some())
+                    .unwrap_or_else(|| panic!("{name}: nothing arrived after kill {}", n + 1));
+                (arrived[i].unwrap(), i)
+            }
+            None => {
+                let (i, at) = (from..to)
+                    .filter_map(|i| Some((i, arrived[i].filter(|&a| a > k.restarted)?)))
+                    .min_by_key(|&(_, at)| at)
+                    .unwrap_or_else(|| panic!("{name}: nothing arrived after restart {}", n + 1));
+                (at, i)
+            }
+        };
+        out.push(Outage {
+            from_kill: resumed.saturating_duration_since(k.at),
+            from_restart: resumed.saturating_duration_since(k.restarted),
+            lost: lost.len(),
+            in_gap: end - from,
+        });
     }
     out
 }
@@ -284,18 +323,36 @@ fn count_in(file: &Path, needle: &str) -> usize {
 fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_tables() {
     const KILLS: usize = 8;
     let lab = two_nodes("k9");
+    let _keep = KeepLogs::new(&lab);
     let dir = lab.node("n1").unwrap().dir.clone();
     let pidfile = supervise::pidfile(&dir, SWITCHD);
     let agent_log = vxswitch::agent_log(&dir);
     let mut ctl = connect(&lab, "n1");
     let before = tables(&mut ctl);
     drop(ctl);
-    let announced_before = counter(&lab.ctl("n1").unwrap().stats().unwrap(), "gateway_announced");
+    let announced_before = counter(
+        &lab.ctl("n1").unwrap().stats().unwrap(),
+        "gateway_announced",
+    );
     let connects_before = count_in(&agent_log, "connected to");
 
     let limit = Duration::from_secs(3 + 3 * KILLS as u64);
-    let out = Stream::start(&lab, "n1p1", "n2p1", Ipv4Addr::new(10, 1, 2, 2), 7001, limit);
-    let back = Stream::start(&lab, "n2p1", "n1p1", Ipv4Addr::new(10, 1, 1, 2), 7002, limit);
+    let out = Stream::start(
+        &lab,
+        "n1p1",
+        "n2p1",
+        Ipv4Addr::new(10, 1, 2, 2),
+        7001,
+        limit,
+    );
+    let back = Stream::start(
+        &lab,
+        "n2p1",
+        "n1p1",
+        Ipv4Addr::new(10, 1, 1, 2),
+        7002,
+        limit,
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let mut kills = Vec::new();
     for k in 0..KILLS {
@@ -317,8 +374,10 @@ fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_ta
         );
         // The agent reconnects and finds nothing to change: no flush, no refill.
         assert!(
-            wait_until(Duration::from_secs(10), || count_in(&agent_log, "connected to")
-                > connects_before + k),
+            wait_until(Duration::from_secs(10), || count_in(
+                &agent_log,
+                "connected to"
+            ) > connects_before + k),
             "kill {}: the agent reconnected",
             k + 1
         );
@@ -334,13 +393,13 @@ fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_ta
     }
     let out = out.finish();
     let back = back.finish();
-    let announced = counter(&lab.ctl("n1").unwrap().stats().unwrap(), "gateway_announced");
-    assert!(
-        announced >= 2,
-        "the last restart announced the gateway to the pod ({announced_before} before the kills)"
+    let announced = counter(
+        &lab.ctl("n1").unwrap().stats().unwrap(),
+        "gateway_announced",
     );
 
     let mut worst = Duration::ZERO;
+    let mut failures = Vec::new();
     for (name, rec) in [("n1p1 -> n2p1", &out), ("n2p1 -> n1p1", &back)] {
         let o = outages(name, rec, &kills);
         for (i, o) in o.iter().enumerate() {
@@ -361,10 +420,9 @@ fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_ta
             .filter(|(_, o)| o.from_kill >= Duration::from_secs(1))
             .map(|(i, o)| format!("kill {}: {:?}", i + 1, o.from_kill))
             .collect();
-        assert!(
-            slow.is_empty(),
-            "{name}: traffic resumed a second or more after these kills: {slow:?}"
-        );
+        if !slow.is_empty() {
+            failures.push(format!("{name}: {slow:?}"));
+        }
         eprintln!(
             "{name}: {} sent, {} received",
             rec.sent.len(),
@@ -375,6 +433,14 @@ fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_ta
         "worst recovery over {KILLS} kills: {:.0} ms from the kill",
         worst.as_secs_f64() * 1e3
     );
+    assert!(
+        failures.is_empty(),
+        "traffic resumed a second or more after these kills: {failures:?}"
+    );
+    assert!(
+        announced >= 2,
+        "the last restart announced the gateway to the pod ({announced_before} before the kills)"
+    );
 }
 
 /// vxagent killed three times during a stream (its supervisor restarts it): not one datagram
@@ -383,6 +449,7 @@ fn kill_9_of_vxswitchd_during_a_stream_recovers_within_a_second_with_the_same_ta
 #[test]
 fn restarting_vxagent_alone_loses_nothing_and_changes_no_table() {
     let lab = two_nodes("agr");
+    let _keep = KeepLogs::new(&lab);
     let dir = lab.node("n1").unwrap().dir.clone();
     let pidfile = supervise::pidfile(&dir, AGENT);
     let agent_log = vxswitch::agent_log(&dir);
@@ -390,15 +457,24 @@ fn restarting_vxagent_alone_loses_nothing_and_changes_no_table() {
     let version = ctl.state().unwrap().table_version;
     let before = tables(&mut ctl);
     let connects = count_in(&agent_log, "connected to");
-    let stream = Stream::start(&lab, "n1p1", "n2p1", Ipv4Addr::new(10, 1, 2, 2), 7003, Duration::from_secs(8));
+    let stream = Stream::start(
+        &lab,
+        "n1p1",
+        "n2p1",
+        Ipv4Addr::new(10, 1, 2, 2),
+        7003,
+        Duration::from_secs(8),
+    );
     std::thread::sleep(Duration::from_millis(1000));
     for k in 0..3 {
         let old = supervise::read_pidfile(&pidfile).expect("vxagent's pid");
         kill(old, "-KILL");
         new_pid(&pidfile, Some(old), Duration::from_secs(10)).expect("a new vxagent");
         assert!(
-            wait_until(Duration::from_secs(10), || count_in(&agent_log, "connected to")
-                > connects + k),
+            wait_until(Duration::from_secs(10), || count_in(
+                &agent_log,
+                "connected to"
+            ) > connects + k),
             "the agent reconnected after kill {}",
             k + 1
         );
@@ -406,7 +482,7 @@ fn restarting_vxagent_alone_loses_nothing_and_changes_no_table() {
     }
     let rec = stream.finish();
     assert_eq!(outages("n1p1 -> n2p1", &rec, &[]).len(), 0);
-    assert!(rec.got.len() > 10_000, "{} datagrams arrived", rec.got.len());
+    assert!(rec.got.len() > 6_000, "{} datagrams arrived", rec.got.len());
     assert_eq!(
         ctl.state().unwrap().table_version,
         version,
@@ -432,6 +508,7 @@ fn ifindex(netns: &str) -> String {
 #[test]
 fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
     let lab = two_nodes("term");
+    let _keep = KeepLogs::new(&lab);
     let name = lab.name.clone();
     let dir = lab.node("n1").unwrap().dir.clone();
     let pod_ns = lab.pod("n1p1").unwrap().netns.clone();
@@ -442,7 +519,14 @@ fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
     let state = ctl.state().unwrap();
     drop(ctl);
     let index = ifindex(&pod_ns);
-    let stream = Stream::start(&lab, "n1p1", "n2p1", Ipv4Addr::new(10, 1, 2, 2), 7004, Duration::from_secs(6));
+    let stream = Stream::start(
+        &lab,
+        "n1p1",
+        "n2p1",
+        Ipv4Addr::new(10, 1, 2, 2),
+        7004,
+        Duration::from_secs(6),
+    );
     std::thread::sleep(Duration::from_millis(1000));
 
     let pid = supervise::read_pidfile(&pidfile).expect("vxswitchd's pid");
@@ -453,7 +537,10 @@ fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let took = t0.elapsed();
-    eprintln!("vxswitchd exited {:.1} ms after SIGTERM", took.as_secs_f64() * 1e3);
+    eprintln!(
+        "vxswitchd exited {:.1} ms after SIGTERM",
+        took.as_secs_f64() * 1e3
+    );
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
     assert!(
         wait_until(Duration::from_secs(5), || count_in(
@@ -481,13 +568,21 @@ fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
         .map(|p| (p.name.as_str(), u64::from(p.no)))
         .collect();
     assert_eq!(ports, want, "the state file holds the ports");
-    let nodes: Vec<&str> = saved["nodes"].as_object().unwrap().keys().map(String::as_str).collect();
+    let nodes: Vec<&str> = saved["nodes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let want: Vec<&str> = state.nodes.iter().map(|n| n.spec.name.as_str()).collect();
     assert_eq!(nodes, want, "the state file holds the nodes");
     assert_eq!(ifindex(&pod_ns), index, "the pod kept its interface");
 
     // The supervisor has started it again: the stream flows to its end.
     let again = new_pid(&pidfile, Some(pid), Duration::from_secs(10)).expect("restarted");
+    std::thread::sleep(
+        (t0 + Duration::from_millis(2500)).saturating_duration_since(Instant::now()),
+    );
     let rec = stream.finish();
     let tail_ok = rec
         .got
@@ -498,7 +593,14 @@ fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
     // vxlab down stops the supervisor for good.
     let supervisor = std::fs::read_to_string(format!("/proc/{again}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<u32>().ok())
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        })
         .expect("the supervisor's pid");
     Lab::down(&name).expect("vxlab down");
     std::thread::sleep(Duration::from_millis(500));
@@ -515,6 +617,7 @@ fn sigterm_drains_saves_the_state_exits_0_and_leaves_the_pods_interfaces() {
 #[test]
 fn sighup_reopens_the_log_file() {
     let lab = two_nodes("hup");
+    let _keep = KeepLogs::new(&lab);
     let dir = lab.node("n1").unwrap().dir.clone();
     let log = vxswitch::switch_log(&dir);
     let rotated = dir.join("vxswitchd.log.1");
@@ -522,23 +625,36 @@ fn sighup_reopens_the_log_file() {
     std::fs::rename(&log, &rotated).unwrap();
     kill(pid, "-HUP");
     assert!(
-        wait_until(Duration::from_secs(5), || count_in(&log, "log reopened (SIGHUP)") == 1),
+        wait_until(Duration::from_secs(5), || count_in(
+            &log,
+            "log reopened (SIGHUP)"
+        ) == 1),
         "the new log has the line"
     );
     // A later line goes there too: a batch the switch refuses (and logs).
     let (ok, out) = vxctl(&lab, "n1", &["del-port", "nosuchpod"]);
     assert!(!ok, "{out}");
-    assert!(wait_until(Duration::from_secs(5), || count_in(&log, "refused a batch") == 1));
+    assert!(wait_until(Duration::from_secs(5), || count_in(
+        &log,
+        "refused a batch"
+    ) == 1));
     assert_eq!(count_in(&rotated, "refused a batch"), 0);
     assert_eq!(count_in(&rotated, "log reopened"), 0);
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "SIGHUP did not stop it");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "SIGHUP did not stop it"
+    );
 }
 
 /// The systemd units in contrib/systemd verify cleanly (when systemd-analyze is installed),
 /// with ExecStart pointed at the built binaries.
 #[test]
 fn the_systemd_units_verify() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("systemd-analyze is not installed; not verified");
         return;
     }
@@ -565,5 +681,8 @@ fn the_systemd_units_verify() {
         Duration::from_secs(30),
     );
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(ok && out.trim().is_empty(), "systemd-analyze verify:\n{out}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "systemd-analyze verify:\n{out}"
+    );
 }

@@ -26,8 +26,8 @@ mod netns;
 pub mod ovs;
 mod plain;
 mod sh;
-mod sys;
 pub mod supervise;
+mod sys;
 pub mod topo;
 pub mod vxswitch;
 
@@ -1020,8 +1020,14 @@ impl Lab {
                 let args = vxswitch::switch_args(self, node);
                 let log = vxswitch::switch_log(&node.dir);
                 let pidfile = supervise::pidfile(&node.dir, vxswitch::SWITCHD);
-                let child =
-                    vxswitch::spawn_node_daemon(&node.netns, &bins, SwitchOrAgent::Switch, &args, &log, &pidfile)?;
+                let child = vxswitch::spawn_node_daemon(
+                    &node.netns,
+                    &bins,
+                    SwitchOrAgent::Switch,
+                    &args,
+                    &log,
+                    &pidfile,
+                )?;
                 self.nodes[i].switch_pid = Some(child.id());
                 switches.push((i, child));
             }
@@ -1035,8 +1041,14 @@ impl Lab {
                 let args = vxswitch::agent_args(node);
                 let log = vxswitch::agent_log(&node.dir);
                 let pidfile = supervise::pidfile(&node.dir, vxswitch::AGENT);
-                let child =
-                    vxswitch::spawn_node_daemon(&node.netns, &bins, SwitchOrAgent::Agent, &args, &log, &pidfile)?;
+                let child = vxswitch::spawn_node_daemon(
+                    &node.netns,
+                    &bins,
+                    SwitchOrAgent::Agent,
+                    &args,
+                    &log,
+                    &pidfile,
+                )?;
                 self.nodes[i].agent_pid = Some(child.id());
                 agents.push((i, child));
             }
@@ -1046,10 +1058,13 @@ impl Lab {
             // Supervised daemons: record the daemons' own PIDs, not their supervisors'.
             for &i in &idxs {
                 let dir = self.nodes[i].dir.clone();
-                if let Some(p) = supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::SWITCHD)) {
+                if let Some(p) =
+                    supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::SWITCHD))
+                {
                     self.nodes[i].switch_pid = Some(p);
                 }
-                if let Some(p) = supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::AGENT)) {
+                if let Some(p) = supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::AGENT))
+                {
                     self.nodes[i].agent_pid = Some(p);
                 }
             }

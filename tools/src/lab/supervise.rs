@@ -442,7 +442,10 @@ mod tests {
         let killed = Command::new("kill").args(["-TERM", &me]).status().unwrap();
         assert!(killed.success());
         assert_eq!(sup.join().unwrap(), 0);
-        assert!(!sys::alive(second), "the daemon is stopped with the supervisor");
+        assert!(
+            !sys::alive(second),
+            "the daemon is stopped with the supervisor"
+        );
         assert!(!pf.exists(), "the pidfile is removed");
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("was killed by signal 9"), "{text}");
