@@ -6,9 +6,9 @@
 //!   [`Policy::first_delay`]; a daemon that dies sooner again waits twice as long as the last
 //!   time, up to [`Policy::max_delay`].
 //! - At most [`Policy::burst`] restarts in any [`Policy::window`]; then the supervisor gives up.
-//! - A daemon whose very first run fails within [`Policy::healthy`] is not restarted (a bad
-//!   command line does not get better): the supervisor exits with a failure, so `vxlab up`
-//!   reports the daemon's death at once.
+//! - A daemon whose very first run exits with a failure status within [`Policy::healthy`] is
+//!   not restarted (a bad command line does not get better): the supervisor exits with a
+//!   failure, so `vxlab up` reports the daemon's death at once. Killed by a signal, it is.
 //! - Every start and exit is a line in LOG (the daemon's own log), and FILE always holds the
 //!   PID of the daemon running now (written atomically; removed when the supervisor ends).
 //!
@@ -87,11 +87,12 @@ impl Backoff {
         }
     }
 
-    /// The daemon exited at `now` after running `ran`, successfully or not.
-    pub fn exited(&mut self, now: Instant, ran: Duration, success: bool) -> Next {
+    /// The daemon ended at `now` after running `ran`; `failed`: it exited by itself with a
+    /// failure status (not killed by a signal, not exit 0).
+    pub fn exited(&mut self, now: Instant, ran: Duration, failed: bool) -> Next {
         self.runs += 1;
         let p = self.policy;
-        if self.runs == 1 && ran < p.healthy && !success {
+        if self.runs == 1 && ran < p.healthy && failed {
             return Next::FailedAtStart;
         }
         while self
@@ -212,11 +213,11 @@ pub fn run(log: &Path, pidfile: &Path, program: &Path, args: &[String], policy: 
             }
         };
         let ran = started.elapsed();
-        let (what, success) = match &status {
-            Ok(s) => (describe(s), s.success()),
+        let (what, failed) = match &status {
+            Ok(s) => (describe(s), s.code().is_some_and(|c| c != 0)),
             Err(e) => (format!("could not be waited for ({e})"), false),
         };
-        let next = backoff.exited(Instant::now(), ran, success);
+        let next = backoff.exited(Instant::now(), ran, failed);
         let ran_s = ran.as_secs_f64();
         let delay = match next {
             Next::Restart(d) => {
@@ -393,12 +394,13 @@ mod tests {
     fn a_first_run_that_fails_at_once_is_not_restarted() {
         let mut b = Backoff::new(policy());
         assert_eq!(
-            b.exited(Instant::now(), Duration::from_millis(30), false),
+            b.exited(Instant::now(), Duration::from_millis(30), true),
             Next::FailedAtStart
         );
+        // Exit 0, or killed (kill -9 right after a start), is restarted.
         let mut b = Backoff::new(policy());
         assert!(matches!(
-            b.exited(Instant::now(), Duration::from_millis(30), true),
+            b.exited(Instant::now(), Duration::from_millis(30), false),
             Next::Restart(_)
         ));
     }
