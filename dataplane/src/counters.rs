@@ -165,6 +165,11 @@ reasons! {
         /// IPv6 neighbour advertisements sent in answer to solicitations.
         NdAdvert => "nd_advertisements",
         Icmpv6TimeExceeded => "icmpv6_time_exceeded_sent",
+        /// Frames announcing the gateway written into a pod's TAP when its port is attached
+        /// (after a restart too): an ARP request from the gateway for the pod's address and
+        /// a gratuitous ARP, plus a neighbour solicitation and advertisement on dual-stack
+        /// pods, so the pod has its neighbour entry for the gateway again at once.
+        GatewayAnnounced => "gateway_announced",
     }
 }
 

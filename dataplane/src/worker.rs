@@ -33,6 +33,8 @@ use crate::wire::vnet::{self, VnetHdr};
 /// Frames handled per source before the worker looks at the next ready source.
 pub const BATCH: usize = quinn_udp::BATCH_SIZE;
 
+/// Longest a stopping worker spends forwarding what was already queued.
+const DRAIN_LIMIT: Duration = Duration::from_millis(100);
 const WAKER: Token = Token(0);
 const UNDERLAY: Token = Token(1);
 const TAP_BASE: usize = 16;
@@ -264,6 +266,50 @@ impl Worker {
             self.service_ready(fib);
             self.counters.busy_ns.add(t0.elapsed().as_nanos() as u64);
             self.counters.loops.inc();
+        }
+        self.drain(fib);
+    }
+
+    /// On stop: forwards what the kernel has already queued on this worker's TAP queues and
+    /// UDP socket, until every one is empty or [`DRAIN_LIMIT`] has passed (a pod that keeps
+    /// sending never holds the stop up), so a shutdown loses nothing that reached the switch.
+    fn drain(&mut self, fib: &FibReader) {
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        self.ready.clear();
+        if self.underlay.is_some() {
+            self.ready.push(UNDERLAY);
+        }
+        for (no, q) in self.taps.iter().enumerate() {
+            if q.is_some() {
+                self.ready.push(Token(TAP_BASE + no));
+            }
+        }
+        while !self.ready.is_empty() && Instant::now() < deadline {
+            let Some(tables) = fib.load() else {
+                return;
+            };
+            let mut i = 0;
+            while i < self.ready.len() {
+                self.pipeline.set_now_ms(crate::clock::now_ms());
+                let token = self.ready[i];
+                let r = if token == UNDERLAY {
+                    self.service_underlay(&tables)
+                } else {
+                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+                };
+                flush_batch(
+                    &mut self.batch,
+                    self.underlay.as_mut(),
+                    &self.counters,
+                    &mut self.gso_ok,
+                );
+                match r {
+                    Drained::Empty => {
+                        self.ready.swap_remove(i);
+                    }
+                    Drained::More => i += 1,
+                }
+            }
         }
     }
 

@@ -35,7 +35,28 @@ File descriptors: at start vxswitchd raises its soft RLIMIT_NOFILE to the hard l
 one UDP socket per worker on the VXLAN port, up to --src-ports sockets per worker on ports of
 --src-port-range, one TAP queue per worker per pod, and one per control connection. If they run
 out anyway, flows leave from the VXLAN port (counted as src_port_open_failed) and the control
-socket keeps answering.";
+socket keeps answering.
+
+Signals:
+  SIGTERM, SIGINT  stop: the control socket stops accepting connections (and is removed), every
+                   worker forwards what is already queued on its TAP queues and UDP socket
+                   (at most 100 ms), the configuration is written to the state file, the pods'
+                   TAPs are left in place, and vxswitchd exits 0 (in tens of milliseconds; the
+                   time is logged).
+  SIGHUP           reopen the log: --log-file PATH is opened again (appending), for log
+                   rotation; without --log-file nothing changes.
+  SIGKILL, a crash nothing runs; see below.
+
+Restarts: started again with the same command line (systemd's Restart=always, see
+contrib/systemd/; vxlab supervises its labs' daemons), vxswitchd restores its configuration
+from the state file, re-attaches the pods' persistent TAPs (the pods keep their interfaces,
+addresses and routes), and at once announces the gateway into each of them (an ARP request for
+the pod's address from the gateway and a gratuitous ARP; a neighbour solicitation and an
+unsolicited advertisement on dual-stack pods; counted as gateway_announced), so a pod whose
+neighbour entry for the gateway went with the TAP's carrier has it again without waiting the
+1 s of an ARP retry. It forwards with the restored tables until vxagent reconnects; the agent
+then pushes only what differs, never flushing the tables first. A state file that cannot be
+read or parsed is kept aside as FILE.corrupt-SECONDS and the switch starts empty for the agent.";
 
 /// The vxswitch daemon: a userspace VXLAN switch for pod networks.
 #[derive(Parser, Debug)]
@@ -111,6 +132,9 @@ struct Args {
     /// limit) after routing (64 for non-IP frames), as Linux's `ttl inherit`.
     #[arg(long, default_value = "64", value_name = "N|inherit", value_parser = parse_ttl)]
     ttl: OuterTtl,
+    /// Log to this file (appending) instead of stderr; SIGHUP reopens it (log rotation).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
     /// Do not save or restore the configuration.
     #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
     no_state: bool,
@@ -213,6 +237,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if let Some(path) = &args.log_file {
+        dataplane::io::sys::redirect_output(path)
+            .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+    }
     let access = Access {
         group: match &args.socket_group {
             Some(g) => Some((server::lookup_group(g)?, g.clone())),
@@ -293,16 +321,47 @@ fn run(args: Args) -> Result<(), String> {
         }
         tokio::spawn(server::expire_flows(sw.clone()));
         tokio::spawn(server::refresh_path_mtus(sw.clone()));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-        tokio::select! {
-            _ = server::serve(listener, sw.clone(), access) => {}
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        eprintln!("vxswitchd: stopping; pod TAPs stay for the next start");
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot watch {name}: {e}"))
+        };
+        let mut term = watch(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = watch(SignalKind::interrupt(), "SIGINT")?;
+        let mut hup = watch(SignalKind::hangup(), "SIGHUP")?;
+        let why = {
+            let serve = server::serve(listener, sw.clone(), access);
+            tokio::pin!(serve);
+            loop {
+                tokio::select! {
+                    _ = &mut serve => break "the control socket closed",
+                    _ = term.recv() => break "SIGTERM",
+                    _ = int.recv() => break "SIGINT",
+                    _ = hup.recv() => match &args.log_file {
+                        Some(path) => match dataplane::io::sys::redirect_output(path) {
+                            Ok(()) => eprintln!("vxswitchd: log reopened (SIGHUP)"),
+                            Err(e) => eprintln!(
+                                "vxswitchd: SIGHUP: cannot reopen {}: {e}; logging on to the old file",
+                                path.display()
+                            ),
+                        },
+                        None => eprintln!("vxswitchd: SIGHUP: no --log-file to reopen"),
+                    },
+                }
+            }
+            // Leaving this block drops the listener: no new control connection is accepted.
+        };
+        let t0 = std::time::Instant::now();
         let _ = std::fs::remove_file(&args.socket);
-        sw.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+        let mut sw = sw.lock().unwrap_or_else(|p| p.into_inner());
+        sw.shutdown();
+        eprintln!(
+            "vxswitchd: stopped ({why}) in {} ms: queues drained, {}, pod TAPs left for the next start",
+            t0.elapsed().as_millis(),
+            match sw.state_file() {
+                Some(p) => format!("state saved to {}", p.display()),
+                None => "no state file".to_string(),
+            }
+        );
         Ok(())
     })
 }

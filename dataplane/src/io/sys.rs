@@ -102,3 +102,22 @@ pub fn nofile_limit() -> io::Result<u64> {
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
     Ok(lim.rlim_cur)
 }
+
+/// Opens `path` for appending (creating it, mode 0640) and points this process's stdout and
+/// stderr at it, so every later log line lands there; called at start and again on SIGHUP,
+/// after a log rotation renamed the file.
+pub fn redirect_output(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 takes two descriptor numbers and touches no memory of ours; `file` is
+        // open for the duration of the call, and the targets are the standard descriptors,
+        // which this process owns (replacing them closes their previous file atomically).
+        cvt_retry(|| unsafe { libc::dup2(file.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}

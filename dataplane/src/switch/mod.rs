@@ -34,6 +34,7 @@ use crate::pmtu::PathMtus;
 use crate::wire::EthernetAddress;
 use crate::worker::{self, Control, WorkerConfig, WorkerHandle};
 
+mod announce;
 mod config;
 mod flows;
 mod ports;
@@ -369,11 +370,17 @@ impl Switch {
         Ok(self.version)
     }
 
-    /// Stops the workers; TAPs stay (they are persistent) so pods keep their interfaces.
+    /// Stops the workers, each after forwarding what was already queued for it, and saves the
+    /// configuration to the state file; TAPs stay (they are persistent) so pods keep their
+    /// interfaces, and the next start re-attaches them.
     pub fn shutdown(&mut self) {
+        for w in &self.workers {
+            w.send(Control::Stop);
+        }
         for w in &mut self.workers {
             w.stop();
         }
+        self.save();
     }
 
     /// Resolves a flow's port reference: vxlan0, vxhost0, a pod port's name, or a number.

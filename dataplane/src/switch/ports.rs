@@ -308,6 +308,9 @@ impl Switch {
             }
             return Err(e.to_string());
         }
+        if let Some(q) = tap.queues.first() {
+            self.announce_gateway(local, &p.spec, q);
+        }
         Ok((
             PortRuntime {
                 device: ifname,
@@ -316,6 +319,44 @@ impl Switch {
             },
             tap.queues,
         ))
+    }
+
+    /// Writes the gateway's announcement (see [`announce`](super::announce)) into a pod's
+    /// TAP, right after the port is attached and its link is up, so a pod whose neighbour
+    /// entry for the gateway went with the carrier has it again at once. A write that fails is
+    /// logged; the pod then resolves the gateway itself.
+    fn announce_gateway(&self, local: &LocalNode, spec: &PortSpec, q: &TapQueue) {
+        let gw = local.gateway();
+        let frames = super::announce::gateway_frames(
+            gw,
+            gateway_mac(gw),
+            local.gateway6(),
+            eth(spec.mac),
+            spec.ip,
+            pod_ipv6(local, spec).and(spec.ip6),
+        );
+        let vnet = [0u8; crate::wire::vnet::HEADER_LEN];
+        let mut written = 0;
+        for f in &frames {
+            let r = if self.cfg.offload {
+                q.writev(&[io::IoSlice::new(&vnet), io::IoSlice::new(f)])
+            } else {
+                q.write(f)
+            };
+            match r {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    eprintln!(
+                        "vxswitchd: port {}: cannot announce the gateway: {e}",
+                        spec.name
+                    );
+                    break;
+                }
+            }
+        }
+        if let Some(w) = self.workers.first() {
+            w.counters.event_n(Event::GatewayAnnounced, written);
+        }
     }
 
     /// Hands one queue to each worker.

@@ -3,6 +3,7 @@
 //! overlay, and take them down again.
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -164,6 +165,19 @@ Examples:
     Down,
     /// List the labs that are up.
     List,
+    /// Run a daemon and start it again whenever it exits (what `vxlab up` runs per daemon).
+    #[command(hide = true)]
+    Supervise {
+        /// Log file of the daemon (stdout and stderr), where starts and exits are logged too.
+        #[arg(long)]
+        log: PathBuf,
+        /// Holds the PID of the daemon running now.
+        #[arg(long)]
+        pidfile: PathBuf,
+        /// The daemon and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,6 +274,16 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             let mut command = Command::new(vxctl);
             command.arg("--socket").arg(socket).args(args);
             pass_through(command)
+        }
+        Cmd::Supervise { log, pidfile, cmd } => {
+            let code = lab::supervise::run(
+                &log,
+                &pidfile,
+                Path::new(&cmd[0]),
+                &cmd[1..],
+                lab::supervise::Policy::default(),
+            );
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         Cmd::Down => {
             let report = Lab::teardown(&name)?;

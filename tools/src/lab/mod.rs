@@ -26,6 +26,7 @@ mod netns;
 pub mod ovs;
 mod plain;
 mod sh;
+pub mod supervise;
 mod sys;
 pub mod topo;
 pub mod vxswitch;
@@ -47,7 +48,7 @@ pub use error::LabError;
 pub use sh::set_verbose;
 pub use sys::is_root;
 pub use topo::Kind;
-use vxswitch::Bins;
+use vxswitch::{Bins, SwitchOrAgent};
 
 /// Where labs keep their runtime files: `/run/vxlab/LAB/`.
 pub const RUN_ROOT: &str = "/run/vxlab";
@@ -624,14 +625,16 @@ impl Lab {
         })
     }
 
-    /// The PID of a node's vxswitchd as recorded.
+    /// The PID of a node's vxswitchd: the one its supervisor runs now, else as recorded.
     pub fn switch_pid(&self, node: &str) -> Option<u32> {
-        self.node(node)?.switch_pid
+        let n = self.node(node)?;
+        supervise::read_pidfile(&supervise::pidfile(&n.dir, vxswitch::SWITCHD)).or(n.switch_pid)
     }
 
-    /// The PID of a node's vxagent as recorded.
+    /// The PID of a node's vxagent: the one its supervisor runs now, else as recorded.
     pub fn agent_pid(&self, node: &str) -> Option<u32> {
-        self.node(node)?.agent_pid
+        let n = self.node(node)?;
+        supervise::read_pidfile(&supervise::pidfile(&n.dir, vxswitch::AGENT)).or(n.agent_pid)
     }
 
     /// The userspace switch processes of the lab, as recorded: vxswitchd of vxswitch nodes,
@@ -640,7 +643,7 @@ impl Lab {
         self.nodes
             .iter()
             .filter_map(|n| match n.kind {
-                Kind::Vxswitch => n.switch_pid.map(|p| (n.name.clone(), p)),
+                Kind::Vxswitch => self.switch_pid(&n.name).map(|p| (n.name.clone(), p)),
                 Kind::Ovs => n.ovs_vswitchd_pid.map(|p| (n.name.clone(), p)),
                 Kind::Kernel | Kind::Plain => None,
             })
@@ -810,6 +813,18 @@ impl Lab {
             None => Bins::find()?,
         };
         let info = &self.nodes[idx];
+        let pidfile = supervise::pidfile(&info.dir, vxswitch::SWITCHD);
+        if let Some(old) = supervise::read_pidfile(&pidfile).filter(|&p| sys::alive(p)) {
+            // Supervised: kill it, and its supervisor starts it again with the same arguments.
+            if netns::pids(&info.netns)?.contains(&old) {
+                let _ = sys::signal(old, sys::Signal::Kill);
+            }
+            let socket = vxswitch::socket_path(&info.dir);
+            let log = vxswitch::switch_log(&info.dir);
+            let pid = vxswitch::wait_restarted(node, &pidfile, old, &socket, &log)?;
+            self.nodes[idx].switch_pid = Some(pid);
+            return self.save();
+        }
         if let Some(pid) = info.switch_pid {
             // Only if that PID still lives in the node's namespace: it may have been reused.
             if sys::alive(pid) && netns::pids(&info.netns)?.contains(&pid) {
@@ -1004,7 +1019,15 @@ impl Lab {
                 let node = &self.nodes[i];
                 let args = vxswitch::switch_args(self, node);
                 let log = vxswitch::switch_log(&node.dir);
-                let child = vxswitch::spawn_daemon(&node.netns, &bins.vxswitchd, &args, &log)?;
+                let pidfile = supervise::pidfile(&node.dir, vxswitch::SWITCHD);
+                let child = vxswitch::spawn_node_daemon(
+                    &node.netns,
+                    &bins,
+                    SwitchOrAgent::Switch,
+                    &args,
+                    &log,
+                    &pidfile,
+                )?;
                 self.nodes[i].switch_pid = Some(child.id());
                 switches.push((i, child));
             }
@@ -1017,12 +1040,33 @@ impl Lab {
                 let node = &self.nodes[i];
                 let args = vxswitch::agent_args(node);
                 let log = vxswitch::agent_log(&node.dir);
-                let child = vxswitch::spawn_daemon(&node.netns, &bins.vxagent, &args, &log)?;
+                let pidfile = supervise::pidfile(&node.dir, vxswitch::AGENT);
+                let child = vxswitch::spawn_node_daemon(
+                    &node.netns,
+                    &bins,
+                    SwitchOrAgent::Agent,
+                    &args,
+                    &log,
+                    &pidfile,
+                )?;
                 self.nodes[i].agent_pid = Some(child.id());
                 agents.push((i, child));
             }
             for ((i, switch), (_, agent)) in switches.iter_mut().zip(agents.iter_mut()) {
                 vxswitch::wait_ports_up(&self.nodes[*i], switch, agent)?;
+            }
+            // Supervised daemons: record the daemons' own PIDs, not their supervisors'.
+            for &i in &idxs {
+                let dir = self.nodes[i].dir.clone();
+                if let Some(p) =
+                    supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::SWITCHD))
+                {
+                    self.nodes[i].switch_pid = Some(p);
+                }
+                if let Some(p) = supervise::read_pidfile(&supervise::pidfile(&dir, vxswitch::AGENT))
+                {
+                    self.nodes[i].agent_pid = Some(p);
+                }
             }
             Ok(())
         })();
@@ -1084,6 +1128,19 @@ fn teardown(name: &str, failed_logs: bool) -> Result<DownReport, LabError> {
     pids.sort_unstable();
     pids.dedup();
     pids.retain(|&p| sys::alive(p));
+    // Supervisors first, so none restarts a daemon being stopped; each passes SIGTERM on to
+    // its daemon and waits for it.
+    let supervisors: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&p| sys::comm(p).as_deref() == Some(supervise::COMM))
+        .collect();
+    for &pid in &supervisors {
+        let _ = sys::signal(pid, sys::Signal::Term);
+    }
+    let _ = sys::wait_gone(&supervisors, TERM_GRACE + Duration::from_secs(1));
+    let found = pids.clone();
+    pids.retain(|&p| sys::alive(p));
     for &pid in &pids {
         let _ = sys::signal(pid, sys::Signal::Term);
     }
@@ -1092,7 +1149,7 @@ fn teardown(name: &str, failed_logs: bool) -> Result<DownReport, LabError> {
         let _ = sys::signal(pid, sys::Signal::Kill);
     }
     let survivors = sys::wait_gone(&stubborn, KILL_GRACE);
-    report.killed = pids;
+    report.killed = found;
 
     let mut problems = Vec::new();
     for ns in &namespaces {

@@ -18,6 +18,7 @@ use super::{sh, topo, Lab, LabError, NodeInfo};
 pub const SWITCHD: &str = "vxswitchd";
 pub const AGENT: &str = "vxagent";
 pub const CTL: &str = "vxctl";
+pub const LAB: &str = "vxlab";
 
 /// How long vxswitchd may take to answer hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,6 +205,10 @@ fn is_executable(p: &Path) -> bool {
 pub struct Bins {
     pub vxswitchd: PathBuf,
     pub vxagent: PathBuf,
+    /// vxlab itself, which supervises the daemons (`vxlab supervise`); without it they run
+    /// unsupervised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlab: Option<PathBuf>,
 }
 
 impl Bins {
@@ -212,6 +217,7 @@ impl Bins {
         Ok(Bins {
             vxswitchd: search.find(SWITCHD)?,
             vxagent: search.find(AGENT)?,
+            vxlab: search.find(LAB).ok(),
         })
     }
 }
@@ -247,6 +253,10 @@ pub fn switch_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
     if let Some(w) = spec.workers {
         args.extend(["--workers".to_string(), w.to_string()]);
     }
+    args.extend([
+        "--log-file".to_string(),
+        switch_log(&node.dir).display().to_string(),
+    ]);
     let offload = if spec.offload { "on" } else { "off" };
     args.extend(["--offload".to_string(), offload.to_string()]);
     args.extend(spec.switch_args.iter().cloned());
@@ -293,6 +303,76 @@ pub fn spawn_daemon(ns: &str, bin: &Path, args: &[String], log: &Path) -> Result
         cmdline: line,
         source,
     })
+}
+
+/// Which daemon of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOrAgent {
+    Switch,
+    Agent,
+}
+
+/// Starts a node's daemon under a supervisor (`vxlab supervise`, which restarts it whenever it
+/// exits and keeps its PID in `pidfile`), or, when the vxlab binary is not at hand, directly.
+/// The child returned is the supervisor (or the daemon).
+pub fn spawn_node_daemon(
+    ns: &str,
+    bins: &Bins,
+    which: SwitchOrAgent,
+    args: &[String],
+    log: &Path,
+    pidfile: &Path,
+) -> Result<Child, LabError> {
+    let bin = match which {
+        SwitchOrAgent::Switch => &bins.vxswitchd,
+        SwitchOrAgent::Agent => &bins.vxagent,
+    };
+    let Some(vxlab) = &bins.vxlab else {
+        return spawn_daemon(ns, bin, args, log);
+    };
+    let mut sup = vec![
+        "supervise".to_string(),
+        "--log".to_string(),
+        log.display().to_string(),
+        "--pidfile".to_string(),
+        pidfile.display().to_string(),
+        "--".to_string(),
+        bin.display().to_string(),
+    ];
+    sup.extend(args.iter().cloned());
+    spawn_daemon(ns, vxlab, &sup, log)
+}
+
+/// Waits until a supervisor has replaced daemon `old` (its PID file names another, living
+/// process) and the new vxswitchd answers hello on `socket`; returns the new PID.
+pub fn wait_restarted(
+    node: &str,
+    pidfile: &Path,
+    old: u32,
+    socket: &Path,
+    log: &Path,
+) -> Result<u32, LabError> {
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    let mut last = String::from("no new process yet");
+    loop {
+        if let Some(pid) = super::supervise::read_pidfile(pidfile).filter(|&p| p != old) {
+            match Client::connect(socket, "vxlab") {
+                Ok(_) => return Ok(pid),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::NotReady {
+                program: SWITCHD,
+                node: node.to_string(),
+                secs: HELLO_TIMEOUT.as_secs(),
+                detail: format!("not restarted by its supervisor ({last})"),
+                log: log.to_path_buf(),
+                tail: log_tail(log),
+            });
+        }
+        std::thread::sleep(HELLO_POLL);
+    }
 }
 
 /// Lets a started daemon run on: a thread reaps it when it exits, so it never lingers as a
