@@ -251,6 +251,8 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
     );
     let stats_before = c1.stats().unwrap();
     let rcvbuf_errors_before = udp_rcvbuf_errors(&dst);
+    let n2_ns = lab.node("n2").unwrap().netns.clone();
+    let n2_rcvbuf_errors_before = udp_rcvbuf_errors(&n2_ns);
 
     // The receiver: arrival order and delay of every datagram.
     let clock = Instant::now();
@@ -395,6 +397,10 @@ fn a_stream_loses_nothing_while_100000_table_changes_go_through() {
 
     let rcvbuf_errors = udp_rcvbuf_errors(&dst) - rcvbuf_errors_before;
     eprintln!("  receiving pod: {rcvbuf_errors} datagrams dropped by its own full socket buffer");
+    let n2_rcvbuf_errors = udp_rcvbuf_errors(&n2_ns) - n2_rcvbuf_errors_before;
+    eprintln!(
+        "  receiving node n2: {n2_rcvbuf_errors} datagrams dropped by its full VXLAN socket buffers"
+    );
     // Where a loss happened, if one did: the switches' drops by reason, and the sending pod's
     // own count of frames its TAP had no room for (the switch not reading it in time).
     let stats_after = c1.stats().unwrap();

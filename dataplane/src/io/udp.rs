@@ -177,14 +177,27 @@ pub fn send_meta(
 pub fn bind_underlay(vtep: IpAddr, port: u16) -> io::Result<UdpSocket> {
     let addr = SocketAddr::new(vtep, port);
     let s = new_socket(addr, true)?;
-    // Larger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
-    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    // Larger buffers absorb bursts (a worker held off its core for a while): 4 MB is about
+    // 5,000 small datagrams. With CAP_NET_ADMIN the size is forced past rmem_max/wmem_max
+    // (212,992 bytes on a stock kernel, a few hundred datagrams); without it the kernel caps it.
+    set_buffers(&s, SOCKET_BUFFER, SOCKET_BUFFER);
     if vtep.is_ipv6() {
         set_no_check6_rx(&s, true)?;
     }
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// Sets the receive and send buffer sizes, forced past the system maxima when the process may
+/// (`SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`, CAP_NET_ADMIN), else as far as the maxima allow.
+pub fn set_buffers(s: &socket2::Socket, recv: usize, send: usize) {
+    let as_int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    if setsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, as_int(recv)).is_err() {
+        let _ = s.set_recv_buffer_size(recv);
+    }
+    if setsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, as_int(send)).is_err() {
+        let _ = s.set_send_buffer_size(send);
+    }
 }
 
 /// Accepts UDP over IPv6 with a zero checksum (`UDP_NO_CHECK6_RX`), which Linux drops by
