@@ -128,6 +128,11 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
     Ok(())
 }
 
+/// Reads a state file's bytes into the configuration they declare; why not, if they do not.
+pub fn parse_state(bytes: &[u8]) -> Result<Config, String> {
+    serde_json::from_slice::<Config>(bytes).map_err(|e| e.to_string())
+}
+
 /// Checks a whole configuration for conflicts.
 pub fn validate(c: &Config) -> Result<(), String> {
     let local = c.local.as_ref().map(|l| &l.spec);
