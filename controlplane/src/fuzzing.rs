@@ -171,5 +171,8 @@ pub fn agent_config(data: &[u8]) {
     let fp = agent::flows::plan(&want, &[]);
     let _ = fp.is_noop();
     let again = agent::flows::plan(&want, &want);
-    assert!(again.is_noop(), "the agent's flows against themselves need no change");
+    assert!(
+        again.is_noop(),
+        "the agent's flows against themselves need no change"
+    );
 }

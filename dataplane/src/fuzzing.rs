@@ -120,7 +120,10 @@ impl Sink for FuzzSink {
                 }
             }
             Action::Encap { node, .. } => {
-                assert!(t.node(node).is_some(), "encapsulated to unknown node {node}");
+                assert!(
+                    t.node(node).is_some(),
+                    "encapsulated to unknown node {node}"
+                );
                 let super_frame = buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0;
                 offload::complete_partial(buf, 8);
                 if super_frame && buf.len() >= 8 {

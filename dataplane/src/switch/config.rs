@@ -363,8 +363,12 @@ mod state_tests {
             ("port number beyond the last", |v| {
                 v["ports"]["n1p2"]["no"] = 5000.into()
             }),
-            ("the tunnel's port number", |v| v["ports"]["n1p2"]["no"] = 1.into()),
-            ("one port number twice", |v| v["ports"]["n1p2"]["no"] = 3.into()),
+            ("the tunnel's port number", |v| {
+                v["ports"]["n1p2"]["no"] = 1.into()
+            }),
+            ("one port number twice", |v| {
+                v["ports"]["n1p2"]["no"] = 3.into()
+            }),
             ("saved under another name", |v| {
                 v["ports"]["n1p2"]["spec"]["name"] = "n1p9".into()
             }),
