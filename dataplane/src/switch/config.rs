@@ -353,7 +353,8 @@ mod state_tests {
     /// worker serves.
     #[test]
     fn a_state_file_that_breaks_the_batch_checks_is_refused() {
-        let cases: [(&str, fn(&mut serde_json::Value)); 6] = [
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 6] = [
             ("same MAC", |v| {
                 v["ports"]["n1p2"]["spec"]["mac"] = v["ports"]["n1p1"]["spec"]["mac"].clone()
             }),
