@@ -86,6 +86,8 @@ fn switch(state_dir: Option<&PathBuf>) -> Switch {
         ttl: OuterTtl::Inherit,
         flood_max_nodes: usize::MAX,
         src_ports: 1,
+        bum_rate: 0,
+        bum_burst: 0,
     })
     .expect("switch");
     let local = LocalNode {

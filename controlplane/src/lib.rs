@@ -11,6 +11,8 @@ pub mod codec;
 pub mod error;
 pub mod flow;
 pub mod flow_syntax;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 
 pub use error::Error;

@@ -14,6 +14,8 @@ pub mod counters;
 pub mod fib;
 pub mod flow;
 pub mod flowstore;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod metrics;
 pub mod offload;

@@ -192,10 +192,24 @@ pub fn bind_underlay(vtep: IpAddr, port: u16) -> io::Result<UdpSocket> {
 /// (`SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`, CAP_NET_ADMIN), else as far as the maxima allow.
 pub fn set_buffers(s: &socket2::Socket, recv: usize, send: usize) {
     let as_int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    if setsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, as_int(recv)).is_err() {
+    if setsockopt_int(
+        s.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        as_int(recv),
+    )
+    .is_err()
+    {
         let _ = s.set_recv_buffer_size(recv);
     }
-    if setsockopt_int(s.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, as_int(send)).is_err() {
+    if setsockopt_int(
+        s.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUFFORCE,
+        as_int(send),
+    )
+    .is_err()
+    {
         let _ = s.set_send_buffer_size(send);
     }
 }

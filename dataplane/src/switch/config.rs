@@ -128,6 +128,44 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
     Ok(())
 }
 
+/// Reads a state file's bytes into the configuration they declare; why not, if they do not.
+///
+/// What is accepted is a configuration the switch could have written: every object valid and
+/// saved under its own name, pod port numbers distinct and within the workers' port slots, and
+/// the whole passing the checks every batch passes (a restored configuration that failed them
+/// would make every later batch fail them too).
+pub fn parse_state(bytes: &[u8]) -> Result<Config, String> {
+    let c: Config = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if let Some(l) = &c.local {
+        l.spec.validate()?;
+    }
+    let mut numbers = BTreeSet::new();
+    for (name, p) in &c.ports {
+        if *name != p.spec.name {
+            return Err(format!("port {} is saved as {name}", p.spec.name));
+        }
+        p.spec.validate()?;
+        if !(PORT_FIRST_POD..crate::counters::MAX_PORTS as u16).contains(&p.no) {
+            return Err(format!(
+                "port {name} has number {}, outside {PORT_FIRST_POD}..={}",
+                p.no,
+                crate::counters::MAX_PORTS - 1
+            ));
+        }
+        if !numbers.insert(p.no) {
+            return Err(format!("port number {} is given twice", p.no));
+        }
+    }
+    for (name, n) in &c.nodes {
+        if *name != n.spec.name {
+            return Err(format!("node {} is saved as {name}", n.spec.name));
+        }
+        n.spec.validate()?;
+    }
+    validate(&c)?;
+    Ok(c)
+}
+
 /// Checks a whole configuration for conflicts.
 pub fn validate(c: &Config) -> Result<(), String> {
     let local = c.local.as_ref().map(|l| &l.spec);
@@ -371,5 +409,90 @@ mod tests {
                 .any(|(i, a)| specs[i + 1..].iter().any(|b| a.subnet.overlaps(&b.subnet)));
             assert_eq!(validate(&c).is_err(), pairwise, "{specs:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    /// A state file as the switch writes it: node n1 with pods n1p1 (port 3) and n1p2 (4).
+    fn saved() -> serde_json::Value {
+        let mut c = Config::default();
+        let local = LocalNode {
+            name: "n1".into(),
+            vtep: "198.51.100.1".parse().unwrap(),
+            vtep_mac: MacAddr([2, 0xf1, 0, 0, 0, 1]),
+            subnet: "10.1.1.0/24".parse().unwrap(),
+            gateway: None,
+            vni: 1,
+            cluster_network: "10.1.0.0/16".parse().unwrap(),
+            underlay_mtu: 1500,
+            subnet6: None,
+        };
+        apply_change(&mut c, Owner::Agent, &Change::SetLocalNode(local)).unwrap();
+        for (name, i) in [("n1p1", 2), ("n1p2", 3)] {
+            let p = PortSpec {
+                name: name.into(),
+                netns: format!("lab-{name}"),
+                mac: MacAddr([0x0a, 0x58, 10, 1, 1, i]),
+                ip: Ipv4Addr::new(10, 1, 1, i),
+                ip6: None,
+                vnid: None,
+                ifname: None,
+                mtu: None,
+            };
+            apply_change(&mut c, Owner::Agent, &Change::AddPort(p)).unwrap();
+        }
+        serde_json::to_value(&c).unwrap()
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<Config, String> {
+        parse_state(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn a_saved_configuration_reads_back() {
+        let c = parse(&saved()).unwrap();
+        assert_eq!(c.ports["n1p2"].no, 4);
+        assert_eq!(serde_json::to_value(&c).unwrap(), saved());
+    }
+
+    /// A state file the batch checks would refuse (two pods with one MAC, a port number the
+    /// workers have no slot for, a port saved under another name, an invalid pod) is refused
+    /// like a corrupt one: restored, it would make every later batch fail the same checks
+    /// (the switch could not be reconfigured without deleting the file), or leave a port no
+    /// worker serves.
+    #[test]
+    fn a_state_file_that_breaks_the_batch_checks_is_refused() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 6] = [
+            ("same MAC", |v| {
+                v["ports"]["n1p2"]["spec"]["mac"] = v["ports"]["n1p1"]["spec"]["mac"].clone()
+            }),
+            ("IP outside the subnet", |v| {
+                v["ports"]["n1p2"]["spec"]["ip"] = "10.9.9.9".into()
+            }),
+            ("port number beyond the last", |v| {
+                v["ports"]["n1p2"]["no"] = 5000.into()
+            }),
+            ("the tunnel's port number", |v| {
+                v["ports"]["n1p2"]["no"] = 1.into()
+            }),
+            ("one port number twice", |v| {
+                v["ports"]["n1p2"]["no"] = 3.into()
+            }),
+            ("saved under another name", |v| {
+                v["ports"]["n1p2"]["spec"]["name"] = "n1p9".into()
+            }),
+        ];
+        for (what, edit) in cases {
+            let mut v = saved();
+            edit(&mut v);
+            assert!(parse(&v).is_err(), "{what}: accepted");
+        }
+        let mut v = saved();
+        v["local"]["spec"]["underlay_mtu"] = 10.into();
+        assert!(parse(&v).is_err(), "an invalid local node: accepted");
     }
 }

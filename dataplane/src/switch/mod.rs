@@ -41,7 +41,7 @@ mod ports;
 mod publish;
 
 use config::change_name;
-pub use config::{apply_change, validate};
+pub use config::{apply_change, parse_state, validate};
 
 /// Name of the host port's TAP in the node's namespace.
 pub const HOST_PORT_NAME: &str = "vxhost0";

@@ -15,7 +15,7 @@ impl Switch {
             return Ok(());
         };
         let read = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Config>(&bytes).map_err(|e| e.to_string()),
+            Ok(bytes) => parse_state(&bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => Err(format!("cannot read it: {e}")),
         };

@@ -49,6 +49,8 @@ fn walk_all(data: &[u8]) {
         walk_l4(proto, data, None);
     }
     walk_vxlan(data);
+    walk_ndisc(data);
+    walk_vnet(data);
 }
 
 #[derive(Clone, Copy)]
@@ -194,8 +196,32 @@ fn walk_l4(proto: IpProtocol, data: &[u8], addrs: Option<Addrs>) {
                     }
                 }
             }
+            walk_ndisc(data);
         }
         IpProtocol::Unknown(_) => {}
+    }
+}
+
+fn walk_ndisc(data: &[u8]) {
+    if let Ok(nd) = NdiscPacket::new_checked(data) {
+        let _ = (nd.msg_type(), nd.msg_code(), nd.flags(), nd.target_addr());
+        for kind in 0..=3 {
+            let _ = nd.ll_addr_option(kind);
+        }
+    }
+}
+
+/// The virtio-net header in front of a TAP read: parses from any 12 bytes and emits back the
+/// same bytes but the two padding bytes.
+fn walk_vnet(data: &[u8]) {
+    if let Ok(h) = vnet::VnetHdr::parse(data) {
+        let _ = (h.is_tcp_gso(), h.needs_csum());
+        let mut b = [0u8; vnet::HEADER_LEN];
+        h.emit(&mut b);
+        assert_eq!(vnet::VnetHdr::parse(&b), Ok(h));
+        assert_eq!(b[..10], data[..10]);
+    } else {
+        assert!(data.len() < vnet::HEADER_LEN);
     }
 }
 
@@ -297,6 +323,19 @@ fn mutate_all(buf: &mut [u8]) {
     if let Ok(mut icmp) = Icmpv6Packet::new_checked(&mut *buf) {
         icmp.fill_checksum(&src6, &dst6);
         assert!(icmp.verify_checksum(&src6, &dst6));
+    }
+    if let Ok(mut nd) = NdiscPacket::new_checked(&mut *buf) {
+        let target = nd.target_addr();
+        nd.set_msg_type(136);
+        nd.set_flags(0x60);
+        nd.set_target_addr(target);
+        assert_eq!(nd.target_addr(), target);
+        if nd.into_inner().len() >= ndisc::HEADER_LEN + ndisc::LL_OPTION_LEN {
+            let mut nd = NdiscPacket::new_unchecked(&mut *buf);
+            let mac = EthernetAddress([0x0a, 0x58, 10, 1, 1, 2]);
+            nd.set_ll_addr_option(2, mac);
+            assert_eq!(nd.ll_addr_option(2), Some(mac));
+        }
     }
     if let Ok(mut vx) = VxlanPacket::new_checked(&mut *buf) {
         let vni = vx.vni();
