@@ -303,6 +303,16 @@ fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
                     f.table
                 ));
             }
+            FlowAction::Move { src, .. }
+                if src.end as u32 >= src.field.bits() || src.start > src.end =>
+            {
+                return Err(format!(
+                    "move source bits {}..{} are outside the field's {} bits",
+                    src.start,
+                    src.end,
+                    src.field.bits()
+                ));
+            }
             FlowAction::Load { dst, .. } | FlowAction::Move { dst, .. }
                 if dst.end as u32 >= dst.field.bits() || dst.start > dst.end =>
             {
@@ -464,6 +474,35 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("flow mod 2") && e.contains("nosuch"), "{e}");
         assert_eq!(s, FlowStore::initial());
+    }
+
+    #[test]
+    fn bit_ranges_beyond_a_field_are_refused_on_either_side_of_a_move() {
+        use controlplane::flow::{Field, FieldRange};
+        let s = FlowStore::initial();
+        let range = |field, start, end| FieldRange { field, start, end };
+        for (src, dst, says) in [
+            (
+                range(Field::Reg(0), 0, 200),
+                range(Field::Reg(1), 0, 31),
+                "move source bits 0..200",
+            ),
+            (
+                range(Field::Reg(0), 9, 3),
+                range(Field::Reg(1), 0, 31),
+                "move source bits 9..3",
+            ),
+            (
+                range(Field::Reg(0), 0, 31),
+                range(Field::Reg(1), 0, 64),
+                "bits 0..64",
+            ),
+        ] {
+            let mut f = flow(10, [10, 1, 2, 2], 3);
+            f.actions.insert(0, FlowAction::Move { src, dst });
+            let e = s.apply(&[add(f)], &cx()).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -554,14 +554,15 @@ fn range_mask(start: u8, end: u8) -> u64 {
 }
 
 fn read_bits(key: &FlowKey, field: Field, start: u8, end: u8) -> u64 {
-    if end < start {
+    // Ranges are checked when a flow is added; one beyond a 64-bit slot reads nothing.
+    if end < start || end > 63 {
         return 0;
     }
     (key.get(field_slot(field)) & range_mask(start, end)) >> start
 }
 
 fn write_bits(key: &mut FlowKey, field: Field, start: u8, end: u8, value: u64) {
-    if end < start {
+    if end < start || end > 63 {
         return;
     }
     let s: Slot = field_slot(field);
