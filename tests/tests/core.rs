@@ -87,6 +87,20 @@ fn arp_is_answered_by_the_switch_and_never_crosses_the_underlay() {
     let lab = two_nodes("arp");
     let dir = std::env::temp_dir().join(format!("vx-{}", lab.name));
     let n1 = lab.node("n1").unwrap().netns.clone();
+    // The switch announced the gateway when it attached the pods; forget it, so the pods ask.
+    for pod in ["n1p1", "n2p2"] {
+        let (ok, out) = run_bounded(
+            std::process::Command::new("ip").args([
+                "-n",
+                &netns(&lab, pod),
+                "neigh",
+                "flush",
+                "all",
+            ]),
+            Duration::from_secs(5),
+        );
+        assert!(ok, "ip neigh flush in {pod}: {out}");
+    }
     let cap = Capture::start(&n1, "eth0", "udp port 4789", &dir);
     let (ok, out) = ping(&lab, "n1p1", ip("10.1.2.2"), 3, &[]);
     assert!(ok, "{out}");
