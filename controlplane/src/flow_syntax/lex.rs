@@ -406,8 +406,9 @@ const RESERVED_PORTS: &[&str] = &[
 /// The longest port name (a Linux interface name: IFNAMSIZ - 1).
 const MAX_PORT_NAME: usize = 15;
 
-/// A port: a number (decimal or 0x hex), or a name that starts with a letter (`vxlan0`,
-/// `n1p1`). `after` is the text before it (`in_port=`, `output:`).
+/// A port: a number (decimal or 0x hex), or a name that starts with a letter or a digit
+/// (`vxlan0`, `n1p1`, `61p2`: what is not a number is a name, as in ovs-ofctl). `after` is the
+/// text before it (`in_port=`, `output:`).
 pub(super) fn port(v: &str, at: usize, after: &str) -> Res<PortRef> {
     let expected = || {
         bad(
@@ -431,39 +432,40 @@ pub(super) fn port(v: &str, at: usize, after: &str) -> Res<PortRef> {
                 at,
                 format!("port number {v} is too large (16 bits, at most 65535)"),
             ),
-            Err(NumErr::Syntax) => expected(),
+            Err(NumErr::Syntax) => port_name(v, at, after),
         },
-        Some(c) if c.is_ascii_alphabetic() => {
-            let lower = v.to_ascii_lowercase();
-            if RESERVED_PORTS.contains(&lower.as_str()) {
-                let hint = if after.starts_with("output") && (lower == "normal" || lower == "flood")
-                {
-                    format!("; use the {lower} action")
-                } else {
-                    "; name a port by number or by name".to_string()
-                };
-                return bad(
-                    at,
-                    format!(
-                        "{v} is an OpenFlow reserved port, which vxswitch does not support{hint}"
-                    ),
-                );
-            }
-            let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-            if v.len() > MAX_PORT_NAME || !v.chars().all(name_ok) {
-                return bad(
-                    at,
-                    format!(
-                        "expected a port number or name (letters, digits, '_', '-', '.', at most \
-                         {MAX_PORT_NAME} characters) after {after}, found {}",
-                        found(v)
-                    ),
-                );
-            }
-            Ok(PortRef::Name(v.to_string()))
-        }
+        Some(c) if c.is_ascii_alphabetic() => port_name(v, at, after),
         _ => expected(),
     }
+}
+
+/// A port name: an OpenFlow reserved name is refused with a hint; otherwise letters, digits,
+/// '_', '-' and '.', at most an interface name long.
+fn port_name(v: &str, at: usize, after: &str) -> Res<PortRef> {
+    let lower = v.to_ascii_lowercase();
+    if RESERVED_PORTS.contains(&lower.as_str()) {
+        let hint = if after.starts_with("output") && (lower == "normal" || lower == "flood") {
+            format!("; use the {lower} action")
+        } else {
+            "; name a port by number or by name".to_string()
+        };
+        return bad(
+            at,
+            format!("{v} is an OpenFlow reserved port, which vxswitch does not support{hint}"),
+        );
+    }
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if v.len() > MAX_PORT_NAME || !v.chars().all(name_ok) {
+        return bad(
+            at,
+            format!(
+                "expected a port number or name (letters, digits, '_', '-', '.', at most \
+                 {MAX_PORT_NAME} characters) after {after}, found {}",
+                found(v)
+            ),
+        );
+    }
+    Ok(PortRef::Name(v.to_string()))
 }
 
 /// The candidate closest to `word` (ignoring case) by edit distance, when it is close: one

@@ -645,6 +645,34 @@ fn valid_flows_parse_to_their_repr() {
 }
 
 #[test]
+fn a_port_name_that_starts_with_a_digit_is_a_name_and_prints_back() {
+    // A pod may be called `61p2`; the agent's flows name its port, and dump-flows must parse
+    // back (found by the agent_config fuzz target).
+    let f = parse_flow("in_port=61p2,actions=output:7e1").unwrap();
+    assert_eq!(
+        f.matches,
+        vec![M::InPort {
+            port: PortRef::Name("61p2".into())
+        }]
+    );
+    assert_eq!(
+        f.actions,
+        vec![A::Output {
+            port: PortRef::Name("7e1".into())
+        }]
+    );
+    assert_eq!(parse_flow(&format_flow(&f)).unwrap(), f);
+    for (bad, says) in [
+        ("in_port=70000,actions=drop", "too large"),
+        ("in_port=0x1ffff,actions=drop", "too large"),
+        ("in_port=6/1,actions=drop", "expected a port number or name"),
+    ] {
+        let e = parse_flow(bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn flows_round_trip() {
     for (input, _) in valid() {
         let f = parse_flow(input).unwrap();
