@@ -21,6 +21,12 @@ pub const MAX_DEPTH: usize = 64;
 pub const AGENT_COOKIE: u64 = 0x00a6_e470;
 /// Number of registers reg0..reg7.
 pub const REGISTERS: u8 = 8;
+/// Largest port number a flow may name (OpenFlow's OFPP_MAX); 0 is no port.
+pub const MAX_PORT: u16 = 0xff00 - 1;
+/// `ip_frag` bits (OVS's `nw_frag`): the packet is a fragment.
+pub const FRAG_ANY: u8 = 1;
+/// `ip_frag` bits: the packet is a fragment other than the first.
+pub const FRAG_LATER: u8 = 2;
 
 /// A port as a flow names it: a number, or a name the switch resolves (vxlan0, vxhost0, a
 /// pod port's name).
@@ -61,6 +67,16 @@ pub enum Match {
     /// 802.1Q VLAN id (12 bits).
     DlVlan {
         value: u16,
+    },
+    /// The whole 802.1Q tag control information, OVS's `vlan_tci`: PCP (3 bits), the
+    /// "present" bit 0x1000 (set when the frame carries a tag), VID (12 bits); 0 = untagged.
+    VlanTci {
+        value: u16,
+        mask: u16,
+    },
+    /// 802.1Q priority (3 bits) of a tagged frame.
+    DlVlanPcp {
+        value: u8,
     },
     ArpOp {
         value: u16,
@@ -122,10 +138,11 @@ pub enum Match {
         value: Ipv6Addr,
         mask: Ipv6Addr,
     },
-    /// The VNI of a packet that came from the tunnel (24 bits).
+    /// The tunnel id of a packet that came from the tunnel: 64 bits as in OVS, of which
+    /// VXLAN carries the low 24 (the VNI).
     TunId {
-        value: u32,
-        mask: u32,
+        value: u64,
+        mask: u64,
     },
     TunSrc {
         value: Ipv4Addr,
@@ -150,6 +167,20 @@ pub enum Match {
         value: u32,
         mask: u32,
     },
+    /// OVS's `ip_frag` (`nw_frag`): [`FRAG_ANY`] and [`FRAG_LATER`] bits with a mask.
+    IpFrag {
+        value: u8,
+        mask: u8,
+    },
+    /// The packet mark (metadata, 32 bits).
+    PktMark {
+        value: u32,
+        mask: u32,
+    },
+    /// The conjunction id a packet matched (`conj_id=N`; see [`FlowAction::Conjunction`]).
+    ConjId {
+        value: u32,
+    },
 }
 
 /// A field an action can write or read.
@@ -167,6 +198,20 @@ pub enum Field {
     TunSrc,
     TunDst,
     Reg(u8),
+    /// The port the packet came in on (16 bits; `NXM_OF_IN_PORT`).
+    InPort,
+    /// 802.1Q TCI (16 bits, as [`Match::VlanTci`]).
+    VlanTci,
+    /// OpenFlow's `vlan_vid`: the present bit 0x1000 and the VID (13 bits).
+    VlanVid,
+    /// 802.1Q priority (3 bits).
+    VlanPcp,
+    /// Packet mark (32 bits).
+    PktMark,
+    /// IPv4 TOS / IPv6 traffic class, the whole byte (`mod_nw_tos` writes the DSCP bits only).
+    NwTos,
+    DlType,
+    NwProto,
 }
 
 impl Field {
@@ -175,9 +220,12 @@ impl Field {
         match self {
             Field::DlSrc | Field::DlDst => 48,
             Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst | Field::Reg(_) => 32,
-            Field::NwTtl => 8,
-            Field::TpSrc | Field::TpDst => 16,
-            Field::TunId => 24,
+            Field::NwTtl | Field::NwTos | Field::NwProto => 8,
+            Field::TpSrc | Field::TpDst | Field::InPort | Field::VlanTci | Field::DlType => 16,
+            Field::TunId => 64,
+            Field::VlanVid => 13,
+            Field::VlanPcp => 3,
+            Field::PktMark => 32,
         }
     }
 }
@@ -258,7 +306,133 @@ pub enum FlowAction {
     Note {
         bytes: Vec<u8>,
     },
+    /// `output:NXM_NX_REG2[]`: output to the port number held in a field.
+    OutputReg {
+        src: FieldRange,
+    },
+    /// `in_port` / `IN_PORT`: send the packet back out of the port it came in on.
+    InPort,
+    /// `push_vlan:ETHERTYPE`: add an 802.1Q tag (VID 0 until set).
+    PushVlan {
+        ethertype: u16,
+    },
+    /// `pop_vlan` / `strip_vlan`: remove the 802.1Q tag, if any.
+    PopVlan,
+    /// `mod_vlan_vid:VID`: set the VID, adding a tag if the frame has none.
+    ModVlanVid {
+        vid: u16,
+    },
+    /// `mod_vlan_pcp:PCP`: set the priority, adding a tag if the frame has none.
+    ModVlanPcp {
+        pcp: u8,
+    },
+    /// `mod_nw_tos:TOS`: set the DSCP bits (a multiple of 4), keeping ECN.
+    ModNwTos {
+        tos: u8,
+    },
+    /// `group:ID`: run the group's buckets.
+    Group {
+        id: u32,
+    },
+    /// `learn(...)`: add or refresh a flow built from this packet's fields.
+    Learn(Box<LearnSpec>),
+    /// `conjunction(ID,K/N)`: this flow is clause `clause` (1-based) of `n_clauses` of
+    /// conjunctive match `id`; a packet matching one flow of every clause matches `conj_id=ID`.
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
 }
+
+/// What a `learn` action builds (OVS's `learn(...)`): a flow in `table` whose match and
+/// actions are taken from the packet being processed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LearnSpec {
+    pub table: u8,
+    pub priority: u16,
+    #[serde(default)]
+    pub idle_timeout: u16,
+    #[serde(default)]
+    pub hard_timeout: u16,
+    #[serde(default)]
+    pub fin_idle_timeout: u16,
+    #[serde(default)]
+    pub fin_hard_timeout: u16,
+    #[serde(default)]
+    pub cookie: u64,
+    /// `send_flow_rem`.
+    #[serde(default)]
+    pub send_flow_rem: bool,
+    /// `delete_learned`: the learned flows go when the learning flow does.
+    #[serde(default)]
+    pub delete_learned: bool,
+    pub items: Vec<LearnItem>,
+}
+
+/// One item of a `learn` action, in the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum LearnItem {
+    /// `DST[range]=SRC[range]` (or `FIELD[range]` alone: `src == dst`): the learned flow
+    /// matches DST against this packet's SRC.
+    MatchField { dst: FieldRange, src: FieldRange },
+    /// `DST[range]=VALUE` (or `field=value` in the match syntax): a constant match.
+    MatchValue { dst: FieldRange, value: u64 },
+    /// `load:SRC[range]->DST[range]`: the learned flow loads this packet's SRC into DST.
+    LoadField { dst: FieldRange, src: FieldRange },
+    /// `load:VALUE->DST[range]`.
+    LoadValue { dst: FieldRange, value: u64 },
+    /// `output:SRC[range]`: the learned flow outputs to the port this packet's SRC holds.
+    Output { src: FieldRange },
+}
+
+/// How a group picks its buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupType {
+    /// Every bucket, each on its own copy of the packet.
+    #[default]
+    All,
+    /// One bucket, chosen by a hash of the packet's flow, weighted.
+    Select,
+    /// The one bucket.
+    Indirect,
+    /// The first bucket whose watched port is live.
+    FastFailover,
+}
+
+/// One bucket of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bucket {
+    /// `bucket_id`, as OpenFlow 1.5 and OVS number buckets (0.. in order when not given).
+    #[serde(default)]
+    pub bucket_id: u32,
+    /// Select groups: relative weight (OVS's default 1... here as given, default 1).
+    #[serde(default = "one")]
+    pub weight: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_port: Option<PortRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_group: Option<u32>,
+    pub actions: Vec<FlowAction>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+/// A group (`ovs-ofctl add-group`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub group_id: u32,
+    #[serde(rename = "type")]
+    pub kind: GroupType,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Largest group id (OpenFlow's OFPG_MAX).
+pub const MAX_GROUP: u32 = 0xffff_ff00;
 
 /// A flow.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -354,4 +528,13 @@ pub enum FlowMod {
     Replace { flows: Vec<FlowSpec> },
     /// Set a table's miss behaviour.
     SetMiss { table: u8, miss: TableMiss },
+    /// Add a group (an error if the id exists).
+    AddGroup { group: GroupSpec },
+    /// Replace a group's type and buckets (an error if the id does not exist).
+    ModifyGroup { group: GroupSpec },
+    /// Delete a group and every flow that outputs to it (`None`: all groups).
+    DeleteGroup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_id: Option<u32>,
+    },
 }

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod flow_syntax;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod openflow;
 pub mod proto;
 
 pub use error::Error;

@@ -214,6 +214,11 @@ impl FlowStore {
                 }
                 self.misses.insert(*table, *miss);
             }
+            FlowMod::AddGroup { .. }
+            | FlowMod::ModifyGroup { .. }
+            | FlowMod::DeleteGroup { .. } => {
+                return Err("groups are not supported yet".into());
+            }
         }
         Ok(())
     }

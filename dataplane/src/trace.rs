@@ -241,7 +241,9 @@ pub fn run_with(
         .map(|l| l.vtep)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let from_tunnel = in_port == PORT_TUNNEL;
-    let vni = tun_id.unwrap_or(local.map(|l| l.default_vni).unwrap_or(1));
+    let vni = tun_id
+        .map(|v| v as u32)
+        .unwrap_or(local.map(|l| l.default_vni).unwrap_or(1));
     let src_vtep = tun_src
         .map(IpAddr::V4)
         .or(t.nodes.first().map(|n| n.vtep))

@@ -527,7 +527,68 @@ pub fn format_action(a: &FlowAction) -> String {
             let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
             format!("note:{}", hex.join("."))
         }
+        FlowAction::OutputReg { src } => format!("output:{}", format_range(src)),
+        FlowAction::InPort => "IN_PORT".to_string(),
+        FlowAction::PushVlan { ethertype } => format!("push_vlan:{ethertype:#x}"),
+        FlowAction::PopVlan => "pop_vlan".to_string(),
+        FlowAction::ModVlanVid { vid } => format!("mod_vlan_vid:{vid}"),
+        FlowAction::ModVlanPcp { pcp } => format!("mod_vlan_pcp:{pcp}"),
+        FlowAction::ModNwTos { tos } => format!("mod_nw_tos:{tos}"),
+        FlowAction::Group { id } => format!("group:{id}"),
+        FlowAction::Learn(spec) => format_learn(spec),
+        FlowAction::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => format!("conjunction({id},{clause}/{n_clauses})"),
     }
+}
+
+/// `learn(...)` as ovs-ofctl prints it.
+fn format_learn(l: &crate::flow::LearnSpec) -> String {
+    use crate::flow::LearnItem;
+    let mut parts = vec![format!("table={}", l.table)];
+    if l.idle_timeout != 0 {
+        parts.push(format!("idle_timeout={}", l.idle_timeout));
+    }
+    if l.hard_timeout != 0 {
+        parts.push(format!("hard_timeout={}", l.hard_timeout));
+    }
+    if l.fin_idle_timeout != 0 {
+        parts.push(format!("fin_idle_timeout={}", l.fin_idle_timeout));
+    }
+    if l.fin_hard_timeout != 0 {
+        parts.push(format!("fin_hard_timeout={}", l.fin_hard_timeout));
+    }
+    if l.priority != crate::flow::DEFAULT_PRIORITY {
+        parts.push(format!("priority={}", l.priority));
+    }
+    if l.send_flow_rem {
+        parts.push("send_flow_rem".to_string());
+    }
+    if l.delete_learned {
+        parts.push("delete_learned".to_string());
+    }
+    if l.cookie != 0 {
+        parts.push(format!("cookie={:#x}", l.cookie));
+    }
+    for item in &l.items {
+        parts.push(match item {
+            LearnItem::MatchField { dst, src } if dst == src => format_range(dst),
+            LearnItem::MatchField { dst, src } => {
+                format!("{}={}", format_range(dst), format_range(src))
+            }
+            LearnItem::MatchValue { dst, value } => format!("{}={value:#x}", format_range(dst)),
+            LearnItem::LoadField { dst, src } => {
+                format!("load:{}->{}", format_range(src), format_range(dst))
+            }
+            LearnItem::LoadValue { dst, value } => {
+                format!("load:{value:#x}->{}", format_range(dst))
+            }
+            LearnItem::Output { src } => format!("output:{}", format_range(src)),
+        });
+    }
+    format!("learn({})", parts.join(","))
 }
 
 /// A set_field value as its field writes it: a MAC, an IPv4 address, hex (tun_id and
@@ -538,8 +599,17 @@ fn set_value(field: Field, value: u64) -> String {
         Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
             Ipv4Addr::from(value as u32).to_string()
         }
-        Field::TunId | Field::Reg(_) => format!("{value:#x}"),
-        Field::NwTtl | Field::TpSrc | Field::TpDst => value.to_string(),
+        Field::TunId | Field::Reg(_) | Field::PktMark | Field::VlanTci | Field::DlType => {
+            format!("{value:#x}")
+        }
+        Field::NwTtl
+        | Field::TpSrc
+        | Field::TpDst
+        | Field::InPort
+        | Field::VlanVid
+        | Field::VlanPcp
+        | Field::NwTos
+        | Field::NwProto => value.to_string(),
     }
 }
 

@@ -16,7 +16,7 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 
 /// Exact-match mask of `tun_id` (a 24-bit VNI).
-pub(super) const TUN_ID_MASK: u32 = 0x00ff_ffff;
+pub(super) const TUN_ID_MASK: u64 = u64::MAX;
 
 /// The register names, indexed by register number.
 pub(super) const REG_NAMES: [&str; 8] = [
@@ -226,11 +226,8 @@ pub(super) fn parse_field(f: Fk, key: &str, v: &str, at: usize) -> Res<Match> {
             value: num(v, at, key, 8)? as u8,
         },
         Fk::TunId => {
-            let (value, mask) = lex::uint_masked(v, at, key, 24)?;
-            Match::TunId {
-                value: value as u32,
-                mask: mask as u32,
-            }
+            let (value, mask) = lex::uint_masked(v, at, key, 64)?;
+            Match::TunId { value, mask }
         }
         Fk::TunSrc => ip4().map(|(value, mask)| Match::TunSrc { value, mask })?,
         Fk::TunDst => ip4().map(|(value, mask)| Match::TunDst { value, mask })?,
@@ -288,6 +285,11 @@ pub(super) fn order(m: &Match) -> (u8, u8) {
         Match::TunIpv6Src { .. } => return (22, 1),
         Match::TunIpv6Dst { .. } => return (22, 2),
         Match::Reg { index, .. } => return (23, *index),
+        Match::VlanTci { .. } => return (4, 1),
+        Match::DlVlanPcp { .. } => return (4, 2),
+        Match::IpFrag { .. } => return (15, 1),
+        Match::PktMark { .. } => 24,
+        Match::ConjId { .. } => 25,
     };
     (variant, 0)
 }
@@ -322,6 +324,11 @@ pub(super) fn field_name(m: &Match) -> String {
         Match::TunIpv6Src { .. } => "tun_ipv6_src",
         Match::TunIpv6Dst { .. } => "tun_ipv6_dst",
         Match::Reg { index, .. } => return format!("reg{index}"),
+        Match::VlanTci { .. } => "vlan_tci",
+        Match::DlVlanPcp { .. } => "dl_vlan_pcp",
+        Match::IpFrag { .. } => "nw_frag",
+        Match::PktMark { .. } => "pkt_mark",
+        Match::ConjId { .. } => "conj_id",
     };
     name.to_string()
 }
@@ -452,11 +459,10 @@ fn normalise(m: &mut Match) {
             *value = Ipv6Addr::from(u128::from(*value) & u128::from(*mask));
         }
         Match::TpSrc { value, mask } | Match::TpDst { value, mask } => *value &= *mask,
-        Match::TunId { value, mask } => {
-            *mask &= TUN_ID_MASK;
-            *value &= *mask;
-        }
-        Match::Reg { value, mask, .. } => *value &= *mask,
+        Match::TunId { value, mask } => *value &= *mask,
+        Match::Reg { value, mask, .. } | Match::PktMark { value, mask } => *value &= *mask,
+        Match::VlanTci { value, mask } => *value &= *mask,
+        Match::IpFrag { value, mask } => *value &= *mask,
         _ => {}
     }
 }
@@ -480,7 +486,10 @@ fn is_wildcard(m: &Match) -> bool {
         | Match::TunIpv6Src { mask, .. }
         | Match::TunIpv6Dst { mask, .. } => mask.is_unspecified(),
         Match::TpSrc { mask, .. } | Match::TpDst { mask, .. } => *mask == 0,
-        Match::TunId { mask, .. } | Match::Reg { mask, .. } => *mask == 0,
+        Match::TunId { mask, .. } => *mask == 0,
+        Match::Reg { mask, .. } | Match::PktMark { mask, .. } => *mask == 0,
+        Match::VlanTci { mask, .. } => *mask == 0,
+        Match::IpFrag { mask, .. } => *mask == 0,
         _ => false,
     }
 }
@@ -616,9 +625,21 @@ fn format_one(m: &Match) -> String {
                 format!("{value:#x}/{mask:#x}")
             }
         }
-        Match::TunId { value, mask } => {
-            fmt_hex(u64::from(*value), u64::from(*mask), u64::from(TUN_ID_MASK))
+        Match::TunId { value, mask } => fmt_hex(*value, *mask, TUN_ID_MASK),
+        Match::VlanTci { value, mask } => fmt_hex(u64::from(*value), u64::from(*mask), 0xffff),
+        Match::DlVlanPcp { value } => value.to_string(),
+        Match::IpFrag { value, mask } => match (*value, *mask) {
+            (0, 1) => "no".to_string(),
+            (1, 1) => "yes".to_string(),
+            (1, 3) => "first".to_string(),
+            (3, 3) => "later".to_string(),
+            (0, 2) => "not_later".to_string(),
+            (v, m) => format!("{v:#x}/{m:#x}"),
+        },
+        Match::PktMark { value, mask } => {
+            fmt_hex(u64::from(*value), u64::from(*mask), u64::from(u32::MAX))
         }
+        Match::ConjId { value } => value.to_string(),
         Match::Reg { value, mask, .. } => {
             fmt_hex(u64::from(*value), u64::from(*mask), u64::from(u32::MAX))
         }

@@ -1310,7 +1310,7 @@ fn canonicalize_sorts_masks_and_dedups() {
         },
         M::TunId {
             value: 0x1234_5678,
-            mask: u32::MAX,
+            mask: u64::MAX,
         },
         M::DlType { value: 0x0800 },
         M::Reg {

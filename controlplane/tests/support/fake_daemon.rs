@@ -670,6 +670,11 @@ fn flow_mods(inner: &mut Inner, mods: Vec<FlowMod>) -> (Response, Vec<FlowEvent>
             FlowMod::Add { flow, .. } | FlowMod::Modify { flow, .. } => check_flow(&state, flow),
             FlowMod::Replace { flows } => flows.iter().try_for_each(|f| check_flow(&state, f)),
             FlowMod::Delete { .. } | FlowMod::SetMiss { .. } => Ok(()),
+            FlowMod::AddGroup { .. }
+            | FlowMod::ModifyGroup { .. }
+            | FlowMod::DeleteGroup { .. } => {
+                Err("groups are not supported by the fake daemon".to_string())
+            }
         };
         if let Err(e) = checked {
             return refuse(
@@ -750,6 +755,9 @@ fn flow_mods(inner: &mut Inner, mods: Vec<FlowMod>) -> (Response, Vec<FlowEvent>
             FlowMod::SetMiss { table, miss } => {
                 misses.insert(*table, *miss);
             }
+            FlowMod::AddGroup { .. }
+            | FlowMod::ModifyGroup { .. }
+            | FlowMod::DeleteGroup { .. } => {}
         }
     }
     let s = inner.state.as_mut().unwrap();

@@ -16,7 +16,7 @@ use crate::wire::{
     ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
 
-pub const WORDS: usize = 20;
+pub const WORDS: usize = 21;
 
 /// All matchable fields of a packet, plus its metadata (in_port, tunnel, registers).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -46,8 +46,13 @@ const fn slot(word: usize, shift: u32, bits: u32) -> Slot {
 
 pub const IN_PORT: Slot = slot(0, 48, 16);
 pub const DL_TYPE: Slot = slot(0, 32, 16);
-/// VLAN id with 0x1000 set when a tag is present (0: untagged).
+/// The 802.1Q TCI, OVS's `vlan_tci`: PCP (bits 13-15), 0x1000 set when a tag is present,
+/// VID (bits 0-11); 0: untagged.
 pub const DL_VLAN: Slot = slot(0, 16, 16);
+/// OpenFlow's `vlan_vid` (present bit and VID) within [`DL_VLAN`].
+pub const VLAN_VID: Slot = slot(0, 16, 13);
+/// The 802.1Q priority within [`DL_VLAN`].
+pub const VLAN_PCP: Slot = slot(0, 29, 3);
 pub const NW_PROTO: Slot = slot(0, 8, 8);
 pub const NW_TTL: Slot = slot(0, 0, 8);
 pub const DL_SRC: Slot = slot(1, 16, 48);
@@ -81,6 +86,13 @@ pub const TUN_IPV6_SRC_HI: Slot = slot(16, 0, 64);
 pub const TUN_IPV6_SRC_LO: Slot = slot(17, 0, 64);
 pub const TUN_IPV6_DST_HI: Slot = slot(18, 0, 64);
 pub const TUN_IPV6_DST_LO: Slot = slot(19, 0, 64);
+
+/// The packet mark (metadata).
+pub const PKT_MARK: Slot = slot(20, 32, 32);
+/// IPv4 TOS / IPv6 traffic class byte.
+pub const NW_TOS: Slot = slot(20, 8, 8);
+/// `ip_frag` bits: [`controlplane::flow::FRAG_ANY`], [`controlplane::flow::FRAG_LATER`].
+pub const IP_FRAG: Slot = slot(20, 0, 2);
 
 /// Register `i` (0..8).
 pub const fn reg(i: u8) -> Slot {
@@ -288,6 +300,14 @@ pub fn field_slot(f: Field) -> Slot {
         Field::TunSrc => TUN_SRC,
         Field::TunDst => TUN_DST,
         Field::Reg(i) => reg(i.min(7)),
+        Field::InPort => IN_PORT,
+        Field::VlanTci => DL_VLAN,
+        Field::VlanVid => VLAN_VID,
+        Field::VlanPcp => VLAN_PCP,
+        Field::PktMark => PKT_MARK,
+        Field::NwTos => NW_TOS,
+        Field::DlType => DL_TYPE,
+        Field::NwProto => NW_PROTO,
     }
 }
 
@@ -338,7 +358,25 @@ pub fn compile_match(
             Match::TpDst { value, mask } => put(TP_DST, *value as u64, *mask as u64),
             Match::IcmpType { value } => put(ICMP_TYPE, *value as u64, all(ICMP_TYPE)),
             Match::IcmpCode { value } => put(ICMP_CODE, *value as u64, all(ICMP_CODE)),
-            Match::TunId { value, mask } => put(TUN_ID, *value as u64, *mask as u64),
+            Match::TunId { value, mask } => {
+                // VXLAN carries 24 bits: a flow that wants any of the upper 32 set never
+                // matches.
+                if value & mask >> 32 != 0 {
+                    return Err(format!("tun_id {value:#x} is wider than the key"));
+                }
+                put(TUN_ID, *value, *mask & 0xffff_ffff)
+            }
+            Match::VlanTci { value, mask } => put(DL_VLAN, *value as u64, *mask as u64),
+            Match::DlVlanPcp { value } => {
+                put(DL_VLAN, ((*value as u64 & 7) << 13) | 0x1000, 0xf000)
+            }
+            Match::IpFrag { value, mask } => put(IP_FRAG, *value as u64, *mask as u64 & 3),
+            Match::PktMark { value, mask } => put(PKT_MARK, *value as u64, *mask as u64),
+            Match::ConjId { value } => {
+                return Err(format!(
+                    "conj_id={value} is matched through its conjunctions"
+                ))
+            }
             Match::TunSrc { value, mask } => {
                 put(TUN_SRC, u32::from(*value) as u64, u32::from(*mask) as u64)
             }

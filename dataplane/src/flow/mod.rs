@@ -61,6 +61,16 @@ pub enum Op {
     GotoTable(u8),
     /// The IPv6 VTEP of a later output to the tunnel.
     SetTunIpv6Dst(Ipv6Addr),
+    /// Output to the port number held in bits of a field.
+    OutputField(FieldRange),
+    /// Output back out of the ingress port.
+    OutputInPort,
+    /// Add an 802.1Q tag (the TCI's present bit) if the frame has none.
+    PushVlan(u16),
+    /// Run group `id`'s buckets.
+    Group(u32),
+    /// Learn: index into [`FlowSet::learns`].
+    Learn(u32),
 }
 
 /// A compiled flow.
@@ -275,6 +285,38 @@ fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) 
         FlowAction::GotoTable { table } => Op::GotoTable(*table),
         FlowAction::SetTunIpv6Dst { value } => Op::SetTunIpv6Dst(*value),
         FlowAction::Note { .. } => return None,
+        FlowAction::OutputReg { src } => Op::OutputField(*src),
+        FlowAction::InPort => Op::OutputInPort,
+        FlowAction::PushVlan { ethertype } => Op::PushVlan(*ethertype),
+        FlowAction::PopVlan => Op::Write {
+            field: Field::VlanTci,
+            start: 0,
+            end: 15,
+            value: 0,
+        },
+        FlowAction::ModVlanVid { vid } => Op::Write {
+            field: Field::VlanTci,
+            start: 0,
+            end: 12,
+            value: 0x1000 | (*vid as u64 & 0xfff),
+        },
+        FlowAction::ModVlanPcp { pcp } => Op::Write {
+            field: Field::VlanTci,
+            start: 12,
+            end: 15,
+            value: ((*pcp as u64 & 7) << 1) | 1,
+        },
+        FlowAction::ModNwTos { tos } => Op::Write {
+            field: Field::NwTos,
+            start: 2,
+            end: 7,
+            value: (*tos >> 2) as u64,
+        },
+        FlowAction::Group { id } => Op::Group(*id),
+        FlowAction::Learn(_) => Op::Learn(u32::MAX),
+        // A conjunctive clause does nothing itself: its flow is compiled into the
+        // conjunction's flows.
+        FlowAction::Conjunction { .. } => return None,
     })
 }
 
@@ -470,11 +512,7 @@ fn walk<P: Program>(
         let mut goto = None;
         for op in &rule.ops {
             match *op {
-                Op::Output(p) if p == controlplane::proto::PORT_TUNNEL => r.step(Step::Tunnel {
-                    vni: key.get(key::TUN_ID) as u32,
-                    dst: tunnel_dst(key),
-                }),
-                Op::Output(p) => r.step(Step::Output(p)),
+                Op::Output(p) => output(key, p, r),
                 Op::Normal => r.step(Step::Normal),
                 Op::Flood => r.step(Step::Flood),
                 Op::Drop => return End::Drop,
@@ -514,6 +552,19 @@ fn walk<P: Program>(
                 }
                 Op::GotoTable(t2) => goto = Some(t2),
                 Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
+                Op::OutputField(src) => {
+                    let p = read_bits(key, src.field, src.start, src.end);
+                    output(key, p as PortNo, r);
+                }
+                Op::OutputInPort => r.step(Step::Output(key.get(IN_PORT) as PortNo)),
+                Op::PushVlan(_) => {
+                    if key.get(key::DL_VLAN) & 0x1000 == 0 {
+                        key.set(key::DL_VLAN, 0x1000);
+                        r.step(Step::Set(Field::VlanTci, 0x1000));
+                    }
+                }
+                Op::Group(_) => {}
+                Op::Learn(_) => {}
             }
         }
         match goto {
@@ -522,6 +573,19 @@ fn walk<P: Program>(
             }
             None => return End::Done,
         }
+    }
+}
+
+/// An output to port `p`: to the tunnel with the key's VNI and VTEP, or to a port.
+#[inline]
+fn output<P: Program>(key: &FlowKey, p: PortNo, r: &mut P) {
+    if p == controlplane::proto::PORT_TUNNEL {
+        r.step(Step::Tunnel {
+            vni: key.get(key::TUN_ID) as u32,
+            dst: tunnel_dst(key),
+        })
+    } else {
+        r.step(Step::Output(p))
     }
 }
 
@@ -539,7 +603,14 @@ fn tunnel_dst(key: &FlowKey) -> IpAddr {
 fn is_packet_field(f: Field) -> bool {
     !matches!(
         f,
-        Field::Reg(_) | Field::TunId | Field::TunSrc | Field::TunDst
+        Field::Reg(_)
+            | Field::TunId
+            | Field::TunSrc
+            | Field::TunDst
+            | Field::InPort
+            | Field::PktMark
+            | Field::DlType
+            | Field::NwProto
     )
 }
 

@@ -104,7 +104,16 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
                 patch(l4, o, checksum::update16(old_c, old, new));
             }
         }
-        Field::TunId | Field::TunSrc | Field::TunDst | Field::Reg(_) => {}
+        Field::TunId
+        | Field::TunSrc
+        | Field::TunDst
+        | Field::Reg(_)
+        | Field::InPort
+        | Field::PktMark
+        | Field::DlType
+        | Field::NwProto => {}
+        // 802.1Q tags and the TOS byte: written by the VLAN and TOS edits (to come).
+        Field::VlanTci | Field::VlanVid | Field::VlanPcp | Field::NwTos => {}
     }
 }
 
