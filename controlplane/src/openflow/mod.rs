@@ -45,8 +45,8 @@ pub mod port {
     pub const ANY: u32 = 0xffff_ffff;
 }
 
-/// Special group numbers.
-pub mod group {
+/// Special group ids.
+pub mod group_id {
     pub const MAX: u32 = 0xffff_ff00;
     pub const ALL: u32 = 0xffff_fffc;
     pub const ANY: u32 = 0xffff_ffff;
