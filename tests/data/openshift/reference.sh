@@ -2,7 +2,8 @@
 # Regenerates the real-OVS reference of this directory: loads each GEN.flows into a real Open
 # vSwitch (a private ovsdb-server and ovs-vswitchd, userspace datapath, in a network namespace
 # of their own), saves `ovs-ofctl -O OpenFlow13 dump-flows br0 --no-stats --no-names` as
-# GEN.dump and `ovs-appctl ofproto/trace br0 FLOW` of every case in cases.txt as
+# GEN.dump (for sdn-4.x also, after sdn-4.x-egress.bundle, sdn-4.x-egress.dump and the
+# dump-groups output sdn-4.x-egress.groups) and `ovs-appctl ofproto/trace br0 FLOW` of every case in cases.txt as
 # traces/GEN-CASE.txt. Needs root and Debian's openvswitch-switch. Nothing outside the
 # namespace and the temporary directory is touched; the daemons are stopped by their PIDs.
 #
@@ -35,6 +36,13 @@ nsx ovs-vswitchd "unix:$tmp/db.sock" --pidfile="$tmp/ovs-vswitchd.pid" \
 ofctl() { ovs-ofctl -O OpenFlow13 "$@"; }
 appctl() { ovs-appctl -t "$tmp/ovs-vswitchd.ctl" "$@"; }
 
+trace() {
+    grep -v '^#' "$here/cases.txt" | while read -r g case flow; do
+        [ "$g" = "$1" ] || continue
+        appctl ofproto/trace br0 "$flow" > "$here/traces/$g-$case.txt"
+    done
+}
+
 for gen in $gens; do
     vsctl --if-exists del-br br0
     # As the generations' own set-up does: fail-mode secure, OpenFlow 1.3; userspace datapath.
@@ -58,8 +66,12 @@ for gen in $gens; do
         ofctl del-flows br0 --strict "table=101, priority=150, ct_state=+rpl"
         ofctl dump-flows br0 --no-stats --no-names | diff - "$here/$gen.dump"
     fi
-    grep -v '^#' "$here/cases.txt" | while read -r g case flow; do
-        [ "$g" = "$gen" ] || continue
-        appctl ofproto/trace br0 "$flow" > "$here/traces/$gen-$case.txt"
-    done
+    trace "$gen"
+    if [ "$gen" = sdn-4.x ]; then
+        # Then the egress routing the node commits as one bundle (a group and table 101 flows).
+        ofctl bundle br0 "$here/sdn-4.x-egress.bundle"
+        ofctl dump-flows br0 --no-stats --no-names > "$here/sdn-4.x-egress.dump"
+        ofctl dump-groups br0 > "$here/sdn-4.x-egress.groups"
+        trace sdn-4.x-egress
+    fi
 done
