@@ -112,8 +112,10 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
         | Field::PktMark
         | Field::DlType
         | Field::NwProto => {}
-        // 802.1Q tags and the TOS byte: written by the VLAN and TOS edits (to come).
-        Field::VlanTci | Field::VlanVid | Field::VlanPcp | Field::NwTos => {}
+        // 802.1Q tags: written by the VLAN edits (to come).
+        Field::VlanTci | Field::VlanVid | Field::VlanPcp => {}
+        // The TOS byte: written by the TOS edit (to come).
+        Field::NwTos => {}
     }
 }
 
