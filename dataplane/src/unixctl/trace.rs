@@ -171,6 +171,26 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
         })
         .collect();
 
+    // Why the switch dropped what the tables sent somewhere (or never let them act).
+    let mut dropped: Vec<&str> = crate::counters::DropReason::ALL
+        .iter()
+        .filter(|r| counters.drops[**r as usize].get() > 0)
+        .map(|r| r.name())
+        .collect();
+    for (act, _) in &rec.outputs {
+        if let Action::Drop(r) = act {
+            if !dropped.contains(&r.name()) {
+                dropped.push(r.name());
+            }
+        }
+    }
+    let tables_output = evs.iter().any(|e| {
+        matches!(
+            e,
+            Ev::Step(Step::Output(_) | Step::Tunnel { .. } | Step::Normal | Step::Flood)
+        )
+    });
+
     let mut out = String::new();
     out.push_str(&format!("Flow: {}\n\n", format_key(&first, None)));
     let title = format!("bridge(\"{}\")", a.bridge);
@@ -208,6 +228,12 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
             ),
         )),
         _ => {}
+    }
+    if datapath.is_empty() && tables_output && !dropped.is_empty() {
+        r.lines.push((
+            0,
+            format!(" >> the switch drops the packet: {}", dropped.join(", ")),
+        ));
     }
     for (indent, text) in &r.lines {
         out.push_str(&" ".repeat(*indent));
