@@ -236,3 +236,51 @@ async fn connection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vxunixctl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_pidfile_names_this_process_and_goes_with_it() {
+        let d = dir("own");
+        let p = Pidfile::create(&d).unwrap();
+        let text = std::fs::read_to_string(p.path()).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
+        assert_eq!(
+            Pidfile::socket_path(&d),
+            d.join(format!("ovs-vswitchd.{}.ctl", std::process::id()))
+        );
+        let path = p.path().to_path_buf();
+        drop(p);
+        assert!(!path.exists(), "removed when dropped");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_live_owner_keeps_its_pidfile_and_a_dead_one_loses_it() {
+        let d = dir("other");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("ovs-vswitchd.pid");
+        // Process 1 is always alive.
+        std::fs::write(&path, "1\n").unwrap();
+        let e = Pidfile::create(&d).unwrap_err();
+        assert!(e.contains("belongs to process 1, which is running"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n", "left alone");
+        // A pid no process has (above the kernel's pid_max limit of 2^22).
+        std::fs::write(&path, "4194305\n").unwrap();
+        let p = Pidfile::create(&d).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(p);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

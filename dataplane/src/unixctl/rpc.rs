@@ -241,4 +241,21 @@ mod tests {
             r#"{"id":"x","error":"br1: unknown bridge\n"}"#
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, in whatever pieces, decoding ends in requests, a wait for
+        /// more, or an error: never a panic.
+        #[test]
+        fn any_bytes_decode_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            cut in 0usize..512,
+        ) {
+            let cut = cut.min(bytes.len());
+            let mut d = Decoder::default();
+            for part in [&bytes[..cut], &bytes[cut..]] {
+                d.push(part);
+                while let Ok(Some(_)) = d.next_request() {}
+            }
+        }
+    }
 }

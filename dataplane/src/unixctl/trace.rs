@@ -47,7 +47,7 @@ enum Ev {
     Lookup {
         table: u8,
         depth: usize,
-        rule: Option<(FlowSpec, FlowKey)>,
+        rule: Option<Box<(FlowSpec, FlowKey)>>,
         miss: TableMiss,
     },
     Step(Step),
@@ -69,7 +69,7 @@ impl Observer for LookupLog<'_> {
         self.0.borrow_mut().push(Ev::Lookup {
             table,
             depth,
-            rule: rule.map(|r| (r.spec.clone(), r.mask)),
+            rule: rule.map(|r| Box::new((r.spec.clone(), r.mask))),
             miss,
         });
     }
@@ -121,15 +121,10 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
     // The flow tables, every lookup and step recorded.
     let log = RefCell::new(Vec::new());
     let mut key = first;
-    let end = match &t.flows {
-        Some(fs) => Some(resolve_into(
-            fs,
-            &mut key,
-            &mut StepLog(&log),
-            &mut LookupLog(&log),
-        )),
-        None => None,
-    };
+    let end = t
+        .flows
+        .as_ref()
+        .map(|fs| resolve_into(fs, &mut key, &mut StepLog(&log), &mut LookupLog(&log)));
     let evs = log.into_inner();
 
     // Then the real pipeline, with nothing sent.
@@ -251,10 +246,8 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
     mask.set(key::IN_PORT, u64::MAX);
     mask.set(key::DL_TYPE, u64::MAX);
     for e in &evs {
-        if let Ev::Lookup {
-            rule: Some((_, m)), ..
-        } = e
-        {
+        if let Ev::Lookup { rule: Some(r), .. } = e {
+            let m = &r.1;
             for (w, mw) in mask.0.iter_mut().zip(m.0.iter()) {
                 *w |= mw;
             }
@@ -368,7 +361,7 @@ impl Render<'_> {
             return;
         };
         let (table, depth, miss) = (*table, *depth, *miss);
-        let Some((spec, _)) = rule else {
+        let Some(spec) = rule.as_ref().map(|r| &r.0) else {
             self.lines.push((indent, format!("{table:2}. No match.")));
             match miss {
                 TableMiss::Drop => self.lines.push((indent + 4, "drop".into())),
@@ -497,10 +490,8 @@ pub fn format_key(k: &FlowKey, mask: Option<&FlowKey>) -> String {
     let dl_type = k.get(key::DL_TYPE) as u16;
     let proto = k.get(key::NW_PROTO) as u8;
     let wants = |s: key::Slot| mask.is_none_or(|m| m.get(s) != 0);
-    let partial = |s: key::Slot| {
-        mask.map(|m| m.get(s))
-            .filter(|&v| v != (1u64 << s.bits) - 1)
-    };
+    let all = |s: key::Slot| u64::MAX >> (64 - s.bits.clamp(1, 64));
+    let partial = |s: key::Slot| mask.map(|m| m.get(s)).filter(|&v| v != all(s));
     let proto_known = mask.is_none_or(|m| m.get(key::NW_PROTO) != 0);
     let mut parts: Vec<String> = Vec::new();
     let ip4 = |s: key::Slot| -> String {
