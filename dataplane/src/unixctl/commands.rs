@@ -234,6 +234,7 @@ pub fn trace_text(
         matches: &ms,
         cfg,
         vxlan_port: cx.vxlan_port,
+        resolve,
     };
     Ok(super::trace::ofproto_trace(t, &a, name))
 }

@@ -30,7 +30,7 @@
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use controlplane::flow::{FlowAction, FlowSpec, Match, TableMiss, MAX_DEPTH};
+use controlplane::flow::{FlowAction, FlowSpec, Match, PortRef, TableMiss, MAX_DEPTH};
 use controlplane::flow_syntax::{format_action, format_match};
 use controlplane::proto::PORT_TUNNEL;
 
@@ -84,6 +84,16 @@ pub struct TraceArgs<'a> {
     pub cfg: &'a PipelineConfig,
     /// The VXLAN UDP port (for the datapath's `tnl_push`).
     pub vxlan_port: u16,
+    /// Port names to numbers (flows print ports by number, as OVS's trace does).
+    pub resolve: &'a dyn Fn(&PortRef) -> Option<PortNo>,
+}
+
+/// A port named in a flow, as its number when the switch knows the name.
+fn numbered(p: &PortRef, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> PortRef {
+    match p {
+        PortRef::Name(_) => resolve(p).map(PortRef::Number).unwrap_or_else(|| p.clone()),
+        PortRef::Number(_) => p.clone(),
+    }
 }
 
 /// Runs the trace and returns OVS's text.
@@ -197,6 +207,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
         lines: Vec::new(),
         in_port,
         forwarded: &forwarded,
+        resolve: a.resolve,
     };
     match end {
         None => r
@@ -319,6 +330,7 @@ struct Render<'a> {
     in_port: PortNo,
     /// What the built-in forwarding did (for `normal` and `flood`).
     forwarded: &'a [String],
+    resolve: &'a dyn Fn(&PortRef) -> Option<PortNo>,
 }
 
 impl Render<'_> {
@@ -380,7 +392,17 @@ impl Render<'_> {
             }
             return;
         };
-        let m = format_match(&spec.matches);
+        let matches: Vec<Match> = spec
+            .matches
+            .iter()
+            .map(|m| match m {
+                Match::InPort { port } => Match::InPort {
+                    port: numbered(port, self.resolve),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let m = format_match(&matches);
         let mut head = format!("{table:2}. ");
         if !m.is_empty() {
             head.push_str(&m);
@@ -397,7 +419,19 @@ impl Render<'_> {
         }
         let n = spec.actions.len();
         for (i, act) in spec.actions.iter().enumerate() {
-            let text = format_action(act);
+            let text = match act {
+                FlowAction::Output { port } => format_action(&FlowAction::Output {
+                    port: numbered(port, self.resolve),
+                }),
+                FlowAction::Resubmit {
+                    in_port: Some(p),
+                    table,
+                } => format_action(&FlowAction::Resubmit {
+                    in_port: Some(numbered(p, self.resolve)),
+                    table: *table,
+                }),
+                other => format_action(other),
+            };
             self.lines.push((indent + 4, text.clone()));
             match act {
                 FlowAction::Resubmit { .. } | FlowAction::GotoTable { .. } => {
