@@ -309,6 +309,13 @@ table=10,priority=0,actions=drop
         )
     }
 
+    /// The line after a move: its destination as the dump prints it, and the value.
+    fn is_now(a: &str, v: u64) -> String {
+        let text = act(a);
+        let dst = text.rsplit("->").next().unwrap().to_string();
+        format!("     -> {dst} is now {v:#x}")
+    }
+
     /// The lines between the `-----` rule and the blank line before "Final flow".
     fn table_lines(text: &str) -> Vec<&str> {
         text.lines()
@@ -343,6 +350,7 @@ table=10,priority=0,actions=drop
                 "    resubmit(,10)",
                 "10. ip,nw_dst=10.1.2.0/24, priority 100, cookie 0x1234",
                 &act("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[]"),
+                &is_now("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[]", 5),
                 "    set_field:198.51.100.2->tun_dst",
                 "    output:1",
                 "     -> output to native tunnel: tun_id=0x5,tun_dst=198.51.100.2",
@@ -402,6 +410,7 @@ table=10,priority=0,actions=drop
             [
                 " 0. in_port=1,tun_src=198.51.100.2, priority 200",
                 &act("move:NXM_NX_TUN_ID[]->NXM_NX_REG0[0..23]"),
+                &is_now("move:NXM_NX_TUN_ID[]->NXM_NX_REG0[0..23]", 1),
                 "    resubmit(,10)",
                 "10. arp,arp_tpa=10.1.1.3, priority 50",
                 "    output:4",

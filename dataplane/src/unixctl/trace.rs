@@ -30,7 +30,7 @@
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use controlplane::flow::{FlowAction, FlowSpec, Match, PortRef, TableMiss, MAX_DEPTH};
+use controlplane::flow::{FieldRange, FlowAction, FlowSpec, Match, PortRef, TableMiss, MAX_DEPTH};
 use controlplane::flow_syntax::{format_action, format_match};
 use controlplane::proto::PORT_TUNNEL;
 
@@ -208,6 +208,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
         in_port,
         forwarded: &forwarded,
         resolve: a.resolve,
+        key: first,
     };
     match end {
         None => r
@@ -331,9 +332,58 @@ struct Render<'a> {
     /// What the built-in forwarding did (for `normal` and `flood`).
     forwarded: &'a [String],
     resolve: &'a dyn Fn(&PortRef) -> Option<PortNo>,
+    /// The packet's fields as the flows shown so far left them (for `-> ... is now ...`).
+    key: FlowKey,
+}
+
+/// Bits `start..=end` set.
+fn bits(start: u8, end: u8) -> u64 {
+    let width = u32::from(end.saturating_sub(start)) + 1;
+    let ones = if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    ones.checked_shl(u32::from(start)).unwrap_or(0)
+}
+
+fn read_range(k: &FlowKey, r: &FieldRange) -> u64 {
+    if r.end < r.start || r.end > 63 {
+        return 0;
+    }
+    (k.get(key::field_slot(r.field)) & bits(r.start, r.end)) >> r.start
+}
+
+fn write_range(k: &mut FlowKey, r: &FieldRange, v: u64) {
+    if r.end < r.start || r.end > 63 {
+        return;
+    }
+    let s = key::field_slot(r.field);
+    let m = bits(r.start, r.end);
+    k.set(s, (k.get(s) & !m) | ((v << r.start) & m));
 }
 
 impl Render<'_> {
+    /// Carries out an action's change of the packet's fields on [`Render::key`]; after a
+    /// move, says what the destination now holds, as OVS does.
+    fn replay(&mut self, indent: usize, act: &FlowAction, text: &str) {
+        match act {
+            FlowAction::Load { dst, value } => write_range(&mut self.key, dst, *value),
+            FlowAction::SetField { field, value } => {
+                write_range(&mut self.key, &FieldRange::whole(*field), *value)
+            }
+            FlowAction::Move { src, dst } => {
+                let v = read_range(&self.key, src);
+                write_range(&mut self.key, dst, v);
+                let now = read_range(&self.key, dst);
+                let name = text.rsplit("->").next().unwrap_or(text);
+                self.lines
+                    .push((indent + 4, format!(" -> {name} is now {now:#x}")));
+            }
+            _ => {}
+        }
+    }
+
     /// The next lookup from `pos` on, if any.
     fn next_lookup(&self) -> Option<usize> {
         (self.pos..self.evs.len()).find(|&i| matches!(self.evs[i], Ev::Lookup { .. }))
@@ -433,6 +483,7 @@ impl Render<'_> {
                 other => format_action(other),
             };
             self.lines.push((indent + 4, text.clone()));
+            self.replay(indent, act, &text);
             match act {
                 FlowAction::Resubmit { .. } | FlowAction::GotoTable { .. } => {
                     let nested = self.next_lookup().is_some_and(
