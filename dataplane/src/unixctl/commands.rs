@@ -242,6 +242,7 @@ pub fn trace_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use controlplane::flow::FlowAction;
     use controlplane::proto::{FdbEntry, MacAddr};
 
     /// The program of the reference run against OVS 3.1 (see `expected` in each test), on the
@@ -453,6 +454,86 @@ table=10,priority=0,actions=drop
         );
         assert_eq!(line(&text, "Final flow: "), "Final flow: unchanged");
         assert_eq!(line(&text, "Datapath actions: "), "Datapath actions: drop");
+    }
+
+    #[test]
+    fn nested_resubmits_are_indented_as_ovs_indents_them() {
+        // OVS 3.1's trace of this program (ports 3 and 4 internal, nothing learned):
+        //  0. ip,in_port=3, priority 100
+        //     resubmit(,10)
+        //     10. ip, priority 100
+        //             resubmit(,30)
+        //             30. ip, priority 100
+        //                     load:0x2->NXM_NX_REG2[]
+        //             load:0x1->NXM_NX_REG1[]
+        //     output:4
+        //     resubmit(,20)
+        // 20. ip, priority 100
+        //     NORMAL
+        //      -> no learned MAC for destination, flooding
+        let mut t = crate::sample::tables(0);
+        let flows = controlplane::flow_syntax::parse_flows_file(
+            "table=0,priority=100,in_port=3,ip,actions=resubmit(,10),output:4,resubmit(,20)
+table=10,priority=100,ip,actions=resubmit(,30),load:0x1->NXM_NX_REG1[]
+table=20,priority=100,ip,actions=normal
+table=30,priority=100,ip,actions=load:0x2->NXM_NX_REG2[]
+",
+        )
+        .unwrap();
+        let flows: Vec<_> = flows
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| (i as u32, f))
+            .collect();
+        t.flows = Some(std::sync::Arc::new(crate::flow::FlowSet::build(
+            1,
+            &flows,
+            &[],
+            &|p| match p {
+                PortRef::Number(n) => Some(*n),
+                PortRef::Name(_) => None,
+            },
+        )));
+        let args: Vec<String> = ["br0", "in_port=3,ip,nw_src=10.1.1.2,nw_dst=10.1.1.3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let text = trace_text(
+            &t,
+            &PipelineConfig::default(),
+            &|p| match p {
+                PortRef::Number(n) => Some(*n),
+                PortRef::Name(_) => None,
+            },
+            &|n| format!("p{n}"),
+            &cx(),
+            &args,
+        )
+        .unwrap();
+        let lines = table_lines(&text);
+        let normal = format!(
+            "    {}",
+            controlplane::flow_syntax::format_action(&FlowAction::Normal)
+        );
+        assert_eq!(
+            lines[..10],
+            [
+                " 0. ip,in_port=3, priority 100",
+                "    resubmit(,10)",
+                "    10. ip, priority 100",
+                "            resubmit(,30)",
+                "            30. ip, priority 100",
+                &format!("                {}", act("load:0x2->NXM_NX_REG2[]")),
+                &format!("        {}", act("load:0x1->NXM_NX_REG1[]")),
+                "    output:4",
+                "    resubmit(,20)",
+                "20. ip, priority 100",
+            ],
+            "{text}"
+        );
+        assert_eq!(lines[10], normal, "{text}");
+        assert_eq!(lines[11..], ["     -> forwarding to port 4 (p4)"], "{text}");
+        assert_eq!(line(&text, "Datapath actions: "), "Datapath actions: 4,4");
     }
 
     #[test]

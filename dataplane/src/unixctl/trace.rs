@@ -164,9 +164,33 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
         .iter()
         .filter_map(|(act, f)| datapath_action(t, a, act, f))
         .collect();
+    // What the built-in forwarding sent: the pipeline's outputs less one for each output
+    // the flows made themselves.
+    let mut explicit: Vec<Option<PortNo>> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Step(Step::Output(p)) => Some(Some(*p)),
+            Ev::Step(Step::Tunnel { .. }) => Some(None),
+            _ => None,
+        })
+        .collect();
     let forwarded: Vec<String> = rec
         .outputs
         .iter()
+        .filter(|(act, _)| {
+            let made = match act {
+                Action::Output(n) => explicit.iter().position(|e| *e == Some(*n)),
+                Action::Encap { .. } => explicit.iter().position(|e| e.is_none()),
+                Action::Drop(_) => None,
+            };
+            match made {
+                Some(i) => {
+                    explicit.swap_remove(i);
+                    false
+                }
+                None => true,
+            }
+        })
         .filter_map(|(act, _)| match act {
             Action::Output(n) => Some(format!("forwarding to port {n} ({})", name(*n))),
             Action::Encap { node, .. } => t
@@ -216,7 +240,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
             .push((0, " 0. No flow tables: the built-in forwarding".into())),
         Some(_) if evs.is_empty() => r.lines.push((0, " 0. No match.".into())),
         Some(_) => {
-            r.table(0);
+            r.table(0, 0);
         }
     }
     match end {
@@ -406,9 +430,15 @@ impl Render<'_> {
         None
     }
 
-    /// Prints the lookup at the next lookup event, its actions at `indent + 4`, and the tables
-    /// its resubmits lead to.
-    fn table(&mut self, indent: usize) {
+    /// Prints the lookup at the next lookup event, its actions below it, and the tables its
+    /// resubmits lead to, indented as OVS indents its trace tree: a node at `level` is
+    /// printed at `(level + more) * 4` where `more` says whether more actions follow it in its
+    /// parent flow, and its children are at level `level + 2 * more` (actions one step in).
+    fn table(&mut self, level: usize, more: usize) {
+        let head_indent = (level + more) * 4;
+        let sub = level + 2 * more;
+        // Actions are printed at `indent + 4`.
+        let indent = sub * 4;
         let Some(at) = self.next_lookup() else {
             return;
         };
@@ -424,7 +454,8 @@ impl Render<'_> {
         };
         let (table, depth, miss) = (*table, *depth, *miss);
         let Some(spec) = rule.as_ref().map(|r| &r.0) else {
-            self.lines.push((indent, format!("{table:2}. No match.")));
+            self.lines
+                .push((head_indent, format!("{table:2}. No match.")));
             match miss {
                 TableMiss::Drop => self.lines.push((indent + 4, "drop".into())),
                 TableMiss::Normal => {
@@ -437,7 +468,7 @@ impl Render<'_> {
                         indent + 4,
                         format!("table miss: continuing to table {}", table as u16 + 1),
                     ));
-                    self.table(indent);
+                    self.table(sub, 0);
                 }
             }
             return;
@@ -462,7 +493,7 @@ impl Render<'_> {
         if spec.cookie != 0 {
             head.push_str(&format!(", cookie {:#x}", spec.cookie));
         }
-        self.lines.push((indent, head));
+        self.lines.push((head_indent, head));
         if spec.actions.is_empty() {
             self.lines.push((indent + 4, "drop".into()));
             return;
@@ -496,7 +527,7 @@ impl Render<'_> {
                                 && spec.actions[i + 1..]
                                     .iter()
                                     .all(|a| matches!(a, FlowAction::GotoTable { .. }));
-                        self.table(if last { indent } else { indent + 4 });
+                        self.table(sub, usize::from(!last));
                     }
                 }
                 FlowAction::Drop => break,
