@@ -181,7 +181,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
             let made = match act {
                 Action::Output(n) => explicit.iter().position(|e| *e == Some(*n)),
                 Action::Encap { .. } => explicit.iter().position(|e| e.is_none()),
-                Action::Drop(_) => None,
+                _ => None,
             };
             match made {
                 Some(i) => {
@@ -196,7 +196,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
             Action::Encap { node, .. } => t
                 .node(*node)
                 .map(|n| format!("tunneling to {} ({})", n.vtep, n.name)),
-            Action::Drop(_) => None,
+            _ => None,
         })
         .collect();
 
@@ -341,7 +341,7 @@ fn datapath_action(t: &Tables, a: &TraceArgs<'_>, act: &Action, f: &[u8]) -> Opt
                 a.vxlan_port
             ))
         }
-        Action::Drop(_) => None,
+        _ => None,
     }
 }
 
@@ -579,7 +579,7 @@ impl Render<'_> {
                 ));
             }
             Step::Normal | Step::Flood => self.forwarding_details(indent),
-            Step::Set(..) | Step::DecTtl => {}
+            _ => {}
         }
     }
 }
