@@ -25,5 +25,6 @@ pub mod sample;
 pub mod server;
 pub mod switch;
 pub mod trace;
+pub mod unixctl;
 pub mod wire;
 pub mod worker;

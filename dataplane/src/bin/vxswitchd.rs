@@ -135,6 +135,17 @@ struct Args {
     /// Log to this file (appending) instead of stderr; SIGHUP reopens it (log rotation).
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// Directory where OVS's tools look for the switch: DIR/<bridge>.mgmt (OpenFlow) and
+    /// DIR/ovs-vswitchd.pid + DIR/ovs-vswitchd.<pid>.ctl (ovs-appctl); point OVS_RUNDIR at it.
+    #[arg(long, value_name = "DIR")]
+    ovs_rundir: Option<PathBuf>,
+    /// The bridge name OVS's tools use for this switch (ovs-appctl fdb/show BRIDGE,
+    /// ofproto/trace BRIDGE ...).
+    #[arg(long, value_name = "NAME", default_value = "br0")]
+    bridge: String,
+    /// Also serve ovs-appctl on this socket path (`ovs-appctl -t PATH ...`).
+    #[arg(long, value_name = "PATH")]
+    unixctl: Option<PathBuf>,
     /// Do not save or restore the configuration.
     #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
     no_state: bool,
@@ -300,6 +311,23 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start the control runtime: {e}"))?;
     rt.block_on(async move {
         let listener = server::bind(&args.socket, &access)?;
+        // ovs-appctl's sockets: DIR/ovs-vswitchd.PID.ctl (found through the pidfile) and/or
+        // an explicit path.
+        let pidfile = match &args.ovs_rundir {
+            Some(dir) => Some(dataplane::unixctl::Pidfile::create(dir)?),
+            None => None,
+        };
+        let mut unixctl_paths: Vec<PathBuf> = Vec::new();
+        if let Some(dir) = &args.ovs_rundir {
+            unixctl_paths.push(dataplane::unixctl::Pidfile::socket_path(dir));
+        }
+        if let Some(p) = &args.unixctl {
+            unixctl_paths.push(p.clone());
+        }
+        let mut unixctl_listeners = Vec::new();
+        for p in &unixctl_paths {
+            unixctl_listeners.push(dataplane::unixctl::bind(p, &access)?);
+        }
         let mut sw = Switch::start(cfg).map_err(|e| format!("cannot start workers: {e}"))?;
         sw.restore()?;
         eprintln!(
@@ -319,6 +347,21 @@ fn run(args: Args) -> Result<(), String> {
             eprintln!("vxswitchd: metrics on http://{addr}/metrics");
             tokio::spawn(dataplane::metrics::serve(l, sw.clone()));
         }
+        let exit = Arc::new(tokio::sync::Notify::new());
+        let unixctl_cx = Arc::new(dataplane::unixctl::Context {
+            bridge: args.bridge.clone(),
+            vxlan_port: args.vxlan_port,
+        });
+        for (l, p) in unixctl_listeners.into_iter().zip(&unixctl_paths) {
+            eprintln!("vxswitchd: ovs-appctl socket {}", p.display());
+            tokio::spawn(dataplane::unixctl::serve(
+                l,
+                sw.clone(),
+                access.clone(),
+                unixctl_cx.clone(),
+                exit.clone(),
+            ));
+        }
         tokio::spawn(server::expire_flows(sw.clone()));
         tokio::spawn(server::refresh_path_mtus(sw.clone()));
         use tokio::signal::unix::{signal, SignalKind};
@@ -336,6 +379,7 @@ fn run(args: Args) -> Result<(), String> {
                     _ = &mut serve => break "the control socket closed",
                     _ = term.recv() => break "SIGTERM",
                     _ = int.recv() => break "SIGINT",
+                    _ = exit.notified() => break "ovs-appctl exit",
                     _ = hup.recv() => match &args.log_file {
                         Some(path) => match dataplane::io::sys::redirect_output(path) {
                             Ok(()) => eprintln!("vxswitchd: log reopened (SIGHUP)"),
@@ -352,6 +396,10 @@ fn run(args: Args) -> Result<(), String> {
         };
         let t0 = std::time::Instant::now();
         let _ = std::fs::remove_file(&args.socket);
+        for p in &unixctl_paths {
+            let _ = std::fs::remove_file(p);
+        }
+        drop(pidfile);
         let mut sw = sw.lock().unwrap_or_else(|p| p.into_inner());
         sw.shutdown();
         eprintln!(

@@ -121,3 +121,18 @@ pub fn redirect_output(path: &std::path::Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Takes a POSIX write lock (`fcntl(F_SETLK)`) on the whole of `file`, the way OVS locks its
+/// pidfiles: `ovs-appctl` believes a pidfile only while the process named in it holds this
+/// lock. The lock lasts as long as this process keeps `file` open, and closing any other
+/// descriptor of the same file would release it, so the file must be opened only once.
+pub fn lock_whole_file(file: &std::fs::File) -> io::Result<()> {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl(F_SETLK) reads one `flock` from the pointer, which points to a live local
+    // of the right type; the descriptor is open for the duration of the call.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) })?;
+    Ok(())
+}

@@ -189,6 +189,30 @@ impl Switch {
             .map_err(|m| refuse(ErrorCode::Invalid, m))
     }
 
+    /// Runs `f` on the published tables with the switch's pipeline settings, its port
+    /// resolver and port names (for traces shaped otherwise than [`Switch::trace`], such as
+    /// `ovs-appctl ofproto/trace`). `None` while the switch shuts down.
+    pub fn with_tables<R>(
+        &self,
+        f: impl FnOnce(
+            &Tables,
+            &crate::pipeline::PipelineConfig,
+            &dyn Fn(&PortRef) -> Option<PortNo>,
+            &dyn Fn(PortNo) -> String,
+        ) -> R,
+    ) -> Option<R> {
+        let resolve = self.resolver();
+        let tables = self.fib.read()?;
+        let cfg = crate::pipeline::PipelineConfig {
+            src_port_min: self.cfg.src_port_min,
+            src_port_max: self.cfg.src_port_max,
+            src_ports: self.cfg.src_ports,
+            flood_max_nodes: self.cfg.flood_max_nodes,
+            ..Default::default()
+        };
+        Some(f(&tables, &cfg, &resolve, &|n| self.port_name(n)))
+    }
+
     /// Starts capturing a port on every worker; one capture at a time.
     pub fn capture_start(&mut self, port: &PortRef) -> Result<(PortNo, String), Refusal> {
         let no = self.resolver()(port)
