@@ -109,7 +109,7 @@ pub fn ofproto_trace(t: &Tables, a: &TraceArgs<'_>, name: &dyn Fn(PortNo) -> Str
     let vni = ms
         .iter()
         .find_map(|m| match m {
-            Match::TunId { value, .. } => Some(*value),
+            Match::TunId { value, .. } => Some(*value as u32),
             _ => None,
         })
         .unwrap_or(local.map(|l| l.default_vni).unwrap_or(1));
