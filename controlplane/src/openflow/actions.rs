@@ -511,13 +511,6 @@ fn encode_one(a: &FlowAction, out: &mut Vec<u8>) {
         FlowAction::InPort => output(out, port::IN_PORT),
         FlowAction::Drop => {}
         FlowAction::SetField { field, value } => match field {
-            // OVS writes these in OpenFlow 1.3 as Nicira actions of their own.
-            Field::TunId if *value <= u64::from(u32::MAX) => {
-                let at = nx_start(out, nx::SET_TUNNEL);
-                out.extend_from_slice(&[0, 0]);
-                out.extend_from_slice(&(*value as u32).to_be_bytes());
-                nx_end(out, at);
-            }
             Field::InPort => set_field_oxm(out, Mf::InPort, u128::from(port16_to_32(*value as u16))),
             f => set_field_oxm(out, Mf::from_field(*f), u128::from(*value)),
         },
