@@ -117,6 +117,7 @@ fn check_flow_mods(file: &str, version: u8) {
     let mut differ = Vec::new();
     let mut printed_same = 0;
     let mut refused = 0;
+    let mut reencoded_same = 0;
     let mut misprinted = Vec::new();
     let ofctl = ofctl();
     for (text, msgs) in &caps {
@@ -142,6 +143,15 @@ fn check_flow_mods(file: &str, version: u8) {
         let mut again = Vec::new();
         encode_flow_mod(version, 7, &fm, &mut again);
         assert_eq!(decode_flow_mod(version, &again).as_ref(), Ok(&fm), "{text}: round trip");
+        // And OVS reads what we encode from the decoded flow as it reads its own message.
+        if ofctl.is_some() {
+            let (want, got) = (ofp_print(msg), ofp_print(&again));
+            if got == want {
+                reencoded_same += 1;
+            } else {
+                misprinted.push(format!("{text} (re-encoded)\n  ovs    {want}  ours   {got}"));
+            }
+        }
         match parse_flow(text) {
             Ok(mut spec) => {
                 spec.actions = as_wire(&spec.actions);
@@ -169,7 +179,7 @@ fn check_flow_mods(file: &str, version: u8) {
         }
     }
     println!(
-        "{file}: {} flows, {refused} refused (connection tracking); {same} decode to what the syntax parses, {} differ, {} not parsed by the syntax; {printed_same} encodings printed alike by ovs-ofctl",
+        "{file}: {} flows, {refused} refused (connection tracking); {same} decode to what the syntax parses, {} differ, {} not parsed by the syntax; {printed_same} encodings of the parsed flow and {reencoded_same} of the decoded one printed by ovs-ofctl as it prints the captured message",
         caps.len(),
         differ.len(),
         unparsed.len()
