@@ -32,6 +32,7 @@ for v in 13 14; do
     ovs-ofctl -O OpenFlow$v del-groups "unix:$real"
     grep -v '^#' "$here/misc.cmds" | grep -v '^[[:space:]]*$' | while IFS='|' read -r cmd arg1 arg2; do
         set -- ovs-ofctl -O OpenFlow$v
+        line="$cmd|$arg1|$arg2"
         case $cmd in
         --strict*) set -- "$@" --strict; cmd=${cmd#--strict } ;;
         esac
@@ -40,6 +41,6 @@ for v in 13 14; do
         else
             hex=$(cap "$@" "$cmd" unix:SOCK "$arg1" 2>&1) || hex="! $hex"
         fi
-        printf '> %s|%s|%s\n%s\n' "$cmd" "$arg1" "$arg2" "$hex" >>"$out"
+        printf '> %s\n%s\n' "$line" "$hex" >>"$out"
     done
 done
