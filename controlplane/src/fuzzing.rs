@@ -194,12 +194,20 @@ pub fn openflow_decode(data: &[u8]) {
         if let Ok(g) = group::decode_group_mod(version, data) {
             let mut out = Vec::new();
             group::encode_group_mod(version, 1, &g, &mut out);
-            assert_eq!(group::decode_group_mod(version, &out).as_ref(), Ok(&g), "group mod round trip");
+            assert_eq!(
+                group::decode_group_mod(version, &out).as_ref(),
+                Ok(&g),
+                "group mod round trip"
+            );
         }
         if let Ok(p) = packet_out::decode_packet_out(version, data) {
             let mut out = Vec::new();
             packet_out::encode_packet_out(version, 1, &p, &mut out);
-            assert_eq!(packet_out::decode_packet_out(version, &out).as_ref(), Ok(&p), "packet-out round trip");
+            assert_eq!(
+                packet_out::decode_packet_out(version, &out).as_ref(),
+                Ok(&p),
+                "packet-out round trip"
+            );
         }
         if let Ok(r) = flow_stats::decode_flow_stats_request(version, data) {
             let mut out = Vec::new();
@@ -217,7 +225,11 @@ pub fn openflow_decode(data: &[u8]) {
         if let Ok(a) = oxm::decode_actions(version, data) {
             let mut out = Vec::new();
             oxm::encode_actions(version, &a, &mut out);
-            assert_eq!(oxm::decode_actions(version, &out).as_ref(), Ok(&a), "actions round trip");
+            assert_eq!(
+                oxm::decode_actions(version, &out).as_ref(),
+                Ok(&a),
+                "actions round trip"
+            );
         }
         if let Ok(a) = oxm::decode_instructions(version, data) {
             let mut out = Vec::new();

@@ -14,14 +14,18 @@ use std::process::Command;
 
 use controlplane::flow::{Field, FlowAction, FlowSpec};
 use controlplane::flow_syntax::{parse_filter, parse_flow};
-use controlplane::openflow::flow_mod::{decode_flow_mod, encode_flow_mod, FlowModCommand, FlowModMsg};
+use controlplane::openflow::flow_mod::{
+    decode_flow_mod, encode_flow_mod, FlowModCommand, FlowModMsg,
+};
 use controlplane::openflow::flow_stats::decode_flow_stats_request;
 use controlplane::openflow::group::{decode_group_mod, encode_group_mod};
 use controlplane::openflow::packet_out::{decode_packet_out, encode_packet_out};
 use controlplane::openflow::{Header, MsgType, NO_BUFFER};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openflow").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/openflow")
+        .join(name)
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -55,7 +59,8 @@ fn captures(name: &str) -> Vec<(String, Vec<Vec<u8>>)> {
 
 /// The reprs the wire cannot tell apart from set_field, as the decoder gives them.
 fn as_wire(actions: &[FlowAction]) -> Vec<FlowAction> {
-    let mac = |m: &controlplane::proto::MacAddr| m.0.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
+    let mac =
+        |m: &controlplane::proto::MacAddr| m.0.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
     actions
         .iter()
         .map(|a| match a {
@@ -142,14 +147,20 @@ fn check_flow_mods(file: &str, version: u8) {
         // Encode and decode again: the same message.
         let mut again = Vec::new();
         encode_flow_mod(version, 7, &fm, &mut again);
-        assert_eq!(decode_flow_mod(version, &again).as_ref(), Ok(&fm), "{text}: round trip");
+        assert_eq!(
+            decode_flow_mod(version, &again).as_ref(),
+            Ok(&fm),
+            "{text}: round trip"
+        );
         // And OVS reads what we encode from the decoded flow as it reads its own message.
         if ofctl.is_some() {
             let (want, got) = (ofp_print(msg), ofp_print(&again));
             if got == want {
                 reencoded_same += 1;
             } else {
-                misprinted.push(format!("{text} (re-encoded)\n  ovs    {want}  ours   {got}"));
+                misprinted.push(format!(
+                    "{text} (re-encoded)\n  ovs    {want}  ours   {got}"
+                ));
             }
         }
         match parse_flow(text) {
@@ -193,8 +204,16 @@ fn check_flow_mods(file: &str, version: u8) {
     for m in &misprinted {
         println!("MISPRINTED {m}");
     }
-    assert!(differ.is_empty(), "{} flows decode differently", differ.len());
-    assert!(misprinted.is_empty(), "{} encodings print differently", misprinted.len());
+    assert!(
+        differ.is_empty(),
+        "{} flows decode differently",
+        differ.len()
+    );
+    assert!(
+        misprinted.is_empty(),
+        "{} encodings print differently",
+        misprinted.len()
+    );
 }
 
 #[test]
@@ -260,7 +279,8 @@ fn check_misc(file: &str, version: u8) {
                     }
                 }
                 MsgType::PacketOut => {
-                    let p = decode_packet_out(version, msg).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+                    let p =
+                        decode_packet_out(version, msg).unwrap_or_else(|e| panic!("{cmd}: {e}"));
                     assert_eq!(p.buffer_id, NO_BUFFER);
                     assert!(!p.data.is_empty(), "{cmd}");
                     let mut again = Vec::new();
@@ -292,7 +312,10 @@ fn check_misc(file: &str, version: u8) {
     }
     println!("{file}: {kinds:?}");
     for k in ["FlowMod", "GroupMod", "PacketOut", "MultipartRequest"] {
-        assert!(kinds.get(k).copied().unwrap_or(0) >= 2, "{file}: few {k} {kinds:?}");
+        assert!(
+            kinds.get(k).copied().unwrap_or(0) >= 2,
+            "{file}: few {k} {kinds:?}"
+        );
     }
 }
 
@@ -310,4 +333,135 @@ fn groups_packet_outs_dumps_and_deletes_of14() {
 #[allow(dead_code)]
 fn flow(text: &str) -> FlowSpec {
     parse_flow(text).expect("flow")
+}
+
+/// The first captured add-flow of a file, as bytes.
+fn first_flow_mod(file: &str) -> Vec<u8> {
+    captures(file).remove(0).1.remove(0)
+}
+
+#[test]
+fn every_truncation_of_every_captured_message_decodes_without_panic() {
+    let mut n = 0;
+    for (file, version) in [("flow_mod_of13.txt", 4), ("misc_of14.txt", 5)] {
+        for (_, msgs) in captures(file) {
+            for msg in msgs {
+                for cut in 0..msg.len() {
+                    let mut m = msg[..cut].to_vec();
+                    if m.len() >= 4 {
+                        // A header that claims just what is there, so the body is what is short.
+                        let len = (m.len() as u16).to_be_bytes();
+                        m[2..4].copy_from_slice(&len);
+                    }
+                    let t = Header::new_checked(&m[..]).map(|h| h.msg_type());
+                    match t {
+                        // A cut between two instructions or buckets is still a valid
+                        // message; every other cut must be refused, none may panic.
+                        Ok(MsgType::FlowMod) => {
+                            let _ = decode_flow_mod(version, &m);
+                        }
+                        Ok(MsgType::GroupMod) => {
+                            let _ = decode_group_mod(version, &m);
+                        }
+                        Ok(MsgType::PacketOut) => {
+                            // A packet-out cut inside its data is still a packet-out.
+                            let _ = decode_packet_out(version, &m);
+                        }
+                        _ => {}
+                    }
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 10_000);
+}
+
+#[test]
+fn refusals_carry_the_codes_ovs_sends() {
+    // The captured message for `table=0, ..., actions=...`: patch in pieces OVS refuses.
+    let fm = decode_flow_mod(4, &first_flow_mod("flow_mod_of13.txt")).expect("decodes");
+    let base = FlowModMsg {
+        flow: FlowSpec {
+            matches: Vec::new(),
+            actions: vec![FlowAction::Drop],
+            ..fm.flow.clone()
+        },
+        ..fm.clone()
+    };
+    let mut msg = Vec::new();
+    encode_flow_mod(4, 1, &base, &mut msg);
+    let with_instructions = |inst: &[u8]| {
+        let mut m = msg.clone();
+        m.extend_from_slice(inst);
+        let len = (m.len() as u16).to_be_bytes();
+        m[2..4].copy_from_slice(&len);
+        m
+    };
+    let code = |m: &[u8]| {
+        decode_flow_mod(4, m)
+            .map(|_| ())
+            .map_err(|e| (e.kind, e.code))
+    };
+    // Output to OFPP_CONTROLLER: OFPBAC_BAD_OUT_PORT.
+    let out_ctrl = [
+        0, 4, 0, 24, 0, 0, 0, 0, 0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(code(&with_instructions(&out_ctrl)), Err((2, 4)));
+    // write_metadata: OFPBIC_UNSUP_METADATA.
+    let mut wm = vec![0, 2, 0, 24, 0, 0, 0, 0];
+    wm.extend_from_slice(&[0; 16]);
+    assert_eq!(code(&with_instructions(&wm)), Err((3, 3)));
+    // write_actions: OFPBIC_UNSUP_INST; an unknown instruction: OFPBIC_UNKNOWN_INST.
+    assert_eq!(
+        code(&with_instructions(&[0, 3, 0, 8, 0, 0, 0, 0])),
+        Err((3, 1))
+    );
+    assert_eq!(
+        code(&with_instructions(&[0, 9, 0, 8, 0, 0, 0, 0])),
+        Err((3, 0))
+    );
+    // goto_table:255: OFPBIC_BAD_TABLE_ID.
+    assert_eq!(
+        code(&with_instructions(&[0, 1, 0, 8, 255, 0, 0, 0])),
+        Err((3, 2))
+    );
+    // An action whose length runs past its instruction: OFPBAC_BAD_LEN.
+    let long = [0, 4, 0, 16, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 1];
+    assert_eq!(code(&with_instructions(&long)), Err((2, 1)));
+    // An unknown Nicira action: OFPBAC_BAD_EXP_TYPE; another experimenter: BAD_EXPERIMENTER.
+    let nx = [
+        0, 4, 0, 24, 0, 0, 0, 0, 0xff, 0xff, 0, 16, 0, 0, 0x23, 0x20, 0, 99, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(code(&with_instructions(&nx)), Err((2, 3)));
+    let exp = [
+        0, 4, 0, 24, 0, 0, 0, 0, 0xff, 0xff, 0, 16, 0, 0, 0x99, 0x99, 0, 1, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(code(&with_instructions(&exp)), Err((2, 2)));
+    // A bad command: OFPFMFC_BAD_COMMAND.
+    let mut bad_cmd = msg.clone();
+    bad_cmd[25] = 9;
+    assert_eq!(code(&bad_cmd), Err((5, 5)));
+    // A tcp port without ip_proto=6: OFPBMC_BAD_PREREQ; an unknown field: OFPBMC_BAD_FIELD.
+    let prereq = FlowModMsg {
+        flow: FlowSpec {
+            matches: vec![controlplane::flow::Match::TpDst {
+                value: 80,
+                mask: 0xffff,
+            }],
+            ..base.flow.clone()
+        },
+        ..base.clone()
+    };
+    let mut m = Vec::new();
+    encode_flow_mod(4, 1, &prereq, &mut m);
+    assert_eq!(code(&m), Err((4, 9)));
+    let mut unknown = msg.clone();
+    // The empty match (type 1, length 4) becomes one with an OXM of field 40 (MPLS-free
+    // class 0x8000 field 0x7f), which no one knows.
+    unknown.truncate(48);
+    unknown.extend_from_slice(&[0, 1, 0, 12, 0x80, 0, 0xfe, 4, 0, 0, 0, 1, 0, 0, 0, 0]);
+    let len = (unknown.len() as u16).to_be_bytes();
+    unknown[2..4].copy_from_slice(&len);
+    assert_eq!(code(&unknown), Err((4, 6)));
 }

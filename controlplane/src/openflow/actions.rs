@@ -119,7 +119,10 @@ pub fn decode_actions(_version: u8, b: &[u8]) -> Result<Vec<FlowAction>, OfError
 
 fn need(b: &[u8], len: usize) -> Result<(), OfError> {
     if b.len() != len {
-        return Err(err(code::BAD_LEN, format!("action length {}, want {len}", b.len())));
+        return Err(err(
+            code::BAD_LEN,
+            format!("action length {}, want {len}", b.len()),
+        ));
     }
     Ok(())
 }
@@ -141,14 +144,19 @@ fn output_port(p: u32) -> Result<FlowAction, OfError> {
 fn set_field(mf: Mf, value: u128, mask: u128, masked: bool) -> Result<FlowAction, OfError> {
     if masked {
         // A masked write is a load of the mask's bit range, which must be contiguous.
-        let field = mf.to_field().ok_or_else(|| err(code::BAD_SET_TYPE, format!("set_field {mf:?}")))?;
+        let field = mf
+            .to_field()
+            .ok_or_else(|| err(code::BAD_SET_TYPE, format!("set_field {mf:?}")))?;
         if mask == 0 {
             return Err(err(code::BAD_SET_ARGUMENT, "empty mask"));
         }
         let start = mask.trailing_zeros();
         let width = (mask >> start).trailing_ones();
         if (mask >> start) >> width != 0 || start + width > field.bits() {
-            return Err(err(code::BAD_SET_ARGUMENT, "set_field mask is not one bit range"));
+            return Err(err(
+                code::BAD_SET_ARGUMENT,
+                "set_field mask is not one bit range",
+            ));
         }
         return Ok(FlowAction::Load {
             dst: FieldRange {
@@ -190,7 +198,9 @@ fn set_field(mf: Mf, value: u128, mask: u128, masked: bool) -> Result<FlowAction
         }
         Mf::VlanPcp if value > 7 => return Err(err(code::BAD_SET_ARGUMENT, "vlan_pcp above 7")),
         mf => {
-            let field = mf.to_field().ok_or_else(|| err(code::BAD_SET_TYPE, format!("set_field {mf:?}")))?;
+            let field = mf
+                .to_field()
+                .ok_or_else(|| err(code::BAD_SET_TYPE, format!("set_field {mf:?}")))?;
             FlowAction::SetField {
                 field,
                 value: value as u64,
@@ -210,7 +220,10 @@ fn decode_one<T: AsRef<[u8]>>(a: &ActionView<T>, out: &mut Vec<FlowAction>) -> R
             need(b, 8)?;
             let ethertype = be16(b, 4);
             if ethertype != 0x8100 && ethertype != 0x88a8 {
-                return Err(err(code::BAD_ARGUMENT, format!("push_vlan ethertype {ethertype:#x}")));
+                return Err(err(
+                    code::BAD_ARGUMENT,
+                    format!("push_vlan ethertype {ethertype:#x}"),
+                ));
             }
             out.push(FlowAction::PushVlan { ethertype });
         }
@@ -243,7 +256,10 @@ fn decode_one<T: AsRef<[u8]>>(a: &ActionView<T>, out: &mut Vec<FlowAction>) -> R
         }
         ty::EXPERIMENTER => {
             if a.vendor() != NX_VENDOR_ID {
-                return Err(err(code::BAD_EXPERIMENTER, format!("experimenter {:#x}", a.vendor())));
+                return Err(err(
+                    code::BAD_EXPERIMENTER,
+                    format!("experimenter {:#x}", a.vendor()),
+                ));
             }
             decode_nx(a.subtype(), b, out)?;
         }
@@ -274,7 +290,8 @@ fn decode_nx(sub: u16, b: &[u8], out: &mut Vec<FlowAction>) -> Result<(), OfErro
             let in_port = match port16_to_32(in_port) {
                 port::IN_PORT => None,
                 p => Some(
-                    port_from_of(p).ok_or_else(|| err(code::BAD_OUT_PORT, format!("resubmit port {p:#x}")))?,
+                    port_from_of(p)
+                        .ok_or_else(|| err(code::BAD_OUT_PORT, format!("resubmit port {p:#x}")))?,
                 ),
             };
             out.push(FlowAction::Resubmit { in_port, table });
@@ -350,7 +367,7 @@ fn decode_nx(sub: u16, b: &[u8], out: &mut Vec<FlowAction>) -> Result<(), OfErro
             let clause = b[10];
             let n_clauses = b[11];
             let id = be32(b, 12);
-            if n_clauses < 2 || n_clauses > 64 || clause >= n_clauses {
+            if !(2..=64).contains(&n_clauses) || clause >= n_clauses {
                 return Err(err(code::BAD_ARGUMENT, "conjunction clause"));
             }
             out.push(FlowAction::Conjunction {
@@ -511,10 +528,14 @@ fn encode_one(a: &FlowAction, out: &mut Vec<u8>) {
         FlowAction::InPort => output(out, port::IN_PORT),
         FlowAction::Drop => {}
         FlowAction::SetField { field, value } => match field {
-            Field::InPort => set_field_oxm(out, Mf::InPort, u128::from(port16_to_32(*value as u16))),
+            Field::InPort => {
+                set_field_oxm(out, Mf::InPort, u128::from(port16_to_32(*value as u16)))
+            }
             f => set_field_oxm(out, Mf::from_field(*f), u128::from(*value)),
         },
-        FlowAction::SetTunIpv6Dst { value } => set_field_oxm(out, Mf::TunIpv6Dst, u128::from(*value)),
+        FlowAction::SetTunIpv6Dst { value } => {
+            set_field_oxm(out, Mf::TunIpv6Dst, u128::from(*value))
+        }
         FlowAction::Load { dst, value } => {
             let at = nx_start(out, nx::REG_LOAD);
             out.extend_from_slice(&ofs_nbits_of(dst).to_be_bytes());
@@ -560,14 +581,22 @@ fn encode_one(a: &FlowAction, out: &mut Vec<u8>) {
             out.extend_from_slice(&[0; 6]);
             nx_end(out, at);
         }
-        FlowAction::PushVlan { ethertype } => simple(out, ty::PUSH_VLAN, u32::from(*ethertype) << 16),
+        FlowAction::PushVlan { ethertype } => {
+            simple(out, ty::PUSH_VLAN, u32::from(*ethertype) << 16)
+        }
         FlowAction::PopVlan => simple(out, ty::POP_VLAN, 0),
-        FlowAction::ModVlanVid { vid } => set_field_oxm(out, Mf::VlanVid, u128::from(0x1000 | (vid & 0xfff))),
+        FlowAction::ModVlanVid { vid } => {
+            set_field_oxm(out, Mf::VlanVid, u128::from(0x1000 | (vid & 0xfff)))
+        }
         FlowAction::ModVlanPcp { pcp } => set_field_oxm(out, Mf::VlanPcp, u128::from(pcp & 7)),
         FlowAction::ModNwTos { tos } => set_field_oxm(out, Mf::IpDscp, u128::from(tos >> 2)),
         FlowAction::Group { id } => simple(out, ty::GROUP, *id),
         FlowAction::Learn(spec) => encode_learn(spec, out),
-        FlowAction::Conjunction { id, clause, n_clauses } => {
+        FlowAction::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => {
             let at = nx_start(out, nx::CONJUNCTION);
             out.push(clause.saturating_sub(1));
             out.push(*n_clauses);
@@ -593,8 +622,15 @@ fn encode_learn(l: &LearnSpec, out: &mut Vec<u8>) {
     out.extend_from_slice(&l.hard_timeout.to_be_bytes());
     out.extend_from_slice(&l.priority.to_be_bytes());
     out.extend_from_slice(&l.cookie.to_be_bytes());
-    let flags = if l.send_flow_rem { LEARN_SEND_FLOW_REM } else { 0 }
-        | if l.delete_learned { LEARN_DELETE_LEARNED } else { 0 };
+    let flags = if l.send_flow_rem {
+        LEARN_SEND_FLOW_REM
+    } else {
+        0
+    } | if l.delete_learned {
+        LEARN_DELETE_LEARNED
+    } else {
+        0
+    };
     out.extend_from_slice(&flags.to_be_bytes());
     out.push(l.table);
     out.push(0);
@@ -608,7 +644,9 @@ fn encode_learn(l: &LearnSpec, out: &mut Vec<u8>) {
                 learn_field(out, dst);
             }
             LearnItem::MatchValue { dst, value } => {
-                out.extend_from_slice(&(LEARN_SRC_IMMEDIATE | LEARN_DST_MATCH | dst.width() as u16).to_be_bytes());
+                out.extend_from_slice(
+                    &(LEARN_SRC_IMMEDIATE | LEARN_DST_MATCH | dst.width() as u16).to_be_bytes(),
+                );
                 learn_value(out, *value, dst.width());
                 learn_field(out, dst);
             }
@@ -618,7 +656,9 @@ fn encode_learn(l: &LearnSpec, out: &mut Vec<u8>) {
                 learn_field(out, dst);
             }
             LearnItem::LoadValue { dst, value } => {
-                out.extend_from_slice(&(LEARN_SRC_IMMEDIATE | LEARN_DST_LOAD | dst.width() as u16).to_be_bytes());
+                out.extend_from_slice(
+                    &(LEARN_SRC_IMMEDIATE | LEARN_DST_LOAD | dst.width() as u16).to_be_bytes(),
+                );
                 learn_value(out, *value, dst.width());
                 learn_field(out, dst);
             }

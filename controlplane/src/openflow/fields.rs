@@ -144,7 +144,10 @@ const TABLE: &[(Mf, u16, u8, u8)] = &[
 
 /// A field's 32-bit header: class, field number, has-mask bit, payload length.
 pub fn header(class: u16, field: u8, hasmask: bool, len: u8) -> u32 {
-    (u32::from(class) << 16) | (u32::from(field & 0x7f) << 9) | (u32::from(hasmask) << 8) | u32::from(len)
+    (u32::from(class) << 16)
+        | (u32::from(field & 0x7f) << 9)
+        | (u32::from(hasmask) << 8)
+        | u32::from(len)
 }
 
 impl Mf {
@@ -179,7 +182,12 @@ impl Mf {
     /// The header OVS writes in OpenFlow 1.3/1.4 (OXM where the field has one, else NXM).
     pub fn header(self, hasmask: bool) -> u32 {
         let (_, class, field, bytes) = self.entry();
-        header(class, field, hasmask, if hasmask { bytes * 2 } else { bytes })
+        header(
+            class,
+            field,
+            hasmask,
+            if hasmask { bytes * 2 } else { bytes },
+        )
     }
     /// The NXM header (OpenFlow 1.0 style) Nicira actions use for subfields: NXM where the
     /// field has one, else its OXM.

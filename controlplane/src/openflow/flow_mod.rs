@@ -153,7 +153,11 @@ pub struct FlowModMsg {
 pub fn decode_flow_mod(version: u8, msg: &[u8]) -> Result<FlowModMsg, OfError> {
     let v = FlowModView::new_checked(msg)?;
     let command = FlowModCommand::from_wire(v.command()).ok_or_else(|| {
-        OfError::new(kind::FLOW_MOD_FAILED, BAD_COMMAND, format!("command {}", v.command()))
+        OfError::new(
+            kind::FLOW_MOD_FAILED,
+            BAD_COMMAND,
+            format!("command {}", v.command()),
+        )
     })?;
     let (matches, used) = decode_match(version, v.rest())?;
     let instructions = &v.rest()[used..];
@@ -177,7 +181,11 @@ pub fn decode_flow_mod(version: u8, msg: &[u8]) -> Result<FlowModMsg, OfError> {
         out_group: v.out_group(),
         flags: v.flags(),
         flow: FlowSpec {
-            table: if table_id == super::TABLE_ALL { 0 } else { table_id },
+            table: if table_id == super::TABLE_ALL {
+                0
+            } else {
+                table_id
+            },
             priority: v.priority(),
             cookie: v.cookie(),
             idle_timeout: v.idle_timeout(),

@@ -152,7 +152,10 @@ pub fn decode_buckets(version: u8, kind: GroupType, b: &[u8]) -> Result<Vec<Buck
         let v = BucketView::new_checked(rest)?;
         let watch_port = match v.watch_port() {
             port::ANY => None,
-            p => Some(port_from_of(p).ok_or_else(|| err(code::BAD_WATCH, format!("watch_port {p:#x}")))?),
+            p => Some(
+                port_from_of(p)
+                    .ok_or_else(|| err(code::BAD_WATCH, format!("watch_port {p:#x}")))?,
+            ),
         };
         let watch_group = match v.watch_group() {
             group_id::ANY => None,
@@ -161,7 +164,9 @@ pub fn decode_buckets(version: u8, kind: GroupType, b: &[u8]) -> Result<Vec<Buck
         };
         let weight = match kind {
             GroupType::Select => v.weight(),
-            _ if v.weight() != 0 => return Err(err(code::BAD_BUCKET, "weight outside a select group")),
+            _ if v.weight() != 0 => {
+                return Err(err(code::BAD_BUCKET, "weight outside a select group"))
+            }
             _ => 1,
         };
         out.push(Bucket {
@@ -181,9 +186,18 @@ pub fn encode_buckets(version: u8, kind: GroupType, buckets: &[Bucket], out: &mu
     for b in buckets {
         let at = out.len();
         out.extend_from_slice(&[0, 0]);
-        let weight = if kind == GroupType::Select { b.weight } else { 0 };
+        let weight = if kind == GroupType::Select {
+            b.weight
+        } else {
+            0
+        };
         out.extend_from_slice(&weight.to_be_bytes());
-        out.extend_from_slice(&b.watch_port.as_ref().map_or(port::ANY, port_to_of).to_be_bytes());
+        out.extend_from_slice(
+            &b.watch_port
+                .as_ref()
+                .map_or(port::ANY, port_to_of)
+                .to_be_bytes(),
+        );
         out.extend_from_slice(&b.watch_group.unwrap_or(group_id::ANY).to_be_bytes());
         out.extend_from_slice(&[0; 4]);
         encode_actions(version, &b.actions, out);
@@ -202,7 +216,8 @@ pub fn decode_group_mod(version: u8, msg: &[u8]) -> Result<GroupModMsg, OfError>
         c => return Err(err(code::BAD_COMMAND, format!("group command {c}"))),
     };
     let group_id = v.group_id();
-    let valid_id = group_id <= group_id::MAX || (command == GroupModCommand::Delete && group_id == group_id::ALL);
+    let valid_id = group_id <= group_id::MAX
+        || (command == GroupModCommand::Delete && group_id == group_id::ALL);
     if !valid_id {
         return Err(err(code::INVALID_GROUP, format!("group id {group_id:#x}")));
     }

@@ -118,16 +118,23 @@ pub fn read_oxm(b: &[u8]) -> Result<(Oxm, usize), OfError> {
         (4, len)
     };
     let body = slice(b, start, payload).ok_or_else(|| err(code::BAD_LEN, "OXM past match end"))?;
-    let mf = Mf::from_header(h).ok_or_else(|| err(code::BAD_FIELD, format!("unsupported field {h:#010x}")))?;
+    let mf = Mf::from_header(h)
+        .ok_or_else(|| err(code::BAD_FIELD, format!("unsupported field {h:#010x}")))?;
     let n = mf.bytes();
     let want = if hasmask { 2 * n } else { n };
     if payload != want {
-        return Err(err(code::BAD_LEN, format!("field {mf:?}: length {payload}, want {want}")));
+        return Err(err(
+            code::BAD_LEN,
+            format!("field {mf:?}: length {payload}, want {want}"),
+        ));
     }
     let value = be_n(&body[..n]);
     let mask = if hasmask { be_n(&body[n..]) } else { ones(n) };
     if value & !mask != 0 {
-        return Err(err(code::BAD_WILDCARDS, format!("field {mf:?}: value bits outside mask")));
+        return Err(err(
+            code::BAD_WILDCARDS,
+            format!("field {mf:?}: value bits outside mask"),
+        ));
     }
     Ok((
         Oxm {
@@ -189,7 +196,10 @@ fn mac_bits(m: &MacAddr) -> u128 {
 
 fn exact<T>(o: &Oxm, what: T) -> Result<T, OfError> {
     if o.mask != ones(o.mf.bytes()) {
-        return Err(err(code::BAD_MASK, format!("field {:?} cannot be masked", o.mf)));
+        return Err(err(
+            code::BAD_MASK,
+            format!("field {:?} cannot be masked", o.mf),
+        ));
     }
     Ok(what)
 }
@@ -218,7 +228,9 @@ fn get(oxms: &[Oxm], mf: Mf) -> Option<&Oxm> {
 
 /// The exact value of a prerequisite field, if matched exactly.
 fn exact_of(oxms: &[Oxm], mf: Mf) -> Option<u128> {
-    get(oxms, mf).filter(|o| o.mask == ones(mf.bytes())).map(|o| o.value)
+    get(oxms, mf)
+        .filter(|o| o.mask == ones(mf.bytes()))
+        .map(|o| o.value)
 }
 
 fn prereq(oxms: &[Oxm], o: &Oxm) -> Result<(), OfError> {
@@ -249,7 +261,10 @@ fn prereq(oxms: &[Oxm], o: &Oxm) -> Result<(), OfError> {
     if ok {
         Ok(())
     } else {
-        Err(err(code::BAD_PREREQ, format!("field {:?} without its prerequisites", o.mf)))
+        Err(err(
+            code::BAD_PREREQ,
+            format!("field {:?} without its prerequisites", o.mf),
+        ))
     }
 }
 
@@ -278,9 +293,17 @@ fn oxms_to_matches(oxms: &[Oxm]) -> Result<Vec<Match>, OfError> {
                 Match::InPort { port }
             }
             Mf::Metadata => return Err(err(code::BAD_FIELD, "metadata matches are not supported")),
-            Mf::EthDst => Match::DlDst { value: mac(v), mask: mac(m) },
-            Mf::EthSrc => Match::DlSrc { value: mac(v), mask: mac(m) },
-            Mf::EthType => Match::DlType { value: exact(o, v as u16)? },
+            Mf::EthDst => Match::DlDst {
+                value: mac(v),
+                mask: mac(m),
+            },
+            Mf::EthSrc => Match::DlSrc {
+                value: mac(v),
+                mask: mac(m),
+            },
+            Mf::EthType => Match::DlType {
+                value: exact(o, v as u16)?,
+            },
             Mf::VlanTci => {
                 tci = Some((v as u16, m as u16));
                 continue;
@@ -297,38 +320,111 @@ fn oxms_to_matches(oxms: &[Oxm]) -> Result<Vec<Match>, OfError> {
                 continue;
             }
             Mf::IpDscp | Mf::IpEcn | Mf::IpTos => {
-                return Err(err(code::BAD_FIELD, format!("{:?} matches are not supported", o.mf)))
+                return Err(err(
+                    code::BAD_FIELD,
+                    format!("{:?} matches are not supported", o.mf),
+                ))
             }
-            Mf::IpProto => Match::NwProto { value: exact(o, v as u8)? },
-            Mf::Ipv4Src => Match::NwSrc { value: ip4(v), mask: ip4(m) },
-            Mf::Ipv4Dst => Match::NwDst { value: ip4(v), mask: ip4(m) },
-            Mf::TcpSrc | Mf::UdpSrc | Mf::SctpSrc => Match::TpSrc { value: v as u16, mask: m as u16 },
-            Mf::TcpDst | Mf::UdpDst | Mf::SctpDst => Match::TpDst { value: v as u16, mask: m as u16 },
-            Mf::Icmpv4Type | Mf::Icmpv6Type => Match::IcmpType { value: exact(o, v as u8)? },
-            Mf::Icmpv4Code | Mf::Icmpv6Code => Match::IcmpCode { value: exact(o, v as u8)? },
-            Mf::ArpOp => Match::ArpOp { value: exact(o, v as u16)? },
-            Mf::ArpSpa => Match::ArpSpa { value: ip4(v), mask: ip4(m) },
-            Mf::ArpTpa => Match::ArpTpa { value: ip4(v), mask: ip4(m) },
-            Mf::ArpSha => Match::ArpSha { value: mac(v), mask: mac(m) },
-            Mf::ArpTha => Match::ArpTha { value: mac(v), mask: mac(m) },
-            Mf::Ipv6Src => Match::Ipv6Src { value: ip6(v), mask: ip6(m) },
-            Mf::Ipv6Dst => Match::Ipv6Dst { value: ip6(v), mask: ip6(m) },
-            Mf::NdTarget => Match::NdTarget { value: ip6(v), mask: ip6(m) },
-            Mf::TunId => Match::TunId { value: v as u64, mask: m as u64 },
-            Mf::TunSrc => Match::TunSrc { value: ip4(v), mask: ip4(m) },
-            Mf::TunDst => Match::TunDst { value: ip4(v), mask: ip4(m) },
-            Mf::TunIpv6Src => Match::TunIpv6Src { value: ip6(v), mask: ip6(m) },
-            Mf::TunIpv6Dst => Match::TunIpv6Dst { value: ip6(v), mask: ip6(m) },
-            Mf::Reg(index) => Match::Reg { index, value: v as u32, mask: m as u32 },
-            Mf::PktMark => Match::PktMark { value: v as u32, mask: m as u32 },
+            Mf::IpProto => Match::NwProto {
+                value: exact(o, v as u8)?,
+            },
+            Mf::Ipv4Src => Match::NwSrc {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::Ipv4Dst => Match::NwDst {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::TcpSrc | Mf::UdpSrc | Mf::SctpSrc => Match::TpSrc {
+                value: v as u16,
+                mask: m as u16,
+            },
+            Mf::TcpDst | Mf::UdpDst | Mf::SctpDst => Match::TpDst {
+                value: v as u16,
+                mask: m as u16,
+            },
+            Mf::Icmpv4Type | Mf::Icmpv6Type => Match::IcmpType {
+                value: exact(o, v as u8)?,
+            },
+            Mf::Icmpv4Code | Mf::Icmpv6Code => Match::IcmpCode {
+                value: exact(o, v as u8)?,
+            },
+            Mf::ArpOp => Match::ArpOp {
+                value: exact(o, v as u16)?,
+            },
+            Mf::ArpSpa => Match::ArpSpa {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::ArpTpa => Match::ArpTpa {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::ArpSha => Match::ArpSha {
+                value: mac(v),
+                mask: mac(m),
+            },
+            Mf::ArpTha => Match::ArpTha {
+                value: mac(v),
+                mask: mac(m),
+            },
+            Mf::Ipv6Src => Match::Ipv6Src {
+                value: ip6(v),
+                mask: ip6(m),
+            },
+            Mf::Ipv6Dst => Match::Ipv6Dst {
+                value: ip6(v),
+                mask: ip6(m),
+            },
+            Mf::NdTarget => Match::NdTarget {
+                value: ip6(v),
+                mask: ip6(m),
+            },
+            Mf::TunId => Match::TunId {
+                value: v as u64,
+                mask: m as u64,
+            },
+            Mf::TunSrc => Match::TunSrc {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::TunDst => Match::TunDst {
+                value: ip4(v),
+                mask: ip4(m),
+            },
+            Mf::TunIpv6Src => Match::TunIpv6Src {
+                value: ip6(v),
+                mask: ip6(m),
+            },
+            Mf::TunIpv6Dst => Match::TunIpv6Dst {
+                value: ip6(v),
+                mask: ip6(m),
+            },
+            Mf::Reg(index) => Match::Reg {
+                index,
+                value: v as u32,
+                mask: m as u32,
+            },
+            Mf::PktMark => Match::PktMark {
+                value: v as u32,
+                mask: m as u32,
+            },
             Mf::IpFrag => {
                 if v as u8 & !(FRAG_ANY | FRAG_LATER) != 0 {
                     return Err(err(code::BAD_VALUE, "ip_frag bits"));
                 }
-                Match::IpFrag { value: v as u8, mask: m as u8 & (FRAG_ANY | FRAG_LATER) }
+                Match::IpFrag {
+                    value: v as u8,
+                    mask: m as u8 & (FRAG_ANY | FRAG_LATER),
+                }
             }
-            Mf::IpTtl => Match::NwTtl { value: exact(o, v as u8)? },
-            Mf::ConjId => Match::ConjId { value: exact(o, v as u32)? },
+            Mf::IpTtl => Match::NwTtl {
+                value: exact(o, v as u8)?,
+            },
+            Mf::ConjId => Match::ConjId {
+                value: exact(o, v as u32)?,
+            },
         };
         out.push(item);
     }
@@ -347,11 +443,18 @@ fn tci_to_matches(v: u16, m: u16) -> Vec<Match> {
         0x1fff if v & 0x1000 != 0 => vec![Match::DlVlan { value: v & 0xfff }],
         0xffff if v & 0x1000 != 0 => vec![
             Match::DlVlan { value: v & 0xfff },
-            Match::DlVlanPcp { value: (v >> 13) as u8 },
+            Match::DlVlanPcp {
+                value: (v >> 13) as u8,
+            },
         ],
-        0xf000 if v & 0x1000 != 0 => vec![Match::DlVlanPcp { value: (v >> 13) as u8 }],
+        0xf000 if v & 0x1000 != 0 => vec![Match::DlVlanPcp {
+            value: (v >> 13) as u8,
+        }],
         // OFPVID_NONE: untagged, which is the whole TCI being zero.
-        0x1fff if v == 0 => vec![Match::VlanTci { value: 0, mask: 0xffff }],
+        0x1fff if v == 0 => vec![Match::VlanTci {
+            value: 0,
+            mask: 0xffff,
+        }],
         _ => vec![Match::VlanTci { value: v, mask: m }],
     }
 }
@@ -395,21 +498,34 @@ pub fn encode_oxms(m: &[Match], out: &mut Vec<u8>) {
         let ip4 = |a: &Ipv4Addr| u128::from(u32::from(*a));
         let ip6 = |a: &Ipv6Addr| u128::from(*a);
         match x {
-            Match::InPort { port } => write_oxm(out, Mf::InPort, u128::from(port_to_of(port)), u128::MAX),
-            Match::DlSrc { value, mask } => write_oxm(out, Mf::EthSrc, mac_bits(value), mac_bits(mask)),
-            Match::DlDst { value, mask } => write_oxm(out, Mf::EthDst, mac_bits(value), mac_bits(mask)),
+            Match::InPort { port } => {
+                write_oxm(out, Mf::InPort, u128::from(port_to_of(port)), u128::MAX)
+            }
+            Match::DlSrc { value, mask } => {
+                write_oxm(out, Mf::EthSrc, mac_bits(value), mac_bits(mask))
+            }
+            Match::DlDst { value, mask } => {
+                write_oxm(out, Mf::EthDst, mac_bits(value), mac_bits(mask))
+            }
             Match::DlType { value } => write_oxm(out, Mf::EthType, u128::from(*value), u128::MAX),
             Match::DlVlan { .. } | Match::VlanTci { .. } | Match::DlVlanPcp { .. } => {
                 if vlan_done {
                     continue;
                 }
                 vlan_done = true;
-                let Some((v, k)) = matches_to_tci(m) else { continue };
+                let Some((v, k)) = matches_to_tci(m) else {
+                    continue;
+                };
                 // As OVS: VID and the present bit as OXM_OF_VLAN_VID, the priority as
                 // OXM_OF_VLAN_PCP when the frame must be tagged.
                 let vid_mask = k & 0x1fff;
                 if vid_mask != 0 {
-                    write_oxm(out, Mf::VlanVid, u128::from(v & 0x1fff), u128::from(vid_mask));
+                    write_oxm(
+                        out,
+                        Mf::VlanVid,
+                        u128::from(v & 0x1fff),
+                        u128::from(vid_mask),
+                    );
                 }
                 if v & 0x1000 != 0 && k & 0xe000 != 0 {
                     write_oxm(out, Mf::VlanPcp, u128::from(v >> 13), u128::MAX);
@@ -418,14 +534,26 @@ pub fn encode_oxms(m: &[Match], out: &mut Vec<u8>) {
             Match::ArpOp { value } => write_oxm(out, Mf::ArpOp, u128::from(*value), u128::MAX),
             Match::ArpSpa { value, mask } => write_oxm(out, Mf::ArpSpa, ip4(value), ip4(mask)),
             Match::ArpTpa { value, mask } => write_oxm(out, Mf::ArpTpa, ip4(value), ip4(mask)),
-            Match::ArpSha { value, mask } => write_oxm(out, Mf::ArpSha, mac_bits(value), mac_bits(mask)),
-            Match::ArpTha { value, mask } => write_oxm(out, Mf::ArpTha, mac_bits(value), mac_bits(mask)),
+            Match::ArpSha { value, mask } => {
+                write_oxm(out, Mf::ArpSha, mac_bits(value), mac_bits(mask))
+            }
+            Match::ArpTha { value, mask } => {
+                write_oxm(out, Mf::ArpTha, mac_bits(value), mac_bits(mask))
+            }
             Match::NwSrc { value, mask } => {
-                let f = if dl_type == Some(0x0806) { Mf::ArpSpa } else { Mf::Ipv4Src };
+                let f = if dl_type == Some(0x0806) {
+                    Mf::ArpSpa
+                } else {
+                    Mf::Ipv4Src
+                };
                 write_oxm(out, f, ip4(value), ip4(mask))
             }
             Match::NwDst { value, mask } => {
-                let f = if dl_type == Some(0x0806) { Mf::ArpTpa } else { Mf::Ipv4Dst };
+                let f = if dl_type == Some(0x0806) {
+                    Mf::ArpTpa
+                } else {
+                    Mf::Ipv4Dst
+                };
                 write_oxm(out, f, ip4(value), ip4(mask))
             }
             Match::Ipv6Src { value, mask } => write_oxm(out, Mf::Ipv6Src, ip6(value), ip6(mask)),
@@ -449,19 +577,33 @@ pub fn encode_oxms(m: &[Match], out: &mut Vec<u8>) {
                 write_oxm(out, f, u128::from(*value), u128::from(*mask))
             }
             Match::IcmpType { value } => {
-                let f = if dl_type == Some(0x86dd) { Mf::Icmpv6Type } else { Mf::Icmpv4Type };
+                let f = if dl_type == Some(0x86dd) {
+                    Mf::Icmpv6Type
+                } else {
+                    Mf::Icmpv4Type
+                };
                 write_oxm(out, f, u128::from(*value), u128::MAX)
             }
             Match::IcmpCode { value } => {
-                let f = if dl_type == Some(0x86dd) { Mf::Icmpv6Code } else { Mf::Icmpv4Code };
+                let f = if dl_type == Some(0x86dd) {
+                    Mf::Icmpv6Code
+                } else {
+                    Mf::Icmpv4Code
+                };
                 write_oxm(out, f, u128::from(*value), u128::MAX)
             }
             Match::NdTarget { value, mask } => write_oxm(out, Mf::NdTarget, ip6(value), ip6(mask)),
-            Match::TunId { value, mask } => write_oxm(out, Mf::TunId, u128::from(*value), u128::from(*mask)),
+            Match::TunId { value, mask } => {
+                write_oxm(out, Mf::TunId, u128::from(*value), u128::from(*mask))
+            }
             Match::TunSrc { value, mask } => write_oxm(out, Mf::TunSrc, ip4(value), ip4(mask)),
             Match::TunDst { value, mask } => write_oxm(out, Mf::TunDst, ip4(value), ip4(mask)),
-            Match::TunIpv6Src { value, mask } => write_oxm(out, Mf::TunIpv6Src, ip6(value), ip6(mask)),
-            Match::TunIpv6Dst { value, mask } => write_oxm(out, Mf::TunIpv6Dst, ip6(value), ip6(mask)),
+            Match::TunIpv6Src { value, mask } => {
+                write_oxm(out, Mf::TunIpv6Src, ip6(value), ip6(mask))
+            }
+            Match::TunIpv6Dst { value, mask } => {
+                write_oxm(out, Mf::TunIpv6Dst, ip6(value), ip6(mask))
+            }
             Match::Reg { index, value, mask } => write_oxm(
                 out,
                 Mf::Reg((*index).min(7)),
@@ -472,7 +614,9 @@ pub fn encode_oxms(m: &[Match], out: &mut Vec<u8>) {
                 // ovs-ofctl's `ip_frag=` keywords always send both bits in the mask.
                 write_oxm(out, Mf::IpFrag, u128::from(*value), u128::from(*mask))
             }
-            Match::PktMark { value, mask } => write_oxm(out, Mf::PktMark, u128::from(*value), u128::from(*mask)),
+            Match::PktMark { value, mask } => {
+                write_oxm(out, Mf::PktMark, u128::from(*value), u128::from(*mask))
+            }
             Match::ConjId { value } => write_oxm(out, Mf::ConjId, u128::from(*value), u128::MAX),
         }
     }
