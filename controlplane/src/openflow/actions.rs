@@ -31,6 +31,7 @@ pub mod nx {
     pub const RESUBMIT_TABLE: u16 = 14;
     pub const OUTPUT_REG: u16 = 15;
     pub const LEARN: u16 = 16;
+    /// OpenFlow 1.0 only: OVS refuses it in 1.3 (OFPAT_DEC_NW_TTL is the action there).
     pub const DEC_TTL: u16 = 18;
     pub const OUTPUT_REG2: u16 = 32;
     pub const REG_LOAD2: u16 = 33;
@@ -357,10 +358,6 @@ fn decode_nx(sub: u16, b: &[u8], out: &mut Vec<FlowAction>) -> Result<(), OfErro
             let (ofs, n) = ofs_nbits(be16(b, 10));
             let src = subfield(nx_header(b, 14)?, ofs, n)?;
             out.push(FlowAction::OutputReg { src });
-        }
-        nx::DEC_TTL => {
-            need(b, 16)?;
-            out.push(FlowAction::DecTtl);
         }
         nx::CONJUNCTION => {
             need(b, 16)?;
