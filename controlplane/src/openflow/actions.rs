@@ -153,7 +153,7 @@ fn set_field(mf: Mf, value: u128, mask: u128, masked: bool) -> Result<FlowAction
         }
         let start = mask.trailing_zeros();
         let width = (mask >> start).trailing_ones();
-        if (mask >> start) >> width != 0 || start + width > field.bits() {
+        if (mask >> start).checked_shr(width).unwrap_or(0) != 0 || start + width > field.bits() {
             return Err(err(
                 code::BAD_SET_ARGUMENT,
                 "set_field mask is not one bit range",

@@ -459,6 +459,25 @@ fn tci_to_matches(v: u16, m: u16) -> Vec<Match> {
     }
 }
 
+/// The OXM form of a TCI value/mask (VLAN_VID value and mask, VLAN_PCP), when decoding it
+/// gives the same matches back.
+#[allow(clippy::type_complexity)]
+fn tci_as_oxm(v: u16, k: u16) -> Option<(Option<(u16, u16)>, Option<u16>)> {
+    let vid_mask = k & 0x1fff;
+    let vid = (vid_mask != 0).then_some((v & vid_mask, vid_mask));
+    let pcp = (v & k & 0x1000 != 0 && k & 0xe000 != 0).then_some((v >> 13) & 7);
+    let (mut bv, mut bk) = (0u16, 0u16);
+    if let Some((a, b)) = vid {
+        bv |= a;
+        bk |= b;
+    }
+    if let Some(p) = pcp {
+        bv |= p << 13;
+        bk |= 0xe000;
+    }
+    (tci_to_matches(bv, bk) == tci_to_matches(v, k)).then_some((vid, pcp))
+}
+
 /// The TCI value/mask a match's VLAN entries add up to.
 fn matches_to_tci(m: &[Match]) -> Option<(u16, u16)> {
     let mut tci: Option<(u16, u16)> = None;
@@ -516,19 +535,25 @@ pub fn encode_oxms(m: &[Match], out: &mut Vec<u8>) {
                 let Some((v, k)) = matches_to_tci(m) else {
                     continue;
                 };
-                // As OVS: VID and the present bit as OXM_OF_VLAN_VID, the priority as
-                // OXM_OF_VLAN_PCP when the frame must be tagged.
-                let vid_mask = k & 0x1fff;
-                if vid_mask != 0 {
-                    write_oxm(
-                        out,
-                        Mf::VlanVid,
-                        u128::from(v & 0x1fff),
-                        u128::from(vid_mask),
-                    );
-                }
-                if v & 0x1000 != 0 && k & 0xe000 != 0 {
-                    write_oxm(out, Mf::VlanPcp, u128::from(v >> 13), u128::MAX);
+                match tci_as_oxm(v, k) {
+                    // As OVS: VID and the present bit as OXM_OF_VLAN_VID, the priority as
+                    // OXM_OF_VLAN_PCP when the frame must be tagged.
+                    Some((vid, pcp)) => {
+                        if let Some((vv, vm)) = vid {
+                            let mask = if vm == 0x1fff {
+                                u128::MAX
+                            } else {
+                                u128::from(vm)
+                            };
+                            write_oxm(out, Mf::VlanVid, u128::from(vv), mask);
+                        }
+                        if let Some(p) = pcp {
+                            write_oxm(out, Mf::VlanPcp, u128::from(p), u128::MAX);
+                        }
+                    }
+                    // What OXM cannot say (a priority of a frame that may be untagged, part
+                    // of the priority bits) goes as NXM_OF_VLAN_TCI.
+                    None => write_oxm(out, Mf::VlanTci, u128::from(v), u128::from(k)),
                 }
             }
             Match::ArpOp { value } => write_oxm(out, Mf::ArpOp, u128::from(*value), u128::MAX),
