@@ -38,3 +38,8 @@ fn flow_syntax_corpus() {
 fn agent_config_corpus() {
     assert!(replay("agent_config", controlplane::fuzzing::agent_config) >= 4);
 }
+
+#[test]
+fn openflow_decode_corpus() {
+    assert!(replay("openflow_decode", controlplane::fuzzing::openflow_decode) >= 100);
+}

@@ -9,11 +9,14 @@
 //! Flow matches (OXM, NXM fields as experimenter OXMs), actions and instructions decode into
 //! the same [`crate::flow`] reprs `vxctl` uses, so one flow store serves both.
 
+pub mod actions;
 pub mod error;
+pub mod fields;
 pub mod flow_mod;
 pub mod flow_stats;
 pub mod group;
 pub mod header;
+pub mod instructions;
 pub mod oxm;
 pub mod packet_out;
 
