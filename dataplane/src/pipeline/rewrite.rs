@@ -118,9 +118,7 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
             let want = match field {
                 Field::VlanTci => value as u16,
                 // The present bit and the VID; the priority stays.
-                Field::VlanVid => {
-                    (value as u16 & 0x1fff) | (cur.unwrap_or(0) & 0xe000)
-                }
+                Field::VlanVid => (value as u16 & 0x1fff) | (cur.unwrap_or(0) & 0xe000),
                 // A priority for a frame without a tag changes nothing.
                 _ => match cur {
                     Some(tci) => (tci & 0x1fff) | 0x1000 | ((value as u16 & 7) << 13),
