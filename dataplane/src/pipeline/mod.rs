@@ -47,6 +47,8 @@ mod rewrite;
 mod tests;
 #[cfg(test)]
 mod tests_ipv6;
+#[cfg(test)]
+mod tests_vlan;
 
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
