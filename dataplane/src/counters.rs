@@ -170,6 +170,12 @@ reasons! {
         /// a gratuitous ARP, plus a neighbour solicitation and advertisement on dual-stack
         /// pods, so the pod has its neighbour entry for the gateway again at once.
         GatewayAnnounced => "gateway_announced",
+        /// `learn` actions handed to the switch.
+        LearnQueued => "learn_queued",
+        /// `learn` actions not sent again: the same learn went out within 100 ms.
+        LearnRepeat => "learn_repeats_suppressed",
+        /// `learn` actions lost because the switch's learn queue was full (the packet went on).
+        LearnQueueFull => "learn_queue_full",
     }
 }
 
@@ -220,7 +226,7 @@ impl Default for WorkerCounters {
     fn default() -> Self {
         WorkerCounters {
             drops: Default::default(),
-            events: Default::default(),
+            events: std::array::from_fn(|_| Counter::default()),
             ports: (0..MAX_PORTS).map(|_| PortCounters::default()).collect(),
             flows: (0..crate::flow::MAX_FLOWS)
                 .map(|_| FlowCounters::default())

@@ -17,6 +17,7 @@ pub mod flowstore;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod io;
+pub mod learn;
 pub mod metrics;
 pub mod offload;
 pub mod pipeline;

@@ -678,6 +678,22 @@ pub async fn expire_flows(switch: Arc<Mutex<Switch>>) {
     }
 }
 
+/// Applies the workers' learned flows (see [`Switch::drain_learns`]) every 5 ms when there
+/// are any; the switch's lock is taken only then.
+pub async fn learn_flows(switch: Arc<Mutex<Switch>>) {
+    let rx = lock(&switch).learn_receiver();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if rx.is_empty() {
+            continue;
+        }
+        let sw = switch.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&sw).drain_learns()).await;
+    }
+}
+
 /// Reads the path MTU to every remote VTEP again every 10 seconds (see
 /// [`Switch::refresh_path_mtus`]).
 pub async fn refresh_path_mtus(switch: Arc<Mutex<Switch>>) {

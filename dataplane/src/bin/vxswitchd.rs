@@ -363,6 +363,7 @@ fn run(args: Args) -> Result<(), String> {
             ));
         }
         tokio::spawn(server::expire_flows(sw.clone()));
+        tokio::spawn(server::learn_flows(sw.clone()));
         tokio::spawn(server::refresh_path_mtus(sw.clone()));
         use tokio::signal::unix::{signal, SignalKind};
         let watch = |kind: SignalKind, name: &str| {

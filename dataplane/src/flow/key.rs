@@ -161,8 +161,9 @@ impl FlowKey {
         };
         k.set(DL_SRC, mac_u64(&eth.src_addr().0));
         k.set(DL_DST, mac_u64(&eth.dst_addr().0));
-        if let Some(vid) = eth.vlan_id() {
-            k.set(DL_VLAN, (vid | 0x1000) as u64);
+        if let Some(tci) = eth.vlan_tci() {
+            // The whole TCI (PCP, VID); the CFI/DEI bit's place marks a tag present.
+            k.set(DL_VLAN, (tci | 0x1000) as u64);
         }
         let ethertype = eth.payload_ethertype();
         k.set(DL_TYPE, u16::from(ethertype) as u64);

@@ -27,6 +27,7 @@ use controlplane::flow::{Field, FieldRange, FlowAction, FlowSpec, PortRef, Table
 use rustc_hash::FxHashMap;
 
 use crate::fib::PortNo;
+use crate::learn::LEARN_VALS;
 use key::{field_slot, FlowKey, Slot, IN_PORT, WORDS};
 
 /// Index of a flow in [`FlowSet::rules`] and in the per-worker counters.
@@ -149,6 +150,8 @@ pub struct FlowSet {
     pub version: u64,
     pub tables: Vec<Table>,
     pub rules: Vec<Rule>,
+    /// The `learn` actions' specs ([`Op::Learn`] indexes them).
+    pub learns: Vec<controlplane::flow::LearnSpec>,
 }
 
 impl Default for FlowSet {
@@ -157,6 +160,7 @@ impl Default for FlowSet {
             version: 0,
             tables: vec![Table::default(); 255],
             rules: Vec::new(),
+            learns: Vec::new(),
         }
     }
 }
@@ -190,11 +194,19 @@ impl FlowSet {
                     (v, m)
                 }
             };
-            let ops = spec
-                .actions
-                .iter()
-                .filter_map(|a| compile_action(a, resolve))
-                .collect();
+            let mut ops = Vec::new();
+            for a in &spec.actions {
+                if let FlowAction::Learn(l) = a {
+                    // A spec the packet path cannot carry is refused when added; one that
+                    // got here anyway learns nothing.
+                    if crate::learn::check(l).is_ok() {
+                        ops.push(Op::Learn(set.learns.len() as u32));
+                        set.learns.push((**l).clone());
+                    }
+                    continue;
+                }
+                ops.extend(compile_action(a, resolve));
+            }
             set.rules.push(Rule {
                 id: *id,
                 table: spec.table,
@@ -335,6 +347,8 @@ pub enum Step {
     },
     Normal,
     Flood,
+    /// A learn, its values in the [`Resolved`]'s learn slot of this number.
+    Learn(u8),
 }
 
 /// Why resolution ended without output, if it did.
@@ -375,7 +389,12 @@ pub trait Program {
     fn step(&mut self, s: Step);
     /// A lookup in `table` that found rule index `rule` (`u32::MAX`: a miss).
     fn lookup(&mut self, table: u8, rule: u32);
+    /// A `learn` of spec `index` with the packet's values at this point of the walk.
+    fn learn(&mut self, index: u32, vals: &[u64; LEARN_VALS]);
 }
+
+/// Learns a [`Resolved`] holds; a program with more is walked again, uncached.
+pub const MAX_LEARNS: usize = 2;
 
 /// The outcome of the flow tables for one key, without allocation.
 #[derive(Debug, Clone, Copy)]
@@ -385,6 +404,9 @@ pub struct Resolved {
     /// (table, rule index or u32::MAX for a miss)
     path: [(u8, u32); MAX_PATH],
     n_path: u8,
+    /// The learns' spec indexes and values, in the order of their [`Step::Learn`]s.
+    learns: [(u32, [u64; LEARN_VALS]); MAX_LEARNS],
+    n_learns: u8,
     /// More steps or lookups than fit: the result must not be cached.
     pub overflow: bool,
     pub end: End,
@@ -397,6 +419,8 @@ impl Default for Resolved {
             n_steps: 0,
             path: [(0, u32::MAX); MAX_PATH],
             n_path: 0,
+            learns: [(0, [0; LEARN_VALS]); MAX_LEARNS],
+            n_learns: 0,
             overflow: false,
             end: End::Done,
         }
@@ -409,6 +433,10 @@ impl Resolved {
     }
     pub fn path(&self) -> &[(u8, u32)] {
         &self.path[..self.n_path as usize]
+    }
+    /// The learn of a [`Step::Learn`]: spec index and values.
+    pub fn learn_slot(&self, slot: u8) -> (u32, [u64; LEARN_VALS]) {
+        self.learns[(slot as usize).min(MAX_LEARNS - 1)]
     }
     /// Whether the exact-match cache may keep this result: the whole program fits, or the
     /// packet is dropped at a limit (then only the verdict matters).
@@ -432,6 +460,17 @@ impl Program for Resolved {
         if (self.n_path as usize) < MAX_PATH {
             self.path[self.n_path as usize] = (table, rule);
             self.n_path += 1;
+        } else {
+            self.overflow = true;
+        }
+    }
+    #[inline]
+    fn learn(&mut self, index: u32, vals: &[u64; LEARN_VALS]) {
+        let n = self.n_learns as usize;
+        if n < MAX_LEARNS {
+            self.learns[n] = (index, *vals);
+            self.n_learns += 1;
+            self.step(Step::Learn(n as u8));
         } else {
             self.overflow = true;
         }
@@ -564,7 +603,16 @@ fn walk<P: Program>(
                     }
                 }
                 Op::Group(_) => {}
-                Op::Learn(_) => {}
+                Op::Learn(i) => {
+                    if let Some(spec) = set.learns.get(i as usize) {
+                        let mut vals = [0u64; LEARN_VALS];
+                        let sources = spec.items.iter().filter_map(crate::learn::source);
+                        for (v, src) in vals.iter_mut().zip(sources) {
+                            *v = read_bits(key, src.field, src.start, src.end);
+                        }
+                        r.learn(i, &vals);
+                    }
+                }
             }
         }
         match goto {
@@ -902,6 +950,7 @@ mod tests {
         fn lookup(&mut self, _: u8, _: u32) {
             self.lookups += 1;
         }
+        fn learn(&mut self, _: u32, _: &[u64; LEARN_VALS]) {}
     }
 
     #[test]

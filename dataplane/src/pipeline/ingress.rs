@@ -186,6 +186,11 @@ impl Pipeline {
         credit(c, fs, resolved.path(), len, self.now_ms);
         let mut last = None;
         for step in resolved.steps() {
+            if let Step::Learn(slot) = *step {
+                let (index, vals) = resolved.learn_slot(slot);
+                self.learn(c, fs.version, index, vals);
+                continue;
+            }
             if let Err(a) = self.run_step(t, c, ingress, in_port, *step, buf, sink, &mut last) {
                 return a;
             }
@@ -238,6 +243,8 @@ impl Pipeline {
                 *last = Some(finish(t, c, a, buf, sink));
             }
             Step::Flood => *last = Some(self.flood(t, c, ingress, buf, sink)),
+            // Carried out by the caller, which holds the learn's values.
+            Step::Learn(_) => {}
         }
         Ok(())
     }
@@ -400,5 +407,11 @@ impl<S: Sink> flow::Program for Live<'_, S> {
 
     fn lookup(&mut self, table: u8, rule: u32) {
         credit_one(self.c, self.fs, table, rule, self.len, self.p.now_ms);
+    }
+
+    fn learn(&mut self, index: u32, vals: &[u64; crate::learn::LEARN_VALS]) {
+        if self.stopped.is_none() {
+            self.p.learn(self.c, self.fs.version, index, *vals);
+        }
     }
 }

@@ -47,6 +47,8 @@ mod rewrite;
 mod tests;
 #[cfg(test)]
 mod tests_ipv6;
+#[cfg(test)]
+mod tests_vlan;
 
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
@@ -113,6 +115,8 @@ pub struct PipelineConfig {
     pub flood_max_nodes: usize,
     /// The per-port budget of frames `flood` replicates (shared by every worker).
     pub bum: Arc<BumLimiter>,
+    /// Where `learn` actions go (the switch drains it); `None`: nothing is learned (trace).
+    pub learn: Option<crate::learn::LearnSender>,
 }
 
 impl Default for PipelineConfig {
@@ -128,6 +132,7 @@ impl Default for PipelineConfig {
             pmtu: Arc::default(),
             flood_max_nodes: usize::MAX,
             bum: Arc::new(BumLimiter::new(DEFAULT_BUM_RATE, DEFAULT_BUM_BURST)),
+            learn: None,
         }
     }
 }
@@ -249,6 +254,7 @@ pub struct Pipeline {
     icmp: RateLimiter,
     now_ms: u64,
     emc: Emc,
+    learn_filter: crate::learn::LearnFilter,
 }
 
 const ETH_LEN: usize = 14;
@@ -271,6 +277,33 @@ impl Pipeline {
             icmp,
             now_ms: 0,
             emc: Emc::default(),
+            learn_filter: Default::default(),
+        }
+    }
+
+    /// Hands a learn of spec `index` of flow-set `version` to the switch (unless the same
+    /// went out just now); a full queue loses the learn, counted.
+    #[inline]
+    fn learn(
+        &mut self,
+        c: &WorkerCounters,
+        version: u64,
+        index: u32,
+        vals: [u64; crate::learn::LEARN_VALS],
+    ) {
+        use crate::learn::{LearnEvent, Sent};
+        let Some(tx) = self.cfg.learn.as_ref() else {
+            return;
+        };
+        let e = LearnEvent {
+            version,
+            index,
+            vals,
+        };
+        match self.learn_filter.send(tx, e, self.now_ms) {
+            Sent::Queued => c.event(Event::LearnQueued),
+            Sent::Repeat => c.event(Event::LearnRepeat),
+            Sent::Full => c.event(Event::LearnQueueFull),
         }
     }
 

@@ -112,10 +112,66 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
         | Field::PktMark
         | Field::DlType
         | Field::NwProto => {}
-        // 802.1Q tags: written by the VLAN edits (to come).
-        Field::VlanTci | Field::VlanVid | Field::VlanPcp => {}
+        // 802.1Q tags: the frame's tag follows the key's TCI (0x1000: present).
+        Field::VlanTci | Field::VlanVid | Field::VlanPcp => {
+            let cur = EthernetFrame::new_unchecked(&frame[..]).vlan_tci();
+            let want = match field {
+                Field::VlanTci => value as u16,
+                // The present bit and the VID; the priority stays.
+                Field::VlanVid => (value as u16 & 0x1fff) | (cur.unwrap_or(0) & 0xe000),
+                // A priority for a frame without a tag changes nothing.
+                _ => match cur {
+                    Some(tci) => (tci & 0x1fff) | 0x1000 | ((value as u16 & 7) << 13),
+                    None => return,
+                },
+            };
+            set_vlan(buf, (want & 0x1000 != 0).then_some(want & !0x1000));
+        }
         // The TOS byte: written by the TOS edit (to come).
         Field::NwTos => {}
+    }
+}
+
+/// Gives the frame the 802.1Q tag `tci` (`None`: no tag): pushes one into the headroom (the
+/// MAC addresses move 4 bytes to the front), pops it (they move back), or rewrites the TCI in
+/// place. A virtio-net header's offsets (checksum start, GSO header length) move with the
+/// payload. A frame too short for its header, or without headroom, is left as it is.
+pub(super) fn set_vlan(buf: &mut PacketBuf, tci: Option<u16>) {
+    let Ok(eth) = EthernetFrame::new_checked(buf.frame()) else {
+        return;
+    };
+    match (eth.vlan_tci(), tci) {
+        (None, None) => {}
+        (Some(_), Some(t)) => EthernetFrame::new_unchecked(buf.frame_mut()).set_vlan_tci(t),
+        (None, Some(t)) => {
+            if buf.prepend(VLAN_TAG_LEN).is_none() {
+                return;
+            }
+            let f = buf.frame_mut();
+            f.copy_within(VLAN_TAG_LEN..VLAN_TAG_LEN + 12, 0);
+            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.set_ethertype(EtherType::Vlan);
+            eth.set_vlan_tci(t);
+            shift_vnet(buf, VLAN_TAG_LEN as i32);
+        }
+        (Some(_), None) => {
+            buf.frame_mut().copy_within(0..12, VLAN_TAG_LEN);
+            buf.advance(VLAN_TAG_LEN);
+            shift_vnet(buf, -(VLAN_TAG_LEN as i32));
+        }
+    }
+}
+
+/// Bytes an 802.1Q tag adds (TPID and TCI).
+const VLAN_TAG_LEN: usize = 4;
+
+fn shift_vnet(buf: &mut PacketBuf, by: i32) {
+    let h = &mut buf.vnet;
+    if h.needs_csum() {
+        h.csum_start = (h.csum_start as i32 + by).max(0) as u16;
+    }
+    if h.hdr_len != 0 {
+        h.hdr_len = (h.hdr_len as i32 + by).max(0) as u16;
     }
 }
 
@@ -255,5 +311,63 @@ mod tests {
         set_packet_field(&mut buf, Field::NwDst, 0x0a01_0303);
         set_packet_field(&mut buf, Field::TpDst, 80);
         assert!(final_right(buf.frame()));
+    }
+
+    #[test]
+    fn vlan_push_modify_pop_on_real_frames_keeps_offloads_right() {
+        let udp = crate::sample::udp_frame([2; 6], [4; 6], SRC, DST, 64, 333);
+        for (name, frame, mss) in [
+            ("udp", udp, 0),
+            ("tcp", tcp_frame(1000), 0),
+            ("tso super-frame", tcp_frame(20_000), 1448),
+        ] {
+            let mut buf = partial(frame.clone(), mss);
+            let before = buf.vnet;
+            let untagged = buf.frame().to_vec();
+            // mod_vlan_vid:20 on an untagged frame pushes a tag.
+            set_packet_field(&mut buf, Field::VlanTci, 0x1000 | 20);
+            let f = buf.frame();
+            assert_eq!(f.len(), untagged.len() + 4, "{name}");
+            assert_eq!(&f[..12], &untagged[..12], "{name}: MACs in front");
+            assert_eq!(&f[12..16], &[0x81, 0x00, 0x00, 20], "{name}: TPID, TCI");
+            assert_eq!(&f[16..], &untagged[12..], "{name}: the rest follows");
+            let eth = EthernetFrame::new_checked(f).unwrap();
+            assert_eq!(eth.vlan_id(), Some(20));
+            assert_eq!(buf.vnet.csum_start, before.csum_start + 4, "{name}");
+            if mss > 0 {
+                assert_eq!(buf.vnet.hdr_len, before.hdr_len + 4, "{name}");
+            }
+            // The partial checksum still completes at the offsets the header now gives.
+            let mut c = buf.frame().to_vec();
+            let h = buf.vnet;
+            assert!(complete_checksum(
+                &mut c,
+                h.csum_start as usize,
+                h.csum_offset as usize
+            ));
+            c.drain(12..16);
+            assert!(final_right(&c), "{name}: completes when tagged");
+            // mod_vlan_pcp:5 and set_field vlan_vid rewrite the TCI in place.
+            set_packet_field(&mut buf, Field::VlanPcp, 5);
+            set_packet_field(&mut buf, Field::VlanVid, 0x1000 | 30);
+            assert_eq!(&buf.frame()[12..16], &[0x81, 0x00, 0xa0, 30], "{name}");
+            assert_eq!(buf.len(), untagged.len() + 4);
+            // strip_vlan: back to the frame and header the pod sent.
+            set_packet_field(&mut buf, Field::VlanTci, 0);
+            assert_eq!(buf.frame(), &untagged[..], "{name}: popped");
+            assert_eq!(buf.vnet, before, "{name}: header restored");
+            assert!(completes_right(&buf), "{name}");
+            // A priority alone does not tag an untagged frame; popping none does nothing.
+            set_packet_field(&mut buf, Field::VlanPcp, 3);
+            set_packet_field(&mut buf, Field::VlanTci, 0);
+            assert_eq!(buf.frame(), &untagged[..], "{name}");
+        }
+        // A complete checksum needs nothing: the tag is outside of what it covers.
+        let mut buf = PacketBuf::from_frame(&tcp_frame(100));
+        set_packet_field(&mut buf, Field::VlanTci, 0x1000 | 7);
+        assert_eq!(buf.vnet, VnetHdr::default());
+        let mut c = buf.frame().to_vec();
+        c.drain(12..16);
+        assert!(final_right(&c));
     }
 }

@@ -252,4 +252,57 @@ impl Switch {
             .map(|w| w.counters.events[Event::CaptureLost as usize].get())
             .sum()
     }
+
+    /// The receiving end of the workers' learn events (to wait for some without the lock).
+    pub fn learn_receiver(&self) -> crossbeam_channel::Receiver<crate::learn::LearnEvent> {
+        self.learn.rx.clone()
+    }
+
+    /// Applies what the workers learned since the last call: one bundle of flow adds; a
+    /// learned flow that is already there as it would be added only has its timeouts
+    /// restarted. Returns how many flows were added or changed.
+    pub fn drain_learns(&mut self) -> usize {
+        let fs = match self.fib.read() {
+            Some(t) => t.flows.clone(),
+            None => None,
+        };
+        let now = crate::clock::now_ms();
+        let mut adds: Vec<FlowSpec> = Vec::new();
+        while let Ok(e) = self.learn.rx.try_recv() {
+            // A learn of an older flow set: its spec index may mean another spec now; the
+            // packets of the new version learn again.
+            let Some(spec) = fs
+                .as_ref()
+                .filter(|fs| fs.version == e.version)
+                .and_then(|fs| fs.learns.get(e.index as usize))
+            else {
+                continue;
+            };
+            let Ok(flow) = crate::learn::build(spec, &e.vals) else {
+                continue;
+            };
+            if let Some(f) = self.config.flows.flows.iter_mut().find(|f| f.spec == flow) {
+                f.added_ms = now;
+                continue;
+            }
+            if !adds.contains(&flow) {
+                adds.push(flow);
+            }
+        }
+        if adds.is_empty() {
+            return 0;
+        }
+        let mods: Vec<FlowMod> = adds
+            .into_iter()
+            .map(|flow| FlowMod::Add {
+                flow,
+                reset_counts: false,
+            })
+            .collect();
+        if self.flow_mods(&mods).is_ok() {
+            return mods.len();
+        }
+        // One flow the store refuses does not keep the others out.
+        mods.chunks(1).filter(|m| self.flow_mods(m).is_ok()).count()
+    }
 }

@@ -168,6 +168,8 @@ pub struct Switch {
     host_routes6: BTreeSet<Ipv6Cidr>,
     /// Failed control requests and connections, by reason.
     control: Arc<crate::counters::ControlCounters>,
+    /// `learn` events from the workers.
+    learn: crate::learn::LearnQueue,
 }
 
 impl Switch {
@@ -179,6 +181,7 @@ impl Switch {
             .map(|n| n.get())
             .unwrap_or(1);
         let mut workers = Vec::new();
+        let learn = crate::learn::LearnQueue::default();
         let pmtu = Arc::new(PathMtus::default());
         let bum = Arc::new(crate::pipeline::BumLimiter::new(
             cfg.bum_rate,
@@ -197,6 +200,7 @@ impl Switch {
                     flood_max_nodes: cfg.flood_max_nodes,
                     src_ports: cfg.src_ports,
                     bum: bum.clone(),
+                    learn: Some(learn.tx.clone()),
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,
@@ -222,6 +226,7 @@ impl Switch {
             pmtu,
             host_routes6: BTreeSet::new(),
             control: Arc::default(),
+            learn,
         })
     }
 

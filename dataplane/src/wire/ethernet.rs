@@ -238,6 +238,15 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         }
     }
 
+    /// The whole tag control information (PCP, DEI, VID) of an 802.1Q-tagged frame.
+    pub fn vlan_tci(&self) -> Option<u16> {
+        if self.ethertype() == EtherType::Vlan {
+            Some(read_u16(&self.buffer.as_ref()[field::VLAN_TCI]))
+        } else {
+            None
+        }
+    }
+
     /// The EtherType of the payload: the inner type after an 802.1Q tag, else the outer field.
     pub fn payload_ethertype(&self) -> EtherType {
         if self.ethertype() == EtherType::Vlan {
@@ -280,6 +289,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
             &mut self.buffer.as_mut()[field::ETHERTYPE],
             ethertype.into(),
         );
+    }
+
+    /// Sets the tag control information of a tagged frame (the caller checked the tag is
+    /// there: [`vlan_tci`](EthernetFrame::vlan_tci) is `Some`).
+    pub fn set_vlan_tci(&mut self, tci: u16) {
+        write_u16(&mut self.buffer.as_mut()[field::VLAN_TCI], tci);
     }
 
     /// Everything after the header (and tag), mutably.
@@ -413,8 +428,17 @@ mod tests {
         let frame = EthernetFrame::new_checked(&VLAN_FRAME_BYTES[..]).unwrap();
         assert_eq!(frame.ethertype(), EtherType::Vlan);
         assert_eq!(frame.vlan_id(), Some(100));
+        assert_eq!(frame.vlan_tci(), Some((5 << 13) | 100));
         assert_eq!(frame.payload_ethertype(), EtherType::Ipv4);
         assert_eq!(frame.header_len(), 18);
+        let mut copy = VLAN_FRAME_BYTES;
+        let mut f = EthernetFrame::new_checked(&mut copy[..]).unwrap();
+        f.set_vlan_tci((2 << 13) | 30);
+        assert_eq!(f.vlan_id(), Some(30));
+        assert_eq!(f.vlan_tci(), Some(0x4000 | 30));
+        assert_eq!(f.payload_ethertype(), EtherType::Ipv4);
+        let untagged = EthernetFrame::new_checked(&VLAN_FRAME_BYTES[4..]).unwrap();
+        assert_eq!(untagged.vlan_tci(), None);
         assert_eq!(frame.payload(), &[0xde, 0xad, 0xbe, 0xef]);
 
         // Cross-check with etherparse.
