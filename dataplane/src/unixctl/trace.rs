@@ -60,6 +60,8 @@ impl Program for StepLog<'_> {
         self.0.borrow_mut().push(Ev::Step(s));
     }
     fn lookup(&mut self, _: u8, _: u32) {}
+    // A trace never learns, as OVS's ofproto/trace suppresses side effects.
+    fn learn(&mut self, _: u32, _: &[u64; crate::flow::LEARN_VALS]) {}
 }
 
 struct LookupLog<'a>(&'a RefCell<Vec<Ev>>);
