@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fib::PortNo;
 use crate::flow::key::{compile_match, FlowKey};
-use crate::flow::{FlowId, FlowSet, MAX_FLOWS};
+use crate::flow::{conj_role, conjunction_rules, ConjRole, FlowId, FlowSet, MAX_FLOWS};
 
 /// A configured flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,13 @@ pub struct FlowEntry {
 pub struct FlowStore {
     pub flows: Vec<FlowEntry>,
     pub misses: BTreeMap<u8, TableMiss>,
+    /// The groups, by id.
+    #[serde(default)]
+    pub groups: BTreeMap<u32, GroupSpec>,
 }
+
+/// Most rules the conjunctive flows of a switch may expand into.
+pub const MAX_CONJUNCTION_RULES: usize = 1_000_000;
 
 /// A change a bundle made, for monitors: what happened, why, to which flow.
 pub type Change = (FlowEventKind, String, FlowSpec);
@@ -66,6 +72,7 @@ impl FlowStore {
                 base_bytes: 0,
             }],
             misses: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -74,7 +81,8 @@ impl FlowStore {
         let flows: Vec<(FlowId, FlowSpec)> =
             self.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
         let misses: Vec<(u8, TableMiss)> = self.misses.iter().map(|(t, m)| (*t, *m)).collect();
-        FlowSet::build(version, &flows, &misses, resolve)
+        let groups: Vec<GroupSpec> = self.groups.values().cloned().collect();
+        FlowSet::build_with_groups(version, &flows, &misses, &groups, resolve)
     }
 
     /// Applies a bundle to a copy; the copy and the events, or why the bundle was refused (the
@@ -96,6 +104,17 @@ impl FlowStore {
                 next.flows.len()
             ));
         }
+        if next.flows.iter().any(|f| conj_role(&f.spec) != ConjRole::None) {
+            let flows: Vec<(FlowId, FlowSpec)> =
+                next.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
+            let n = conjunction_rules(&flows);
+            if n > MAX_CONJUNCTION_RULES {
+                return Err(format!(
+                    "the conjunctive flows would expand into {n} rules, beyond the limit of \
+                     {MAX_CONJUNCTION_RULES} (fewer flows per clause, or fewer clauses)"
+                ));
+            }
+        }
         Ok((next, events))
     }
 
@@ -107,7 +126,7 @@ impl FlowStore {
     ) -> Result<(), String> {
         match m {
             FlowMod::Add { flow, reset_counts } => {
-                let flow = check(flow, cx)?;
+                let flow = check(flow, cx, &self.groups)?;
                 match self.flows.iter_mut().find(|f| f.spec.same_rule(&flow)) {
                     Some(f) => {
                         f.spec = flow.clone();
@@ -132,7 +151,7 @@ impl FlowStore {
                 }
             }
             FlowMod::Modify { flow, strict } => {
-                let flow = check(flow, cx)?;
+                let flow = check(flow, cx, &self.groups)?;
                 let filter = Selector::new(
                     Some(flow.table),
                     strict.then_some(flow.priority),
@@ -174,7 +193,7 @@ impl FlowStore {
             FlowMod::Replace { flows } => {
                 let mut old: Vec<FlowEntry> = std::mem::take(&mut self.flows);
                 for flow in flows {
-                    let flow = check(flow, cx)?;
+                    let flow = check(flow, cx, &self.groups)?;
                     if self.flows.iter().any(|f| f.spec.same_rule(&flow)) {
                         return Err(format!(
                             "the same flow is listed twice: table={} priority={}",
@@ -214,10 +233,33 @@ impl FlowStore {
                 }
                 self.misses.insert(*table, *miss);
             }
-            FlowMod::AddGroup { .. }
-            | FlowMod::ModifyGroup { .. }
-            | FlowMod::DeleteGroup { .. } => {
-                return Err("groups are not supported yet".into());
+            FlowMod::AddGroup { group } => {
+                check_group(group, cx, &self.groups)?;
+                if self.groups.contains_key(&group.group_id) {
+                    return Err(format!("group {} already exists", group.group_id));
+                }
+                self.groups.insert(group.group_id, group.clone());
+            }
+            FlowMod::ModifyGroup { group } => {
+                check_group(group, cx, &self.groups)?;
+                if !self.groups.contains_key(&group.group_id) {
+                    return Err(format!("group {} does not exist", group.group_id));
+                }
+                self.groups.insert(group.group_id, group.clone());
+            }
+            FlowMod::DeleteGroup { group_id } => {
+                let gone = |id: u32| group_id.is_none_or(|g| g == id);
+                self.groups.retain(|id, _| !gone(*id));
+                // As in OpenFlow, the flows that use a deleted group go with it.
+                let mut kept = Vec::with_capacity(self.flows.len());
+                for f in self.flows.drain(..) {
+                    if uses_group(&f.spec.actions, &gone) {
+                        ev.push((FlowEventKind::Removed, "group_delete".into(), f.spec));
+                    } else {
+                        kept.push(f);
+                    }
+                }
+                self.flows = kept;
             }
         }
         Ok(())
@@ -277,17 +319,127 @@ impl FlowStore {
     }
 }
 
+/// Whether any of `actions` runs a group `gone` selects.
+fn uses_group(actions: &[FlowAction], gone: &dyn Fn(u32) -> bool) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, FlowAction::Group { id } if gone(*id)))
+}
+
+/// Validates a group: its id, its buckets for its type, and their actions (as a flow's).
+fn check_group(
+    g: &GroupSpec,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<(), String> {
+    if g.group_id > MAX_GROUP {
+        return Err(format!(
+            "group id {} is beyond the largest, {MAX_GROUP}",
+            g.group_id
+        ));
+    }
+    if g.kind == GroupType::Indirect && g.buckets.len() > 1 {
+        return Err("indirect groups can have at most one bucket".into());
+    }
+    for b in &g.buckets {
+        if let Some(p) = &b.watch_port {
+            if !matches!(p, PortRef::Number(_)) && (cx.resolve)(p).is_none() {
+                return Err(format!("watch_port {p}: no such port"));
+            }
+        }
+        for a in &b.actions {
+            match a {
+                FlowAction::GotoTable { .. } => {
+                    return Err("goto_table is an instruction, not allowed in a bucket".into())
+                }
+                FlowAction::Conjunction { .. } => {
+                    return Err("conjunction is not allowed in a bucket".into())
+                }
+                FlowAction::Group { id } if *id == g.group_id => {
+                    return Err(format!("group {id} may not run itself"))
+                }
+                _ => {}
+            }
+        }
+        check_actions(&b.actions, MAX_TABLE, cx, groups)
+            .map_err(|e| format!("bucket {}: {e}", b.bucket_id))?;
+    }
+    Ok(())
+}
+
 /// Validates and canonicalises a flow.
-fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
+fn check(
+    flow: &FlowSpec,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<FlowSpec, String> {
     let mut f = flow.clone();
     canonicalize(&mut f.matches);
     if f.table > MAX_TABLE {
         return Err(format!("table {} is beyond {MAX_TABLE}", f.table));
     }
-    compile_match(&f.matches, cx.resolve)
+    let own: Vec<Match> = f
+        .matches
+        .iter()
+        .filter(|m| !matches!(m, Match::ConjId { .. }))
+        .cloned()
+        .collect();
+    compile_match(&own, cx.resolve)
         .map_err(|e| format!("{e} (ports: vxlan0, vxhost0, pod port names or numbers)"))?;
+    let conj = f
+        .actions
+        .iter()
+        .find(|a| matches!(a, FlowAction::Conjunction { .. }));
+    if conj.is_some() {
+        if let Some(other) = f.actions.iter().find(|a| {
+            !matches!(
+                a,
+                FlowAction::Conjunction { .. } | FlowAction::Note { .. }
+            )
+        }) {
+            return Err(format!(
+                "\"conjunction\" actions may be used along with \"note\" but not any other \
+                 kind of action (such as {})",
+                controlplane::flow_syntax::format_action(other)
+            ));
+        }
+    }
     for a in &f.actions {
+        if let FlowAction::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } = *a
+        {
+            if !(2..=64).contains(&n_clauses) {
+                return Err(format!(
+                    "conjunction({id},{clause}/{n_clauses}): a conjunction has 2 to 64 clauses"
+                ));
+            }
+            if clause == 0 || clause > n_clauses {
+                return Err(format!(
+                    "conjunction({id},{clause}/{n_clauses}): the clause is 1 to {n_clauses}"
+                ));
+            }
+        }
+    }
+    check_actions(&f.actions, f.table, cx, groups)?;
+    Ok(f)
+}
+
+/// Validates a flow's (or bucket's) actions; `table` is the flow's table (goto_table must go
+/// later).
+fn check_actions(
+    actions: &[FlowAction],
+    table: u8,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<(), String> {
+    for a in actions {
         match a {
+            FlowAction::Group { id } if !groups.contains_key(id) => {
+                return Err(format!("group:{id}: no such group"));
+            }
             FlowAction::Output { port } if (cx.resolve)(port).is_none() => {
                 return Err(format!("output to {port}: no such port"));
             }
@@ -302,10 +454,9 @@ fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
             {
                 return Err(format!("table {table} is beyond {MAX_TABLE}"));
             }
-            FlowAction::GotoTable { table } if *table <= f.table => {
+            FlowAction::GotoTable { table: to } if *to <= table => {
                 return Err(format!(
-                    "goto_table:{table} must go to a later table than {} (use resubmit to go back)",
-                    f.table
+                    "goto_table:{to} must go to a later table than {table} (use resubmit to go back)"
                 ));
             }
             FlowAction::Move { src, .. }
@@ -332,7 +483,7 @@ fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
         }
     }
     let _ = PORT_TUNNEL;
-    Ok(f)
+    Ok(())
 }
 
 /// Which flows a modify/delete selects.

@@ -15,6 +15,8 @@ use controlplane::flow::{Field, Match};
 use crate::wire::{
     ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
+use crate::wire::ipv6::Ipv6FragHeader;
+use controlplane::flow::{FRAG_ANY, FRAG_LATER};
 
 pub const WORDS: usize = 21;
 
@@ -184,6 +186,7 @@ impl FlowKey {
                     let proto = u8::from(ip.next_header());
                     k.set(NW_PROTO, proto as u64);
                     k.set(NW_TTL, ip.hop_limit() as u64);
+                    ipv4_tos_frag(&mut k, &ip);
                     if ip.frag_offset() == 0 {
                         l4(&mut k, ip.next_header(), ip.payload());
                     }
@@ -198,6 +201,7 @@ impl FlowKey {
                     k.set(IPV6_DST_LO, d as u64);
                     k.set(NW_PROTO, u8::from(ip.next_header()) as u64);
                     k.set(NW_TTL, ip.hop_limit() as u64);
+                    ipv6_tc_frag(&mut k, &ip);
                     l4(&mut k, ip.next_header(), ip.payload());
                     if ip.next_header() == IpProtocol::Icmpv6 {
                         nd(&mut k, ip.payload());
@@ -228,6 +232,36 @@ impl FlowKey {
             | self.get(ND_TARGET_LO_C);
         Ipv6Addr::from(((self.get(ND_TARGET_HI) as u128) << 64) | lo as u128)
     }
+}
+
+/// `nw_tos` (the whole TOS byte: DSCP and ECN) and `ip_frag` of an IPv4 packet.
+fn ipv4_tos_frag(k: &mut FlowKey, ip: &Ipv4Packet<&[u8]>) {
+    k.set(NW_TOS, ip.dscp_ecn() as u64);
+    let mut frag = 0;
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        frag |= FRAG_ANY;
+    }
+    if ip.frag_offset() != 0 {
+        frag |= FRAG_LATER;
+    }
+    k.set(IP_FRAG, frag as u64);
+}
+
+/// `nw_tos` (the traffic class) and `ip_frag` of an IPv6 packet: a Fragment header right
+/// after the fixed header makes it a fragment.
+fn ipv6_tc_frag(k: &mut FlowKey, ip: &Ipv6Packet<&[u8]>) {
+    k.set(NW_TOS, ip.traffic_class() as u64);
+    if u8::from(ip.next_header()) != Ipv6FragHeader::<&[u8]>::PROTOCOL {
+        return;
+    }
+    let Ok(fh) = Ipv6FragHeader::new_checked(ip.payload()) else {
+        return;
+    };
+    let mut frag = FRAG_ANY;
+    if fh.frag_offset() != 0 {
+        frag |= FRAG_LATER;
+    }
+    k.set(IP_FRAG, frag as u64);
 }
 
 /// Sets the neighbour-discovery target (value or mask) across its slots.

@@ -23,7 +23,12 @@ pub mod key;
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use controlplane::flow::{Field, FieldRange, FlowAction, FlowSpec, PortRef, TableMiss, MAX_DEPTH};
+use std::collections::BTreeMap;
+
+use controlplane::flow::{
+    Field, FieldRange, FlowAction, FlowSpec, GroupSpec, GroupType, Match, PortRef, TableMiss,
+    MAX_DEPTH,
+};
 use rustc_hash::FxHashMap;
 
 use crate::fib::PortNo;
@@ -149,6 +154,8 @@ pub struct FlowSet {
     pub version: u64,
     pub tables: Vec<Table>,
     pub rules: Vec<Rule>,
+    /// The groups, by id.
+    pub groups: FxHashMap<u32, Group>,
 }
 
 impl Default for FlowSet {
@@ -157,7 +164,78 @@ impl Default for FlowSet {
             version: 0,
             tables: vec![Table::default(); 255],
             rules: Vec::new(),
+            groups: FxHashMap::default(),
         }
+    }
+}
+
+/// A compiled group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub kind: GroupType,
+    pub buckets: Vec<GroupBucket>,
+    /// Sum of the buckets' weights (select groups).
+    pub total_weight: u32,
+}
+
+/// A compiled bucket.
+#[derive(Debug, Clone)]
+pub struct GroupBucket {
+    pub weight: u16,
+    /// Fast failover: whether the watched port (or group) is there; a bucket that watches
+    /// nothing is live.
+    pub live: bool,
+    pub ops: Vec<Op>,
+}
+
+impl Group {
+    /// Compiles a group's buckets; `groups` tells which group ids exist (for watch_group).
+    pub fn build(
+        spec: &GroupSpec,
+        resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+        group_exists: &dyn Fn(u32) -> bool,
+    ) -> Group {
+        let buckets: Vec<GroupBucket> = spec
+            .buckets
+            .iter()
+            .map(|b| {
+                let port_live = b.watch_port.as_ref().map(|p| resolve(p).is_some());
+                let group_live = b.watch_group.map(group_exists);
+                GroupBucket {
+                    weight: b.weight,
+                    live: match (port_live, group_live) {
+                        (None, None) => true,
+                        (p, g) => p == Some(true) || g == Some(true),
+                    },
+                    ops: b
+                        .actions
+                        .iter()
+                        .filter_map(|a| compile_action(a, resolve))
+                        .collect(),
+                }
+            })
+            .collect();
+        Group {
+            kind: spec.kind,
+            total_weight: buckets.iter().map(|b| b.weight as u32).sum(),
+            buckets,
+        }
+    }
+
+    /// The bucket a select group picks for a flow hash: weighted, stable for a hash.
+    #[inline]
+    fn select(&self, hash: u64) -> Option<&GroupBucket> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let mut at = (hash % self.total_weight as u64) as u32;
+        for b in &self.buckets {
+            if at < b.weight as u32 {
+                return Some(b);
+            }
+            at -= b.weight as u32;
+        }
+        None
     }
 }
 
@@ -170,16 +248,37 @@ impl FlowSet {
         misses: &[(u8, TableMiss)],
         resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
     ) -> FlowSet {
+        Self::build_with_groups(version, flows, misses, &[], resolve)
+    }
+
+    /// [`FlowSet::build`] with groups. Conjunctive flows (`conjunction(id,k/n)` actions) and
+    /// `conj_id=id` flows are expanded into ordinary rules (see [`expand_conjunctions`]).
+    pub fn build_with_groups(
+        version: u64,
+        flows: &[(FlowId, FlowSpec)],
+        misses: &[(u8, TableMiss)],
+        groups: &[GroupSpec],
+        resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+    ) -> FlowSet {
         let mut set = FlowSet {
             version,
             ..Default::default()
         };
+        let exists = |id: u32| groups.iter().any(|g| g.group_id == id);
+        for g in groups {
+            set.groups
+                .insert(g.group_id, Group::build(g, resolve, &exists));
+        }
         for &(t, m) in misses {
             if let Some(table) = set.tables.get_mut(t as usize) {
                 table.miss = m;
             }
         }
+        let conj = flows.iter().any(|(_, f)| conj_role(f) != ConjRole::None);
         for (id, spec) in flows {
+            if conj && conj_role(spec) != ConjRole::None {
+                continue;
+            }
             let (value, mask) = match key::compile_match(&spec.matches, resolve) {
                 Ok(vm) => vm,
                 Err(_) => {
@@ -204,6 +303,11 @@ impl FlowSet {
                 ops,
                 spec: spec.clone(),
             });
+        }
+        if conj {
+            let cap = MAX_FLOWS.saturating_sub(set.rules.len());
+            let rules = expand_conjunctions(flows, resolve, cap).unwrap_or_default();
+            set.rules.extend(rules);
         }
         for (i, r) in set.rules.iter().enumerate() {
             let Some(table) = set.tables.get_mut(r.table as usize) else {
@@ -241,6 +345,180 @@ impl FlowSet {
         }
         set
     }
+}
+
+/// What a flow is to conjunctive matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConjRole {
+    /// An ordinary flow.
+    None,
+    /// A clause: its actions are all `conjunction(...)`.
+    Clause,
+    /// A `conj_id=N` flow: it matches through its conjunction's clauses.
+    Target(u32),
+}
+
+/// Whether `f` is a clause of a conjunction, a `conj_id` flow, or neither.
+pub fn conj_role(f: &FlowSpec) -> ConjRole {
+    if let Some(id) = f.matches.iter().find_map(|m| match m {
+        Match::ConjId { value } => Some(*value),
+        _ => None,
+    }) {
+        return ConjRole::Target(id);
+    }
+    if f.actions
+        .iter()
+        .any(|a| matches!(a, FlowAction::Conjunction { .. }))
+        && f.actions.iter().all(|a| {
+            matches!(
+                a,
+                FlowAction::Conjunction { .. } | FlowAction::Note { .. }
+            )
+        })
+    {
+        return ConjRole::Clause;
+    }
+    ConjRole::None
+}
+
+/// A conjunction's clauses in one table at one priority: clause k-1 → its flows' matches.
+type Clauses = Vec<Vec<(FlowKey, FlowKey)>>;
+
+/// The clauses of every conjunction, by (table, conjunction id, priority).
+fn conjunctions(
+    flows: &[(FlowId, FlowSpec)],
+    resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+) -> BTreeMap<(u8, u32, u16), Clauses> {
+    let mut out: BTreeMap<(u8, u32, u16), Clauses> = BTreeMap::new();
+    for (_, f) in flows {
+        if conj_role(f) != ConjRole::Clause {
+            continue;
+        }
+        let Ok(vm) = key::compile_match(&f.matches, resolve) else {
+            continue;
+        };
+        for a in &f.actions {
+            if let FlowAction::Conjunction {
+                id,
+                clause,
+                n_clauses,
+            } = *a
+            {
+                let n = n_clauses.max(1) as usize;
+                let c = out
+                    .entry((f.table, id, f.priority))
+                    .or_insert_with(|| vec![Vec::new(); n]);
+                if c.len() == n && (1..=n).contains(&(clause as usize)) {
+                    c[clause as usize - 1].push(vm);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How many rules the conjunctions of `flows` expand into at most (before conflicting
+/// combinations are skipped), for the limit checked when flows are added.
+pub fn conjunction_rules(flows: &[(FlowId, FlowSpec)]) -> usize {
+    let resolve = |_: &PortRef| Some(1);
+    let clauses = conjunctions(flows, &resolve);
+    let mut total = 0usize;
+    for (_, f) in flows {
+        let ConjRole::Target(id) = conj_role(f) else {
+            continue;
+        };
+        for (_, c) in clauses.range((f.table, id, 0)..=(f.table, id, u16::MAX)) {
+            let n = c.iter().fold(1usize, |p, v| p.saturating_mul(v.len()));
+            total = total.saturating_add(n);
+        }
+    }
+    total
+}
+
+/// Expands every `conj_id` flow into ordinary rules: for each priority its conjunction has
+/// clauses at, one rule per combination of one flow from each clause (their matches and the
+/// `conj_id` flow's other matches merged; a combination whose matches conflict can never
+/// match and is skipped), at the clauses' priority, with the `conj_id` flow's actions and id.
+/// A packet matching only some clauses matches none of these and falls through to lower
+/// priorities, as in OVS. `None` when more than `cap` rules would result.
+pub fn expand_conjunctions(
+    flows: &[(FlowId, FlowSpec)],
+    resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+    cap: usize,
+) -> Option<Vec<Rule>> {
+    let clauses = conjunctions(flows, resolve);
+    let mut out = Vec::new();
+    for (id, f) in flows {
+        let ConjRole::Target(conj) = conj_role(f) else {
+            continue;
+        };
+        let own: Vec<Match> = f
+            .matches
+            .iter()
+            .filter(|m| !matches!(m, Match::ConjId { .. }))
+            .cloned()
+            .collect();
+        let Ok(base) = key::compile_match(&own, resolve) else {
+            continue;
+        };
+        let ops: Vec<Op> = f
+            .actions
+            .iter()
+            .filter_map(|a| compile_action(a, resolve))
+            .collect();
+        for (&(table, _, priority), c) in
+            clauses.range((f.table, conj, 0)..=(f.table, conj, u16::MAX))
+        {
+            if c.iter().any(|v| v.is_empty()) {
+                continue;
+            }
+            // Odometer over the clauses' flows.
+            let mut idx = vec![0usize; c.len()];
+            'combos: loop {
+                let mut acc = Some(base);
+                for (k, &i) in idx.iter().enumerate() {
+                    acc = acc.and_then(|a| merge_match(a, c[k][i]));
+                }
+                if let Some((value, mask)) = acc {
+                    if out.len() >= cap {
+                        return None;
+                    }
+                    out.push(Rule {
+                        id: *id,
+                        table,
+                        priority,
+                        value,
+                        mask,
+                        ops: ops.clone(),
+                        spec: f.clone(),
+                    });
+                }
+                for k in (0..idx.len()).rev() {
+                    idx[k] += 1;
+                    if idx[k] < c[k].len() {
+                        continue 'combos;
+                    }
+                    idx[k] = 0;
+                }
+                break;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Two matches (value, mask) together, or `None` when no packet can match both.
+fn merge_match(a: (FlowKey, FlowKey), b: (FlowKey, FlowKey)) -> Option<(FlowKey, FlowKey)> {
+    let (mut v, mut m) = a;
+    for i in 0..WORDS {
+        let common = m.0[i] & b.1 .0[i];
+        if (v.0[i] ^ b.0 .0[i]) & common != 0 {
+            return None;
+        }
+        v.0[i] = (v.0[i] & m.0[i]) | (b.0 .0[i] & b.1 .0[i]);
+        m.0[i] |= b.1 .0[i];
+    }
+    Some((v, m))
 }
 
 fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> Option<Op> {
@@ -350,6 +628,8 @@ pub enum End {
     TooDeep,
     /// More than [`MAX_RESUBMITS`] table lookups for one packet.
     TooManyResubmits,
+    /// A group action named a group the flow set does not hold.
+    NoGroup(u32),
 }
 
 impl End {
@@ -510,62 +790,8 @@ fn walk<P: Program>(
             return End::Drop;
         }
         let mut goto = None;
-        for op in &rule.ops {
-            match *op {
-                Op::Output(p) => output(key, p, r),
-                Op::Normal => r.step(Step::Normal),
-                Op::Flood => r.step(Step::Flood),
-                Op::Drop => return End::Drop,
-                Op::Write {
-                    field,
-                    start,
-                    end,
-                    value,
-                } => {
-                    write_bits(key, field, start, end, value);
-                    if is_packet_field(field) {
-                        r.step(Step::Set(field, key.get(field_slot(field))));
-                    }
-                }
-                Op::Move { src, dst } => {
-                    let v = read_bits(key, src.field, src.start, src.end);
-                    write_bits(key, dst.field, dst.start, dst.end, v);
-                    if is_packet_field(dst.field) {
-                        r.step(Step::Set(dst.field, key.get(field_slot(dst.field))));
-                    }
-                }
-                Op::DecTtl => {
-                    r.step(Step::DecTtl);
-                    let ttl = key.get(key::NW_TTL);
-                    key.set(key::NW_TTL, ttl.saturating_sub(1));
-                }
-                Op::Resubmit { in_port, table: t2 } => {
-                    let saved = key.get(IN_PORT);
-                    if let Some(p) = in_port {
-                        key.set(IN_PORT, p as u64);
-                    }
-                    let e = walk(set, key, t2, depth + 1, r, budget, obs);
-                    key.set(IN_PORT, saved);
-                    if e != End::Done {
-                        return e;
-                    }
-                }
-                Op::GotoTable(t2) => goto = Some(t2),
-                Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
-                Op::OutputField(src) => {
-                    let p = read_bits(key, src.field, src.start, src.end);
-                    output(key, p as PortNo, r);
-                }
-                Op::OutputInPort => r.step(Step::Output(key.get(IN_PORT) as PortNo)),
-                Op::PushVlan(_) => {
-                    if key.get(key::DL_VLAN) & 0x1000 == 0 {
-                        key.set(key::DL_VLAN, 0x1000);
-                        r.step(Step::Set(Field::VlanTci, 0x1000));
-                    }
-                }
-                Op::Group(_) => {}
-                Op::Learn(_) => {}
-            }
+        if let Some(e) = run_ops(set, key, &rule.ops, depth, r, budget, obs, &mut goto) {
+            return e;
         }
         match goto {
             Some(t2) => {
@@ -574,6 +800,172 @@ fn walk<P: Program>(
             None => return End::Done,
         }
     }
+}
+
+/// Runs one action list; `Some(end)` ends the walk, `goto` receives a goto_table.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn run_ops<P: Program>(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    ops: &[Op],
+    depth: usize,
+    r: &mut P,
+    budget: &mut usize,
+    obs: &mut dyn Observer,
+    goto: &mut Option<u8>,
+) -> Option<End> {
+    for op in ops {
+        match *op {
+            Op::Output(p) => output(key, p, r),
+            Op::Normal => r.step(Step::Normal),
+            Op::Flood => r.step(Step::Flood),
+            Op::Drop => return Some(End::Drop),
+            Op::Write {
+                field,
+                start,
+                end,
+                value,
+            } => {
+                write_bits(key, field, start, end, value);
+                if is_packet_field(field) {
+                    r.step(Step::Set(field, key.get(field_slot(field))));
+                }
+            }
+            Op::Move { src, dst } => {
+                let v = read_bits(key, src.field, src.start, src.end);
+                write_bits(key, dst.field, dst.start, dst.end, v);
+                if is_packet_field(dst.field) {
+                    r.step(Step::Set(dst.field, key.get(field_slot(dst.field))));
+                }
+            }
+            Op::DecTtl => {
+                r.step(Step::DecTtl);
+                let ttl = key.get(key::NW_TTL);
+                key.set(key::NW_TTL, ttl.saturating_sub(1));
+            }
+            Op::Resubmit { in_port, table: t2 } => {
+                let saved = key.get(IN_PORT);
+                if let Some(p) = in_port {
+                    key.set(IN_PORT, p as u64);
+                }
+                let e = walk(set, key, t2, depth + 1, r, budget, obs);
+                key.set(IN_PORT, saved);
+                // As in OVS, a resubmitted table that misses or whose flow drops does
+                // nothing and the caller's actions go on; only the limits end the walk.
+                if e.is_limit() || matches!(e, End::NoGroup(_)) {
+                    return Some(e);
+                }
+            }
+            Op::GotoTable(t2) => *goto = Some(t2),
+            Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
+            Op::OutputField(src) => {
+                let p = read_bits(key, src.field, src.start, src.end);
+                output(key, p as PortNo, r);
+            }
+            Op::OutputInPort => r.step(Step::Output(key.get(IN_PORT) as PortNo)),
+            Op::PushVlan(_) => {
+                if key.get(key::DL_VLAN) & 0x1000 == 0 {
+                    key.set(key::DL_VLAN, 0x1000);
+                    r.step(Step::Set(Field::VlanTci, 0x1000));
+                }
+            }
+            Op::Group(id) => {
+                if let Some(e) = run_group(set, key, id, depth, r, budget, obs) {
+                    return Some(e);
+                }
+            }
+            Op::Learn(_) => {}
+        }
+    }
+    None
+}
+
+/// Packet fields a bucket of an `all` group may change, restored after it.
+const BUCKET_FIELDS: [Field; 9] = [
+    Field::DlSrc,
+    Field::DlDst,
+    Field::VlanTci,
+    Field::NwSrc,
+    Field::NwDst,
+    Field::NwTtl,
+    Field::NwTos,
+    Field::TpSrc,
+    Field::TpDst,
+];
+
+/// Runs group `id`: `Some(end)` ends the walk (a limit, or a group that is not there).
+#[allow(clippy::too_many_arguments)]
+fn run_group<P: Program>(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    id: u32,
+    depth: usize,
+    r: &mut P,
+    budget: &mut usize,
+    obs: &mut dyn Observer,
+) -> Option<End> {
+    let Some(g) = set.groups.get(&id) else {
+        return Some(End::NoGroup(id));
+    };
+    let depth = depth + 1;
+    if depth > MAX_DEPTH {
+        return Some(End::TooDeep);
+    }
+    // A bucket's goto_table is refused when the group is added; one here goes nowhere.
+    let mut goto = None;
+    let bucket = match g.kind {
+        GroupType::All => {
+            for b in &g.buckets {
+                // Each bucket works on its own copy of the packet: afterwards, put back
+                // every field it changed so the next bucket starts from the packet as it was.
+                let saved = *key;
+                let e = run_ops(set, key, &b.ops, depth, r, budget, obs, &mut goto);
+                if let Some(e) = e.filter(|e| e.is_limit() || matches!(e, End::NoGroup(_))) {
+                    return Some(e);
+                }
+                for f in BUCKET_FIELDS {
+                    let s = field_slot(f);
+                    if key.get(s) != saved.get(s) {
+                        r.step(Step::Set(f, saved.get(s)));
+                    }
+                }
+                *key = saved;
+            }
+            return None;
+        }
+        GroupType::Indirect => g.buckets.first(),
+        GroupType::Select => g.select(flow_hash(key)),
+        GroupType::FastFailover => g.buckets.iter().find(|b| b.live),
+    };
+    let b = bucket?;
+    let e = run_ops(set, key, &b.ops, depth, r, budget, obs, &mut goto);
+    e.filter(|e| e.is_limit() || matches!(e, End::NoGroup(_)))
+}
+
+/// A select group's hash: the L2 addresses and type, and the IPv4/IPv6 5-tuple, so one
+/// flow always takes the same bucket (and a cached result stays right).
+#[inline]
+fn flow_hash(key: &FlowKey) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for s in [
+        key::DL_SRC,
+        key::DL_DST,
+        key::DL_TYPE,
+        key::NW_PROTO,
+        key::NW_SRC,
+        key::NW_DST,
+        key::IPV6_SRC_HI,
+        key::IPV6_SRC_LO,
+        key::IPV6_DST_HI,
+        key::IPV6_DST_LO,
+        key::TP_SRC,
+        key::TP_DST,
+    ] {
+        h = (h ^ key.get(s)).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h
 }
 
 /// An output to port `p`: to the tunnel with the key's VNI and VTEP, or to a port.

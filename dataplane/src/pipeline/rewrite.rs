@@ -114,8 +114,43 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
         | Field::NwProto => {}
         // 802.1Q tags: written by the VLAN edits (to come).
         Field::VlanTci | Field::VlanVid | Field::VlanPcp => {}
-        // The TOS byte: written by the TOS edit (to come).
-        Field::NwTos => {}
+        Field::NwTos => set_dscp(frame, value as u8),
+    }
+}
+
+/// `mod_nw_tos`: writes the DSCP bits of the IPv4 TOS byte (header checksum updated) or the
+/// IPv6 traffic class; the ECN bits stay as the packet has them.
+fn set_dscp(frame: &mut [u8], tos: u8) {
+    let ethertype = match EthernetFrame::new_checked(&frame[..]) {
+        Ok(eth) => eth.ethertype(),
+        Err(_) => return,
+    };
+    match ethertype {
+        EtherType::Ipv4 => {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return;
+            };
+            let old = ip.dscp_ecn();
+            let new = (tos & !ECN_MASK) | (old & ECN_MASK);
+            if new != old {
+                let ver_ihl = (ip.version() << 4) | (ip.header_len() / 4) as u8;
+                let sum = checksum::update16(
+                    ip.checksum(),
+                    u16::from_be_bytes([ver_ihl, old]),
+                    u16::from_be_bytes([ver_ihl, new]),
+                );
+                ip.set_dscp_ecn(new);
+                ip.set_checksum(sum);
+            }
+        }
+        EtherType::Ipv6 => {
+            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return;
+            };
+            let old = ip.traffic_class();
+            ip.set_traffic_class((tos & !ECN_MASK) | (old & ECN_MASK));
+        }
+        _ => {}
     }
 }
 
