@@ -37,8 +37,7 @@ pub struct FlowStore {
     pub groups: BTreeMap<u32, GroupSpec>,
 }
 
-/// Most rules the conjunctive flows of a switch may expand into.
-pub const MAX_CONJUNCTION_RULES: usize = 1_000_000;
+pub use crate::flow::MAX_CONJUNCTION_RULES;
 
 /// A change a bundle made, for monitors: what happened, why, to which flow.
 pub type Change = (FlowEventKind, String, FlowSpec);
@@ -104,7 +103,11 @@ impl FlowStore {
                 next.flows.len()
             ));
         }
-        if next.flows.iter().any(|f| conj_role(&f.spec) != ConjRole::None) {
+        if next
+            .flows
+            .iter()
+            .any(|f| conj_role(&f.spec) != ConjRole::None)
+        {
             let flows: Vec<(FlowId, FlowSpec)> =
                 next.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
             let n = conjunction_rules(&flows);
@@ -391,12 +394,11 @@ fn check(
         .iter()
         .find(|a| matches!(a, FlowAction::Conjunction { .. }));
     if conj.is_some() {
-        if let Some(other) = f.actions.iter().find(|a| {
-            !matches!(
-                a,
-                FlowAction::Conjunction { .. } | FlowAction::Note { .. }
-            )
-        }) {
+        if let Some(other) = f
+            .actions
+            .iter()
+            .find(|a| !matches!(a, FlowAction::Conjunction { .. } | FlowAction::Note { .. }))
+        {
             return Err(format!(
                 "\"conjunction\" actions may be used along with \"note\" but not any other \
                  kind of action (such as {})",
@@ -729,5 +731,142 @@ mod tests {
             s.expired(1005, &|_| 500).is_empty(),
             "a recent hit keeps it"
         );
+    }
+
+    fn grp(id: u32, kind: GroupType, outs: &[u16]) -> GroupSpec {
+        GroupSpec {
+            group_id: id,
+            kind,
+            buckets: outs
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| Bucket {
+                    bucket_id: i as u32,
+                    weight: 1,
+                    watch_port: None,
+                    watch_group: None,
+                    actions: vec![FlowAction::Output {
+                        port: PortRef::Number(p),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn groups_follow_openflows_rules_and_take_their_flows_with_them() {
+        let s = FlowStore::initial();
+        let add_g = |g| FlowMod::AddGroup { group: g };
+        let (s, _) = s
+            .apply(
+                &[
+                    add_g(grp(1, GroupType::All, &[2, 3])),
+                    add_g(grp(2, GroupType::Select, &[4, 5])),
+                ],
+                &cx(),
+            )
+            .unwrap();
+        assert_eq!(s.groups.len(), 2);
+        let e = s
+            .apply(&[add_g(grp(1, GroupType::All, &[2]))], &cx())
+            .unwrap_err();
+        assert!(e.contains("group 1 already exists"), "{e}");
+        let e = s
+            .apply(
+                &[FlowMod::ModifyGroup {
+                    group: grp(9, GroupType::All, &[2]),
+                }],
+                &cx(),
+            )
+            .unwrap_err();
+        assert!(e.contains("group 9 does not exist"), "{e}");
+        let e = s
+            .apply(&[add_g(grp(3, GroupType::Indirect, &[2, 3]))], &cx())
+            .unwrap_err();
+        assert!(e.contains("at most one bucket"), "{e}");
+        let mut bad = grp(3, GroupType::All, &[2]);
+        bad.buckets[0].actions = vec![FlowAction::Output {
+            port: PortRef::Name("nosuch".into()),
+        }];
+        let e = s.apply(&[add_g(bad)], &cx()).unwrap_err();
+        assert!(e.contains("nosuch"), "a bucket is checked as a flow: {e}");
+        // A flow naming a missing group is refused; ones naming groups are taken.
+        let to = |g: u32, dst: [u8; 4]| {
+            let mut f = flow(10, dst, 3);
+            f.actions = vec![FlowAction::Group { id: g }];
+            add(f)
+        };
+        let e = s.apply(&[to(7, [10, 1, 2, 2])], &cx()).unwrap_err();
+        assert!(e.contains("group:7: no such group"), "{e}");
+        let (s, _) = s
+            .apply(&[to(1, [10, 1, 2, 2]), to(2, [10, 1, 2, 3])], &cx())
+            .unwrap();
+        assert_eq!(s.flows.len(), 3);
+        let set = s.compile(1, cx().resolve);
+        assert_eq!(set.groups.len(), 2);
+        // Deleting a group deletes the flows that use it.
+        let (s1, ev) = s
+            .apply(&[FlowMod::DeleteGroup { group_id: Some(1) }], &cx())
+            .unwrap();
+        assert_eq!((s1.groups.len(), s1.flows.len(), ev.len()), (1, 2, 1));
+        assert_eq!(ev[0].0, FlowEventKind::Removed);
+        let (s2, _) = s
+            .apply(&[FlowMod::DeleteGroup { group_id: None }], &cx())
+            .unwrap();
+        assert_eq!((s2.groups.len(), s2.flows.len()), (0, 1));
+        // Saved and restored with the flows.
+        let text = serde_json::to_string(&s).unwrap();
+        let back: FlowStore = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.groups, s.groups);
+        assert_eq!(back.flows.len(), s.flows.len());
+    }
+
+    #[test]
+    fn conjunctions_are_checked_and_their_expansion_capped() {
+        let s = FlowStore::initial();
+        let clause = |k: u8, n: u8, extra: Option<FlowAction>, i: u32| {
+            let mut f = flow(10, [10, 1, (i >> 8) as u8, i as u8], 3);
+            if k == 2 {
+                f.matches[1] = Match::NwSrc {
+                    value: Ipv4Addr::from([10, 2, (i >> 8) as u8, i as u8]),
+                    mask: Ipv4Addr::BROADCAST,
+                };
+            }
+            f.actions = vec![FlowAction::Conjunction {
+                id: 1,
+                clause: k,
+                n_clauses: n,
+            }];
+            f.actions.extend(extra);
+            add(f)
+        };
+        let e = s
+            .apply(
+                &[clause(
+                    1,
+                    2,
+                    Some(FlowAction::Output {
+                        port: PortRef::Number(2),
+                    }),
+                    0,
+                )],
+                &cx(),
+            )
+            .unwrap_err();
+        assert!(e.contains("may be used along with \"note\""), "{e}");
+        let e = s.apply(&[clause(1, 1, None, 0)], &cx()).unwrap_err();
+        assert!(e.contains("2 to 64 clauses"), "{e}");
+        let mut target = flow(10, [10, 9, 9, 9], 4);
+        target.matches = vec![Match::ConjId { value: 1 }];
+        let mut mods = vec![add(target)];
+        for i in 0..1001 {
+            mods.push(clause(1, 2, None, i));
+            mods.push(clause(2, 2, None, i));
+        }
+        let e = s.apply(&mods, &cx()).unwrap_err();
+        assert!(e.contains("1002001 rules") && e.contains("1000000"), "{e}");
+        mods.truncate(1 + 2 * 100);
+        let (s, _) = s.apply(&mods, &cx()).unwrap();
+        assert_eq!(s.compile(1, cx().resolve).rules.len(), 1 + 100 * 100);
     }
 }

@@ -12,10 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use controlplane::flow::{Field, Match};
 
+use crate::wire::ipv6::Ipv6FragHeader;
 use crate::wire::{
     ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
-use crate::wire::ipv6::Ipv6FragHeader;
 use controlplane::flow::{FRAG_ANY, FRAG_LATER};
 
 pub const WORDS: usize = 21;
@@ -463,6 +463,36 @@ pub fn ipv6(k: &FlowKey, hi: Slot, lo: Slot) -> Ipv6Addr {
 mod tests {
     use super::*;
     use crate::sample;
+
+    #[test]
+    fn tos_and_ip_frag_are_extracted() {
+        let mut f = sample::udp_frame([2; 6], [4; 6], [10, 1, 1, 2], [10, 1, 2, 2], 64, 10);
+        f[15] = 0xb9; // DSCP 46, ECN 1
+        let k = FlowKey::extract(&f, 3, None);
+        assert_eq!(k.get(NW_TOS), 0xb9);
+        assert_eq!(k.get(IP_FRAG), 0);
+        // The first fragment (MF set, offset 0), then a later one (offset 10).
+        f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+        assert_eq!(FlowKey::extract(&f, 3, None).get(IP_FRAG), FRAG_ANY as u64);
+        f[20..22].copy_from_slice(&10u16.to_be_bytes());
+        let k = FlowKey::extract(&f, 3, None);
+        assert_eq!(k.get(IP_FRAG), (FRAG_ANY | FRAG_LATER) as u64);
+        assert_eq!(k.get(TP_SRC), 0, "a later fragment has no ports");
+        // IPv6: traffic class 0xb8, then a Fragment header (offset 0, M set; offset 3).
+        let mut v6 = vec![4u8; 6];
+        v6.extend_from_slice(&[2; 6]);
+        v6.extend_from_slice(&[0x86, 0xdd, 0x6b, 0x80, 0, 0, 0, 16, 44, 64]);
+        v6.extend_from_slice(&sample::pod_ip6([10, 1, 1, 2]).octets());
+        v6.extend_from_slice(&sample::pod_ip6([10, 1, 2, 2]).octets());
+        v6.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
+        v6.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0]);
+        let k = FlowKey::extract(&v6, 3, None);
+        assert_eq!(k.get(NW_TOS), 0xb8);
+        assert_eq!(k.get(IP_FRAG), FRAG_ANY as u64);
+        v6[56..58].copy_from_slice(&(3u16 << 3).to_be_bytes());
+        let k = FlowKey::extract(&v6, 3, None);
+        assert_eq!(k.get(IP_FRAG), (FRAG_ANY | FRAG_LATER) as u64);
+    }
 
     #[test]
     fn extracts_ipv4_udp_and_arp_fields() {

@@ -40,6 +40,10 @@ pub type FlowId = u32;
 /// Most flows a switch holds (per-worker counters are sized for it once).
 pub const MAX_FLOWS: usize = 1 << 18;
 
+/// Most rules the conjunctive flows of a switch may expand into (checked when flows are
+/// added).
+pub const MAX_CONJUNCTION_RULES: usize = 1_000_000;
+
 /// A compiled action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -305,8 +309,8 @@ impl FlowSet {
             });
         }
         if conj {
-            let cap = MAX_FLOWS.saturating_sub(set.rules.len());
-            let rules = expand_conjunctions(flows, resolve, cap).unwrap_or_default();
+            let rules =
+                expand_conjunctions(flows, resolve, MAX_CONJUNCTION_RULES).unwrap_or_default();
             set.rules.extend(rules);
         }
         for (i, r) in set.rules.iter().enumerate() {
@@ -369,12 +373,9 @@ pub fn conj_role(f: &FlowSpec) -> ConjRole {
     if f.actions
         .iter()
         .any(|a| matches!(a, FlowAction::Conjunction { .. }))
-        && f.actions.iter().all(|a| {
-            matches!(
-                a,
-                FlowAction::Conjunction { .. } | FlowAction::Note { .. }
-            )
-        })
+        && f.actions
+            .iter()
+            .all(|a| matches!(a, FlowAction::Conjunction { .. } | FlowAction::Note { .. }))
     {
         return ConjRole::Clause;
     }
@@ -1440,5 +1441,242 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.masked(&m), v);
+    }
+
+    fn out(p: u16) -> FlowAction {
+        FlowAction::Output {
+            port: PortRef::Number(p),
+        }
+    }
+
+    fn resubmit(table: u8) -> FlowAction {
+        FlowAction::Resubmit {
+            in_port: None,
+            table,
+        }
+    }
+
+    #[test]
+    fn a_resubmit_that_misses_or_drops_lets_the_caller_go_on() {
+        // OVS's tutorial pattern: resubmit(,10),resubmit(,4) where table 10 may miss.
+        let flows = vec![
+            (
+                0,
+                flow(0, 1, vec![], vec![resubmit(10), resubmit(11), resubmit(4)]),
+            ),
+            (1, flow(11, 1, vec![], vec![FlowAction::Drop])),
+            (2, flow(4, 1, vec![], vec![out(5)])),
+        ];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(r.steps(), &[Step::Output(5)]);
+        assert_eq!(r.path(), &[(0, 0), (10, u32::MAX), (11, 1), (4, 2)]);
+        // goto_table keeps OpenFlow's semantics: a miss there ends the packet.
+        let flows = vec![(
+            0,
+            flow(
+                0,
+                1,
+                vec![],
+                vec![out(5), FlowAction::GotoTable { table: 10 }],
+            ),
+        )];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::Miss(10));
+    }
+
+    fn group(id: u32, kind: GroupType, buckets: Vec<Vec<FlowAction>>) -> GroupSpec {
+        GroupSpec {
+            group_id: id,
+            kind,
+            buckets: buckets
+                .into_iter()
+                .enumerate()
+                .map(|(i, actions)| controlplane::flow::Bucket {
+                    bucket_id: i as u32,
+                    weight: 1,
+                    watch_port: None,
+                    watch_group: None,
+                    actions,
+                })
+                .collect(),
+        }
+    }
+
+    fn to_group(id: u32) -> Vec<(FlowId, FlowSpec)> {
+        vec![(
+            0,
+            flow(0, 1, vec![], vec![FlowAction::Group { id }, out(7)]),
+        )]
+    }
+
+    #[test]
+    fn an_all_group_runs_every_bucket_on_the_packet_as_it_was() {
+        let mac = 0x0a58_0a01_0109;
+        let g = group(
+            1,
+            GroupType::All,
+            vec![
+                vec![
+                    FlowAction::SetField {
+                        field: Field::DlDst,
+                        value: mac,
+                    },
+                    FlowAction::ModNwTos { tos: 0xb8 },
+                    out(2),
+                ],
+                vec![out(3)],
+            ],
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(1), &[], &[g], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let dl_dst = k.get(key::DL_DST);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(
+            r.steps(),
+            &[
+                Step::Set(Field::DlDst, mac),
+                Step::Set(Field::NwTos, 0xb8),
+                Step::Output(2),
+                Step::Set(Field::DlDst, dl_dst),
+                Step::Set(Field::NwTos, 0),
+                Step::Output(3),
+                Step::Output(7),
+            ]
+        );
+        assert_eq!(
+            k.get(key::DL_DST),
+            dl_dst,
+            "the flow goes on with its packet"
+        );
+    }
+
+    #[test]
+    fn indirect_fast_failover_and_missing_groups() {
+        let ind = group(1, GroupType::Indirect, vec![vec![out(2)]]);
+        let mut ff = group(2, GroupType::FastFailover, vec![vec![out(3)], vec![out(4)]]);
+        ff.buckets[0].watch_port = Some(PortRef::Name("gone".into()));
+        ff.buckets[1].watch_port = Some(PortRef::Number(4));
+        let set =
+            FlowSet::build_with_groups(1, &to_group(1), &[], &[ind.clone(), ff.clone()], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(
+            resolve(&set, &mut k, &mut ()).steps(),
+            &[Step::Output(2), Step::Output(7)]
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(2), &[], &[ind.clone(), ff], &num);
+        assert_eq!(
+            resolve(&set, &mut k, &mut ()).steps(),
+            &[Step::Output(4), Step::Output(7)]
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(3), &[], &[ind], &num);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::NoGroup(3));
+    }
+
+    #[test]
+    fn a_select_group_spreads_flows_by_weight_and_keeps_each_flow_on_one_bucket() {
+        let mut g = group(
+            1,
+            GroupType::Select,
+            vec![vec![out(2)], vec![out(3)], vec![out(4)]],
+        );
+        g.buckets[0].weight = 100;
+        g.buckets[1].weight = 100;
+        g.buckets[2].weight = 0;
+        let set = FlowSet::build_with_groups(1, &to_group(1), &[], &[g], &num);
+        let mut seen = [0u32; 5];
+        for sport in 0..1000u16 {
+            let f = crate::sample::udp_frame([2; 6], [4; 6], [10, 1, 1, 2], [10, 1, 2, 2], 64, 10);
+            let mut f = f.to_vec();
+            // The UDP source port (after 14 + 20 bytes of headers).
+            f[34..36].copy_from_slice(&(40000 + sport).to_be_bytes());
+            let mut k = FlowKey::extract(&f, 3, None);
+            let r = resolve(&set, &mut k, &mut ());
+            let Step::Output(p) = r.steps()[0] else {
+                panic!("{:?}", r.steps())
+            };
+            seen[p as usize] += 1;
+            let mut k2 = FlowKey::extract(&f, 3, None);
+            assert_eq!(resolve(&set, &mut k2, &mut ()).steps(), r.steps(), "stable");
+        }
+        assert_eq!(seen[4], 0, "weight 0 is never chosen");
+        assert!(seen[2] > 400 && seen[3] > 400, "{seen:?}");
+    }
+
+    /// ovs-fields(7)'s conjunctive match example: `ip_src` one of {10.0.0.1, 10.0.0.4} and
+    /// `ip_dst` one of {10.0.0.2, 10.0.0.5}, `tp_dst` (third clause) 80 or 443.
+    #[test]
+    fn conjunctions_expand_to_every_combination_of_their_clauses() {
+        let conj = |k: u8, n: u8| FlowAction::Conjunction {
+            id: 1234,
+            clause: k,
+            n_clauses: n,
+        };
+        let src = |a: [u8; 4]| Match::NwSrc {
+            value: Ipv4Addr::from(a),
+            mask: Ipv4Addr::BROADCAST,
+        };
+        let d = |a: [u8; 4]| dst(a, 32);
+        let mut flows = vec![
+            (0, flow(0, 1, vec![], vec![out(9)])),
+            (
+                1,
+                flow(0, 5, vec![Match::ConjId { value: 1234 }], vec![out(5)]),
+            ),
+        ];
+        let mut id = 2;
+        for (k, m) in [
+            (1, src([10, 0, 0, 1])),
+            (1, src([10, 0, 0, 4])),
+            (2, d([10, 0, 0, 2])),
+            (2, d([10, 0, 0, 5])),
+        ] {
+            flows.push((id, flow(0, 100, vec![ip(), m], vec![conj(k, 2)])));
+            id += 1;
+        }
+        // A clause flow of another protocol conflicts with every other clause: skipped.
+        flows.push((
+            id,
+            flow(
+                0,
+                100,
+                vec![Match::DlType { value: 0x86dd }],
+                vec![conj(1, 2)],
+            ),
+        ));
+        assert_eq!(conjunction_rules(&flows), 6);
+        let set = FlowSet::build(1, &flows, &[], &num);
+        assert_eq!(
+            set.rules.len(),
+            1 + 4,
+            "the fallback and the 2x2 combinations"
+        );
+        let pkt = |s: [u8; 4], d: [u8; 4]| {
+            let f = crate::sample::udp_frame([2; 6], [4; 6], s, d, 64, 10);
+            FlowKey::extract(&f, 3, None)
+        };
+        for (s, d, want) in [
+            ([10, 0, 0, 1], [10, 0, 0, 2], 5),
+            ([10, 0, 0, 4], [10, 0, 0, 5], 5),
+            ([10, 0, 0, 1], [10, 0, 0, 5], 5),
+            // Only one clause matches: the packet falls through to the lower priority.
+            ([10, 0, 0, 1], [10, 0, 0, 3], 9),
+            ([10, 0, 0, 3], [10, 0, 0, 2], 9),
+        ] {
+            let mut k = pkt(s, d);
+            let r = resolve(&set, &mut k, &mut ());
+            assert_eq!(r.steps(), &[Step::Output(want)], "{s:?} -> {d:?}");
+            if want == 5 {
+                assert_eq!(
+                    set.rules[r.path()[0].1 as usize].id,
+                    1,
+                    "credited to conj_id"
+                );
+            }
+        }
     }
 }
