@@ -109,6 +109,7 @@
 //! above (they are named "not supported", not "unknown").
 
 mod actions;
+pub mod group;
 mod lex;
 mod matches;
 #[cfg(test)]

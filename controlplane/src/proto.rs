@@ -87,6 +87,12 @@ pub enum Request {
         #[serde(default)]
         filter: Vec<Match>,
     },
+    /// The groups (`group_id`: that one only), ordered by id. Groups are added, changed and
+    /// deleted with [`Request::FlowMods`] ([`FlowMod::AddGroup`] and its siblings).
+    DumpGroups {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_id: Option<u32>,
+    },
 }
 
 /// A response from vxswitchd.
@@ -126,6 +132,11 @@ pub enum Response {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// The groups a [`Request::DumpGroups`] asked for.
+    Groups {
+        table_version: u64,
+        groups: Vec<crate::flow::GroupSpec>,
     },
 }
 

@@ -102,6 +102,8 @@ reasons! {
         /// IPv4 headers whose checksum does not verify (RFC 1812 section 5.2.2: a router
         /// discards them rather than forward them).
         Ipv4Checksum => "ipv4_bad_checksum",
+        /// A flow's group action named a group that is not there.
+        NoGroup => "group_missing",
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fib::PortNo;
 use crate::flow::key::{compile_match, FlowKey};
-use crate::flow::{FlowId, FlowSet, MAX_FLOWS};
+use crate::flow::{conj_role, conjunction_rules, ConjRole, FlowId, FlowSet, MAX_FLOWS};
 
 /// A configured flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,12 @@ pub struct FlowEntry {
 pub struct FlowStore {
     pub flows: Vec<FlowEntry>,
     pub misses: BTreeMap<u8, TableMiss>,
+    /// The groups, by id.
+    #[serde(default)]
+    pub groups: BTreeMap<u32, GroupSpec>,
 }
+
+pub use crate::flow::MAX_CONJUNCTION_RULES;
 
 /// A change a bundle made, for monitors: what happened, why, to which flow.
 pub type Change = (FlowEventKind, String, FlowSpec);
@@ -66,6 +71,7 @@ impl FlowStore {
                 base_bytes: 0,
             }],
             misses: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
@@ -74,7 +80,8 @@ impl FlowStore {
         let flows: Vec<(FlowId, FlowSpec)> =
             self.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
         let misses: Vec<(u8, TableMiss)> = self.misses.iter().map(|(t, m)| (*t, *m)).collect();
-        FlowSet::build(version, &flows, &misses, resolve)
+        let groups: Vec<GroupSpec> = self.groups.values().cloned().collect();
+        FlowSet::build_with_groups(version, &flows, &misses, &groups, resolve)
     }
 
     /// Applies a bundle to a copy; the copy and the events, or why the bundle was refused (the
@@ -96,6 +103,21 @@ impl FlowStore {
                 next.flows.len()
             ));
         }
+        if next
+            .flows
+            .iter()
+            .any(|f| conj_role(&f.spec) != ConjRole::None)
+        {
+            let flows: Vec<(FlowId, FlowSpec)> =
+                next.flows.iter().map(|f| (f.id, f.spec.clone())).collect();
+            let n = conjunction_rules(&flows);
+            if n > MAX_CONJUNCTION_RULES {
+                return Err(format!(
+                    "the conjunctive flows would expand into {n} rules, beyond the limit of \
+                     {MAX_CONJUNCTION_RULES} (fewer flows per clause, or fewer clauses)"
+                ));
+            }
+        }
         Ok((next, events))
     }
 
@@ -107,7 +129,7 @@ impl FlowStore {
     ) -> Result<(), String> {
         match m {
             FlowMod::Add { flow, reset_counts } => {
-                let flow = check(flow, cx)?;
+                let flow = check(flow, cx, &self.groups)?;
                 match self.flows.iter_mut().find(|f| f.spec.same_rule(&flow)) {
                     Some(f) => {
                         f.spec = flow.clone();
@@ -132,7 +154,7 @@ impl FlowStore {
                 }
             }
             FlowMod::Modify { flow, strict } => {
-                let flow = check(flow, cx)?;
+                let flow = check(flow, cx, &self.groups)?;
                 let filter = Selector::new(
                     Some(flow.table),
                     strict.then_some(flow.priority),
@@ -174,7 +196,7 @@ impl FlowStore {
             FlowMod::Replace { flows } => {
                 let mut old: Vec<FlowEntry> = std::mem::take(&mut self.flows);
                 for flow in flows {
-                    let flow = check(flow, cx)?;
+                    let flow = check(flow, cx, &self.groups)?;
                     if self.flows.iter().any(|f| f.spec.same_rule(&flow)) {
                         return Err(format!(
                             "the same flow is listed twice: table={} priority={}",
@@ -214,10 +236,33 @@ impl FlowStore {
                 }
                 self.misses.insert(*table, *miss);
             }
-            FlowMod::AddGroup { .. }
-            | FlowMod::ModifyGroup { .. }
-            | FlowMod::DeleteGroup { .. } => {
-                return Err("groups are not supported yet".into());
+            FlowMod::AddGroup { group } => {
+                check_group(group, cx, &self.groups)?;
+                if self.groups.contains_key(&group.group_id) {
+                    return Err(format!("group {} already exists", group.group_id));
+                }
+                self.groups.insert(group.group_id, group.clone());
+            }
+            FlowMod::ModifyGroup { group } => {
+                check_group(group, cx, &self.groups)?;
+                if !self.groups.contains_key(&group.group_id) {
+                    return Err(format!("group {} does not exist", group.group_id));
+                }
+                self.groups.insert(group.group_id, group.clone());
+            }
+            FlowMod::DeleteGroup { group_id } => {
+                let gone = |id: u32| group_id.is_none_or(|g| g == id);
+                self.groups.retain(|id, _| !gone(*id));
+                // As in OpenFlow, the flows that use a deleted group go with it.
+                let mut kept = Vec::with_capacity(self.flows.len());
+                for f in self.flows.drain(..) {
+                    if uses_group(&f.spec.actions, &gone) {
+                        ev.push((FlowEventKind::Removed, "group_delete".into(), f.spec));
+                    } else {
+                        kept.push(f);
+                    }
+                }
+                self.flows = kept;
             }
         }
         Ok(())
@@ -277,17 +322,126 @@ impl FlowStore {
     }
 }
 
+/// Whether any of `actions` runs a group `gone` selects.
+fn uses_group(actions: &[FlowAction], gone: &dyn Fn(u32) -> bool) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, FlowAction::Group { id } if gone(*id)))
+}
+
+/// Validates a group: its id, its buckets for its type, and their actions (as a flow's).
+fn check_group(
+    g: &GroupSpec,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<(), String> {
+    if g.group_id > MAX_GROUP {
+        return Err(format!(
+            "group id {} is beyond the largest, {MAX_GROUP}",
+            g.group_id
+        ));
+    }
+    if g.kind == GroupType::Indirect && g.buckets.len() > 1 {
+        return Err("indirect groups can have at most one bucket".into());
+    }
+    for b in &g.buckets {
+        if let Some(p) = &b.watch_port {
+            if !matches!(p, PortRef::Number(_)) && (cx.resolve)(p).is_none() {
+                return Err(format!("watch_port {p}: no such port"));
+            }
+        }
+        for a in &b.actions {
+            match a {
+                FlowAction::GotoTable { .. } => {
+                    return Err("goto_table is an instruction, not allowed in a bucket".into())
+                }
+                FlowAction::Conjunction { .. } => {
+                    return Err("conjunction is not allowed in a bucket".into())
+                }
+                FlowAction::Group { id } if *id == g.group_id => {
+                    return Err(format!("group {id} may not run itself"))
+                }
+                _ => {}
+            }
+        }
+        check_actions(&b.actions, MAX_TABLE, cx, groups)
+            .map_err(|e| format!("bucket {}: {e}", b.bucket_id))?;
+    }
+    Ok(())
+}
+
 /// Validates and canonicalises a flow.
-fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
+fn check(
+    flow: &FlowSpec,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<FlowSpec, String> {
     let mut f = flow.clone();
     canonicalize(&mut f.matches);
     if f.table > MAX_TABLE {
         return Err(format!("table {} is beyond {MAX_TABLE}", f.table));
     }
-    compile_match(&f.matches, cx.resolve)
+    let own: Vec<Match> = f
+        .matches
+        .iter()
+        .filter(|m| !matches!(m, Match::ConjId { .. }))
+        .cloned()
+        .collect();
+    compile_match(&own, cx.resolve)
         .map_err(|e| format!("{e} (ports: vxlan0, vxhost0, pod port names or numbers)"))?;
+    let conj = f
+        .actions
+        .iter()
+        .find(|a| matches!(a, FlowAction::Conjunction { .. }));
+    if conj.is_some() {
+        if let Some(other) = f
+            .actions
+            .iter()
+            .find(|a| !matches!(a, FlowAction::Conjunction { .. } | FlowAction::Note { .. }))
+        {
+            return Err(format!(
+                "\"conjunction\" actions may be used along with \"note\" but not any other \
+                 kind of action (such as {})",
+                controlplane::flow_syntax::format_action(other)
+            ));
+        }
+    }
     for a in &f.actions {
+        if let FlowAction::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } = *a
+        {
+            if !(2..=64).contains(&n_clauses) {
+                return Err(format!(
+                    "conjunction({id},{clause}/{n_clauses}): a conjunction has 2 to 64 clauses"
+                ));
+            }
+            if clause == 0 || clause > n_clauses {
+                return Err(format!(
+                    "conjunction({id},{clause}/{n_clauses}): the clause is 1 to {n_clauses}"
+                ));
+            }
+        }
+    }
+    check_actions(&f.actions, f.table, cx, groups)?;
+    Ok(f)
+}
+
+/// Validates a flow's (or bucket's) actions; `table` is the flow's table (goto_table must go
+/// later).
+fn check_actions(
+    actions: &[FlowAction],
+    table: u8,
+    cx: &Context<'_>,
+    groups: &BTreeMap<u32, GroupSpec>,
+) -> Result<(), String> {
+    for a in actions {
         match a {
+            FlowAction::Group { id } if !groups.contains_key(id) => {
+                return Err(format!("group:{id}: no such group"));
+            }
             FlowAction::Output { port } if (cx.resolve)(port).is_none() => {
                 return Err(format!("output to {port}: no such port"));
             }
@@ -302,10 +456,9 @@ fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
             {
                 return Err(format!("table {table} is beyond {MAX_TABLE}"));
             }
-            FlowAction::GotoTable { table } if *table <= f.table => {
+            FlowAction::GotoTable { table: to } if *to <= table => {
                 return Err(format!(
-                    "goto_table:{table} must go to a later table than {} (use resubmit to go back)",
-                    f.table
+                    "goto_table:{to} must go to a later table than {table} (use resubmit to go back)"
                 ));
             }
             FlowAction::Move { src, .. }
@@ -332,7 +485,7 @@ fn check(flow: &FlowSpec, cx: &Context<'_>) -> Result<FlowSpec, String> {
         }
     }
     let _ = PORT_TUNNEL;
-    Ok(f)
+    Ok(())
 }
 
 /// Which flows a modify/delete selects.
@@ -578,5 +731,142 @@ mod tests {
             s.expired(1005, &|_| 500).is_empty(),
             "a recent hit keeps it"
         );
+    }
+
+    fn grp(id: u32, kind: GroupType, outs: &[u16]) -> GroupSpec {
+        GroupSpec {
+            group_id: id,
+            kind,
+            buckets: outs
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| Bucket {
+                    bucket_id: i as u32,
+                    weight: 1,
+                    watch_port: None,
+                    watch_group: None,
+                    actions: vec![FlowAction::Output {
+                        port: PortRef::Number(p),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn groups_follow_openflows_rules_and_take_their_flows_with_them() {
+        let s = FlowStore::initial();
+        let add_g = |g| FlowMod::AddGroup { group: g };
+        let (s, _) = s
+            .apply(
+                &[
+                    add_g(grp(1, GroupType::All, &[2, 3])),
+                    add_g(grp(2, GroupType::Select, &[4, 5])),
+                ],
+                &cx(),
+            )
+            .unwrap();
+        assert_eq!(s.groups.len(), 2);
+        let e = s
+            .apply(&[add_g(grp(1, GroupType::All, &[2]))], &cx())
+            .unwrap_err();
+        assert!(e.contains("group 1 already exists"), "{e}");
+        let e = s
+            .apply(
+                &[FlowMod::ModifyGroup {
+                    group: grp(9, GroupType::All, &[2]),
+                }],
+                &cx(),
+            )
+            .unwrap_err();
+        assert!(e.contains("group 9 does not exist"), "{e}");
+        let e = s
+            .apply(&[add_g(grp(3, GroupType::Indirect, &[2, 3]))], &cx())
+            .unwrap_err();
+        assert!(e.contains("at most one bucket"), "{e}");
+        let mut bad = grp(3, GroupType::All, &[2]);
+        bad.buckets[0].actions = vec![FlowAction::Output {
+            port: PortRef::Name("nosuch".into()),
+        }];
+        let e = s.apply(&[add_g(bad)], &cx()).unwrap_err();
+        assert!(e.contains("nosuch"), "a bucket is checked as a flow: {e}");
+        // A flow naming a missing group is refused; ones naming groups are taken.
+        let to = |g: u32, dst: [u8; 4]| {
+            let mut f = flow(10, dst, 3);
+            f.actions = vec![FlowAction::Group { id: g }];
+            add(f)
+        };
+        let e = s.apply(&[to(7, [10, 1, 2, 2])], &cx()).unwrap_err();
+        assert!(e.contains("group:7: no such group"), "{e}");
+        let (s, _) = s
+            .apply(&[to(1, [10, 1, 2, 2]), to(2, [10, 1, 2, 3])], &cx())
+            .unwrap();
+        assert_eq!(s.flows.len(), 3);
+        let set = s.compile(1, cx().resolve);
+        assert_eq!(set.groups.len(), 2);
+        // Deleting a group deletes the flows that use it.
+        let (s1, ev) = s
+            .apply(&[FlowMod::DeleteGroup { group_id: Some(1) }], &cx())
+            .unwrap();
+        assert_eq!((s1.groups.len(), s1.flows.len(), ev.len()), (1, 2, 1));
+        assert_eq!(ev[0].0, FlowEventKind::Removed);
+        let (s2, _) = s
+            .apply(&[FlowMod::DeleteGroup { group_id: None }], &cx())
+            .unwrap();
+        assert_eq!((s2.groups.len(), s2.flows.len()), (0, 1));
+        // Saved and restored with the flows.
+        let text = serde_json::to_string(&s).unwrap();
+        let back: FlowStore = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.groups, s.groups);
+        assert_eq!(back.flows.len(), s.flows.len());
+    }
+
+    #[test]
+    fn conjunctions_are_checked_and_their_expansion_capped() {
+        let s = FlowStore::initial();
+        let clause = |k: u8, n: u8, extra: Option<FlowAction>, i: u32| {
+            let mut f = flow(10, [10, 1, (i >> 8) as u8, i as u8], 3);
+            if k == 2 {
+                f.matches[1] = Match::NwSrc {
+                    value: Ipv4Addr::from([10, 2, (i >> 8) as u8, i as u8]),
+                    mask: Ipv4Addr::BROADCAST,
+                };
+            }
+            f.actions = vec![FlowAction::Conjunction {
+                id: 1,
+                clause: k,
+                n_clauses: n,
+            }];
+            f.actions.extend(extra);
+            add(f)
+        };
+        let e = s
+            .apply(
+                &[clause(
+                    1,
+                    2,
+                    Some(FlowAction::Output {
+                        port: PortRef::Number(2),
+                    }),
+                    0,
+                )],
+                &cx(),
+            )
+            .unwrap_err();
+        assert!(e.contains("may be used along with \"note\""), "{e}");
+        let e = s.apply(&[clause(1, 1, None, 0)], &cx()).unwrap_err();
+        assert!(e.contains("2 to 64 clauses"), "{e}");
+        let mut target = flow(10, [10, 9, 9, 9], 4);
+        target.matches = vec![Match::ConjId { value: 1 }];
+        let mut mods = vec![add(target)];
+        for i in 0..1001 {
+            mods.push(clause(1, 2, None, i));
+            mods.push(clause(2, 2, None, i));
+        }
+        let e = s.apply(&mods, &cx()).unwrap_err();
+        assert!(e.contains("1002001 rules") && e.contains("1000000"), "{e}");
+        mods.truncate(1 + 2 * 100);
+        let (s, _) = s.apply(&mods, &cx()).unwrap();
+        assert_eq!(s.compile(1, cx().resolve).rules.len(), 1 + 100 * 100);
     }
 }

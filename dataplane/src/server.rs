@@ -498,6 +498,10 @@ fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
         Request::DumpTables => Response::Tables {
             tables: s.dump_tables(),
         },
+        Request::DumpGroups { group_id } => Response::Groups {
+            table_version: s.version(),
+            groups: s.dump_groups(group_id),
+        },
         Request::Trace { in_port, matches } => match s.trace(&in_port, &matches) {
             Ok(t) => Response::Trace(t),
             Err(r) => Response::Error {

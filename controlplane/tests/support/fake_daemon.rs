@@ -442,6 +442,10 @@ fn answer_one(inner: &mut Inner, req: Request) -> Response {
         Request::FlowMods { .. } | Request::Monitor | Request::Capture { .. } => {
             unreachable!("answered elsewhere")
         }
+        Request::DumpGroups { .. } => Response::Error {
+            code: ErrorCode::Failed,
+            message: "the fake keeps no groups".into(),
+        },
         Request::Apply(batch) => {
             let state = inner.state.as_mut().unwrap();
             if inner.inject_mismatch > 0 {

@@ -12,9 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use controlplane::flow::{Field, Match};
 
+use crate::wire::ipv6::Ipv6FragHeader;
 use crate::wire::{
     ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
 };
+use controlplane::flow::{FRAG_ANY, FRAG_LATER};
 
 pub const WORDS: usize = 21;
 
@@ -185,6 +187,7 @@ impl FlowKey {
                     let proto = u8::from(ip.next_header());
                     k.set(NW_PROTO, proto as u64);
                     k.set(NW_TTL, ip.hop_limit() as u64);
+                    ipv4_tos_frag(&mut k, &ip);
                     if ip.frag_offset() == 0 {
                         l4(&mut k, ip.next_header(), ip.payload());
                     }
@@ -199,6 +202,7 @@ impl FlowKey {
                     k.set(IPV6_DST_LO, d as u64);
                     k.set(NW_PROTO, u8::from(ip.next_header()) as u64);
                     k.set(NW_TTL, ip.hop_limit() as u64);
+                    ipv6_tc_frag(&mut k, &ip);
                     l4(&mut k, ip.next_header(), ip.payload());
                     if ip.next_header() == IpProtocol::Icmpv6 {
                         nd(&mut k, ip.payload());
@@ -229,6 +233,36 @@ impl FlowKey {
             | self.get(ND_TARGET_LO_C);
         Ipv6Addr::from(((self.get(ND_TARGET_HI) as u128) << 64) | lo as u128)
     }
+}
+
+/// `nw_tos` (the whole TOS byte: DSCP and ECN) and `ip_frag` of an IPv4 packet.
+fn ipv4_tos_frag(k: &mut FlowKey, ip: &Ipv4Packet<&[u8]>) {
+    k.set(NW_TOS, ip.dscp_ecn() as u64);
+    let mut frag = 0;
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        frag |= FRAG_ANY;
+    }
+    if ip.frag_offset() != 0 {
+        frag |= FRAG_LATER;
+    }
+    k.set(IP_FRAG, frag as u64);
+}
+
+/// `nw_tos` (the traffic class) and `ip_frag` of an IPv6 packet: a Fragment header right
+/// after the fixed header makes it a fragment.
+fn ipv6_tc_frag(k: &mut FlowKey, ip: &Ipv6Packet<&[u8]>) {
+    k.set(NW_TOS, ip.traffic_class() as u64);
+    if u8::from(ip.next_header()) != Ipv6FragHeader::<&[u8]>::PROTOCOL {
+        return;
+    }
+    let Ok(fh) = Ipv6FragHeader::new_checked(ip.payload()) else {
+        return;
+    };
+    let mut frag = FRAG_ANY;
+    if fh.frag_offset() != 0 {
+        frag |= FRAG_LATER;
+    }
+    k.set(IP_FRAG, frag as u64);
 }
 
 /// Sets the neighbour-discovery target (value or mask) across its slots.
@@ -430,6 +464,36 @@ pub fn ipv6(k: &FlowKey, hi: Slot, lo: Slot) -> Ipv6Addr {
 mod tests {
     use super::*;
     use crate::sample;
+
+    #[test]
+    fn tos_and_ip_frag_are_extracted() {
+        let mut f = sample::udp_frame([2; 6], [4; 6], [10, 1, 1, 2], [10, 1, 2, 2], 64, 10);
+        f[15] = 0xb9; // DSCP 46, ECN 1
+        let k = FlowKey::extract(&f, 3, None);
+        assert_eq!(k.get(NW_TOS), 0xb9);
+        assert_eq!(k.get(IP_FRAG), 0);
+        // The first fragment (MF set, offset 0), then a later one (offset 10).
+        f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+        assert_eq!(FlowKey::extract(&f, 3, None).get(IP_FRAG), FRAG_ANY as u64);
+        f[20..22].copy_from_slice(&10u16.to_be_bytes());
+        let k = FlowKey::extract(&f, 3, None);
+        assert_eq!(k.get(IP_FRAG), (FRAG_ANY | FRAG_LATER) as u64);
+        assert_eq!(k.get(TP_SRC), 0, "a later fragment has no ports");
+        // IPv6: traffic class 0xb8, then a Fragment header (offset 0, M set; offset 3).
+        let mut v6 = vec![4u8; 6];
+        v6.extend_from_slice(&[2; 6]);
+        v6.extend_from_slice(&[0x86, 0xdd, 0x6b, 0x80, 0, 0, 0, 16, 44, 64]);
+        v6.extend_from_slice(&sample::pod_ip6([10, 1, 1, 2]).octets());
+        v6.extend_from_slice(&sample::pod_ip6([10, 1, 2, 2]).octets());
+        v6.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
+        v6.extend_from_slice(&[0x9c, 0x40, 0x13, 0x89, 0, 8, 0, 0]);
+        let k = FlowKey::extract(&v6, 3, None);
+        assert_eq!(k.get(NW_TOS), 0xb8);
+        assert_eq!(k.get(IP_FRAG), FRAG_ANY as u64);
+        v6[56..58].copy_from_slice(&(3u16 << 3).to_be_bytes());
+        let k = FlowKey::extract(&v6, 3, None);
+        assert_eq!(k.get(IP_FRAG), (FRAG_ANY | FRAG_LATER) as u64);
+    }
 
     #[test]
     fn extracts_ipv4_udp_and_arp_fields() {

@@ -23,7 +23,12 @@ pub mod key;
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use controlplane::flow::{Field, FieldRange, FlowAction, FlowSpec, PortRef, TableMiss, MAX_DEPTH};
+use std::collections::BTreeMap;
+
+use controlplane::flow::{
+    Field, FieldRange, FlowAction, FlowSpec, GroupSpec, GroupType, Match, PortRef, TableMiss,
+    MAX_DEPTH,
+};
 use rustc_hash::FxHashMap;
 
 use crate::fib::PortNo;
@@ -35,6 +40,10 @@ pub type FlowId = u32;
 
 /// Most flows a switch holds (per-worker counters are sized for it once).
 pub const MAX_FLOWS: usize = 1 << 18;
+
+/// Most rules the conjunctive flows of a switch may expand into (checked when flows are
+/// added).
+pub const MAX_CONJUNCTION_RULES: usize = 1_000_000;
 
 /// A compiled action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +161,8 @@ pub struct FlowSet {
     pub rules: Vec<Rule>,
     /// The `learn` actions' specs ([`Op::Learn`] indexes them).
     pub learns: Vec<controlplane::flow::LearnSpec>,
+    /// The groups, by id.
+    pub groups: FxHashMap<u32, Group>,
 }
 
 impl Default for FlowSet {
@@ -161,7 +172,78 @@ impl Default for FlowSet {
             tables: vec![Table::default(); 255],
             rules: Vec::new(),
             learns: Vec::new(),
+            groups: FxHashMap::default(),
         }
+    }
+}
+
+/// A compiled group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub kind: GroupType,
+    pub buckets: Vec<GroupBucket>,
+    /// Sum of the buckets' weights (select groups).
+    pub total_weight: u32,
+}
+
+/// A compiled bucket.
+#[derive(Debug, Clone)]
+pub struct GroupBucket {
+    pub weight: u16,
+    /// Fast failover: whether the watched port (or group) is there; a bucket that watches
+    /// nothing is live.
+    pub live: bool,
+    pub ops: Vec<Op>,
+}
+
+impl Group {
+    /// Compiles a group's buckets; `groups` tells which group ids exist (for watch_group).
+    pub fn build(
+        spec: &GroupSpec,
+        resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+        group_exists: &dyn Fn(u32) -> bool,
+    ) -> Group {
+        let buckets: Vec<GroupBucket> = spec
+            .buckets
+            .iter()
+            .map(|b| {
+                let port_live = b.watch_port.as_ref().map(|p| resolve(p).is_some());
+                let group_live = b.watch_group.map(group_exists);
+                GroupBucket {
+                    weight: b.weight,
+                    live: match (port_live, group_live) {
+                        (None, None) => true,
+                        (p, g) => p == Some(true) || g == Some(true),
+                    },
+                    ops: b
+                        .actions
+                        .iter()
+                        .filter_map(|a| compile_action(a, resolve))
+                        .collect(),
+                }
+            })
+            .collect();
+        Group {
+            kind: spec.kind,
+            total_weight: buckets.iter().map(|b| b.weight as u32).sum(),
+            buckets,
+        }
+    }
+
+    /// The bucket a select group picks for a flow hash: weighted, stable for a hash.
+    #[inline]
+    fn select(&self, hash: u64) -> Option<&GroupBucket> {
+        if self.total_weight == 0 {
+            return None;
+        }
+        let mut at = (hash % self.total_weight as u64) as u32;
+        for b in &self.buckets {
+            if at < b.weight as u32 {
+                return Some(b);
+            }
+            at -= b.weight as u32;
+        }
+        None
     }
 }
 
@@ -174,16 +256,37 @@ impl FlowSet {
         misses: &[(u8, TableMiss)],
         resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
     ) -> FlowSet {
+        Self::build_with_groups(version, flows, misses, &[], resolve)
+    }
+
+    /// [`FlowSet::build`] with groups. Conjunctive flows (`conjunction(id,k/n)` actions) and
+    /// `conj_id=id` flows are expanded into ordinary rules (see [`expand_conjunctions`]).
+    pub fn build_with_groups(
+        version: u64,
+        flows: &[(FlowId, FlowSpec)],
+        misses: &[(u8, TableMiss)],
+        groups: &[GroupSpec],
+        resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+    ) -> FlowSet {
         let mut set = FlowSet {
             version,
             ..Default::default()
         };
+        let exists = |id: u32| groups.iter().any(|g| g.group_id == id);
+        for g in groups {
+            set.groups
+                .insert(g.group_id, Group::build(g, resolve, &exists));
+        }
         for &(t, m) in misses {
             if let Some(table) = set.tables.get_mut(t as usize) {
                 table.miss = m;
             }
         }
+        let conj = flows.iter().any(|(_, f)| conj_role(f) != ConjRole::None);
         for (id, spec) in flows {
+            if conj && conj_role(spec) != ConjRole::None {
+                continue;
+            }
             let (value, mask) = match key::compile_match(&spec.matches, resolve) {
                 Ok(vm) => vm,
                 Err(_) => {
@@ -216,6 +319,11 @@ impl FlowSet {
                 ops,
                 spec: spec.clone(),
             });
+        }
+        if conj {
+            let rules =
+                expand_conjunctions(flows, resolve, MAX_CONJUNCTION_RULES).unwrap_or_default();
+            set.rules.extend(rules);
         }
         for (i, r) in set.rules.iter().enumerate() {
             let Some(table) = set.tables.get_mut(r.table as usize) else {
@@ -253,6 +361,177 @@ impl FlowSet {
         }
         set
     }
+}
+
+/// What a flow is to conjunctive matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConjRole {
+    /// An ordinary flow.
+    None,
+    /// A clause: its actions are all `conjunction(...)`.
+    Clause,
+    /// A `conj_id=N` flow: it matches through its conjunction's clauses.
+    Target(u32),
+}
+
+/// Whether `f` is a clause of a conjunction, a `conj_id` flow, or neither.
+pub fn conj_role(f: &FlowSpec) -> ConjRole {
+    if let Some(id) = f.matches.iter().find_map(|m| match m {
+        Match::ConjId { value } => Some(*value),
+        _ => None,
+    }) {
+        return ConjRole::Target(id);
+    }
+    if f.actions
+        .iter()
+        .any(|a| matches!(a, FlowAction::Conjunction { .. }))
+        && f.actions
+            .iter()
+            .all(|a| matches!(a, FlowAction::Conjunction { .. } | FlowAction::Note { .. }))
+    {
+        return ConjRole::Clause;
+    }
+    ConjRole::None
+}
+
+/// A conjunction's clauses in one table at one priority: clause k-1 → its flows' matches.
+type Clauses = Vec<Vec<(FlowKey, FlowKey)>>;
+
+/// The clauses of every conjunction, by (table, conjunction id, priority).
+fn conjunctions(
+    flows: &[(FlowId, FlowSpec)],
+    resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+) -> BTreeMap<(u8, u32, u16), Clauses> {
+    let mut out: BTreeMap<(u8, u32, u16), Clauses> = BTreeMap::new();
+    for (_, f) in flows {
+        if conj_role(f) != ConjRole::Clause {
+            continue;
+        }
+        let Ok(vm) = key::compile_match(&f.matches, resolve) else {
+            continue;
+        };
+        for a in &f.actions {
+            if let FlowAction::Conjunction {
+                id,
+                clause,
+                n_clauses,
+            } = *a
+            {
+                let n = n_clauses.max(1) as usize;
+                let c = out
+                    .entry((f.table, id, f.priority))
+                    .or_insert_with(|| vec![Vec::new(); n]);
+                if c.len() == n && (1..=n).contains(&(clause as usize)) {
+                    c[clause as usize - 1].push(vm);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How many rules the conjunctions of `flows` expand into at most (before conflicting
+/// combinations are skipped), for the limit checked when flows are added.
+pub fn conjunction_rules(flows: &[(FlowId, FlowSpec)]) -> usize {
+    let resolve = |_: &PortRef| Some(1);
+    let clauses = conjunctions(flows, &resolve);
+    let mut total = 0usize;
+    for (_, f) in flows {
+        let ConjRole::Target(id) = conj_role(f) else {
+            continue;
+        };
+        for (_, c) in clauses.range((f.table, id, 0)..=(f.table, id, u16::MAX)) {
+            let n = c.iter().fold(1usize, |p, v| p.saturating_mul(v.len()));
+            total = total.saturating_add(n);
+        }
+    }
+    total
+}
+
+/// Expands every `conj_id` flow into ordinary rules: for each priority its conjunction has
+/// clauses at, one rule per combination of one flow from each clause (their matches and the
+/// `conj_id` flow's other matches merged; a combination whose matches conflict can never
+/// match and is skipped), at the clauses' priority, with the `conj_id` flow's actions and id.
+/// A packet matching only some clauses matches none of these and falls through to lower
+/// priorities, as in OVS. `None` when more than `cap` rules would result.
+pub fn expand_conjunctions(
+    flows: &[(FlowId, FlowSpec)],
+    resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
+    cap: usize,
+) -> Option<Vec<Rule>> {
+    let clauses = conjunctions(flows, resolve);
+    let mut out = Vec::new();
+    for (id, f) in flows {
+        let ConjRole::Target(conj) = conj_role(f) else {
+            continue;
+        };
+        let own: Vec<Match> = f
+            .matches
+            .iter()
+            .filter(|m| !matches!(m, Match::ConjId { .. }))
+            .cloned()
+            .collect();
+        let Ok(base) = key::compile_match(&own, resolve) else {
+            continue;
+        };
+        let ops: Vec<Op> = f
+            .actions
+            .iter()
+            .filter_map(|a| compile_action(a, resolve))
+            .collect();
+        for (&(table, _, priority), c) in
+            clauses.range((f.table, conj, 0)..=(f.table, conj, u16::MAX))
+        {
+            if c.iter().any(|v| v.is_empty()) {
+                continue;
+            }
+            // Odometer over the clauses' flows.
+            let mut idx = vec![0usize; c.len()];
+            'combos: loop {
+                let mut acc = Some(base);
+                for (k, &i) in idx.iter().enumerate() {
+                    acc = acc.and_then(|a| merge_match(a, c[k][i]));
+                }
+                if let Some((value, mask)) = acc {
+                    if out.len() >= cap {
+                        return None;
+                    }
+                    out.push(Rule {
+                        id: *id,
+                        table,
+                        priority,
+                        value,
+                        mask,
+                        ops: ops.clone(),
+                        spec: f.clone(),
+                    });
+                }
+                for k in (0..idx.len()).rev() {
+                    idx[k] += 1;
+                    if idx[k] < c[k].len() {
+                        continue 'combos;
+                    }
+                    idx[k] = 0;
+                }
+                break;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Two matches (value, mask) together, or `None` when no packet can match both.
+fn merge_match(a: (FlowKey, FlowKey), b: (FlowKey, FlowKey)) -> Option<(FlowKey, FlowKey)> {
+    let (mut v, mut m) = a;
+    for i in 0..WORDS {
+        let common = m.0[i] & b.1 .0[i];
+        if (v.0[i] ^ b.0 .0[i]) & common != 0 {
+            return None;
+        }
+        v.0[i] = (v.0[i] & m.0[i]) | (b.0 .0[i] & b.1 .0[i]);
+        m.0[i] |= b.1 .0[i];
+    }
+    Some((v, m))
 }
 
 fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> Option<Op> {
@@ -364,6 +643,8 @@ pub enum End {
     TooDeep,
     /// More than [`MAX_RESUBMITS`] table lookups for one packet.
     TooManyResubmits,
+    /// A group action named a group the flow set does not hold.
+    NoGroup(u32),
 }
 
 impl End {
@@ -549,71 +830,8 @@ fn walk<P: Program>(
             return End::Drop;
         }
         let mut goto = None;
-        for op in &rule.ops {
-            match *op {
-                Op::Output(p) => output(key, p, r),
-                Op::Normal => r.step(Step::Normal),
-                Op::Flood => r.step(Step::Flood),
-                Op::Drop => return End::Drop,
-                Op::Write {
-                    field,
-                    start,
-                    end,
-                    value,
-                } => {
-                    write_bits(key, field, start, end, value);
-                    if is_packet_field(field) {
-                        r.step(Step::Set(field, key.get(field_slot(field))));
-                    }
-                }
-                Op::Move { src, dst } => {
-                    let v = read_bits(key, src.field, src.start, src.end);
-                    write_bits(key, dst.field, dst.start, dst.end, v);
-                    if is_packet_field(dst.field) {
-                        r.step(Step::Set(dst.field, key.get(field_slot(dst.field))));
-                    }
-                }
-                Op::DecTtl => {
-                    r.step(Step::DecTtl);
-                    let ttl = key.get(key::NW_TTL);
-                    key.set(key::NW_TTL, ttl.saturating_sub(1));
-                }
-                Op::Resubmit { in_port, table: t2 } => {
-                    let saved = key.get(IN_PORT);
-                    if let Some(p) = in_port {
-                        key.set(IN_PORT, p as u64);
-                    }
-                    let e = walk(set, key, t2, depth + 1, r, budget, obs);
-                    key.set(IN_PORT, saved);
-                    if e != End::Done {
-                        return e;
-                    }
-                }
-                Op::GotoTable(t2) => goto = Some(t2),
-                Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
-                Op::OutputField(src) => {
-                    let p = read_bits(key, src.field, src.start, src.end);
-                    output(key, p as PortNo, r);
-                }
-                Op::OutputInPort => r.step(Step::Output(key.get(IN_PORT) as PortNo)),
-                Op::PushVlan(_) => {
-                    if key.get(key::DL_VLAN) & 0x1000 == 0 {
-                        key.set(key::DL_VLAN, 0x1000);
-                        r.step(Step::Set(Field::VlanTci, 0x1000));
-                    }
-                }
-                Op::Group(_) => {}
-                Op::Learn(i) => {
-                    if let Some(spec) = set.learns.get(i as usize) {
-                        let mut vals = [0u64; LEARN_VALS];
-                        let sources = spec.items.iter().filter_map(crate::learn::source);
-                        for (v, src) in vals.iter_mut().zip(sources) {
-                            *v = read_bits(key, src.field, src.start, src.end);
-                        }
-                        r.learn(i, &vals);
-                    }
-                }
-            }
+        if let Some(e) = run_ops(set, key, &rule.ops, depth, r, budget, obs, &mut goto) {
+            return e;
         }
         match goto {
             Some(t2) => {
@@ -622,6 +840,181 @@ fn walk<P: Program>(
             None => return End::Done,
         }
     }
+}
+
+/// Runs one action list; `Some(end)` ends the walk, `goto` receives a goto_table.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn run_ops<P: Program>(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    ops: &[Op],
+    depth: usize,
+    r: &mut P,
+    budget: &mut usize,
+    obs: &mut dyn Observer,
+    goto: &mut Option<u8>,
+) -> Option<End> {
+    for op in ops {
+        match *op {
+            Op::Output(p) => output(key, p, r),
+            Op::Normal => r.step(Step::Normal),
+            Op::Flood => r.step(Step::Flood),
+            Op::Drop => return Some(End::Drop),
+            Op::Write {
+                field,
+                start,
+                end,
+                value,
+            } => {
+                write_bits(key, field, start, end, value);
+                if is_packet_field(field) {
+                    r.step(Step::Set(field, key.get(field_slot(field))));
+                }
+            }
+            Op::Move { src, dst } => {
+                let v = read_bits(key, src.field, src.start, src.end);
+                write_bits(key, dst.field, dst.start, dst.end, v);
+                if is_packet_field(dst.field) {
+                    r.step(Step::Set(dst.field, key.get(field_slot(dst.field))));
+                }
+            }
+            Op::DecTtl => {
+                r.step(Step::DecTtl);
+                let ttl = key.get(key::NW_TTL);
+                key.set(key::NW_TTL, ttl.saturating_sub(1));
+            }
+            Op::Resubmit { in_port, table: t2 } => {
+                let saved = key.get(IN_PORT);
+                if let Some(p) = in_port {
+                    key.set(IN_PORT, p as u64);
+                }
+                let e = walk(set, key, t2, depth + 1, r, budget, obs);
+                key.set(IN_PORT, saved);
+                // As in OVS, a resubmitted table that misses or whose flow drops does
+                // nothing and the caller's actions go on; only the limits end the walk.
+                if e.is_limit() || matches!(e, End::NoGroup(_)) {
+                    return Some(e);
+                }
+            }
+            Op::GotoTable(t2) => *goto = Some(t2),
+            Op::SetTunIpv6Dst(a) => key.set_ipv6(key::TUN_IPV6_DST_HI, key::TUN_IPV6_DST_LO, a),
+            Op::OutputField(src) => {
+                let p = read_bits(key, src.field, src.start, src.end);
+                output(key, p as PortNo, r);
+            }
+            Op::OutputInPort => r.step(Step::Output(key.get(IN_PORT) as PortNo)),
+            Op::PushVlan(_) => {
+                if key.get(key::DL_VLAN) & 0x1000 == 0 {
+                    key.set(key::DL_VLAN, 0x1000);
+                    r.step(Step::Set(Field::VlanTci, 0x1000));
+                }
+            }
+            Op::Group(id) => {
+                if let Some(e) = run_group(set, key, id, depth, r, budget, obs) {
+                    return Some(e);
+                }
+            }
+            Op::Learn(i) => {
+                if let Some(spec) = set.learns.get(i as usize) {
+                    let mut vals = [0u64; LEARN_VALS];
+                    let sources = spec.items.iter().filter_map(crate::learn::source);
+                    for (v, src) in vals.iter_mut().zip(sources) {
+                        *v = read_bits(key, src.field, src.start, src.end);
+                    }
+                    r.learn(i, &vals);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Packet fields a bucket of an `all` group may change, restored after it.
+const BUCKET_FIELDS: [Field; 9] = [
+    Field::DlSrc,
+    Field::DlDst,
+    Field::VlanTci,
+    Field::NwSrc,
+    Field::NwDst,
+    Field::NwTtl,
+    Field::NwTos,
+    Field::TpSrc,
+    Field::TpDst,
+];
+
+/// Runs group `id`: `Some(end)` ends the walk (a limit, or a group that is not there).
+#[allow(clippy::too_many_arguments)]
+fn run_group<P: Program>(
+    set: &FlowSet,
+    key: &mut FlowKey,
+    id: u32,
+    depth: usize,
+    r: &mut P,
+    budget: &mut usize,
+    obs: &mut dyn Observer,
+) -> Option<End> {
+    let Some(g) = set.groups.get(&id) else {
+        return Some(End::NoGroup(id));
+    };
+    let depth = depth + 1;
+    if depth > MAX_DEPTH {
+        return Some(End::TooDeep);
+    }
+    // A bucket's goto_table is refused when the group is added; one here goes nowhere.
+    let mut goto = None;
+    let bucket = match g.kind {
+        GroupType::All => {
+            for b in &g.buckets {
+                // Each bucket works on its own copy of the packet: afterwards, put back
+                // every field it changed so the next bucket starts from the packet as it was.
+                let saved = *key;
+                let e = run_ops(set, key, &b.ops, depth, r, budget, obs, &mut goto);
+                if let Some(e) = e.filter(|e| e.is_limit() || matches!(e, End::NoGroup(_))) {
+                    return Some(e);
+                }
+                for f in BUCKET_FIELDS {
+                    let s = field_slot(f);
+                    if key.get(s) != saved.get(s) {
+                        r.step(Step::Set(f, saved.get(s)));
+                    }
+                }
+                *key = saved;
+            }
+            return None;
+        }
+        GroupType::Indirect => g.buckets.first(),
+        GroupType::Select => g.select(flow_hash(key)),
+        GroupType::FastFailover => g.buckets.iter().find(|b| b.live),
+    };
+    let b = bucket?;
+    let e = run_ops(set, key, &b.ops, depth, r, budget, obs, &mut goto);
+    e.filter(|e| e.is_limit() || matches!(e, End::NoGroup(_)))
+}
+
+/// A select group's hash: the L2 addresses and type, and the IPv4/IPv6 5-tuple, so one
+/// flow always takes the same bucket (and a cached result stays right).
+#[inline]
+fn flow_hash(key: &FlowKey) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for s in [
+        key::DL_SRC,
+        key::DL_DST,
+        key::DL_TYPE,
+        key::NW_PROTO,
+        key::NW_SRC,
+        key::NW_DST,
+        key::IPV6_SRC_HI,
+        key::IPV6_SRC_LO,
+        key::IPV6_DST_HI,
+        key::IPV6_DST_LO,
+        key::TP_SRC,
+        key::TP_DST,
+    ] {
+        h = (h ^ key.get(s)).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h
 }
 
 /// An output to port `p`: to the tunnel with the key's VNI and VTEP, or to a port.
@@ -1097,5 +1490,242 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.masked(&m), v);
+    }
+
+    fn out(p: u16) -> FlowAction {
+        FlowAction::Output {
+            port: PortRef::Number(p),
+        }
+    }
+
+    fn resubmit(table: u8) -> FlowAction {
+        FlowAction::Resubmit {
+            in_port: None,
+            table,
+        }
+    }
+
+    #[test]
+    fn a_resubmit_that_misses_or_drops_lets_the_caller_go_on() {
+        // OVS's tutorial pattern: resubmit(,10),resubmit(,4) where table 10 may miss.
+        let flows = vec![
+            (
+                0,
+                flow(0, 1, vec![], vec![resubmit(10), resubmit(11), resubmit(4)]),
+            ),
+            (1, flow(11, 1, vec![], vec![FlowAction::Drop])),
+            (2, flow(4, 1, vec![], vec![out(5)])),
+        ];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(r.steps(), &[Step::Output(5)]);
+        assert_eq!(r.path(), &[(0, 0), (10, u32::MAX), (11, 1), (4, 2)]);
+        // goto_table keeps OpenFlow's semantics: a miss there ends the packet.
+        let flows = vec![(
+            0,
+            flow(
+                0,
+                1,
+                vec![],
+                vec![out(5), FlowAction::GotoTable { table: 10 }],
+            ),
+        )];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::Miss(10));
+    }
+
+    fn group(id: u32, kind: GroupType, buckets: Vec<Vec<FlowAction>>) -> GroupSpec {
+        GroupSpec {
+            group_id: id,
+            kind,
+            buckets: buckets
+                .into_iter()
+                .enumerate()
+                .map(|(i, actions)| controlplane::flow::Bucket {
+                    bucket_id: i as u32,
+                    weight: 1,
+                    watch_port: None,
+                    watch_group: None,
+                    actions,
+                })
+                .collect(),
+        }
+    }
+
+    fn to_group(id: u32) -> Vec<(FlowId, FlowSpec)> {
+        vec![(
+            0,
+            flow(0, 1, vec![], vec![FlowAction::Group { id }, out(7)]),
+        )]
+    }
+
+    #[test]
+    fn an_all_group_runs_every_bucket_on_the_packet_as_it_was() {
+        let mac = 0x0a58_0a01_0109;
+        let g = group(
+            1,
+            GroupType::All,
+            vec![
+                vec![
+                    FlowAction::SetField {
+                        field: Field::DlDst,
+                        value: mac,
+                    },
+                    FlowAction::ModNwTos { tos: 0xb8 },
+                    out(2),
+                ],
+                vec![out(3)],
+            ],
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(1), &[], &[g], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let dl_dst = k.get(key::DL_DST);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.end, End::Done);
+        assert_eq!(
+            r.steps(),
+            &[
+                Step::Set(Field::DlDst, mac),
+                Step::Set(Field::NwTos, 0xb8),
+                Step::Output(2),
+                Step::Set(Field::DlDst, dl_dst),
+                Step::Set(Field::NwTos, 0),
+                Step::Output(3),
+                Step::Output(7),
+            ]
+        );
+        assert_eq!(
+            k.get(key::DL_DST),
+            dl_dst,
+            "the flow goes on with its packet"
+        );
+    }
+
+    #[test]
+    fn indirect_fast_failover_and_missing_groups() {
+        let ind = group(1, GroupType::Indirect, vec![vec![out(2)]]);
+        let mut ff = group(2, GroupType::FastFailover, vec![vec![out(3)], vec![out(4)]]);
+        ff.buckets[0].watch_port = Some(PortRef::Name("gone".into()));
+        ff.buckets[1].watch_port = Some(PortRef::Number(4));
+        let set =
+            FlowSet::build_with_groups(1, &to_group(1), &[], &[ind.clone(), ff.clone()], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        assert_eq!(
+            resolve(&set, &mut k, &mut ()).steps(),
+            &[Step::Output(2), Step::Output(7)]
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(2), &[], &[ind.clone(), ff], &num);
+        assert_eq!(
+            resolve(&set, &mut k, &mut ()).steps(),
+            &[Step::Output(4), Step::Output(7)]
+        );
+        let set = FlowSet::build_with_groups(1, &to_group(3), &[], &[ind], &num);
+        assert_eq!(resolve(&set, &mut k, &mut ()).end, End::NoGroup(3));
+    }
+
+    #[test]
+    fn a_select_group_spreads_flows_by_weight_and_keeps_each_flow_on_one_bucket() {
+        let mut g = group(
+            1,
+            GroupType::Select,
+            vec![vec![out(2)], vec![out(3)], vec![out(4)]],
+        );
+        g.buckets[0].weight = 100;
+        g.buckets[1].weight = 100;
+        g.buckets[2].weight = 0;
+        let set = FlowSet::build_with_groups(1, &to_group(1), &[], &[g], &num);
+        let mut seen = [0u32; 5];
+        for sport in 0..1000u16 {
+            let f = crate::sample::udp_frame([2; 6], [4; 6], [10, 1, 1, 2], [10, 1, 2, 2], 64, 10);
+            let mut f = f.to_vec();
+            // The UDP source port (after 14 + 20 bytes of headers).
+            f[34..36].copy_from_slice(&(40000 + sport).to_be_bytes());
+            let mut k = FlowKey::extract(&f, 3, None);
+            let r = resolve(&set, &mut k, &mut ());
+            let Step::Output(p) = r.steps()[0] else {
+                panic!("{:?}", r.steps())
+            };
+            seen[p as usize] += 1;
+            let mut k2 = FlowKey::extract(&f, 3, None);
+            assert_eq!(resolve(&set, &mut k2, &mut ()).steps(), r.steps(), "stable");
+        }
+        assert_eq!(seen[4], 0, "weight 0 is never chosen");
+        assert!(seen[2] > 400 && seen[3] > 400, "{seen:?}");
+    }
+
+    /// ovs-fields(7)'s conjunctive match example: `ip_src` one of {10.0.0.1, 10.0.0.4} and
+    /// `ip_dst` one of {10.0.0.2, 10.0.0.5}, `tp_dst` (third clause) 80 or 443.
+    #[test]
+    fn conjunctions_expand_to_every_combination_of_their_clauses() {
+        let conj = |k: u8, n: u8| FlowAction::Conjunction {
+            id: 1234,
+            clause: k,
+            n_clauses: n,
+        };
+        let src = |a: [u8; 4]| Match::NwSrc {
+            value: Ipv4Addr::from(a),
+            mask: Ipv4Addr::BROADCAST,
+        };
+        let d = |a: [u8; 4]| dst(a, 32);
+        let mut flows = vec![
+            (0, flow(0, 1, vec![], vec![out(9)])),
+            (
+                1,
+                flow(0, 5, vec![Match::ConjId { value: 1234 }], vec![out(5)]),
+            ),
+        ];
+        let mut id = 2;
+        for (k, m) in [
+            (1, src([10, 0, 0, 1])),
+            (1, src([10, 0, 0, 4])),
+            (2, d([10, 0, 0, 2])),
+            (2, d([10, 0, 0, 5])),
+        ] {
+            flows.push((id, flow(0, 100, vec![ip(), m], vec![conj(k, 2)])));
+            id += 1;
+        }
+        // A clause flow of another protocol conflicts with every other clause: skipped.
+        flows.push((
+            id,
+            flow(
+                0,
+                100,
+                vec![Match::DlType { value: 0x86dd }],
+                vec![conj(1, 2)],
+            ),
+        ));
+        assert_eq!(conjunction_rules(&flows), 6);
+        let set = FlowSet::build(1, &flows, &[], &num);
+        assert_eq!(
+            set.rules.len(),
+            1 + 4,
+            "the fallback and the 2x2 combinations"
+        );
+        let pkt = |s: [u8; 4], d: [u8; 4]| {
+            let f = crate::sample::udp_frame([2; 6], [4; 6], s, d, 64, 10);
+            FlowKey::extract(&f, 3, None)
+        };
+        for (s, d, want) in [
+            ([10, 0, 0, 1], [10, 0, 0, 2], 5),
+            ([10, 0, 0, 4], [10, 0, 0, 5], 5),
+            ([10, 0, 0, 1], [10, 0, 0, 5], 5),
+            // Only one clause matches: the packet falls through to the lower priority.
+            ([10, 0, 0, 1], [10, 0, 0, 3], 9),
+            ([10, 0, 0, 3], [10, 0, 0, 2], 9),
+        ] {
+            let mut k = pkt(s, d);
+            let r = resolve(&set, &mut k, &mut ());
+            assert_eq!(r.steps(), &[Step::Output(want)], "{s:?} -> {d:?}");
+            if want == 5 {
+                assert_eq!(
+                    set.rules[r.path()[0].1 as usize].id,
+                    1,
+                    "credited to conj_id"
+                );
+            }
+        }
     }
 }

@@ -349,6 +349,7 @@ fn end_reason(end: End) -> Option<DropReason> {
         End::Miss(_) => Some(DropReason::TableMiss),
         End::TooDeep => Some(DropReason::ResubmitDepth),
         End::TooManyResubmits => Some(DropReason::ResubmitLimit),
+        End::NoGroup(_) => Some(DropReason::NoGroup),
     }
 }
 

@@ -127,8 +127,43 @@ pub(super) fn set_packet_field(buf: &mut PacketBuf, field: Field, value: u64) {
             };
             set_vlan(buf, (want & 0x1000 != 0).then_some(want & !0x1000));
         }
-        // The TOS byte: written by the TOS edit (to come).
-        Field::NwTos => {}
+        Field::NwTos => set_dscp(frame, value as u8),
+    }
+}
+
+/// `mod_nw_tos`: writes the DSCP bits of the IPv4 TOS byte (header checksum updated) or the
+/// IPv6 traffic class; the ECN bits stay as the packet has them.
+fn set_dscp(frame: &mut [u8], tos: u8) {
+    let ethertype = match EthernetFrame::new_checked(&frame[..]) {
+        Ok(eth) => eth.ethertype(),
+        Err(_) => return,
+    };
+    match ethertype {
+        EtherType::Ipv4 => {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return;
+            };
+            let old = ip.dscp_ecn();
+            let new = (tos & !ECN_MASK) | (old & ECN_MASK);
+            if new != old {
+                let ver_ihl = (ip.version() << 4) | (ip.header_len() / 4) as u8;
+                let sum = checksum::update16(
+                    ip.checksum(),
+                    u16::from_be_bytes([ver_ihl, old]),
+                    u16::from_be_bytes([ver_ihl, new]),
+                );
+                ip.set_dscp_ecn(new);
+                ip.set_checksum(sum);
+            }
+        }
+        EtherType::Ipv6 => {
+            let Ok(mut ip) = Ipv6Packet::new_checked(&mut frame[ETH_LEN..]) else {
+                return;
+            };
+            let old = ip.traffic_class();
+            ip.set_traffic_class((tos & !ECN_MASK) | (old & ECN_MASK));
+        }
+        _ => {}
     }
 }
 
@@ -185,6 +220,32 @@ mod tests {
     const SRC: [u8; 4] = [10, 1, 1, 2];
     const DST: [u8; 4] = [10, 1, 2, 2];
     const L4: usize = ETH_LEN + IPV4_LEN;
+
+    #[test]
+    fn mod_nw_tos_writes_dscp_and_keeps_ecn() {
+        for ecn in [ECN_NOT_ECT, ECN_ECT0, ECN_ECT1, ECN_CE] {
+            let mut f = crate::sample::udp_frame([2; 6], [4; 6], SRC, DST, 64, 10);
+            f[ETH_LEN + 1] = 0x20 | ecn;
+            Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]).fill_checksum();
+            let mut buf = PacketBuf::from_frame(&f);
+            // The flow key holds the whole byte; a mod_nw_tos:184 wrote its DSCP bits.
+            set_packet_field(&mut buf, Field::NwTos, 0xb8);
+            let ip = Ipv4Packet::new_checked(&buf.frame()[ETH_LEN..]).unwrap();
+            assert_eq!(ip.dscp_ecn(), 0xb8 | ecn, "ECN {ecn} survives");
+            assert!(ip.verify_checksum());
+        }
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv6([0xfd; 16], [0xfe; 16], 64)
+            .udp(1, 2);
+        let mut f = Vec::new();
+        b.write(&mut f, &[0; 4]).unwrap();
+        f[ETH_LEN] = 0x60;
+        f[ETH_LEN + 1] = (ECN_ECT1 as u8) << 4;
+        let mut buf = PacketBuf::from_frame(&f);
+        set_packet_field(&mut buf, Field::NwTos, 0x28);
+        let ip = Ipv6Packet::new_checked(&buf.frame()[ETH_LEN..]).unwrap();
+        assert_eq!(ip.traffic_class(), 0x28 | ECN_ECT1);
+    }
 
     fn tcp_frame(payload: usize) -> Vec<u8> {
         let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])

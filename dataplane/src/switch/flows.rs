@@ -81,6 +81,17 @@ impl Switch {
     }
 
     /// Flows with counters, optionally narrowed to a table and a (loose) match.
+    /// The groups (one when `group_id` is given), ordered by id.
+    pub fn dump_groups(&self, group_id: Option<u32>) -> Vec<GroupSpec> {
+        self.config
+            .flows
+            .groups
+            .values()
+            .filter(|g| group_id.is_none_or(|id| id == g.group_id))
+            .cloned()
+            .collect()
+    }
+
     pub fn dump_flows(
         &self,
         table: Option<u8>,

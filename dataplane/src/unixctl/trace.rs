@@ -61,7 +61,7 @@ impl Program for StepLog<'_> {
     }
     fn lookup(&mut self, _: u8, _: u32) {}
     // A trace never learns, as OVS's ofproto/trace suppresses side effects.
-    fn learn(&mut self, _: u32, _: &[u64; crate::flow::LEARN_VALS]) {}
+    fn learn(&mut self, _: u32, _: &[u64; crate::learn::LEARN_VALS]) {}
 }
 
 struct LookupLog<'a>(&'a RefCell<Vec<Ev>>);

@@ -234,6 +234,50 @@ impl Ipv6Repr {
     }
 }
 
+/// The IPv6 Fragment extension header (RFC 8200 section 4.5), read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6FragHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+/// Field ranges of the Fragment header.
+pub mod frag_field {
+    use crate::wire::Field;
+
+    pub const NXT_HDR: usize = 0;
+    /// Fragment offset (13 bits, in 8-byte units), 2 reserved bits, the M flag.
+    pub const OFFSET_FLAGS: Field = 2..4;
+    pub const IDENT: Field = 4..8;
+}
+
+impl<T: AsRef<[u8]>> Ipv6FragHeader<T> {
+    /// The next-header value that announces a Fragment header.
+    pub const PROTOCOL: u8 = 44;
+
+    /// Wraps a buffer holding at least the header's 8 bytes.
+    pub fn new_checked(buffer: T) -> Result<Ipv6FragHeader<T>> {
+        if buffer.as_ref().len() < frag_field::IDENT.end {
+            return Err(Error);
+        }
+        Ok(Ipv6FragHeader { buffer })
+    }
+
+    /// The offset of this fragment's data, in 8-byte units.
+    pub fn frag_offset(&self) -> u16 {
+        read_u16(&self.buffer.as_ref()[frag_field::OFFSET_FLAGS]) >> 3
+    }
+
+    /// More fragments follow.
+    pub fn more_frags(&self) -> bool {
+        read_u16(&self.buffer.as_ref()[frag_field::OFFSET_FLAGS]) & 1 == 1
+    }
+
+    /// The protocol of the fragmented payload.
+    pub fn next_header(&self) -> u8 {
+        self.buffer.as_ref()[frag_field::NXT_HDR]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use controlplane::flow::GroupSpec;
 use controlplane::flow_syntax::{self, FlowFilter};
 use controlplane::proto::{
     FlowSpec, Ipv4Cidr, Ipv6Cidr, MacAddr, Match, PortRef, PortSpec, RemoteNode, TableMiss, BRIDGE,
@@ -256,6 +257,66 @@ pub enum Command {
     /// Print the flow syntax: match fields, actions, files and bundles.
     #[command(after_help = "Example:\n  vxctl help-flows")]
     HelpFlows,
+    /// Add a group (an error if its id exists), ovs-ofctl add-group style.
+    #[command(after_help = "Example:\n  \
+        vxctl add-group br0 group_id=1,type=select,bucket=weight:100,output:3,bucket=output:4\n\n\
+        Types: all (every bucket, each on its own copy of the frame), select (one bucket by a\n\
+        hash of the flow, weighted), indirect (its one bucket), ff (fast failover: the first\n\
+        bucket whose watch_port is there). Flows run a group with the group:N action.")]
+    AddGroup {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// group_id=N,type=T,bucket=[weight:W,][watch_port:P,]ACTIONS...
+        #[arg(value_parser = parse_group_arg)]
+        group: GroupSpec,
+    },
+    /// Replace a group's type and buckets (an error if its id does not exist).
+    #[command(after_help = "Example:\n  vxctl mod-group br0 group_id=1,type=all,bucket=output:3")]
+    ModGroup {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// The group, as add-group takes it.
+        #[arg(value_parser = parse_group_arg)]
+        group: GroupSpec,
+    },
+    /// Delete one group (or all), and every flow that uses a deleted group.
+    #[command(after_help = "Example:\n  vxctl del-groups br0 group_id=1\n  vxctl del-groups br0")]
+    DelGroups {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// group_id=N (or group_id=all; nothing: all groups).
+        #[arg(value_parser = parse_group_id_arg)]
+        group: Option<GroupId>,
+    },
+    /// Print the groups, ovs-ofctl -O OpenFlow13 dump-groups style.
+    #[command(
+        after_help = "Example:\n  vxctl dump-groups br0\n  vxctl dump-groups br0 group_id=1"
+    )]
+    DumpGroups {
+        /// The bridge: br0 (the switch has one).
+        #[arg(value_parser = parse_bridge)]
+        bridge: String,
+        /// group_id=N: that group only.
+        #[arg(value_parser = parse_group_id_arg)]
+        group: Option<GroupId>,
+    },
+}
+
+/// A group selection (`group_id=N`; `None`: all groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupId(pub Option<u32>);
+
+fn parse_group_arg(s: &str) -> Result<GroupSpec, String> {
+    flow_syntax::group::parse_group(s).map_err(syntax)
+}
+
+fn parse_group_id_arg(s: &str) -> Result<GroupId, String> {
+    flow_syntax::group::parse_group_id(s)
+        .map(GroupId)
+        .map_err(syntax)
 }
 
 /// A bridge and a file of flows (or changes); `-` is stdin.

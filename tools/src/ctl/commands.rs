@@ -170,6 +170,39 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Status, Error> {
         Command::Monitor { .. } => monitor(&cli.socket, cli.json, out).map(|()| Status::Done),
         Command::Capture(args) => capture(&cli.socket, args, cli.json, out).map(|()| Status::Done),
         Command::HelpFlows => emit(out, HELP_FLOWS).map(|()| Status::Done),
+        Command::AddGroup { group, .. } => flow_mods(
+            vec![FlowMod::AddGroup {
+                group: group.clone(),
+            }],
+            out,
+        ),
+        Command::ModGroup { group, .. } => flow_mods(
+            vec![FlowMod::ModifyGroup {
+                group: group.clone(),
+            }],
+            out,
+        ),
+        Command::DelGroups { group, .. } => flow_mods(
+            vec![FlowMod::DeleteGroup {
+                group_id: group.and_then(|g| g.0),
+            }],
+            out,
+        ),
+        Command::DumpGroups { group, .. } => {
+            let req = Request::DumpGroups {
+                group_id: group.and_then(|g| g.0),
+            };
+            let groups = match connect()?.call(&req)? {
+                Response::Groups { groups, .. } => groups,
+                other => return Err(unexpected(other)),
+            };
+            let text = if cli.json {
+                json(&groups)
+            } else {
+                dump_groups(&groups)
+            };
+            emit(out, &text).map(|()| Status::Done)
+        }
         other => run_config(cli, other, out).map(|()| Status::Done),
     }
 }
@@ -222,6 +255,17 @@ fn run_config(cli: &Cli, command: &Command, out: &mut dyn Write) -> Result<(), E
         Command::Version => version(&cli.socket, cli.json, out),
         _ => unreachable!("flow commands are run by run()"),
     }
+}
+
+/// Groups as `ovs-ofctl -O OpenFlow13 dump-groups` prints them.
+fn dump_groups(groups: &[controlplane::flow::GroupSpec]) -> String {
+    let mut out = String::from("OFPST_GROUP_DESC reply (OF1.3):\n");
+    for g in groups {
+        out.push(' ');
+        out.push_str(&flow_syntax::group::format_group(g));
+        out.push('\n');
+    }
+    out
 }
 
 fn unexpected(r: Response) -> Error {
