@@ -109,6 +109,7 @@
 //! above (they are named "not supported", not "unknown").
 
 mod actions;
+mod learn;
 mod lex;
 mod matches;
 #[cfg(test)]
@@ -296,6 +297,15 @@ fn unknown_key<T>(key: &str, at: usize) -> Res<T> {
     if key.is_empty() {
         return bad(at, "expected a field name before '='");
     }
+    if key.starts_with("ct_") {
+        return bad(
+            at,
+            format!(
+                "{key}: connection tracking (ct_state, ct_zone, ct_mark, ct_label, ct(...)) is \
+                 not supported by vxswitch"
+            ),
+        );
+    }
     if key == "actions" || key == "action" || key.starts_with("actions:") {
         return bad(
             at,
@@ -446,6 +456,7 @@ fn parse_parts(s: &str, from: usize, mode: Mode) -> Res<Parsed> {
             Key::Shorthand { .. } => {}
         }
     }
+    let entries = matches::arp_aliases(s, entries)?;
     matches::check_prerequisites(&entries)?;
     p.matches = entries.into_iter().map(|e| e.m).collect();
     canonicalize(&mut p.matches);
@@ -650,28 +661,41 @@ fn timeouts(f: &FlowSpec) -> String {
     out
 }
 
-/// `priority=N,MATCH actions=LIST`.
-fn rule(f: &FlowSpec) -> String {
+/// `priority=N,MATCH actions=LIST` as ovs-ofctl prints it after `prefix` (`cookie=...,
+/// table=N, ` and so on): the priority only when it is not 32768, a space before `actions=`
+/// unless the text already ends with one.
+fn rule(prefix: String, f: &FlowSpec) -> String {
+    let mut out = prefix;
     let m = format_match(&f.matches);
-    let sep = if m.is_empty() { "" } else { "," };
-    format!(
-        "priority={}{sep}{m} actions={}",
-        f.priority,
-        format_actions(&f.actions)
-    )
+    if f.priority != DEFAULT_PRIORITY {
+        out += &format!("priority={}", f.priority);
+        if !m.is_empty() {
+            out.push(',');
+        }
+    }
+    out += &m;
+    if !out.is_empty() && !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out += "actions=";
+    out += &format_actions(&f.actions);
+    out
 }
 
-/// Prints a flow like `ovs-ofctl dump-flows --no-stats`:
-/// `table=0, priority=100,ip,in_port=3,nw_dst=10.1.2.0/24 actions=dec_ttl,output:1`, with
-/// `cookie=0x..., ` first when the cookie is not zero and the timeouts after the table when
-/// set. It parses back to the same flow.
+/// Prints a flow like `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` (without the line's
+/// leading space): `cookie=0x5, table=1, idle_timeout=10, priority=100,ip,in_port=3,
+/// nw_dst=10.1.2.0/24 actions=dec_ttl,output:1`; cookie and table only when not zero,
+/// priority only when not 32768, timeouts when set. It parses back to the same flow.
 pub fn format_flow(f: &FlowSpec) -> String {
-    let cookie = if f.cookie != 0 {
-        format!("cookie={:#x}, ", f.cookie)
-    } else {
-        String::new()
-    };
-    format!("{cookie}table={}, {}{}", f.table, timeouts(f), rule(f))
+    let mut prefix = String::new();
+    if f.cookie != 0 {
+        prefix += &format!("cookie={:#x}, ", f.cookie);
+    }
+    if f.table != 0 {
+        prefix += &format!("table={}, ", f.table);
+    }
+    prefix += &timeouts(f);
+    rule(prefix, f)
 }
 
 /// Prints a flow with its counters like `ovs-ofctl dump-flows`:
@@ -679,8 +703,8 @@ pub fn format_flow(f: &FlowSpec) -> String {
 /// priority=100,ip actions=...`. It parses back to the flow (the counters are ignored).
 pub fn format_flow_stats(s: &FlowStats) -> String {
     let f = &s.spec;
-    format!(
-        " cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, {}idle_age={}, {}",
+    let prefix = format!(
+        " cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, {}idle_age={}, ",
         f.cookie,
         s.duration_ms / 1000,
         s.duration_ms % 1000,
@@ -689,6 +713,6 @@ pub fn format_flow_stats(s: &FlowStats) -> String {
         s.n_bytes,
         timeouts(f),
         s.idle_ms / 1000,
-        rule(f)
-    )
+    );
+    rule(prefix, f)
 }

@@ -27,36 +27,34 @@ const ACTIONS: &[(&str, &str)] = &[
     ("goto_table", "goto_table:TABLE"),
     ("note", "note:HEX"),
     ("set_tunnel", "set_tunnel:VNI"),
+    ("in_port", "in_port"),
+    ("mod_nw_tos", "mod_nw_tos:TOS"),
+    ("mod_vlan_vid", "mod_vlan_vid:VID"),
+    ("mod_vlan_pcp", "mod_vlan_pcp:PCP"),
+    ("strip_vlan", "strip_vlan"),
+    ("push_vlan", "push_vlan:ETHERTYPE"),
+    ("pop_vlan", "pop_vlan"),
+    ("group", "group:GROUP_ID"),
+    ("learn", "learn(table=N,...)"),
+    ("conjunction", "conjunction(ID,K/N)"),
 ];
 
 /// OVS actions vxswitch does not implement (named as such rather than as typos).
 const UNSUPPORTED: &[&str] = &[
     "controller",
     "local",
-    "in_port",
     "all",
     "enqueue",
-    "mod_vlan_vid",
-    "mod_vlan_pcp",
-    "strip_vlan",
-    "push_vlan",
-    "pop_vlan",
     "push_mpls",
     "pop_mpls",
-    "mod_nw_tos",
     "mod_nw_ecn",
     "set_tunnel64",
     "set_queue",
     "pop_queue",
-    "learn",
-    "ct",
-    "ct_clear",
-    "group",
     "bundle",
     "bundle_load",
     "multipath",
     "exit",
-    "conjunction",
     "clone",
     "sample",
     "meter",
@@ -73,7 +71,8 @@ const UNSUPPORTED: &[&str] = &[
     "decap",
 ];
 
-/// Field names of set_field, load and move (the first name of a field is the one printed).
+/// Field names of set_field, load, move, output and learn, with OVS's synonyms: the OXM-style
+/// name (printed by set_field) comes first, the NXM name (printed in bit ranges) in [`nxm_name`].
 const FIELDS: &[(&str, Field)] = &[
     ("eth_src", Field::DlSrc),
     ("dl_src", Field::DlSrc),
@@ -84,9 +83,15 @@ const FIELDS: &[(&str, Field)] = &[
     ("ip_src", Field::NwSrc),
     ("nw_src", Field::NwSrc),
     ("NXM_OF_IP_SRC", Field::NwSrc),
+    // ARP's protocol addresses and opcode are the same flow fields as nw_src, nw_dst and
+    // nw_proto (as in OVS).
+    ("arp_spa", Field::NwSrc),
+    ("NXM_OF_ARP_SPA", Field::NwSrc),
     ("ip_dst", Field::NwDst),
     ("nw_dst", Field::NwDst),
     ("NXM_OF_IP_DST", Field::NwDst),
+    ("arp_tpa", Field::NwDst),
+    ("NXM_OF_ARP_TPA", Field::NwDst),
     ("nw_ttl", Field::NwTtl),
     ("NXM_NX_IP_TTL", Field::NwTtl),
     ("tp_src", Field::TpSrc),
@@ -122,7 +127,69 @@ const FIELDS: &[(&str, Field)] = &[
     ("NXM_NX_REG5", Field::Reg(5)),
     ("NXM_NX_REG6", Field::Reg(6)),
     ("NXM_NX_REG7", Field::Reg(7)),
+    ("in_port", Field::InPort),
+    ("NXM_OF_IN_PORT", Field::InPort),
+    ("vlan_tci", Field::VlanTci),
+    ("NXM_OF_VLAN_TCI", Field::VlanTci),
+    ("vlan_vid", Field::VlanVid),
+    ("vlan_pcp", Field::VlanPcp),
+    ("pkt_mark", Field::PktMark),
+    ("NXM_NX_PKT_MARK", Field::PktMark),
+    ("nw_tos", Field::NwTos),
+    ("NXM_OF_IP_TOS", Field::NwTos),
+    ("eth_type", Field::DlType),
+    ("dl_type", Field::DlType),
+    ("NXM_OF_ETH_TYPE", Field::DlType),
+    ("nw_proto", Field::NwProto),
+    ("ip_proto", Field::NwProto),
+    ("NXM_OF_IP_PROTO", Field::NwProto),
+    ("arp_op", Field::NwProto),
+    ("NXM_OF_ARP_OP", Field::NwProto),
 ];
+
+/// OVS fields that actions here cannot read or write.
+const FIELD_UNSUPPORTED: &[&str] = &[
+    "arp_sha",
+    "arp_tha",
+    "NXM_NX_ARP_SHA",
+    "NXM_NX_ARP_THA",
+    "metadata",
+    "OXM_OF_METADATA",
+    "ipv6_src",
+    "ipv6_dst",
+    "NXM_NX_IPV6_SRC",
+    "NXM_NX_IPV6_DST",
+    "tun_ipv6_src",
+    "NXM_NX_TUN_IPV6_SRC",
+    "NXM_NX_TUN_IPV6_DST",
+];
+
+/// The NXM name of a field, as ovs-ofctl prints bit ranges (`NXM_NX_REG0[]`); fields that
+/// have none print under their OXM name.
+fn nxm_name(f: Field) -> String {
+    match f {
+        Field::DlSrc => "NXM_OF_ETH_SRC",
+        Field::DlDst => "NXM_OF_ETH_DST",
+        Field::NwSrc => "NXM_OF_IP_SRC",
+        Field::NwDst => "NXM_OF_IP_DST",
+        Field::NwTtl => "NXM_NX_IP_TTL",
+        Field::TpSrc => "NXM_OF_TCP_SRC",
+        Field::TpDst => "NXM_OF_TCP_DST",
+        Field::TunId => "NXM_NX_TUN_ID",
+        Field::TunSrc => "NXM_NX_TUN_IPV4_SRC",
+        Field::TunDst => "NXM_NX_TUN_IPV4_DST",
+        Field::Reg(i) => return format!("NXM_NX_REG{i}"),
+        Field::InPort => "NXM_OF_IN_PORT",
+        Field::VlanTci => "NXM_OF_VLAN_TCI",
+        Field::VlanVid => "vlan_vid",
+        Field::VlanPcp => "vlan_pcp",
+        Field::PktMark => "NXM_NX_PKT_MARK",
+        Field::NwTos => "NXM_OF_IP_TOS",
+        Field::DlType => "NXM_OF_ETH_TYPE",
+        Field::NwProto => "NXM_OF_IP_PROTO",
+    }
+    .to_string()
+}
 
 /// True if `word` starts like an action (`output:1`), to hint that it belongs after
 /// `actions=`.
@@ -145,9 +212,11 @@ pub(super) fn parse(s: &str, from: usize) -> Res<Vec<FlowAction>> {
         }
         let at = i;
         i = token_end(s, at)?;
-        match one(&s[at..i], at)? {
-            FlowAction::Drop => drop_at = drop_at.or(Some(at)),
-            a => out.push(a),
+        for a in one(&s[at..i], at)? {
+            match a {
+                FlowAction::Drop => drop_at = drop_at.or(Some(at)),
+                a => out.push(a),
+            }
         }
     }
     if let (Some(at), false) = (drop_at, out.is_empty()) {
@@ -181,12 +250,13 @@ fn token_end(s: &str, at: usize) -> Res<usize> {
     Ok(s.len())
 }
 
-/// One action `tok` at offset `at`.
-fn one(tok: &str, at: usize) -> Res<FlowAction> {
+/// One action `tok` at offset `at` (a masked set_field gives one load per run of mask bits,
+/// as OVS stores it).
+fn one(tok: &str, at: usize) -> Res<Vec<FlowAction>> {
     if tok.starts_with(|c: char| c.is_ascii_digit()) {
-        return Ok(FlowAction::Output {
+        return Ok(vec![FlowAction::Output {
             port: lex::port(tok, at, "actions=")?,
-        });
+        }]);
     }
     let name_end = tok.find([':', '(']).unwrap_or(tok.len());
     let (name, rest) = tok.split_at(name_end);
@@ -194,33 +264,66 @@ fn one(tok: &str, at: usize) -> Res<FlowAction> {
     let arg_at = at + name_end + 1;
     let sep = rest.chars().next();
     let lower = name.to_ascii_lowercase();
-    Ok(match (name, sep) {
-        ("output", Some(':')) => FlowAction::Output {
-            port: lex::port(arg, arg_at, "output:")?,
-        },
+    Ok(vec![match (name, sep) {
+        ("output", Some(':')) => output(arg, arg_at)?,
         (_, None) if lower == "normal" => FlowAction::Normal,
         (_, None) if lower == "flood" => FlowAction::Flood,
         (_, None) if lower == "drop" => FlowAction::Drop,
+        (_, None) if lower == "in_port" => FlowAction::InPort,
         ("dec_ttl", None) => FlowAction::DecTtl,
-        ("set_field", Some(':')) => set_field(arg, arg_at)?,
+        ("set_field", Some(':')) => return set_field(arg, arg_at),
         ("load", Some(':')) => load(arg, arg_at)?,
         ("move", Some(':')) => move_(arg, arg_at)?,
-        ("mod_dl_src", Some(':')) => FlowAction::ModDlSrc {
-            mac: lex::mac(arg, arg_at, "mod_dl_src:")?,
-        },
-        ("mod_dl_dst", Some(':')) => FlowAction::ModDlDst {
-            mac: lex::mac(arg, arg_at, "mod_dl_dst:")?,
-        },
         // OVS's older spellings of set_field on one field.
-        ("mod_nw_src", Some(':')) => set_field(&format!("{arg}->nw_src"), arg_at)?,
-        ("mod_nw_dst", Some(':')) => set_field(&format!("{arg}->nw_dst"), arg_at)?,
-        ("mod_nw_ttl", Some(':')) => set_field(&format!("{arg}->nw_ttl"), arg_at)?,
-        ("mod_tp_src", Some(':')) => set_field(&format!("{arg}->tp_src"), arg_at)?,
-        ("mod_tp_dst", Some(':')) => set_field(&format!("{arg}->tp_dst"), arg_at)?,
-        ("resubmit", Some('(')) => resubmit(rest, at + name_end)?,
-        ("resubmit", Some(':')) => {
-            return bad(at, "resubmit:PORT is not supported; use resubmit(,TABLE)")
+        ("mod_dl_src", Some(':')) => return set_field(&format!("{arg}->eth_src"), arg_at),
+        ("mod_dl_dst", Some(':')) => return set_field(&format!("{arg}->eth_dst"), arg_at),
+        ("mod_nw_src", Some(':')) => return set_field(&format!("{arg}->nw_src"), arg_at),
+        ("mod_nw_dst", Some(':')) => return set_field(&format!("{arg}->nw_dst"), arg_at),
+        ("mod_nw_ttl", Some(':')) => return set_field(&format!("{arg}->nw_ttl"), arg_at),
+        ("mod_tp_src", Some(':')) => return set_field(&format!("{arg}->tp_src"), arg_at),
+        ("mod_tp_dst", Some(':')) => return set_field(&format!("{arg}->tp_dst"), arg_at),
+        ("mod_nw_tos", Some(':')) => {
+            let tos = lex::uint(arg, arg_at, "mod_nw_tos:", "nw_tos", 8)? as u8;
+            if tos & 3 != 0 {
+                return bad(
+                    arg_at,
+                    format!("mod_nw_tos:{arg} sets the DSCP bits: the value must be a multiple of 4"),
+                );
+            }
+            FlowAction::ModNwTos { tos }
         }
+        ("mod_vlan_vid", Some(':')) => FlowAction::ModVlanVid {
+            vid: lex::uint(arg, arg_at, "mod_vlan_vid:", "the VLAN id", 12)? as u16,
+        },
+        ("mod_vlan_pcp", Some(':')) => FlowAction::ModVlanPcp {
+            pcp: lex::uint(arg, arg_at, "mod_vlan_pcp:", "the VLAN priority", 3)? as u8,
+        },
+        ("strip_vlan", None) | ("pop_vlan", None) => FlowAction::PopVlan,
+        ("push_vlan", Some(':')) => {
+            let ethertype = lex::uint(arg, arg_at, "push_vlan:", "an ethertype", 16)? as u16;
+            if ethertype != 0x8100 && ethertype != 0x88a8 {
+                return bad(
+                    arg_at,
+                    format!("push_vlan takes 0x8100 (802.1Q) or 0x88a8 (802.1ad), found {arg}"),
+                );
+            }
+            FlowAction::PushVlan { ethertype }
+        }
+        ("group", Some(':')) => {
+            let id = lex::uint(arg, arg_at, "group:", "a group id", 32)? as u32;
+            if id > crate::flow::MAX_GROUP {
+                return bad(
+                    arg_at,
+                    format!("group {arg} is out of range (groups are 0-{:#x})", crate::flow::MAX_GROUP),
+                );
+            }
+            FlowAction::Group { id }
+        }
+        ("resubmit", Some('(')) => resubmit(rest, at + name_end)?,
+        ("resubmit", Some(':')) => FlowAction::Resubmit {
+            in_port: Some(lex::port(arg, arg_at, "resubmit:")?),
+            table: CURRENT_TABLE,
+        },
         ("goto_table", Some(':')) => FlowAction::GotoTable {
             table: lex::table(arg, arg_at, "goto_table:")?,
         },
@@ -229,10 +332,86 @@ fn one(tok: &str, at: usize) -> Res<FlowAction> {
         },
         ("set_tunnel", Some(':')) => FlowAction::SetField {
             field: Field::TunId,
-            value: lex::uint(arg, arg_at, "set_tunnel:", "tun_id", 24)?,
+            value: lex::uint(arg, arg_at, "set_tunnel:", "tun_id", 32)?,
         },
-        _ => return unknown(tok, name, at),
+        ("set_tunnel64", Some(':')) => FlowAction::SetField {
+            field: Field::TunId,
+            value: lex::uint(arg, arg_at, "set_tunnel64:", "tun_id", 64)?,
+        },
+        ("learn", Some('(')) => super::learn::parse(rest, at + name_end)?,
+        ("conjunction", Some('(')) => conjunction(rest, at + name_end)?,
+        ("ct", _) | ("ct_clear", None) => {
+            return bad(
+                at,
+                format!(
+                    "the {name} action: connection tracking (ct_state, ct(...)) is not \
+                     supported by vxswitch"
+                ),
+            )
+        }
+        _ => return unknown(tok, name, at).map(|a| vec![a]),
+    }])
+}
+
+/// The table of `resubmit:PORT` and `resubmit(PORT)`: the current one (OVS's 255).
+pub(super) const CURRENT_TABLE: u8 = 255;
+
+/// `output:PORT`, `output:FIELD[BITS]` (the port a field holds) or a reserved port that is an
+/// action of its own (`output:NORMAL`, `output:FLOOD`, `output:IN_PORT`).
+fn output(arg: &str, at: usize) -> Res<FlowAction> {
+    if arg.contains('[') {
+        let src = subfield(arg, at)?;
+        if src.width() > 32 {
+            return bad(
+                at,
+                format!(
+                    "output:{arg}: a port number has at most 32 bits, the range has {}",
+                    src.width()
+                ),
+            );
+        }
+        return Ok(FlowAction::OutputReg { src });
+    }
+    match arg.to_ascii_lowercase().as_str() {
+        "normal" => return Ok(FlowAction::Normal),
+        "flood" => return Ok(FlowAction::Flood),
+        "in_port" => return Ok(FlowAction::InPort),
+        _ => {}
+    }
+    Ok(FlowAction::Output {
+        port: lex::port(arg, at, "output:")?,
     })
+}
+
+/// `conjunction(ID,K/N)`; `rest` is `(...)` at `at`.
+fn conjunction(rest: &str, at: usize) -> Res<FlowAction> {
+    let usage = "expected conjunction(ID,K/N) (clause K of N, 1 <= K <= N, 2 <= N <= 64)";
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or(lex::Bad {
+            at,
+            msg: usage.to_string(),
+        })?;
+    let parsed = inner.split_once(',').and_then(|(id, kn)| {
+        let (k, n) = kn.trim().split_once('/')?;
+        let id = lex::number(id.trim()).ok().and_then(|v| u32::try_from(v).ok())?;
+        let k = lex::number(k.trim()).ok().and_then(|v| u8::try_from(v).ok())?;
+        let n = lex::number(n.trim()).ok().and_then(|v| u8::try_from(v).ok())?;
+        Some((id, k, n))
+    });
+    match parsed {
+        Some((id, clause, n_clauses))
+            if (2..=64).contains(&n_clauses) && (1..=n_clauses).contains(&clause) =>
+        {
+            Ok(FlowAction::Conjunction {
+                id,
+                clause,
+                n_clauses,
+            })
+        }
+        _ => bad(at + 1, format!("{usage}, found {}", found(inner))),
+    }
 }
 
 /// The error for an action that is not one of ours, or is misused.
@@ -261,20 +440,28 @@ fn field(name: &str, at: usize) -> Res<Field> {
         .map(|&(_, f)| f)
         .ok_or_else(|| {
             let names = FIELDS.iter().map(|&(n, _)| n);
-            lex::Bad {
-                at,
-                msg: format!(
+            let msg = if name.starts_with("ct_") || name.starts_with("NXM_NX_CT_") {
+                format!(
+                    "{name}: connection tracking (ct_state, ct(...)) is not supported by vxswitch"
+                )
+            } else if FIELD_UNSUPPORTED.contains(&name) {
+                format!("the field {name} is not supported by vxswitch in actions")
+            } else {
+                format!(
                     "unknown field {}{}; fields are eth_src, eth_dst, ip_src, ip_dst, nw_ttl, \
-                 tp_src, tp_dst, tun_id, tun_src, tun_dst, reg0-reg7",
+                     nw_tos, tp_src, tp_dst, tun_id, tun_src, tun_dst, reg0-reg7, in_port, \
+                     vlan_tci, vlan_vid, vlan_pcp, pkt_mark, eth_type, nw_proto (or their NXM \
+                     names)",
                     found(name),
                     lex::did_you_mean(name, names)
-                ),
-            }
+                )
+            };
+            lex::Bad { at, msg }
         })
 }
 
-/// The printed name of a field.
-fn field_name(f: Field) -> String {
+/// The printed name of a field in set_field (OVS's OXM-style name).
+pub(super) fn field_name(f: Field) -> String {
     match f {
         Field::Reg(i) => REG_NAMES
             .get(usize::from(i))
@@ -288,7 +475,7 @@ fn field_name(f: Field) -> String {
 }
 
 /// `FIELD`, `FIELD[]`, `FIELD[BIT]` or `FIELD[START..END]` (inclusive).
-fn subfield(s: &str, at: usize) -> Res<FieldRange> {
+pub(super) fn subfield(s: &str, at: usize) -> Res<FieldRange> {
     let (name, brackets) = match s.find('[') {
         Some(i) => (&s[..i], Some((&s[i..], at + i))),
         None => (s, None),
@@ -343,9 +530,9 @@ fn subfield(s: &str, at: usize) -> Res<FieldRange> {
     })
 }
 
-/// `name[]`, `name[n]` or `name[a..b]`.
-fn format_range(r: &FieldRange) -> String {
-    let name = field_name(r.field);
+/// `NAME[]`, `NAME[n]` or `NAME[a..b]`, under the field's NXM name as ovs-ofctl prints it.
+pub(super) fn format_range(r: &FieldRange) -> String {
+    let name = nxm_name(r.field);
     if r.start == 0 && u32::from(r.end) + 1 == r.field.bits() {
         format!("{name}[]")
     } else if r.start == r.end {
@@ -363,8 +550,49 @@ fn arrow<'a>(arg: &'a str, at: usize, usage: &str) -> Res<(&'a str, &'a str, usi
     }
 }
 
-/// `set_field:VALUE->FIELD`.
-fn set_field(arg: &str, at: usize) -> Res<FlowAction> {
+/// A value of `field` as set_field and learn write it: a MAC, an IPv4 address, a port, or
+/// a number that fits the field.
+pub(super) fn field_value(field: Field, v: &str, at: usize, after: &str) -> Res<u64> {
+    Ok(match field {
+        Field::DlSrc | Field::DlDst => lex::mac_to_u64(lex::mac(v, at, after)?),
+        Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
+            u64::from(u32::from(lex::ipv4(v, at, after)?))
+        }
+        f => lex::uint(v, at, after, &field_name(f), f.bits())?,
+    })
+}
+
+/// The loads that write `value` into the bits of `field` that `mask` selects: one per run of
+/// ones (how OVS stores a masked set_field).
+fn masked_loads(field: Field, value: u64, mask: u64) -> Vec<FlowAction> {
+    let bits = field.bits();
+    let mut out = Vec::new();
+    let mut bit = 0;
+    while bit < bits {
+        if mask >> bit & 1 == 0 {
+            bit += 1;
+            continue;
+        }
+        let start = bit;
+        while bit < bits && mask >> bit & 1 == 1 {
+            bit += 1;
+        }
+        let dst = FieldRange {
+            field,
+            start: start as u8,
+            end: (bit - 1) as u8,
+        };
+        out.push(FlowAction::Load {
+            dst,
+            value: (value >> start) & lex::max_of(dst.width()),
+        });
+    }
+    out
+}
+
+/// `set_field:VALUE->FIELD` or `set_field:VALUE/MASK->FIELD` (stored as loads of the masked
+/// bits, as OVS does).
+fn set_field(arg: &str, at: usize) -> Res<Vec<FlowAction>> {
     let (v, name, f_at) = arrow(arg, at, "VALUE->FIELD after set_field:")?;
     if name.contains('[') {
         return bad(
@@ -374,7 +602,7 @@ fn set_field(arg: &str, at: usize) -> Res<FlowAction> {
     }
     if name == "tun_ipv6_dst" {
         if let Some(p) = v.find('/') {
-            return bad(at + p, "set_field with a mask is not supported");
+            return bad(at + p, "set_field with a mask is not supported on tun_ipv6_dst");
         }
         let value = v.parse().or_else(|_| {
             bad(
@@ -385,23 +613,23 @@ fn set_field(arg: &str, at: usize) -> Res<FlowAction> {
                 ),
             )
         })?;
-        return Ok(FlowAction::SetTunIpv6Dst { value });
+        return Ok(vec![FlowAction::SetTunIpv6Dst { value }]);
     }
     let field = field(name, f_at)?;
-    if let Some(p) = v.find('/') {
-        return bad(
-            at + p,
-            "set_field with a mask is not supported; use load:VALUE->FIELD[a..b]",
-        );
-    }
-    let value = match field {
-        Field::DlSrc | Field::DlDst => lex::mac_to_u64(lex::mac(v, at, "set_field:")?),
-        Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
-            u64::from(u32::from(lex::ipv4(v, at, "set_field:")?))
-        }
-        f => lex::uint(v, at, "set_field:", &field_name(f), f.bits())?,
+    let Some((v, m)) = v.split_once('/') else {
+        let value = field_value(field, v, at, "set_field:")?;
+        return Ok(vec![FlowAction::SetField { field, value }]);
     };
-    Ok(FlowAction::SetField { field, value })
+    let value = field_value(field, v, at, "set_field:")?;
+    let m_at = at + v.len() + 1;
+    let mask = field_value(field, m, m_at, &format!("set_field:{v}/"))?;
+    if mask == 0 {
+        return bad(m_at, "the set_field mask is zero: it would write nothing");
+    }
+    if mask == lex::max_of(field.bits()) {
+        return Ok(vec![FlowAction::SetField { field, value }]);
+    }
+    Ok(masked_loads(field, value & mask, mask))
 }
 
 /// `load:VALUE->FIELD[BITS]`.
@@ -432,9 +660,11 @@ fn move_(arg: &str, at: usize) -> Res<FlowAction> {
     Ok(FlowAction::Move { src, dst })
 }
 
-/// `resubmit(,TABLE)` or `resubmit(PORT,TABLE)`; `rest` is `(...)` at `at`.
+/// `resubmit(,TABLE)`, `resubmit(PORT,TABLE)`, `resubmit(PORT)` or `resubmit(PORT,)` (the
+/// current table); `rest` is `(...)` at `at`.
 fn resubmit(rest: &str, at: usize) -> Res<FlowAction> {
-    let usage = "resubmit needs a table: resubmit(,TABLE) or resubmit(PORT,TABLE)";
+    let usage = "resubmit needs a port or a table: resubmit(,TABLE), resubmit(PORT,TABLE) or \
+                 resubmit:PORT";
     let Some(close) = rest.find(')') else {
         return bad(at, usage);
     };
@@ -445,9 +675,7 @@ fn resubmit(rest: &str, at: usize) -> Res<FlowAction> {
         );
     }
     let inner = &rest[1..close];
-    let Some((p, t)) = inner.split_once(',') else {
-        return bad(at, usage);
-    };
+    let (p, t) = inner.split_once(',').unwrap_or((inner, ""));
     fn trimmed(x: &str, x_at: usize) -> (&str, usize) {
         let lead = x.len() - x.trim_start().len();
         (x.trim(), x_at + lead)
@@ -459,10 +687,14 @@ fn resubmit(rest: &str, at: usize) -> Res<FlowAction> {
     } else {
         Some(lex::port(p, p_at, "resubmit(")?)
     };
-    if t.is_empty() {
+    if t.is_empty() && in_port.is_none() {
         return bad(t_at, usage);
     }
-    let table = lex::table(t, t_at, "resubmit(PORT,")?;
+    let table = if t.is_empty() {
+        CURRENT_TABLE
+    } else {
+        lex::table(t, t_at, "resubmit(PORT,")?
+    };
     Ok(FlowAction::Resubmit { in_port, table })
 }
 
@@ -491,6 +723,10 @@ fn note(arg: &str, at: usize) -> Res<Vec<u8>> {
         };
         bytes.push((hi * 16 + lo) as u8);
     }
+    // OVS carries a note in an action of 10 header bytes plus the note, padded with zeros to
+    // a multiple of 8, and prints the padding as part of the note: store what it prints.
+    let padded = (bytes.len() + 10).div_ceil(8) * 8 - 10;
+    bytes.resize(padded, 0);
     Ok(bytes)
 }
 
@@ -498,8 +734,8 @@ fn note(arg: &str, at: usize) -> Res<Vec<u8>> {
 pub fn format_action(a: &FlowAction) -> String {
     match a {
         FlowAction::Output { port } => format!("output:{port}"),
-        FlowAction::Normal => "normal".to_string(),
-        FlowAction::Flood => "flood".to_string(),
+        FlowAction::Normal => "NORMAL".to_string(),
+        FlowAction::Flood => "FLOOD".to_string(),
         FlowAction::Drop => "drop".to_string(),
         FlowAction::SetField { field, value } => {
             format!(
@@ -509,14 +745,25 @@ pub fn format_action(a: &FlowAction) -> String {
             )
         }
         FlowAction::SetTunIpv6Dst { value } => format!("set_field:{value}->tun_ipv6_dst"),
-        FlowAction::Load { dst, value } => format!("load:{value:#x}->{}", format_range(dst)),
+        FlowAction::Load { dst, value } => {
+            format!("load:{}->{}", lex::chex(*value), format_range(dst))
+        }
         FlowAction::Move { src, dst } => {
             format!("move:{}->{}", format_range(src), format_range(dst))
         }
         FlowAction::ModDlSrc { mac } => format!("mod_dl_src:{mac}"),
         FlowAction::ModDlDst { mac } => format!("mod_dl_dst:{mac}"),
         FlowAction::DecTtl => "dec_ttl".to_string(),
+        FlowAction::Resubmit {
+            in_port: Some(port),
+            table: CURRENT_TABLE,
+        } => format!("resubmit:{port}"),
         FlowAction::Resubmit { in_port, table } => {
+            let table = if *table == CURRENT_TABLE {
+                String::new()
+            } else {
+                table.to_string()
+            };
             format!(
                 "resubmit({},{table})",
                 in_port.as_ref().map(PortRef::to_string).unwrap_or_default()
@@ -535,7 +782,7 @@ pub fn format_action(a: &FlowAction) -> String {
         FlowAction::ModVlanPcp { pcp } => format!("mod_vlan_pcp:{pcp}"),
         FlowAction::ModNwTos { tos } => format!("mod_nw_tos:{tos}"),
         FlowAction::Group { id } => format!("group:{id}"),
-        FlowAction::Learn(spec) => format_learn(spec),
+        FlowAction::Learn(spec) => super::learn::format(spec),
         FlowAction::Conjunction {
             id,
             clause,
@@ -544,56 +791,9 @@ pub fn format_action(a: &FlowAction) -> String {
     }
 }
 
-/// `learn(...)` as ovs-ofctl prints it.
-fn format_learn(l: &crate::flow::LearnSpec) -> String {
-    use crate::flow::LearnItem;
-    let mut parts = vec![format!("table={}", l.table)];
-    if l.idle_timeout != 0 {
-        parts.push(format!("idle_timeout={}", l.idle_timeout));
-    }
-    if l.hard_timeout != 0 {
-        parts.push(format!("hard_timeout={}", l.hard_timeout));
-    }
-    if l.fin_idle_timeout != 0 {
-        parts.push(format!("fin_idle_timeout={}", l.fin_idle_timeout));
-    }
-    if l.fin_hard_timeout != 0 {
-        parts.push(format!("fin_hard_timeout={}", l.fin_hard_timeout));
-    }
-    if l.priority != crate::flow::DEFAULT_PRIORITY {
-        parts.push(format!("priority={}", l.priority));
-    }
-    if l.send_flow_rem {
-        parts.push("send_flow_rem".to_string());
-    }
-    if l.delete_learned {
-        parts.push("delete_learned".to_string());
-    }
-    if l.cookie != 0 {
-        parts.push(format!("cookie={:#x}", l.cookie));
-    }
-    for item in &l.items {
-        parts.push(match item {
-            LearnItem::MatchField { dst, src } if dst == src => format_range(dst),
-            LearnItem::MatchField { dst, src } => {
-                format!("{}={}", format_range(dst), format_range(src))
-            }
-            LearnItem::MatchValue { dst, value } => format!("{}={value:#x}", format_range(dst)),
-            LearnItem::LoadField { dst, src } => {
-                format!("load:{}->{}", format_range(src), format_range(dst))
-            }
-            LearnItem::LoadValue { dst, value } => {
-                format!("load:{value:#x}->{}", format_range(dst))
-            }
-            LearnItem::Output { src } => format!("output:{}", format_range(src)),
-        });
-    }
-    format!("learn({})", parts.join(","))
-}
-
 /// A set_field value as its field writes it: a MAC, an IPv4 address, hex (tun_id and
 /// registers) or decimal.
-fn set_value(field: Field, value: u64) -> String {
+pub(super) fn set_value(field: Field, value: u64) -> String {
     match field {
         Field::DlSrc | Field::DlDst => lex::mac_from_u64(value).to_string(),
         Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
