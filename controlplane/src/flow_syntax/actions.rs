@@ -558,6 +558,16 @@ pub(super) fn field_value(field: Field, v: &str, at: usize, after: &str) -> Res<
         Field::NwSrc | Field::NwDst | Field::TunSrc | Field::TunDst => {
             u64::from(u32::from(lex::ipv4(v, at, after)?))
         }
+        Field::NwTos => {
+            let tos = lex::uint(v, at, after, "nw_tos", 8)?;
+            if tos & 3 != 0 {
+                return bad(
+                    at,
+                    format!("nw_tos {v} is not a DSCP value: it must be a multiple of 4 (the ECN bits are not writable)"),
+                );
+            }
+            tos
+        }
         f => lex::uint(v, at, after, &field_name(f), f.bits())?,
     })
 }
