@@ -550,16 +550,22 @@ fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
     })
 }
 
-/// Parses a file of flows, one per line; blank lines and `#` comments are skipped.
+/// Parses a file of flows, one per line; blank lines and `#` comments are skipped. A flow
+/// listed twice (same table, priority and match) is kept once, with what the later line says,
+/// as ovs-ofctl's add-flows and replace-flows do.
 pub fn parse_flows_file(text: &str) -> Result<Vec<FlowSpec>, FileError> {
-    content_lines(text)
-        .map(|(line, whole, content)| {
-            flow_at(content, 0).map_err(|b| FileError {
-                line,
-                error: ParseError::new(whole, b),
-            })
-        })
-        .collect()
+    let mut flows: Vec<FlowSpec> = Vec::new();
+    for (line, whole, content) in content_lines(text) {
+        let f = flow_at(content, 0).map_err(|b| FileError {
+            line,
+            error: ParseError::new(whole, b),
+        })?;
+        match flows.iter_mut().find(|x| x.same_rule(&f)) {
+            Some(earlier) => *earlier = f,
+            None => flows.push(f),
+        }
+    }
+    Ok(flows)
 }
 
 /// The next whitespace-separated word at or after `from`: the word and its offset.

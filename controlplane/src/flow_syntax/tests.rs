@@ -1678,3 +1678,17 @@ fn openshift_programs_print_as_ovs_dumps_them() {
         assert_eq!(got, want, "{gen}");
     }
 }
+
+/// `replace-flows` / `add-flows` with the same flow listed twice: the later line wins, as in
+/// ovs-ofctl.
+#[test]
+fn a_flow_listed_twice_in_a_file_is_the_later_line() {
+    let text = "table=1,priority=5,ip actions=output:1\n\
+                table=1,priority=6,ip actions=output:2\n\
+                table=1, priority=5, ip, actions=output:3  # again\n";
+    let flows = parse_flows_file(text).unwrap();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert_eq!(flows[0].priority, 5);
+    assert_eq!(flows[0].actions, vec![A::Output { port: num(3) }]);
+    assert_eq!(flows[1].actions, vec![A::Output { port: num(2) }]);
+}
