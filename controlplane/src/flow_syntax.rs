@@ -117,7 +117,7 @@ mod tests;
 
 use std::fmt;
 
-pub use actions::{format_action, format_actions};
+pub use actions::{format_action, format_actions, format_actions_for};
 pub use matches::{canonicalize, format_match};
 
 use crate::flow::{FlowAction, FlowMod, FlowSpec, FlowStats, Match, PortRef, DEFAULT_PRIORITY};
@@ -465,7 +465,8 @@ fn parse_parts(s: &str, from: usize, mode: Mode) -> Res<Parsed> {
             return bad(key_at, "a trace takes a packet, not actions");
         }
         (Some((key_at, text_at)), _) => {
-            p.actions = Some(actions::parse(s, text_at)?);
+            let parsed = actions::parse(s, text_at)?;
+            p.actions = Some(actions::ovs_vlan_forms(parsed, &p.matches));
             p.actions_at = key_at;
         }
         (None, Mode::Flow) => {
@@ -684,7 +685,7 @@ fn rule(prefix: String, f: &FlowSpec) -> String {
         out.push(' ');
     }
     out += "actions=";
-    out += &format_actions(&f.actions);
+    out += &actions::format_actions_for(&f.actions, &f.matches);
     out
 }
 

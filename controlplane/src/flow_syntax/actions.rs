@@ -83,8 +83,7 @@ const FIELDS: &[(&str, Field)] = &[
     ("ip_src", Field::NwSrc),
     ("nw_src", Field::NwSrc),
     ("NXM_OF_IP_SRC", Field::NwSrc),
-    // ARP's protocol addresses and opcode are the same flow fields as nw_src, nw_dst and
-    // nw_proto (as in OVS).
+    // ARP's protocol addresses are the same flow fields as nw_src and nw_dst (as in OVS).
     ("arp_spa", Field::NwSrc),
     ("NXM_OF_ARP_SPA", Field::NwSrc),
     ("ip_dst", Field::NwDst),
@@ -143,12 +142,12 @@ const FIELDS: &[(&str, Field)] = &[
     ("nw_proto", Field::NwProto),
     ("ip_proto", Field::NwProto),
     ("NXM_OF_IP_PROTO", Field::NwProto),
-    ("arp_op", Field::NwProto),
-    ("NXM_OF_ARP_OP", Field::NwProto),
 ];
 
 /// OVS fields that actions here cannot read or write.
 const FIELD_UNSUPPORTED: &[&str] = &[
+    "arp_op",
+    "NXM_OF_ARP_OP",
     "arp_sha",
     "arp_tha",
     "NXM_NX_ARP_SHA",
@@ -166,8 +165,10 @@ const FIELD_UNSUPPORTED: &[&str] = &[
 
 /// The NXM name of a field, as ovs-ofctl prints bit ranges (`NXM_NX_REG0[]`); fields that
 /// have none print under their OXM name.
-fn nxm_name(f: Field) -> String {
+fn nxm_name(f: Field, udp: bool) -> String {
     match f {
+        Field::TpSrc if udp => "NXM_OF_UDP_SRC",
+        Field::TpDst if udp => "NXM_OF_UDP_DST",
         Field::DlSrc => "NXM_OF_ETH_SRC",
         Field::DlDst => "NXM_OF_ETH_DST",
         Field::NwSrc => "NXM_OF_IP_SRC",
@@ -287,7 +288,9 @@ fn one(tok: &str, at: usize) -> Res<Vec<FlowAction>> {
             if tos & 3 != 0 {
                 return bad(
                     arg_at,
-                    format!("mod_nw_tos:{arg} sets the DSCP bits: the value must be a multiple of 4"),
+                    format!(
+                        "mod_nw_tos:{arg} sets the DSCP bits: the value must be a multiple of 4"
+                    ),
                 );
             }
             FlowAction::ModNwTos { tos }
@@ -314,7 +317,10 @@ fn one(tok: &str, at: usize) -> Res<Vec<FlowAction>> {
             if id > crate::flow::MAX_GROUP {
                 return bad(
                     arg_at,
-                    format!("group {arg} is out of range (groups are 0-{:#x})", crate::flow::MAX_GROUP),
+                    format!(
+                        "group {arg} is out of range (groups are 0-{:#x})",
+                        crate::flow::MAX_GROUP
+                    ),
                 );
             }
             FlowAction::Group { id }
@@ -395,9 +401,15 @@ fn conjunction(rest: &str, at: usize) -> Res<FlowAction> {
         })?;
     let parsed = inner.split_once(',').and_then(|(id, kn)| {
         let (k, n) = kn.trim().split_once('/')?;
-        let id = lex::number(id.trim()).ok().and_then(|v| u32::try_from(v).ok())?;
-        let k = lex::number(k.trim()).ok().and_then(|v| u8::try_from(v).ok())?;
-        let n = lex::number(n.trim()).ok().and_then(|v| u8::try_from(v).ok())?;
+        let id = lex::number(id.trim())
+            .ok()
+            .and_then(|v| u32::try_from(v).ok())?;
+        let k = lex::number(k.trim())
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())?;
+        let n = lex::number(n.trim())
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())?;
         Some((id, k, n))
     });
     match parsed {
@@ -458,6 +470,17 @@ fn field(name: &str, at: usize) -> Res<Field> {
             };
             lex::Bad { at, msg }
         })
+}
+
+/// The name set_field prints: OVS's OXM name, transport ports after the flow's protocol.
+fn print_field_name(f: Field, udp: bool) -> String {
+    match (f, udp) {
+        (Field::TpSrc, false) => "tcp_src".to_string(),
+        (Field::TpDst, false) => "tcp_dst".to_string(),
+        (Field::TpSrc, true) => "udp_src".to_string(),
+        (Field::TpDst, true) => "udp_dst".to_string(),
+        (f, _) => field_name(f),
+    }
 }
 
 /// The printed name of a field in set_field (OVS's OXM-style name).
@@ -532,7 +555,12 @@ pub(super) fn subfield(s: &str, at: usize) -> Res<FieldRange> {
 
 /// `NAME[]`, `NAME[n]` or `NAME[a..b]`, under the field's NXM name as ovs-ofctl prints it.
 pub(super) fn format_range(r: &FieldRange) -> String {
-    let name = nxm_name(r.field);
+    format_range_in(r, false)
+}
+
+/// [`format_range`] in a flow that matches UDP (`udp`: transport ports print as UDP's).
+pub(super) fn format_range_in(r: &FieldRange, udp: bool) -> String {
+    let name = nxm_name(r.field, udp);
     if r.start == 0 && u32::from(r.end) + 1 == r.field.bits() {
         format!("{name}[]")
     } else if r.start == r.end {
@@ -612,7 +640,10 @@ fn set_field(arg: &str, at: usize) -> Res<Vec<FlowAction>> {
     }
     if name == "tun_ipv6_dst" {
         if let Some(p) = v.find('/') {
-            return bad(at + p, "set_field with a mask is not supported on tun_ipv6_dst");
+            return bad(
+                at + p,
+                "set_field with a mask is not supported on tun_ipv6_dst",
+            );
         }
         let value = v.parse().or_else(|_| {
             bad(
@@ -624,6 +655,12 @@ fn set_field(arg: &str, at: usize) -> Res<Vec<FlowAction>> {
             )
         })?;
         return Ok(vec![FlowAction::SetTunIpv6Dst { value }]);
+    }
+    if name == "ip_dscp" {
+        let dscp = lex::uint(v, at, "set_field:", "ip_dscp", 6)?;
+        return Ok(vec![FlowAction::ModNwTos {
+            tos: (dscp as u8) << 2,
+        }]);
     }
     let field = field(name, f_at)?;
     let Some((v, m)) = v.split_once('/') else {
@@ -742,6 +779,12 @@ fn note(arg: &str, at: usize) -> Res<Vec<u8>> {
 
 /// Prints one action the way it parses back.
 pub fn format_action(a: &FlowAction) -> String {
+    format_action_in(a, false)
+}
+
+/// [`format_action`] in a flow that matches UDP or not (`udp`): ovs-ofctl names transport
+/// ports after the flow's protocol.
+pub(super) fn format_action_in(a: &FlowAction, udp: bool) -> String {
     match a {
         FlowAction::Output { port } => format!("output:{port}"),
         FlowAction::Normal => "NORMAL".to_string(),
@@ -751,15 +794,19 @@ pub fn format_action(a: &FlowAction) -> String {
             format!(
                 "set_field:{}->{}",
                 set_value(*field, *value),
-                field_name(*field)
+                print_field_name(*field, udp)
             )
         }
         FlowAction::SetTunIpv6Dst { value } => format!("set_field:{value}->tun_ipv6_dst"),
         FlowAction::Load { dst, value } => {
-            format!("load:{}->{}", lex::chex(*value), format_range(dst))
+            format!("load:{}->{}", lex::chex(*value), format_range_in(dst, udp))
         }
         FlowAction::Move { src, dst } => {
-            format!("move:{}->{}", format_range(src), format_range(dst))
+            format!(
+                "move:{}->{}",
+                format_range_in(src, udp),
+                format_range_in(dst, udp)
+            )
         }
         FlowAction::ModDlSrc { mac } => format!("mod_dl_src:{mac}"),
         FlowAction::ModDlDst { mac } => format!("mod_dl_dst:{mac}"),
@@ -784,15 +831,16 @@ pub fn format_action(a: &FlowAction) -> String {
             let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
             format!("note:{}", hex.join("."))
         }
-        FlowAction::OutputReg { src } => format!("output:{}", format_range(src)),
+        FlowAction::OutputReg { src } => format!("output:{}", format_range_in(src, udp)),
         FlowAction::InPort => "IN_PORT".to_string(),
         FlowAction::PushVlan { ethertype } => format!("push_vlan:{ethertype:#x}"),
         FlowAction::PopVlan => "pop_vlan".to_string(),
         FlowAction::ModVlanVid { vid } => format!("mod_vlan_vid:{vid}"),
         FlowAction::ModVlanPcp { pcp } => format!("mod_vlan_pcp:{pcp}"),
-        FlowAction::ModNwTos { tos } => format!("mod_nw_tos:{tos}"),
+        // OVS stores mod_nw_tos as a set_field of the DSCP bits.
+        FlowAction::ModNwTos { tos } => format!("set_field:{}->ip_dscp", tos >> 2),
         FlowAction::Group { id } => format!("group:{id}"),
-        FlowAction::Learn(spec) => super::learn::format(spec),
+        FlowAction::Learn(spec) => super::learn::format(spec, udp),
         FlowAction::Conjunction {
             id,
             clause,
@@ -810,7 +858,7 @@ pub(super) fn set_value(field: Field, value: u64) -> String {
             Ipv4Addr::from(value as u32).to_string()
         }
         Field::TunId | Field::Reg(_) | Field::PktMark | Field::VlanTci | Field::DlType => {
-            format!("{value:#x}")
+            lex::chex(value)
         }
         Field::NwTtl
         | Field::TpSrc
@@ -825,8 +873,72 @@ pub(super) fn set_value(field: Field, value: u64) -> String {
 
 /// Prints an action list, comma-separated; an empty list prints as `drop`.
 pub fn format_actions(a: &[FlowAction]) -> String {
+    format_actions_in(a, false)
+}
+
+/// [`format_actions`] of a flow with match `m`, as ovs-ofctl prints them in that flow
+/// (transport ports named after the flow's protocol).
+pub fn format_actions_for(a: &[FlowAction], m: &[crate::flow::Match]) -> String {
+    let udp = m
+        .iter()
+        .any(|x| matches!(x, crate::flow::Match::NwProto { value: 17 }));
+    format_actions_in(a, udp)
+}
+
+fn format_actions_in(a: &[FlowAction], udp: bool) -> String {
     if a.is_empty() {
         return "drop".to_string();
     }
-    a.iter().map(format_action).collect::<Vec<_>>().join(",")
+    a.iter()
+        .map(|x| format_action_in(x, udp))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Rewrites `mod_vlan_vid` and `mod_vlan_pcp` as OVS stores them for OpenFlow 1.3: a
+/// set_field of `vlan_vid` (with the tag-present bit 0x1000) or `vlan_pcp`, after a
+/// `push_vlan:0x8100` when neither the match nor an earlier action gives the frame a tag.
+pub(super) fn ovs_vlan_forms(
+    actions: Vec<FlowAction>,
+    matches: &[crate::flow::Match],
+) -> Vec<FlowAction> {
+    use crate::flow::Match;
+    let mut tagged = matches.iter().any(|m| match m {
+        Match::DlVlan { .. } | Match::DlVlanPcp { .. } => true,
+        Match::VlanTci { value, mask } => value & mask & 0x1000 != 0,
+        _ => false,
+    });
+    let mut out = Vec::with_capacity(actions.len() + 1);
+    for a in actions {
+        let set = match a {
+            FlowAction::ModVlanVid { vid } => FlowAction::SetField {
+                field: Field::VlanVid,
+                value: 0x1000 | u64::from(vid),
+            },
+            FlowAction::ModVlanPcp { pcp } => FlowAction::SetField {
+                field: Field::VlanPcp,
+                value: u64::from(pcp),
+            },
+            FlowAction::PushVlan { .. } => {
+                tagged = true;
+                out.push(a);
+                continue;
+            }
+            FlowAction::PopVlan => {
+                tagged = false;
+                out.push(a);
+                continue;
+            }
+            a => {
+                out.push(a);
+                continue;
+            }
+        };
+        if !tagged {
+            out.push(FlowAction::PushVlan { ethertype: 0x8100 });
+            tagged = true;
+        }
+        out.push(set);
+    }
+    out
 }

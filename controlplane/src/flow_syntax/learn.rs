@@ -1,6 +1,6 @@
 //! The `learn(...)` action: parsing OVS's item syntax, and printing it as ovs-ofctl does.
 
-use super::actions::{field_name, field_value, format_range, set_value, subfield};
+use super::actions::{field_name, field_value, format_range, format_range_in, set_value, subfield};
 use super::lex::{self, bad, found, Res};
 use crate::flow::{FieldRange, FlowAction, LearnItem, LearnSpec, DEFAULT_PRIORITY};
 
@@ -124,12 +124,8 @@ pub(super) fn parse(rest: &str, at: usize) -> Res<FlowAction> {
         match (key, value) {
             ("table", Some((v, v_at))) => spec.table = lex::table(v, v_at, "learn(table=")?,
             ("priority", Some((v, v_at))) => spec.priority = num(v, v_at, key, 16)? as u16,
-            ("idle_timeout", Some((v, v_at))) => {
-                spec.idle_timeout = num(v, v_at, key, 16)? as u16
-            }
-            ("hard_timeout", Some((v, v_at))) => {
-                spec.hard_timeout = num(v, v_at, key, 16)? as u16
-            }
+            ("idle_timeout", Some((v, v_at))) => spec.idle_timeout = num(v, v_at, key, 16)? as u16,
+            ("hard_timeout", Some((v, v_at))) => spec.hard_timeout = num(v, v_at, key, 16)? as u16,
             ("fin_idle_timeout", Some((v, v_at))) => {
                 spec.fin_idle_timeout = num(v, v_at, key, 16)? as u16
             }
@@ -140,10 +136,7 @@ pub(super) fn parse(rest: &str, at: usize) -> Res<FlowAction> {
             ("send_flow_rem", None) => spec.send_flow_rem = true,
             ("delete_learned", None) => spec.delete_learned = true,
             ("limit" | "result_dst", _) => {
-                return bad(
-                    t_at,
-                    format!("learn's {key} is not supported by vxswitch"),
-                )
+                return bad(t_at, format!("learn's {key} is not supported by vxswitch"))
             }
             _ => {
                 let it = item(tok, t_at).map_err(|mut b| {
@@ -161,7 +154,7 @@ pub(super) fn parse(rest: &str, at: usize) -> Res<FlowAction> {
 
 /// `learn(...)` as ovs-ofctl prints it: table, the timeouts and priority when set, the flags,
 /// the cookie when not zero, then the items in order.
-pub(super) fn format(l: &LearnSpec) -> String {
+pub(super) fn format(l: &LearnSpec, udp: bool) -> String {
     let mut parts = vec![format!("table={}", l.table)];
     if l.idle_timeout != 0 {
         parts.push(format!("idle_timeout={}", l.idle_timeout));
@@ -189,23 +182,31 @@ pub(super) fn format(l: &LearnSpec) -> String {
     }
     for item in &l.items {
         parts.push(match item {
-            LearnItem::MatchField { dst, src } if dst == src => format_range(dst),
+            LearnItem::MatchField { dst, src } if dst == src => format_range_in(dst, udp),
             LearnItem::MatchField { dst, src } => {
-                format!("{}={}", format_range(dst), format_range(src))
+                format!(
+                    "{}={}",
+                    format_range_in(dst, udp),
+                    format_range_in(src, udp)
+                )
             }
             LearnItem::MatchValue { dst, value } if *dst == FieldRange::whole(dst.field) => {
                 format!("{}={}", field_name(dst.field), set_value(dst.field, *value))
             }
             LearnItem::MatchValue { dst, value } => {
-                format!("{}={}", format_range(dst), lex::chex(*value))
+                format!("{}={}", format_range_in(dst, udp), lex::chex(*value))
             }
             LearnItem::LoadField { dst, src } => {
-                format!("load:{}->{}", format_range(src), format_range(dst))
+                format!(
+                    "load:{}->{}",
+                    format_range_in(src, udp),
+                    format_range_in(dst, udp)
+                )
             }
             LearnItem::LoadValue { dst, value } => {
-                format!("load:{}->{}", lex::chex(*value), format_range(dst))
+                format!("load:{}->{}", lex::chex(*value), format_range_in(dst, udp))
             }
-            LearnItem::Output { src } => format!("output:{}", format_range(src)),
+            LearnItem::Output { src } => format!("output:{}", format_range_in(src, udp)),
         });
     }
     format!("learn({})", parts.join(","))

@@ -439,7 +439,10 @@ pub(super) fn port(v: &str, at: usize, after: &str) -> Res<PortRef> {
     };
     match v.chars().next() {
         Some(c) if c.is_ascii_digit() => match number(v) {
-            Ok(0) => bad(at, format!("port 0 is no port (ports are 1-{})", crate::flow::MAX_PORT)),
+            Ok(0) => bad(
+                at,
+                format!("port 0 is no port (ports are 1-{})", crate::flow::MAX_PORT),
+            ),
             Ok(n) if n <= u64::from(crate::flow::MAX_PORT) => Ok(PortRef::Number(n as u16)),
             Ok(_) | Err(NumErr::Overflow) => too_large(),
             Err(NumErr::Syntax) => port_name(v, at, after),

@@ -542,6 +542,40 @@ fn normalise(m: &mut Match) {
     }
 }
 
+/// A `vlan_tci` that says "tagged" and matches the whole VID and/or the whole PCP is what OVS
+/// prints (and stores) as `dl_vlan` and/or `dl_vlan_pcp`: rewrite it so.
+/// A `vlan_tci` that says "untagged" needs no PCP bits (an untagged frame has none): OVS keeps
+/// it as `vlan_tci=0x0000/0x1fff`.
+fn vlan_names(m: &mut Vec<Match>) {
+    for x in m.iter_mut() {
+        if let Match::VlanTci { value, mask } = x {
+            if *mask & 0x1000 != 0 && *value & 0x1000 == 0 {
+                *mask &= 0x1fff;
+                *value &= *mask;
+            }
+        }
+    }
+    let Some(i) = m.iter().position(|x| {
+        matches!(x, Match::VlanTci { value, mask }
+            if value & 0x1000 != 0 && matches!(*mask, 0x1fff | 0xf000 | 0xffff))
+    }) else {
+        return;
+    };
+    let Match::VlanTci { value, mask } = m.remove(i) else {
+        return;
+    };
+    if mask & 0x0fff != 0 {
+        m.push(Match::DlVlan {
+            value: value & 0x0fff,
+        });
+    }
+    if mask & 0xe000 != 0 {
+        m.push(Match::DlVlanPcp {
+            value: (value >> 13) as u8,
+        });
+    }
+}
+
 /// True for a masked field whose mask is all zeros: it matches everything.
 fn is_wildcard(m: &Match) -> bool {
     match m {
@@ -576,6 +610,7 @@ fn is_wildcard(m: &Match) -> bool {
 /// arrive as JSON so that equal rules compare equal.
 pub fn canonicalize(m: &mut Vec<Match>) {
     m.iter_mut().for_each(normalise);
+    vlan_names(m);
     m.retain(|x| !is_wildcard(x));
     m.sort_by_key(order);
     m.dedup();
