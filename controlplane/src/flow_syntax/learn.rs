@@ -32,7 +32,7 @@ fn num(v: &str, at: usize, key: &str, bits: u32) -> Res<u64> {
 }
 
 /// Splits `A->B` of a learn `load:`.
-fn arrow<'a>(arg: &'a str, at: usize) -> Res<(&'a str, &'a str, usize)> {
+fn arrow(arg: &str, at: usize) -> Res<(&str, &str, usize)> {
     match arg.split_once("->") {
         Some((a, b)) => Ok((a, b, at + a.len() + 2)),
         None => bad(
