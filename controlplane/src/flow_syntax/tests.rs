@@ -1820,3 +1820,23 @@ fn prints_what_real_ovs_prints() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The syntax real SDN programs use, in one line, for the no-panic test.
+const LONG_OVS: &str = "table=3, priority=200, arp, nw_src=10.1.0.0/16, nw_dst=10.1.1.1, \
+     dl_vlan=5,dl_vlan_pcp=3,pkt_mark=0x5/0xff,conj_id=7,in_port=65279 \
+     actions=learn(table=8, priority=200, hard_timeout=900, NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[], \
+     load:NXM_NX_TUN_IPV4_SRC[]->NXM_NX_TUN_IPV4_DST[], output:NXM_OF_IN_PORT[], \
+     NXM_NX_REG0[0..15]=0x5,eth_type=0x800),move:NXM_NX_TUN_ID[0..31]->NXM_NX_REG0[],\
+     output:NXM_NX_REG2[],IN_PORT,mod_vlan_vid:7,mod_vlan_pcp:2,strip_vlan,push_vlan:0x8100,\
+     mod_nw_tos:16,set_field:0a:58:00:00:00:00/ff:ff:00:00:00:00->eth_dst,group:5,\
+     conjunction(7,1/2),resubmit:10,resubmit(,4),note:01.0D";
+
+#[test]
+fn no_panics_on_prefixes_and_suffixes_of_the_ovs_syntax() {
+    let f = parse_flow(LONG_OVS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parse_flow(&format_flow(&f)).as_ref(), Ok(&f));
+    for (i, _) in LONG_OVS.char_indices() {
+        parse_everything(&LONG_OVS[..i]);
+        parse_everything(&LONG_OVS[i..]);
+    }
+}
