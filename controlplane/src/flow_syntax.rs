@@ -110,6 +110,7 @@
 
 mod actions;
 pub mod group;
+mod learn;
 mod lex;
 mod matches;
 #[cfg(test)]
@@ -117,7 +118,7 @@ mod tests;
 
 use std::fmt;
 
-pub use actions::{format_action, format_actions};
+pub use actions::{format_action, format_actions, format_actions_for};
 pub use matches::{canonicalize, format_match};
 
 use crate::flow::{FlowAction, FlowMod, FlowSpec, FlowStats, Match, PortRef, DEFAULT_PRIORITY};
@@ -297,6 +298,15 @@ fn unknown_key<T>(key: &str, at: usize) -> Res<T> {
     if key.is_empty() {
         return bad(at, "expected a field name before '='");
     }
+    if key.starts_with("ct_") {
+        return bad(
+            at,
+            format!(
+                "{key}: connection tracking (ct_state, ct_zone, ct_mark, ct_label, ct(...)) is \
+                 not supported by vxswitch"
+            ),
+        );
+    }
     if key == "actions" || key == "action" || key.starts_with("actions:") {
         return bad(
             at,
@@ -447,6 +457,7 @@ fn parse_parts(s: &str, from: usize, mode: Mode) -> Res<Parsed> {
             Key::Shorthand { .. } => {}
         }
     }
+    let entries = matches::arp_aliases(s, entries)?;
     matches::check_prerequisites(&entries)?;
     p.matches = entries.into_iter().map(|e| e.m).collect();
     canonicalize(&mut p.matches);
@@ -455,7 +466,8 @@ fn parse_parts(s: &str, from: usize, mode: Mode) -> Res<Parsed> {
             return bad(key_at, "a trace takes a packet, not actions");
         }
         (Some((key_at, text_at)), _) => {
-            p.actions = Some(actions::parse(s, text_at)?);
+            let parsed = actions::parse(s, text_at)?;
+            p.actions = Some(actions::ovs_vlan_forms(parsed, &p.matches));
             p.actions_at = key_at;
         }
         (None, Mode::Flow) => {
@@ -540,16 +552,22 @@ fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
     })
 }
 
-/// Parses a file of flows, one per line; blank lines and `#` comments are skipped.
+/// Parses a file of flows, one per line; blank lines and `#` comments are skipped. A flow
+/// listed twice (same table, priority and match) is kept once, with what the later line says,
+/// as ovs-ofctl's add-flows and replace-flows do.
 pub fn parse_flows_file(text: &str) -> Result<Vec<FlowSpec>, FileError> {
-    content_lines(text)
-        .map(|(line, whole, content)| {
-            flow_at(content, 0).map_err(|b| FileError {
-                line,
-                error: ParseError::new(whole, b),
-            })
-        })
-        .collect()
+    let mut flows: Vec<FlowSpec> = Vec::new();
+    for (line, whole, content) in content_lines(text) {
+        let f = flow_at(content, 0).map_err(|b| FileError {
+            line,
+            error: ParseError::new(whole, b),
+        })?;
+        match flows.iter_mut().find(|x| x.same_rule(&f)) {
+            Some(earlier) => *earlier = f,
+            None => flows.push(f),
+        }
+    }
+    Ok(flows)
 }
 
 /// The next whitespace-separated word at or after `from`: the word and its offset.
@@ -651,28 +669,41 @@ fn timeouts(f: &FlowSpec) -> String {
     out
 }
 
-/// `priority=N,MATCH actions=LIST`.
-fn rule(f: &FlowSpec) -> String {
+/// `priority=N,MATCH actions=LIST` as ovs-ofctl prints it after `prefix` (`cookie=...,
+/// table=N, ` and so on): the priority only when it is not 32768, a space before `actions=`
+/// unless the text already ends with one.
+fn rule(prefix: String, f: &FlowSpec) -> String {
+    let mut out = prefix;
     let m = format_match(&f.matches);
-    let sep = if m.is_empty() { "" } else { "," };
-    format!(
-        "priority={}{sep}{m} actions={}",
-        f.priority,
-        format_actions(&f.actions)
-    )
+    if f.priority != DEFAULT_PRIORITY {
+        out += &format!("priority={}", f.priority);
+        if !m.is_empty() {
+            out.push(',');
+        }
+    }
+    out += &m;
+    if !out.is_empty() && !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out += "actions=";
+    out += &actions::format_actions_for(&f.actions, &f.matches);
+    out
 }
 
-/// Prints a flow like `ovs-ofctl dump-flows --no-stats`:
-/// `table=0, priority=100,ip,in_port=3,nw_dst=10.1.2.0/24 actions=dec_ttl,output:1`, with
-/// `cookie=0x..., ` first when the cookie is not zero and the timeouts after the table when
-/// set. It parses back to the same flow.
+/// Prints a flow like `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` (without the line's
+/// leading space): `cookie=0x5, table=1, idle_timeout=10, priority=100,ip,in_port=3,
+/// nw_dst=10.1.2.0/24 actions=dec_ttl,output:1`; cookie and table only when not zero,
+/// priority only when not 32768, timeouts when set. It parses back to the same flow.
 pub fn format_flow(f: &FlowSpec) -> String {
-    let cookie = if f.cookie != 0 {
-        format!("cookie={:#x}, ", f.cookie)
-    } else {
-        String::new()
-    };
-    format!("{cookie}table={}, {}{}", f.table, timeouts(f), rule(f))
+    let mut prefix = String::new();
+    if f.cookie != 0 {
+        prefix += &format!("cookie={:#x}, ", f.cookie);
+    }
+    if f.table != 0 {
+        prefix += &format!("table={}, ", f.table);
+    }
+    prefix += &timeouts(f);
+    rule(prefix, f)
 }
 
 /// Prints a flow with its counters like `ovs-ofctl dump-flows`:
@@ -680,8 +711,8 @@ pub fn format_flow(f: &FlowSpec) -> String {
 /// priority=100,ip actions=...`. It parses back to the flow (the counters are ignored).
 pub fn format_flow_stats(s: &FlowStats) -> String {
     let f = &s.spec;
-    format!(
-        " cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, {}idle_age={}, {}",
+    let prefix = format!(
+        " cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, {}idle_age={}, ",
         f.cookie,
         s.duration_ms / 1000,
         s.duration_ms % 1000,
@@ -690,6 +721,6 @@ pub fn format_flow_stats(s: &FlowStats) -> String {
         s.n_bytes,
         timeouts(f),
         s.idle_ms / 1000,
-        rule(f)
-    )
+    );
+    rule(prefix, f)
 }

@@ -151,6 +151,15 @@ pub(super) fn number(v: &str) -> Result<u64, NumErr> {
     u64::from_str_radix(digits, radix).map_err(|_| NumErr::Overflow)
 }
 
+/// A number as C's `%#x` prints it (and ovs-ofctl with it): `0x5`, but `0` for zero.
+pub(super) fn chex(v: u64) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
 /// The largest value of a `bits`-wide field.
 pub(super) fn max_of(bits: u32) -> u64 {
     if bits >= 64 {
@@ -419,19 +428,23 @@ pub(super) fn port(v: &str, at: usize, after: &str) -> Res<PortRef> {
             ),
         )
     };
+    let too_large = || {
+        bad(
+            at,
+            format!(
+                "port number {v} is too large (ports are 1-{}; OpenFlow reserves the rest)",
+                crate::flow::MAX_PORT
+            ),
+        )
+    };
     match v.chars().next() {
         Some(c) if c.is_ascii_digit() => match number(v) {
-            Ok(n) => match u16::try_from(n) {
-                Ok(n) => Ok(PortRef::Number(n)),
-                Err(_) => bad(
-                    at,
-                    format!("port number {v} is too large (16 bits, at most 65535)"),
-                ),
-            },
-            Err(NumErr::Overflow) => bad(
+            Ok(0) => bad(
                 at,
-                format!("port number {v} is too large (16 bits, at most 65535)"),
+                format!("port 0 is no port (ports are 1-{})", crate::flow::MAX_PORT),
             ),
+            Ok(n) if n <= u64::from(crate::flow::MAX_PORT) => Ok(PortRef::Number(n as u16)),
+            Ok(_) | Err(NumErr::Overflow) => too_large(),
             Err(NumErr::Syntax) => port_name(v, at, after),
         },
         Some(c) if c.is_ascii_alphabetic() => port_name(v, at, after),

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::lex::{self, bad, Res};
-use crate::flow::Match;
+use crate::flow::{Match, FRAG_ANY, FRAG_LATER};
 use crate::proto::MacAddr;
 
 const ETH_IP: u16 = 0x0800;
@@ -15,7 +15,7 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 
-/// Exact-match mask of `tun_id` (a 24-bit VNI).
+/// Exact-match mask of `tun_id` (64 bits, as in OVS; VXLAN carries the low 24).
 pub(super) const TUN_ID_MASK: u64 = u64::MAX;
 
 /// The register names, indexed by register number.
@@ -53,6 +53,11 @@ pub(super) enum Fk {
     TunIpv6Src,
     TunIpv6Dst,
     Reg(u8),
+    VlanTci,
+    DlVlanPcp,
+    IpFrag,
+    PktMark,
+    ConjId,
 }
 
 /// A statistics key of `dump-flows` output, accepted and ignored so that its lines parse.
@@ -145,6 +150,12 @@ pub(super) const KEYS: &[(&str, Key)] = &[
     ("reg5", Key::Field(Fk::Reg(5))),
     ("reg6", Key::Field(Fk::Reg(6))),
     ("reg7", Key::Field(Fk::Reg(7))),
+    ("vlan_tci", Key::Field(Fk::VlanTci)),
+    ("dl_vlan_pcp", Key::Field(Fk::DlVlanPcp)),
+    ("nw_frag", Key::Field(Fk::IpFrag)),
+    ("ip_frag", Key::Field(Fk::IpFrag)),
+    ("pkt_mark", Key::Field(Fk::PktMark)),
+    ("conj_id", Key::Field(Fk::ConjId)),
     ("ip", short(ETH_IP, None)),
     ("arp", short(ETH_ARP, None)),
     ("ipv6", short(ETH_IPV6, None)),
@@ -234,6 +245,45 @@ pub(super) fn parse_field(f: Fk, key: &str, v: &str, at: usize) -> Res<Match> {
         Fk::NdTarget => ip6().map(|(value, mask)| Match::NdTarget { value, mask })?,
         Fk::TunIpv6Src => ip6().map(|(value, mask)| Match::TunIpv6Src { value, mask })?,
         Fk::TunIpv6Dst => ip6().map(|(value, mask)| Match::TunIpv6Dst { value, mask })?,
+        Fk::VlanTci => {
+            let (value, mask) = lex::uint_masked(v, at, key, 16)?;
+            Match::VlanTci {
+                value: value as u16,
+                mask: mask as u16,
+            }
+        }
+        Fk::DlVlanPcp => Match::DlVlanPcp {
+            value: num(v, at, key, 3)? as u8,
+        },
+        Fk::IpFrag => {
+            let (value, mask) = match v {
+                "no" => (0, FRAG_ANY | FRAG_LATER),
+                "yes" => (FRAG_ANY, FRAG_ANY),
+                "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+                "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+                "not_later" => (0, FRAG_LATER),
+                _ => {
+                    return bad(
+                        at,
+                        format!(
+                            "expected no, yes, first, later or not_later after {key}=, found {}",
+                            lex::found(v)
+                        ),
+                    )
+                }
+            };
+            Match::IpFrag { value, mask }
+        }
+        Fk::PktMark => {
+            let (value, mask) = lex::uint_masked(v, at, key, 32)?;
+            Match::PktMark {
+                value: value as u32,
+                mask: mask as u32,
+            }
+        }
+        Fk::ConjId => Match::ConjId {
+            value: num(v, at, key, 32)? as u32,
+        },
         Fk::Reg(index) => {
             let (value, mask) = lex::uint_masked(v, at, key, 32)?;
             Match::Reg {
@@ -373,6 +423,31 @@ pub(super) fn add_entry<'a>(s: &str, entries: &mut Vec<Entry<'a>>, new: Entry<'a
     )
 }
 
+/// On an `arp` flow, OVS reads `nw_src`, `nw_dst` and `nw_proto` as `arp_spa`, `arp_tpa` and
+/// `arp_op` (they are the same flow fields); this rewrites them so, refusing a field given
+/// under both names.
+pub(super) fn arp_aliases<'a>(s: &str, entries: Vec<Entry<'a>>) -> Res<Vec<Entry<'a>>> {
+    let is_arp = entries
+        .iter()
+        .any(|e| matches!(e.m, Match::DlType { value: ETH_ARP }));
+    if !is_arp {
+        return Ok(entries);
+    }
+    let mut out: Vec<Entry<'a>> = Vec::with_capacity(entries.len());
+    for mut e in entries {
+        e.m = match e.m {
+            Match::NwSrc { value, mask } => Match::ArpSpa { value, mask },
+            Match::NwDst { value, mask } => Match::ArpTpa { value, mask },
+            Match::NwProto { value } if e.explicit => Match::ArpOp {
+                value: u16::from(value),
+            },
+            m => m,
+        };
+        add_entry(s, &mut out, e)?;
+    }
+    Ok(out)
+}
+
 /// Checks OVS's prerequisites: a field of a protocol needs the match to say the packet is
 /// of that protocol (`nw_dst` needs `ip`).
 pub(super) fn check_prerequisites(entries: &[Entry<'_>]) -> Res<()> {
@@ -394,7 +469,7 @@ pub(super) fn check_prerequisites(entries: &[Entry<'_>]) -> Res<()> {
             Match::NwSrc { .. } | Match::NwDst { .. } if dl_type != Some(ETH_IP) => {
                 "ip (add 'ip,' before it)"
             }
-            Match::NwProto { .. } | Match::NwTtl { .. } if !is_ip => {
+            Match::NwProto { .. } | Match::NwTtl { .. } | Match::IpFrag { .. } if !is_ip => {
                 "ip or ipv6 (add 'ip,' before it)"
             }
             Match::ArpOp { .. }
@@ -467,6 +542,40 @@ fn normalise(m: &mut Match) {
     }
 }
 
+/// A `vlan_tci` that says "tagged" and matches the whole VID and/or the whole PCP is what OVS
+/// prints (and stores) as `dl_vlan` and/or `dl_vlan_pcp`: rewrite it so.
+/// A `vlan_tci` that says "untagged" needs no PCP bits (an untagged frame has none): OVS keeps
+/// it as `vlan_tci=0x0000/0x1fff`.
+fn vlan_names(m: &mut Vec<Match>) {
+    for x in m.iter_mut() {
+        if let Match::VlanTci { value, mask } = x {
+            if *mask & 0x1000 != 0 && *value & 0x1000 == 0 {
+                *mask &= 0x1fff;
+                *value &= *mask;
+            }
+        }
+    }
+    let Some(i) = m.iter().position(|x| {
+        matches!(x, Match::VlanTci { value, mask }
+            if value & 0x1000 != 0 && matches!(*mask, 0x1fff | 0xf000 | 0xffff))
+    }) else {
+        return;
+    };
+    let Match::VlanTci { value, mask } = m.remove(i) else {
+        return;
+    };
+    if mask & 0x0fff != 0 {
+        m.push(Match::DlVlan {
+            value: value & 0x0fff,
+        });
+    }
+    if mask & 0xe000 != 0 {
+        m.push(Match::DlVlanPcp {
+            value: (value >> 13) as u8,
+        });
+    }
+}
+
 /// True for a masked field whose mask is all zeros: it matches everything.
 fn is_wildcard(m: &Match) -> bool {
     match m {
@@ -501,6 +610,7 @@ fn is_wildcard(m: &Match) -> bool {
 /// arrive as JSON so that equal rules compare equal.
 pub fn canonicalize(m: &mut Vec<Match>) {
     m.iter_mut().for_each(normalise);
+    vlan_names(m);
     m.retain(|x| !is_wildcard(x));
     m.sort_by_key(order);
     m.dedup();
@@ -522,6 +632,43 @@ fn shorthand_name(dl_type: Option<u16>, nw_proto: Option<u8>) -> Option<(&'stati
     })
 }
 
+/// Where ovs-ofctl prints a field (its `match_format` order): pkt_mark, conj_id, the
+/// protocol shorthand, registers, tunnel fields, in_port, VLAN, Ethernet addresses, dl_type,
+/// network addresses, nw_proto / arp_op, ARP hardware addresses, TTL, fragments, then the
+/// transport fields.
+fn print_rank(m: &Match) -> (u8, u8) {
+    let r = match m {
+        Match::PktMark { .. } => 0,
+        Match::ConjId { .. } => 1,
+        Match::Reg { index, .. } => return (2, *index),
+        Match::TunId { .. } => 3,
+        Match::TunSrc { .. } => 4,
+        Match::TunDst { .. } => 5,
+        Match::TunIpv6Src { .. } => 6,
+        Match::TunIpv6Dst { .. } => 7,
+        Match::InPort { .. } => 8,
+        Match::DlVlan { .. } => 9,
+        Match::DlVlanPcp { .. } => 10,
+        Match::VlanTci { .. } => 11,
+        Match::DlSrc { .. } => 12,
+        Match::DlDst { .. } => 13,
+        Match::DlType { .. } => 14,
+        Match::Ipv6Src { .. } | Match::ArpSpa { .. } | Match::NwSrc { .. } => 15,
+        Match::Ipv6Dst { .. } | Match::ArpTpa { .. } | Match::NwDst { .. } => 16,
+        Match::NwProto { .. } | Match::ArpOp { .. } => 17,
+        Match::ArpSha { .. } => 18,
+        Match::ArpTha { .. } => 19,
+        Match::NwTtl { .. } => 20,
+        Match::IpFrag { .. } => 21,
+        Match::IcmpType { .. } => 22,
+        Match::IcmpCode { .. } => 23,
+        Match::NdTarget { .. } => 24,
+        Match::TpSrc { .. } => 25,
+        Match::TpDst { .. } => 26,
+    };
+    (r, 0)
+}
+
 /// Prints a match the way ovs-ofctl does: the protocol shorthand first (`ip`, `tcp`,
 /// `arp`, ...) when dl_type and nw_proto allow one, then the fields in canonical order,
 /// comma-separated. An empty match prints as "".
@@ -536,9 +683,14 @@ pub fn format_match(m: &[Match]) -> String {
     });
     let short = shorthand_name(dl_type, nw_proto);
     let mut sorted: Vec<&Match> = m.iter().collect();
-    sorted.sort_by_key(|x| order(x));
-    let mut parts: Vec<String> = short.iter().map(|(name, _)| name.to_string()).collect();
+    sorted.sort_by_key(|x| (print_rank(x), order(x)));
+    let mut parts: Vec<String> = Vec::new();
+    let mut short_done = short.is_none();
     for x in sorted {
+        if !short_done && print_rank(x).0 >= 2 {
+            parts.extend(short.iter().map(|(name, _)| name.to_string()));
+            short_done = true;
+        }
         let covered = match x {
             Match::DlType { value } => short.is_some() && Some(*value) == dl_type,
             Match::NwProto { value } => {
@@ -549,6 +701,9 @@ pub fn format_match(m: &[Match]) -> String {
         if !covered {
             parts.push(format_one(x));
         }
+    }
+    if !short_done {
+        parts.extend(short.iter().map(|(name, _)| name.to_string()));
     }
     parts.join(",")
 }
@@ -585,9 +740,9 @@ fn fmt_ipv6(value: Ipv6Addr, mask: Ipv6Addr) -> String {
 /// `0xVALUE` or `0xVALUE/0xMASK` (tun_id, registers, masked ports).
 fn fmt_hex(value: u64, mask: u64, exact: u64) -> String {
     if mask & exact == exact {
-        format!("{value:#x}")
+        lex::chex(value)
     } else {
-        format!("{value:#x}/{mask:#x}")
+        format!("{}/{}", lex::chex(value), lex::chex(mask))
     }
 }
 
@@ -626,15 +781,21 @@ fn format_one(m: &Match) -> String {
             }
         }
         Match::TunId { value, mask } => fmt_hex(*value, *mask, TUN_ID_MASK),
-        Match::VlanTci { value, mask } => fmt_hex(u64::from(*value), u64::from(*mask), 0xffff),
+        Match::VlanTci { value, mask } => {
+            if *mask == u16::MAX {
+                format!("0x{value:04x}")
+            } else {
+                format!("0x{value:04x}/0x{mask:04x}")
+            }
+        }
         Match::DlVlanPcp { value } => value.to_string(),
         Match::IpFrag { value, mask } => match (*value, *mask) {
-            (0, 1) => "no".to_string(),
+            (0, 3) | (0, 1) => "no".to_string(),
             (1, 1) => "yes".to_string(),
             (1, 3) => "first".to_string(),
-            (3, 3) => "later".to_string(),
+            (3, 3) | (2, 2) => "later".to_string(),
             (0, 2) => "not_later".to_string(),
-            (v, m) => format!("{v:#x}/{m:#x}"),
+            (v, m) => format!("{}/{}", lex::chex(u64::from(v)), lex::chex(u64::from(m))),
         },
         Match::PktMark { value, mask } => {
             fmt_hex(u64::from(*value), u64::from(*mask), u64::from(u32::MAX))

@@ -436,12 +436,12 @@ mod tests {
             event,
             reason: reason.into(),
             table_version: 3,
-            flow: f("table=0,priority=5,idle_timeout=10,actions=drop"),
+            flow: f("table=1,priority=5,idle_timeout=10,actions=drop"),
         };
         let added = flow_event(&e(FlowEventKind::Added, "add"));
-        assert!(added.starts_with("added table=0"), "{added}");
+        assert!(added.starts_with("added table=1"), "{added}");
         let gone = flow_event(&e(FlowEventKind::Removed, "idle_timeout"));
-        assert!(gone.starts_with("removed (idle_timeout) table=0"), "{gone}");
+        assert!(gone.starts_with("removed (idle_timeout) table=1"), "{gone}");
         assert!(flow_event(&e(FlowEventKind::Removed, "delete")).starts_with("removed table"));
         assert!(flow_event(&e(FlowEventKind::Modified, "modify")).starts_with("modified table"));
     }
