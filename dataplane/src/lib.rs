@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod io;
 pub mod metrics;
 pub mod offload;
+pub mod openflow;
 pub mod pipeline;
 pub mod pmtu;
 pub mod sample;

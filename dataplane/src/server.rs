@@ -241,7 +241,7 @@ async fn refuse_peer(mut stream: UnixStream, why: String) {
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
 }
 
-fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
+pub(crate) fn admit(stream: &UnixStream, access: &Access) -> Result<(), String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("cannot read peer credentials: {e}"))?;
