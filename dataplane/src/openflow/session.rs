@@ -758,3 +758,214 @@ fn to_group_mod(m: &group::GroupModMsg) -> FlowMod {
 fn refused(why: String) -> OfError {
     OfError::new(kind::FLOW_MOD_FAILED, 0, why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use controlplane::flow::Match;
+
+    #[derive(Default)]
+    struct Fake {
+        ports: Vec<PortInfo>,
+        applied: Vec<Vec<FlowMod>>,
+    }
+
+    impl Datapath for Fake {
+        fn datapath_id(&self) -> u64 {
+            0x1234
+        }
+        fn bridge(&self) -> String {
+            "br0".into()
+        }
+        fn ports(&self) -> Vec<PortInfo> {
+            self.ports.clone()
+        }
+        fn flows(&self, _: Option<u8>, _: &[Match]) -> Result<Vec<FlowStats>, String> {
+            Ok(vec![])
+        }
+        fn tables(&self) -> Vec<TableStats> {
+            vec![]
+        }
+        fn groups(&self) -> Vec<GroupSpec> {
+            vec![]
+        }
+        fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<(), String> {
+            self.applied.push(mods.to_vec());
+            Ok(())
+        }
+        fn overlaps(&self, _: &FlowSpec) -> bool {
+            false
+        }
+        fn uptime_s(&self) -> u32 {
+            5
+        }
+    }
+
+    fn msg(version: u8, t: u8, xid: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![version, t];
+        m.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        m.extend_from_slice(&xid.to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// ovs-ofctl -O OpenFlow13's hello: version 4, a bitmap with only bit 4.
+    const HELLO_13: [u8; 16] = [4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10];
+
+    fn greeted(v: u8) -> (Session, Fake) {
+        let mut s = Session::new();
+        let mut dp = Fake::default();
+        let hello = if v == OFP13 {
+            HELLO_13.to_vec()
+        } else {
+            msg(v, 0, 1, &[])
+        };
+        let out = s.input(&hello, &mut dp);
+        assert!(out.replies.is_empty() && !out.close);
+        (s, dp)
+    }
+
+    #[test]
+    fn hello_negotiates_the_highest_common_version() {
+        let (s, _) = greeted(OFP13);
+        assert_eq!(s.version(), Some(OFP13));
+        // A 1.5 header without a bitmap: we answer in 1.4.
+        let (s, _) = greeted(6);
+        assert_eq!(s.version(), Some(OFP14));
+        // Only 1.0 offered: OFPHFC_INCOMPATIBLE and the connection ends.
+        let mut s = Session::new();
+        let out = s.input(&[1, 0, 0, 8, 0, 0, 0, 9], &mut Fake::default());
+        assert!(out.close);
+        assert_eq!(&out.replies[0][8..12], &[0, 0, 0, 0]);
+        assert_eq!(&out.replies[0][4..8], &[0, 0, 0, 9]);
+    }
+
+    #[test]
+    fn anything_before_hello_is_refused_and_closes() {
+        let mut s = Session::new();
+        let out = s.input(&msg(4, 2, 3, b"hi"), &mut Fake::default());
+        assert!(out.close);
+        assert_eq!(out.replies[0][1], 1, "an error");
+    }
+
+    #[test]
+    fn echo_features_barrier_and_config() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let out = s.input(&msg(4, 2, 7, b"ping"), &mut dp);
+        assert_eq!(out.replies, vec![msg(4, 3, 7, b"ping")]);
+        let out = s.input(&msg(4, 5, 8, &[]), &mut dp);
+        let f = &out.replies[0];
+        assert_eq!(f[1], 6);
+        assert_eq!(&f[8..16], &0x1234u64.to_be_bytes());
+        assert_eq!(f[20], 255, "n_tables");
+        let out = s.input(&msg(4, 20, 9, &[]), &mut dp);
+        assert_eq!(out.replies, vec![msg(4, 21, 9, &[])]);
+        s.input(&msg(4, 9, 10, &[0, 0, 0xff, 0xe5]), &mut dp);
+        let out = s.input(&msg(4, 7, 11, &[]), &mut dp);
+        assert_eq!(out.replies, vec![msg(4, 8, 11, &[0, 0, 0xff, 0xe5])]);
+    }
+
+    #[test]
+    fn an_unknown_type_gets_bad_type_with_the_first_64_bytes() {
+        let (mut s, mut dp) = greeted(OFP14);
+        let body: Vec<u8> = (0..100).collect();
+        let m = msg(5, 77, 0x42, &body);
+        let out = s.input(&m, &mut dp);
+        assert_eq!(out.errors, 1);
+        let e = &out.replies[0];
+        assert_eq!(e[0], 5);
+        assert_eq!(e[1], 1);
+        assert_eq!(&e[4..8], &0x42u32.to_be_bytes());
+        assert_eq!(&e[8..12], &[0, 1, 0, 1]);
+        assert_eq!(&e[12..], &m[..64]);
+        assert!(!out.close, "the session goes on");
+    }
+
+    #[test]
+    fn a_message_in_another_version_is_bad_version() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let out = s.input(&msg(5, 2, 1, &[]), &mut dp);
+        assert_eq!(&out.replies[0][8..12], &[0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn bundles_open_close_discard_and_commit_in_both_forms() {
+        let (mut s, mut dp) = greeted(OFP14);
+        let ctl = |id: u32, t: u16| {
+            let mut b = id.to_be_bytes().to_vec();
+            b.extend_from_slice(&t.to_be_bytes());
+            b.extend_from_slice(&3u16.to_be_bytes());
+            b
+        };
+        let out = s.input(&msg(5, 33, 1, &ctl(9, 0)), &mut dp);
+        assert_eq!(out.replies, vec![msg(5, 33, 1, &ctl(9, 1))]);
+        let out = s.input(&msg(5, 33, 2, &ctl(9, 2)), &mut dp);
+        assert_eq!(out.replies, vec![msg(5, 33, 2, &ctl(9, 3))]);
+        let out = s.input(&msg(5, 33, 3, &ctl(9, 4)), &mut dp);
+        assert_eq!(out.replies, vec![msg(5, 33, 3, &ctl(9, 5))]);
+        assert_eq!(
+            dp.applied,
+            vec![Vec::<FlowMod>::new()],
+            "committed as one batch"
+        );
+        // Committing it again: OFPBFC_BAD_ID.
+        let out = s.input(&msg(5, 33, 4, &ctl(9, 4)), &mut dp);
+        assert_eq!(&out.replies[0][8..12], &[0, 17, 0, 3]);
+        // The ONF form in 1.3.
+        let (mut s, mut dp) = greeted(OFP13);
+        let onf = |id: u32, t: u16| {
+            let mut b = ONF_VENDOR_ID.to_be_bytes().to_vec();
+            b.extend_from_slice(&ONFT_BUNDLE_CONTROL.to_be_bytes());
+            b.extend(ctl(id, t));
+            b
+        };
+        let out = s.input(&msg(4, 4, 5, &onf(1, 0)), &mut dp);
+        assert_eq!(out.replies, vec![msg(4, 4, 5, &onf(1, 1))]);
+        let out = s.input(&msg(4, 4, 6, &onf(1, 6)), &mut dp);
+        assert_eq!(out.replies, vec![msg(4, 4, 6, &onf(1, 7))]);
+        assert!(dp.applied.is_empty(), "a discarded bundle changes nothing");
+    }
+
+    #[test]
+    fn nicira_setup_messages_are_accepted() {
+        let (mut s, mut dp) = greeted(OFP13);
+        for t in [12u32, 16, 20] {
+            let mut b = NX_VENDOR_ID.to_be_bytes().to_vec();
+            b.extend_from_slice(&t.to_be_bytes());
+            b.extend_from_slice(&[0, 0, 0, 2]);
+            let out = s.input(&msg(4, 4, 1, &b), &mut dp);
+            assert!(out.replies.is_empty(), "NXT type {t}");
+        }
+    }
+
+    #[test]
+    fn long_multipart_replies_are_split_with_reply_more() {
+        let (mut s, mut dp) = greeted(OFP13);
+        dp.ports = (1..=2000)
+            .map(|n| PortInfo {
+                no: n,
+                name: format!("p{n}"),
+                ..PortInfo::default()
+            })
+            .collect();
+        let mut rq = vec![0, 13, 0, 0, 0, 0, 0, 0]; // PORT_DESC
+        rq.truncate(8);
+        let out = s.input(&msg(4, 18, 3, &rq), &mut dp);
+        assert!(
+            out.replies.len() >= 2,
+            "2000 x 64 bytes do not fit one message"
+        );
+        let mut entries = 0;
+        for (i, r) in out.replies.iter().enumerate() {
+            let len = u16::from_be_bytes([r[2], r[3]]) as usize;
+            assert_eq!(len, r.len());
+            let more = u16::from_be_bytes([r[10], r[11]]);
+            assert_eq!(more, u16::from(i + 1 < out.replies.len()));
+            entries += (r.len() - 16) / 64;
+        }
+        assert_eq!(entries, 2000);
+        // Table stats: all 255 tables.
+        let out = s.input(&msg(4, 18, 4, &[0, 3, 0, 0, 0, 0, 0, 0]), &mut dp);
+        assert_eq!(out.replies[0].len(), 16 + 255 * 24);
+    }
+}
