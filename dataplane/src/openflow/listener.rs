@@ -179,9 +179,15 @@ async fn reader<R: AsyncRead + Unpin>(mut rd: R, tx: mpsc::Sender<Frame>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let first_message = !greeted;
         greeted = true;
         let rest = async {
             rd.read_exact(&mut head[1..]).await?;
+            // Whatever does not start with a hello is not OpenFlow: answer at once rather
+            // than wait for a length that was never meant as one.
+            if first_message && head[1] != 0 {
+                return Ok(Err(head.to_vec()));
+            }
             let len = u16::from_be_bytes([head[2], head[3]]) as usize;
             if len < HEADER_LEN {
                 return Ok::<_, std::io::Error>(Err(head.to_vec()));
