@@ -534,7 +534,7 @@ impl Session {
                 }
             }
             mp::GROUP_FEATURES => w.entry(msgs::group_features_body),
-            mp::TABLE_FEATURES | mp::METER | mp::METER_CONFIG | mp::QUEUE => {}
+            mp::METER | mp::METER_CONFIG | mp::QUEUE => {}
             mp::FLOW_MONITOR if v >= OFP14 => {
                 let mut w = self.monitor_request(v, xid, MonitorKind::Of14, body, dp)?;
                 out.replies.append(&mut w);
