@@ -534,6 +534,21 @@ impl Session {
                 }
             }
             mp::GROUP_FEATURES => w.entry(msgs::group_features_body),
+            mp::TABLE_FEATURES => {
+                // One entry per table, without properties: 64 bytes each.
+                for t in 0..=controlplane::flow::MAX_TABLE {
+                    w.entry(|o| {
+                        o.extend_from_slice(&64u16.to_be_bytes());
+                        o.push(t);
+                        o.extend_from_slice(&[0; 5]);
+                        o.extend_from_slice(&[0; 32]); // name
+                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_match
+                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_write
+                        o.extend_from_slice(&0u32.to_be_bytes()); // config
+                        o.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
+                    });
+                }
+            }
             mp::METER | mp::METER_CONFIG | mp::QUEUE => {}
             mp::FLOW_MONITOR if v >= OFP14 => {
                 let mut w = self.monitor_request(v, xid, MonitorKind::Of14, body, dp)?;
