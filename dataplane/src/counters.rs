@@ -324,6 +324,15 @@ reasons! {
         /// A port whose TAP could not be created or attached (out of file descriptors, a
         /// device of that name that is no TAP, ...): its batch was refused and rolled back.
         PortCreateFailed => "port_create_failed",
+        /// OpenFlow connections accepted (management socket, ptcp, controller).
+        OpenFlowConnections => "openflow_connections",
+        /// OpenFlow peers refused (neither root nor in `--socket-group`).
+        OpenFlowRefused => "openflow_refused",
+        /// OpenFlow error messages sent back (bad requests, refused flow mods, ...).
+        OpenFlowErrors => "openflow_errors",
+        /// OpenFlow connections closed for garbage, a missing hello, a message that did not
+        /// arrive whole in time, or replies left unread.
+        OpenFlowClosed => "openflow_closed",
     }
 }
 

@@ -20,6 +20,7 @@ pub mod io;
 pub mod learn;
 pub mod metrics;
 pub mod offload;
+pub mod openflow;
 pub mod pipeline;
 pub mod pmtu;
 pub mod sample;

@@ -139,8 +139,8 @@ struct Args {
     /// DIR/ovs-vswitchd.pid + DIR/ovs-vswitchd.<pid>.ctl (ovs-appctl); point OVS_RUNDIR at it.
     #[arg(long, value_name = "DIR")]
     ovs_rundir: Option<PathBuf>,
-    /// The bridge name OVS's tools use for this switch (ovs-appctl fdb/show BRIDGE,
-    /// ofproto/trace BRIDGE ...).
+    /// The bridge name OVS's tools use for this switch (`ovs-ofctl show br0`, ovs-appctl
+    /// fdb/show BRIDGE, ofproto/trace BRIDGE ...).
     #[arg(long, value_name = "NAME", default_value = "br0")]
     bridge: String,
     /// Also serve ovs-appctl on this socket path (`ovs-appctl -t PATH ...`).
@@ -149,6 +149,13 @@ struct Args {
     /// Do not save or restore the configuration.
     #[arg(long, action = ArgAction::SetTrue, conflicts_with = "state_file")]
     no_state: bool,
+    /// Also listen for OpenFlow on TCP: ptcp:PORT[:IP] (IP default 127.0.0.1). No access
+    /// check beyond the address: bind to loopback unless the network is trusted.
+    #[arg(long, value_name = "ptcp:PORT[:IP]", value_parser = dataplane::openflow::listener::parse_ptcp)]
+    openflow_listen: Option<std::net::SocketAddr>,
+    /// Connect out to an OpenFlow controller, tcp:IP:PORT (reconnects with back-off).
+    #[arg(long, value_name = "tcp:IP:PORT", value_parser = dataplane::openflow::listener::parse_tcp)]
+    controller: Option<std::net::SocketAddr>,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -362,6 +369,25 @@ fn run(args: Args) -> Result<(), String> {
                 exit.clone(),
             ));
         }
+        let mgmt = args
+            .ovs_rundir
+            .as_ref()
+            .map(|d| d.join(format!("{}.mgmt", args.bridge)));
+        if let Some(path) = &mgmt {
+            let l = server::bind(path, &access)?;
+            eprintln!("vxswitchd: OpenFlow on {} (ovs-ofctl ... {})", path.display(), args.bridge);
+            tokio::spawn(dataplane::openflow::listener::serve_unix(l, sw.clone(), access.clone()));
+        }
+        if let Some(addr) = args.openflow_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for OpenFlow on {addr}: {e}"))?;
+            eprintln!("vxswitchd: OpenFlow on tcp:{addr}");
+            tokio::spawn(dataplane::openflow::listener::serve_tcp(l, sw.clone()));
+        }
+        if let Some(addr) = args.controller {
+            tokio::spawn(dataplane::openflow::listener::controller(addr, sw.clone()));
+        }
         tokio::spawn(server::expire_flows(sw.clone()));
         tokio::spawn(server::learn_flows(sw.clone()));
         tokio::spawn(server::refresh_path_mtus(sw.clone()));
@@ -401,6 +427,9 @@ fn run(args: Args) -> Result<(), String> {
             let _ = std::fs::remove_file(p);
         }
         drop(pidfile);
+        if let Some(path) = &mgmt {
+            let _ = std::fs::remove_file(path);
+        }
         let mut sw = sw.lock().unwrap_or_else(|p| p.into_inner());
         sw.shutdown();
         eprintln!(

@@ -662,7 +662,7 @@ impl Lab {
 
     /// `{"name", "nodes": [{"name", "netns", "kind", "vtep", "vtep_mac", "subnet",
     /// "pods": [{"name", "netns", "ip", "mac"}]}]}`; dual-stack nodes add "subnet6" and their
-    /// pods "ip6".
+    /// pods "ip6"; vxswitch nodes "ovs_rundir" (where ovs-ofctl finds br0.mgmt).
     pub fn status_json(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes
@@ -694,6 +694,9 @@ impl Lab {
                 }
                 if let Some(v6) = n.vtep6 {
                     v["vtep6"] = json!(v6);
+                }
+                if n.kind == Kind::Vxswitch {
+                    v["ovs_rundir"] = json!(vxswitch::ovs_rundir(&n.dir));
                 }
                 v
             })
@@ -788,6 +791,12 @@ impl Lab {
                 out,
                 "vxswitch files: {}/ (socket, agent.toml, state.json, logs)",
                 n.dir.display()
+            );
+            let _ = writeln!(
+                out,
+                "OpenFlow of {}: OVS_RUNDIR={} ovs-ofctl -O OpenFlow13 dump-flows br0",
+                n.name,
+                vxswitch::ovs_rundir(&n.dir).display()
             );
         }
         if let Some(n) = self.nodes.iter().find(|n| n.kind == Kind::Ovs) {

@@ -194,7 +194,8 @@ fn switch_arguments_follow_the_spec() {
     assert_eq!(
         args,
         "--socket /run/vxlab/t1/n1/vxswitchd.sock --state-file /run/vxlab/t1/n1/state.json \
-         --vxlan-port 4789 --log-file /run/vxlab/t1/n1/vxswitchd.log --offload on"
+         --vxlan-port 4789 --ovs-rundir /run/vxlab/t1/n1/ovs \
+         --log-file /run/vxlab/t1/n1/vxswitchd.log --offload on"
     );
     s.workers = Some(3);
     s.offload = false;
@@ -203,7 +204,7 @@ fn switch_arguments_follow_the_spec() {
     let args = switch_args(&lab, &lab.nodes()[1]).join(" ");
     assert!(
         args.ends_with(
-            "--vxlan-port 8472 --workers 3 --log-file /run/vxlab/t1/n2/vxswitchd.log --offload off"
+            "--vxlan-port 8472 --ovs-rundir /run/vxlab/t1/n2/ovs --workers 3 --log-file /run/vxlab/t1/n2/vxswitchd.log --offload off"
         ),
         "{args}"
     );

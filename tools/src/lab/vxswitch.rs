@@ -238,6 +238,11 @@ pub fn switch_log(dir: &Path) -> PathBuf {
 pub fn agent_log(dir: &Path) -> PathBuf {
     dir.join("vxagent.log")
 }
+/// Where OVS's tools find the node's switch (vxswitchd --ovs-rundir): `br0.mgmt` for
+/// ovs-ofctl; point OVS_RUNDIR at it.
+pub fn ovs_rundir(dir: &Path) -> PathBuf {
+    dir.join("ovs")
+}
 
 /// vxswitchd's arguments for a node; the same every time the node's switch (re)starts.
 pub fn switch_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
@@ -249,6 +254,8 @@ pub fn switch_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
         state_path(&node.dir).display().to_string(),
         "--vxlan-port".to_string(),
         spec.port.to_string(),
+        "--ovs-rundir".to_string(),
+        ovs_rundir(&node.dir).display().to_string(),
     ];
     if let Some(w) = spec.workers {
         args.extend(["--workers".to_string(), w.to_string()]);
