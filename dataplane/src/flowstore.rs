@@ -451,9 +451,11 @@ fn check_actions(
             } if (cx.resolve)(port).is_none() => {
                 return Err(format!("resubmit({port},{table}): no such port"));
             }
-            FlowAction::Resubmit { table, .. } | FlowAction::GotoTable { table }
-                if *table > MAX_TABLE =>
-            {
+            // resubmit's table 255 is "this table", as in OVS.
+            FlowAction::Resubmit { table, .. } if *table > MAX_TABLE && *table != 255 => {
+                return Err(format!("table {table} is beyond {MAX_TABLE}"));
+            }
+            FlowAction::GotoTable { table } if *table > MAX_TABLE => {
                 return Err(format!("table {table} is beyond {MAX_TABLE}"));
             }
             FlowAction::GotoTable { table: to } if *to <= table => {

@@ -308,7 +308,7 @@ impl FlowSet {
                     }
                     continue;
                 }
-                ops.extend(compile_action(a, resolve));
+                ops.extend(compile_action(a, resolve).map(|op| in_table(op, spec.table)));
             }
             set.rules.push(Rule {
                 id: *id,
@@ -478,6 +478,7 @@ pub fn expand_conjunctions(
             .actions
             .iter()
             .filter_map(|a| compile_action(a, resolve))
+            .map(|op| in_table(op, f.table))
             .collect();
         for (&(table, _, priority), c) in
             clauses.range((f.table, conj, 0)..=(f.table, conj, u16::MAX))
@@ -532,6 +533,18 @@ fn merge_match(a: (FlowKey, FlowKey), b: (FlowKey, FlowKey)) -> Option<(FlowKey,
         m.0[i] |= b.1 .0[i];
     }
     Some((v, m))
+}
+
+/// `resubmit` without a table (table 255, as OVS writes "this table") resubmits to the
+/// table of the flow it is in.
+fn in_table(op: Op, table: u8) -> Op {
+    match op {
+        Op::Resubmit {
+            in_port,
+            table: 255,
+        } => Op::Resubmit { in_port, table },
+        op => op,
+    }
 }
 
 fn compile_action(a: &FlowAction, resolve: &dyn Fn(&PortRef) -> Option<PortNo>) -> Option<Op> {
@@ -1535,6 +1548,39 @@ mod tests {
         let set = FlowSet::build(1, &flows, &[], &num);
         let mut k = key_to([10, 1, 2, 2], 3);
         assert_eq!(resolve(&set, &mut k, &mut ()).end, End::Miss(10));
+    }
+
+    #[test]
+    fn resubmit_to_a_port_without_a_table_stays_in_the_flows_table() {
+        // `resubmit:7` is resubmit(7,) in OVS: in_port 7, this table (255 in the repr).
+        use controlplane::flow::PortRef;
+        let back = FlowAction::Resubmit {
+            in_port: Some(PortRef::Number(7)),
+            table: 255,
+        };
+        let flows = vec![
+            (0, flow(3, 1, vec![], vec![back])),
+            (
+                1,
+                flow(
+                    3,
+                    2,
+                    vec![Match::InPort {
+                        port: PortRef::Number(7),
+                    }],
+                    vec![out(5)],
+                ),
+            ),
+            (
+                2,
+                flow(0, 1, vec![], vec![FlowAction::GotoTable { table: 3 }]),
+            ),
+        ];
+        let set = FlowSet::build(1, &flows, &[], &num);
+        let mut k = key_to([10, 1, 2, 2], 3);
+        let r = resolve(&set, &mut k, &mut ());
+        assert_eq!(r.steps(), &[Step::Output(5)]);
+        assert_eq!(r.path(), &[(0, 2), (3, 0), (3, 1)]);
     }
 
     fn group(id: u32, kind: GroupType, buckets: Vec<Vec<FlowAction>>) -> GroupSpec {
