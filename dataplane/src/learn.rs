@@ -385,10 +385,13 @@ mod tests {
         };
         let f = build(&spec, &[0x1000 | 30, 4, 0, 0]).unwrap();
         assert!(f.matches.contains(&Match::DlType { value: 0x0800 }));
-        assert!(f.matches.contains(&Match::VlanTci {
+        // The whole TCI, in the canonical form the syntax prints (dl_vlan + dl_vlan_pcp).
+        let mut tci = vec![Match::VlanTci {
             value: 0xa000 | 0x1000 | 30,
-            mask: 0xffff
-        }));
+            mask: 0xffff,
+        }];
+        controlplane::flow_syntax::canonicalize(&mut tci);
+        assert!(tci.iter().all(|m| f.matches.contains(m)), "{:?}", f.matches);
         assert_eq!(
             f.actions,
             vec![

@@ -248,10 +248,10 @@ mod tests {
     /// The program of the reference run against OVS 3.1 (see `expected` in each test), on the
     /// sample node: pods 10.1.1.2-4 on ports 3-5, node n2 (10.1.2.0/24) at 198.51.100.2.
     const FLOWS: &str = "\
-table=0,priority=200,in_port=1,tun_src=198.51.100.2,actions=move:NXM_NX_TUN_ID[]->NXM_NX_REG0[0..23],resubmit(,10)
+table=0,priority=200,in_port=1,tun_src=198.51.100.2,actions=move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23],resubmit(,10)
 table=0,priority=100,in_port=4,ip,nw_src=10.1.1.3,actions=load:0x5->NXM_NX_REG0[],resubmit(,10)
 table=0,priority=100,in_port=4,arp,actions=goto_table:10
-table=10,cookie=0x1234,priority=100,ip,nw_dst=10.1.2.0/24,actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[],set_field:198.51.100.2->tun_dst,output:1
+table=10,cookie=0x1234,priority=100,ip,nw_dst=10.1.2.0/24,actions=move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23],set_field:198.51.100.2->tun_dst,output:1
 table=10,priority=100,ip,nw_dst=10.1.1.4,actions=output:5
 table=10,priority=50,arp,arp_tpa=10.1.1.3,actions=output:4
 table=10,priority=0,actions=drop
@@ -350,8 +350,8 @@ table=10,priority=0,actions=drop
                 &act("load:0x5->NXM_NX_REG0[]"),
                 "    resubmit(,10)",
                 "10. ip,nw_dst=10.1.2.0/24, priority 100, cookie 0x1234",
-                &act("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[]"),
-                &is_now("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[]", 5),
+                &act("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23]"),
+                &is_now("move:NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23]", 5),
                 "    set_field:198.51.100.2->tun_dst",
                 "    output:1",
                 "     -> output to native tunnel: tun_id=0x5,tun_dst=198.51.100.2",
@@ -409,9 +409,9 @@ table=10,priority=0,actions=drop
         assert_eq!(
             table_lines(&text),
             [
-                " 0. in_port=1,tun_src=198.51.100.2, priority 200",
-                &act("move:NXM_NX_TUN_ID[]->NXM_NX_REG0[0..23]"),
-                &is_now("move:NXM_NX_TUN_ID[]->NXM_NX_REG0[0..23]", 1),
+                " 0. tun_src=198.51.100.2,in_port=1, priority 200",
+                &act("move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23]"),
+                &is_now("move:NXM_NX_TUN_ID[0..23]->NXM_NX_REG0[0..23]", 1),
                 "    resubmit(,10)",
                 "10. arp,arp_tpa=10.1.1.3, priority 50",
                 "    output:4",
