@@ -627,8 +627,8 @@ fn diff_flows_exits_1_on_differences() {
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
 
     let changed = same.replace("idle_timeout=60, ", "").replace(
-        "table=10, priority=0 actions=normal",
-        "table=10, priority=0 actions=flood",
+        "table=10, priority=0 actions=NORMAL",
+        "table=10, priority=0 actions=FLOOD",
     ) + "table=20,priority=1,actions=drop\n";
     let (code, out, err) = vxctl_stdin(&fake.path, &["diff-flows", "br0", "-"], &changed);
     assert_eq!((code, err.as_str()), (1, ""), "{out}");
@@ -837,7 +837,7 @@ fn trace_prints_steps_actions_and_verdict() {
     );
     assert!(lines.contains(&"table 0: priority=300,ip,in_port=n1p1,dl_src=0a:58:0a:01:01:02,nw_src=10.1.1.2 actions=goto_table:10"), "{out}");
     assert!(
-        lines.contains(&"    table 10: priority=0 actions=normal"),
+        lines.contains(&"    table 10: priority=0 actions=NORMAL"),
         "{out}"
     );
     assert!(
@@ -887,9 +887,9 @@ fn monitor_prints_events_until_the_daemon_goes_away() {
     c.call(&Request::FlowMods { mods }).unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, "added table=0, priority=5,arp actions=normal");
+    assert_eq!(first, "added priority=5,arp actions=NORMAL");
     let second = lines.next().unwrap().unwrap();
-    assert_eq!(second, "removed table=0, priority=5,arp actions=normal");
+    assert_eq!(second, "removed priority=5,arp actions=NORMAL");
     drop(fake);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
