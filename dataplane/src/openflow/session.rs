@@ -250,7 +250,7 @@ impl Session {
             }
             MsgType::GroupMod => {
                 let m = group::decode_group_mod(v, msg)?;
-                dp.flow_mods(&[to_group_mod(&m)]).map_err(refused)?;
+                dp.flow_mods(&[to_group_mod(&m)]).map_err(group_refused)?;
             }
             MsgType::PacketOut => {
                 let _ = packet_out::decode_packet_out(v, msg)?;
@@ -535,18 +535,9 @@ impl Session {
             }
             mp::GROUP_FEATURES => w.entry(msgs::group_features_body),
             mp::TABLE_FEATURES => {
-                // One entry per table, without properties: 64 bytes each.
+                // One entry per table with the properties OVS requires.
                 for t in 0..=controlplane::flow::MAX_TABLE {
-                    w.entry(|o| {
-                        o.extend_from_slice(&64u16.to_be_bytes());
-                        o.push(t);
-                        o.extend_from_slice(&[0; 5]);
-                        o.extend_from_slice(&[0; 32]); // name
-                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_match
-                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_write
-                        o.extend_from_slice(&0u32.to_be_bytes()); // config
-                        o.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
-                    });
+                    w.entry(|o| msgs::table_features_entry(t, o));
                 }
             }
             mp::METER | mp::METER_CONFIG | mp::QUEUE => {}
@@ -769,6 +760,19 @@ fn to_group_mod(m: &group::GroupModMsg) -> FlowMod {
     }
 }
 
+/// A group mod the flow store refused: OFPGMFC_GROUP_EXISTS (0) and OFPGMFC_UNKNOWN_GROUP
+/// (8) as OVS gives them, OFPGMFC_BAD_BUCKET (12) for the rest.
+fn group_refused(why: String) -> OfError {
+    let code = if why.contains("already exists") {
+        0
+    } else if why.contains("does not exist") {
+        8
+    } else {
+        12
+    };
+    OfError::new(kind::GROUP_MOD_FAILED, code, why)
+}
+
 /// A batch the flow store refused: OFPFMFC_UNKNOWN with the reason in the switch's log.
 fn refused(why: String) -> OfError {
     OfError::new(kind::FLOW_MOD_FAILED, 0, why)
@@ -982,5 +986,40 @@ mod tests {
         // Table stats: all 255 tables.
         let out = s.input(&msg(4, 18, 4, &[0, 3, 0, 0, 0, 0, 0, 0]), &mut dp);
         assert_eq!(out.replies[0].len(), 16 + 255 * 24);
+    }
+
+    #[test]
+    fn table_features_carry_every_property_ovs_requires() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let out = s.input(&msg(4, 18, 5, &[0, 12, 0, 0, 0, 0, 0, 0]), &mut dp);
+        let mut tables = 0;
+        for r in &out.replies {
+            let mut at = 16;
+            while at < r.len() {
+                let len = u16::from_be_bytes([r[at], r[at + 1]]) as usize;
+                assert_eq!(len % 8, 0);
+                let table = r[at + 2];
+                let mut seen = 0u32;
+                let mut p = at + 64;
+                while p < at + len {
+                    let t = u16::from_be_bytes([r[p], r[p + 1]]);
+                    let plen = u16::from_be_bytes([r[p + 2], r[p + 3]]) as usize;
+                    assert!(plen >= 4);
+                    if t == 2 {
+                        let next = &r[p + 4..p + plen];
+                        assert_eq!(next.len(), 254 - table as usize, "table {table}");
+                        assert!(next.iter().all(|&n| n > table && n < 255));
+                    }
+                    seen |= 1 << t;
+                    p += plen.div_ceil(8) * 8;
+                }
+                // OFPTFPT13_REQUIRED in OVS: properties 0, 2, 4, 6, 8, 10, 12, 14.
+                assert_eq!(seen & 0x5555, 0x5555, "table {table}");
+                tables += 1;
+                at += len;
+            }
+        }
+        assert_eq!(tables, 255);
+        assert!(out.replies.len() > 1, "split with REPLY_MORE");
     }
 }
