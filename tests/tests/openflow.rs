@@ -337,7 +337,19 @@ fn replace_flows_and_diff_flows_with_and_without_bundles() {
         ok(&dir, v, &["--bundle", "replace-flows", "br0", file]);
         assert_eq!(flows(&dir, v, &[]).len(), 2);
         ok(&dir, v, &["--bundle", "add-flows", "br0", file]);
-        ok(&dir, v, &["bundle", "br0", file]);
+        // `bundle` reads a file whose lines name what they change ("flow add ...").
+        let bundle = lab.dir().join("of-bundle.txt");
+        std::fs::write(
+            &bundle,
+            "flow delete table=3\n\
+             flow add table=3,priority=2,ip,nw_dst=10.1.1.6,actions=drop\n\
+             flow modify table=3,ip,actions=NORMAL\n",
+        )
+        .unwrap();
+        ok(&dir, v, &["bundle", "br0", bundle.to_str().unwrap()]);
+        let t3 = flows(&dir, v, &["table=3"]);
+        assert_eq!(t3.len(), 1, "{v}: {t3:?}");
+        assert!(t3[0].ends_with("actions=NORMAL"), "{v}: {t3:?}");
     }
 }
 

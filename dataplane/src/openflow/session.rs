@@ -245,8 +245,8 @@ impl Session {
             }
             MsgType::FlowMod => {
                 let m = flow_mod::decode_flow_mod(v, msg)?;
-                let fm = self.to_flow_mod(&m, dp)?;
-                dp.flow_mods(&[fm]).map_err(refused)?;
+                let fms = self.to_flow_mod(&m, dp, false)?;
+                dp.flow_mods(&fms).map_err(refused)?;
             }
             MsgType::GroupMod => {
                 let m = group::decode_group_mod(v, msg)?;
@@ -309,19 +309,25 @@ impl Session {
         }
     }
 
-    /// A flow mod as the flow store's change; check_overlap and table ids checked here.
-    fn to_flow_mod(&self, m: &flow_mod::FlowModMsg, dp: &dyn Datapath) -> Result<FlowMod, OfError> {
-        let deleting = matches!(
-            m.command,
-            FlowModCommand::Delete | FlowModCommand::DeleteStrict
-        );
-        if m.table_id == TABLE_ALL && !deleting {
+    /// A flow mod as the flow store's changes; check_overlap and table ids checked here.
+    /// A modify keeps each flow's cookie (OpenFlow 1.1 and later: the cookie and its mask
+    /// only select), so it becomes one strict modify per flow it selects. In a bundle the
+    /// flows it will select are not known until the changes before it are made, so there it
+    /// stays one modify, which sets the cookie given (the flow store's modify semantics).
+    fn to_flow_mod(
+        &self,
+        m: &flow_mod::FlowModMsg,
+        dp: &dyn Datapath,
+        in_bundle: bool,
+    ) -> Result<Vec<FlowMod>, OfError> {
+        let adding = m.command == FlowModCommand::Add;
+        if m.table_id == TABLE_ALL && adding {
             return Err(OfError::bad_table_id());
         }
         if m.table_id != TABLE_ALL && m.table_id > controlplane::flow::MAX_TABLE {
             return Err(OfError::bad_table_id());
         }
-        Ok(match m.command {
+        Ok(vec![match m.command {
             FlowModCommand::Add => {
                 if m.flags & flow_mod::flags::CHECK_OVERLAP != 0 && dp.overlaps(&m.flow) {
                     return Err(OfError::overlap());
@@ -331,10 +337,39 @@ impl Session {
                     reset_counts: m.flags & flow_mod::flags::RESET_COUNTS != 0,
                 }
             }
-            FlowModCommand::Modify | FlowModCommand::ModifyStrict => FlowMod::Modify {
-                flow: m.flow.clone(),
-                strict: m.command == FlowModCommand::ModifyStrict,
-            },
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict if in_bundle => {
+                FlowMod::Modify {
+                    flow: m.flow.clone(),
+                    strict: m.command == FlowModCommand::ModifyStrict,
+                }
+            }
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                let strict = m.command == FlowModCommand::ModifyStrict;
+                let table = (m.table_id != TABLE_ALL).then_some(m.table_id);
+                let mut want = m.flow.matches.clone();
+                controlplane::flow_syntax::canonicalize(&mut want);
+                let selected = dp
+                    .flows(table, &m.flow.matches)
+                    .map_err(OfError::bad_field)?;
+                return Ok(selected
+                    .into_iter()
+                    .map(|f| f.spec)
+                    .filter(|f| f.cookie & m.cookie_mask == m.flow.cookie & m.cookie_mask)
+                    .filter(|f| {
+                        !strict
+                            || (f.priority == m.flow.priority
+                                && f.matches.len() == want.len()
+                                && f.matches.iter().all(|x| want.contains(x)))
+                    })
+                    .map(|f| FlowMod::Modify {
+                        flow: FlowSpec {
+                            actions: m.flow.actions.clone(),
+                            ..f
+                        },
+                        strict: true,
+                    })
+                    .collect());
+            }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
                 let strict = m.command == FlowModCommand::DeleteStrict;
                 FlowMod::Delete {
@@ -345,11 +380,16 @@ impl Session {
                     cookie: (m.cookie_mask != 0).then_some((m.flow.cookie, m.cookie_mask)),
                 }
             }
-        })
+        }])
     }
 
     /// Decodes a message carried in a bundle into the change it makes.
-    fn bundled_change(&self, v: u8, inner: &[u8], dp: &dyn Datapath) -> Result<FlowMod, OfError> {
+    fn bundled_change(
+        &self,
+        v: u8,
+        inner: &[u8],
+        dp: &dyn Datapath,
+    ) -> Result<Vec<FlowMod>, OfError> {
         let h = Header::new_checked(inner)?;
         if h.length() as usize != inner.len() {
             return Err(OfError::bad_len());
@@ -357,9 +397,9 @@ impl Session {
         match h.msg_type() {
             MsgType::FlowMod => {
                 let m = flow_mod::decode_flow_mod(v, inner)?;
-                self.to_flow_mod(&m, dp)
+                self.to_flow_mod(&m, dp, true)
             }
-            MsgType::GroupMod => Ok(to_group_mod(&group::decode_group_mod(v, inner)?)),
+            MsgType::GroupMod => Ok(vec![to_group_mod(&group::decode_group_mod(v, inner)?)]),
             // OFPBFC_MSG_UNSUP
             _ => Err(OfError::new(
                 kind::BUNDLE_FAILED,
@@ -454,7 +494,7 @@ impl Session {
         if bundle.mods.len() >= MAX_BUNDLE_MSGS {
             return Err(OfError::new(kind::BUNDLE_FAILED, 7, "bundle full"));
         }
-        bundle.mods.push(change);
+        bundle.mods.extend(change);
         Ok(())
     }
 
