@@ -372,6 +372,19 @@ fn groups_from_ovs_ofctl() {
         );
         let groups = ok(&dir, v, &["dump-groups", "br0"]);
         assert!(groups.contains("group_id=7,type=all"), "{v}: {groups}");
+        // The errors OVS gives: adding it again, modifying one that is not there.
+        let (done, out) = ofctl(
+            &dir,
+            v,
+            &["add-group", "br0", "group_id=7,type=all,bucket=output:3"],
+        );
+        assert!(!done && out.contains("OFPGMFC_GROUP_EXISTS"), "{v}: {out}");
+        let (done, out) = ofctl(
+            &dir,
+            v,
+            &["mod-group", "br0", "group_id=8,type=all,bucket=output:3"],
+        );
+        assert!(!done && out.contains("OFPGMFC_UNKNOWN_GROUP"), "{v}: {out}");
         ok(&dir, v, &["del-groups", "br0", "group_id=7"]);
         let groups = ok(&dir, v, &["dump-groups", "br0"]);
         assert!(!groups.contains("group_id=7"), "{v}: {groups}");

@@ -337,12 +337,10 @@ impl Session {
                     reset_counts: m.flags & flow_mod::flags::RESET_COUNTS != 0,
                 }
             }
-            FlowModCommand::Modify | FlowModCommand::ModifyStrict if in_bundle => {
-                FlowMod::Modify {
-                    flow: m.flow.clone(),
-                    strict: m.command == FlowModCommand::ModifyStrict,
-                }
-            }
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict if in_bundle => FlowMod::Modify {
+                flow: m.flow.clone(),
+                strict: m.command == FlowModCommand::ModifyStrict,
+            },
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 let strict = m.command == FlowModCommand::ModifyStrict;
                 let table = (m.table_id != TABLE_ALL).then_some(m.table_id);
