@@ -612,9 +612,7 @@ impl Session {
         dp: &dyn Datapath,
     ) -> Result<Vec<FlowStats>, OfError> {
         let table = (rq.table_id != TABLE_ALL).then_some(rq.table_id);
-        let flows = dp
-            .flows(table, &rq.matches)
-            .map_err(|e| OfError::bad_field(e))?;
+        let flows = dp.flows(table, &rq.matches).map_err(OfError::bad_field)?;
         Ok(flows
             .into_iter()
             .filter(|f| f.spec.cookie & rq.cookie_mask == rq.cookie & rq.cookie_mask)
