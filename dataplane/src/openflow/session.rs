@@ -253,11 +253,14 @@ impl Session {
                 dp.flow_mods(&[to_group_mod(&m)]).map_err(group_refused)?;
             }
             MsgType::PacketOut => {
+                // Decoded (a malformed one gets its own error), then refused as a message
+                // type this switch does not carry out: OFPBRC_BAD_TYPE, not EPERM, so the
+                // peer is not sent looking for a permission problem.
                 let _ = packet_out::decode_packet_out(v, msg)?;
                 return Err(OfError::new(
                     kind::BAD_REQUEST,
-                    5,
-                    "packet-out is not carried out by this switch yet",
+                    1,
+                    "packet-out is not carried out by this switch",
                 ));
             }
             MsgType::MultipartRequest => self.multipart(v, xid, msg, dp, out)?,
@@ -1057,5 +1060,20 @@ mod tests {
         }
         assert_eq!(tables, 255);
         assert!(out.replies.len() > 1, "split with REPLY_MORE");
+    }
+
+    #[test]
+    fn packet_out_is_refused_as_an_unsupported_type() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let mut b = 0xffff_ffffu32.to_be_bytes().to_vec(); // no buffer
+        b.extend_from_slice(&0xffff_fffdu32.to_be_bytes()); // in_port CONTROLLER
+        b.extend_from_slice(&16u16.to_be_bytes());
+        b.extend_from_slice(&[0; 6]);
+        b.extend_from_slice(&[0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]); // output:1
+        b.extend_from_slice(&[0xff; 14]); // a frame
+        let out = s.input(&msg(4, 13, 3, &b), &mut dp);
+        assert_eq!(out.errors, 1);
+        assert_eq!(&out.replies[0][8..12], &[0, 1, 0, 1], "OFPBRC_BAD_TYPE");
+        assert!(dp.applied.is_empty());
     }
 }
