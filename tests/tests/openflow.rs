@@ -301,8 +301,11 @@ fn flows_added_by_ovs_ofctl_and_by_vxctl_are_one_table() {
             ],
         );
         assert!(!added && out.contains("OFPFMFC_OVERLAP"), "{v}: {out}");
+        // ovs-ofctl reads table=255 as "no table given" and adds into table 0, as with OVS.
+        let before = flows(&dir, v, &["table=0"]).len();
         let (added, out) = ofctl(&dir, v, &["add-flow", "br0", "table=255,actions=drop"]);
-        assert!(!added, "{v}: {out}");
+        assert!(added, "{v}: {out}");
+        assert_eq!(flows(&dir, v, &["table=0"]).len(), before + 1, "{v}");
     }
 }
 
@@ -337,7 +340,19 @@ fn replace_flows_and_diff_flows_with_and_without_bundles() {
         ok(&dir, v, &["--bundle", "replace-flows", "br0", file]);
         assert_eq!(flows(&dir, v, &[]).len(), 2);
         ok(&dir, v, &["--bundle", "add-flows", "br0", file]);
-        ok(&dir, v, &["bundle", "br0", file]);
+        // `bundle` reads a file whose lines name what they change ("flow add ...").
+        let bundle = lab.dir().join("of-bundle.txt");
+        std::fs::write(
+            &bundle,
+            "flow delete table=3\n\
+             flow add table=3,priority=2,ip,nw_dst=10.1.1.6,actions=drop\n\
+             flow modify table=3,ip,actions=NORMAL\n",
+        )
+        .unwrap();
+        ok(&dir, v, &["bundle", "br0", bundle.to_str().unwrap()]);
+        let t3 = flows(&dir, v, &["table=3"]);
+        assert_eq!(t3.len(), 1, "{v}: {t3:?}");
+        assert!(t3[0].ends_with("actions=NORMAL"), "{v}: {t3:?}");
     }
 }
 
@@ -357,6 +372,19 @@ fn groups_from_ovs_ofctl() {
         );
         let groups = ok(&dir, v, &["dump-groups", "br0"]);
         assert!(groups.contains("group_id=7,type=all"), "{v}: {groups}");
+        // The errors OVS gives: adding it again, modifying one that is not there.
+        let (done, out) = ofctl(
+            &dir,
+            v,
+            &["add-group", "br0", "group_id=7,type=all,bucket=output:3"],
+        );
+        assert!(!done && out.contains("OFPGMFC_GROUP_EXISTS"), "{v}: {out}");
+        let (done, out) = ofctl(
+            &dir,
+            v,
+            &["mod-group", "br0", "group_id=8,type=all,bucket=output:3"],
+        );
+        assert!(!done && out.contains("OFPGMFC_UNKNOWN_GROUP"), "{v}: {out}");
         ok(&dir, v, &["del-groups", "br0", "group_id=7"]);
         let groups = ok(&dir, v, &["dump-groups", "br0"]);
         assert!(!groups.contains("group_id=7"), "{v}: {groups}");

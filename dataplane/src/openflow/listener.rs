@@ -204,6 +204,17 @@ async fn reader<R: AsyncRead + Unpin>(mut rd: R, tx: mpsc::Sender<Frame>) {
                 }
             }
             Ok(Ok(Err(head))) => {
+                // Read what else the peer sent (bounded): a Unix socket closed with unread
+                // input resets the peer, which would then miss our error and the clean end.
+                let mut sink = [0u8; 4096];
+                let mut drained = 0;
+                while drained < 65_536 {
+                    match tokio::time::timeout(Duration::from_millis(50), rd.read(&mut sink)).await
+                    {
+                        Ok(Ok(n)) if n > 0 => drained += n,
+                        _ => break,
+                    }
+                }
                 let _ = tx
                     .send(Frame::Bad(
                         "a header whose length is under 8 bytes".into(),

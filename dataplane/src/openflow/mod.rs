@@ -65,8 +65,7 @@ impl Datapath for Switch {
     }
 
     fn groups(&self) -> Vec<GroupSpec> {
-        // The flow store keeps no groups yet; they come with group support in the store.
-        Vec::new()
+        self.dump_groups(None)
     }
 
     fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<(), String> {

@@ -325,3 +325,153 @@ pub fn group_stats_entry(group_id: u32, buckets: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&[0; 16]);
     }
 }
+
+/// Table feature property types (`ofp13_table_feature_prop_type`) vxswitch reports.
+mod tfpt {
+    pub const INSTRUCTIONS: u16 = 0;
+    pub const NEXT_TABLES: u16 = 2;
+    pub const WRITE_ACTIONS: u16 = 4;
+    pub const APPLY_ACTIONS: u16 = 6;
+    pub const MATCH: u16 = 8;
+    pub const WILDCARDS: u16 = 10;
+    pub const WRITE_SETFIELD: u16 = 12;
+    pub const APPLY_SETFIELD: u16 = 14;
+}
+
+/// The fields a flow may match on, and whether a mask is allowed.
+const MATCH_FIELDS: &[(controlplane::openflow::fields::Mf, bool)] = {
+    use controlplane::openflow::fields::Mf;
+    &[
+        (Mf::InPort, false),
+        (Mf::EthDst, true),
+        (Mf::EthSrc, true),
+        (Mf::EthType, false),
+        (Mf::VlanTci, true),
+        (Mf::VlanVid, true),
+        (Mf::VlanPcp, false),
+        (Mf::IpDscp, false),
+        (Mf::IpEcn, false),
+        (Mf::IpProto, false),
+        (Mf::IpTtl, false),
+        (Mf::IpFrag, true),
+        (Mf::Ipv4Src, true),
+        (Mf::Ipv4Dst, true),
+        (Mf::Ipv6Src, true),
+        (Mf::Ipv6Dst, true),
+        (Mf::TcpSrc, true),
+        (Mf::TcpDst, true),
+        (Mf::UdpSrc, true),
+        (Mf::UdpDst, true),
+        (Mf::Icmpv4Type, false),
+        (Mf::Icmpv4Code, false),
+        (Mf::Icmpv6Type, false),
+        (Mf::Icmpv6Code, false),
+        (Mf::ArpOp, false),
+        (Mf::ArpSpa, true),
+        (Mf::ArpTpa, true),
+        (Mf::ArpSha, true),
+        (Mf::ArpTha, true),
+        (Mf::TunId, true),
+        (Mf::TunSrc, true),
+        (Mf::TunDst, true),
+        (Mf::Reg(0), true),
+        (Mf::Reg(1), true),
+        (Mf::Reg(2), true),
+        (Mf::Reg(3), true),
+        (Mf::Reg(4), true),
+        (Mf::Reg(5), true),
+        (Mf::Reg(6), true),
+        (Mf::Reg(7), true),
+        (Mf::PktMark, true),
+        (Mf::ConjId, false),
+    ]
+};
+
+/// The fields set_field may write (every matchable field but the ones a packet cannot
+/// carry changed: in_port, ip_frag, conj_id).
+fn settable(f: controlplane::openflow::fields::Mf) -> bool {
+    use controlplane::openflow::fields::Mf;
+    !matches!(f, Mf::InPort | Mf::IpFrag | Mf::ConjId | Mf::EthType)
+}
+
+/// Starts a table feature property; `prop_end` writes its length and pads it to 8.
+fn prop_start(out: &mut Vec<u8>, t: u16) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&t.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    at
+}
+
+fn prop_end(out: &mut Vec<u8>, at: usize) {
+    let len = (out.len() - at) as u16;
+    out[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+    out.resize(at + usize::from(len).div_ceil(8) * 8, 0);
+}
+
+/// A property listing ids as 4-byte (type, length 4) headers: instruction or action ids.
+fn ids_prop(out: &mut Vec<u8>, t: u16, ids: &[u16]) {
+    let at = prop_start(out, t);
+    for id in ids {
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&4u16.to_be_bytes());
+    }
+    prop_end(out, at);
+}
+
+/// A property listing OXM headers.
+fn fields_prop(
+    out: &mut Vec<u8>,
+    t: u16,
+    fields: impl Iterator<Item = (controlplane::openflow::fields::Mf, bool)>,
+) {
+    let at = prop_start(out, t);
+    for (f, masked) in fields {
+        out.extend_from_slice(&f.header(masked).to_be_bytes());
+    }
+    prop_end(out, at);
+}
+
+/// One `ofp13_table_features` entry with the properties OVS requires of a reply:
+/// instructions, next tables (every later table), write and apply actions, match,
+/// wildcards, write and apply set-fields. The miss variants are left out: they then equal
+/// the non-miss ones.
+pub fn table_features_entry(table: u8, out: &mut Vec<u8>) {
+    use controlplane::openflow::instructions::ty;
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]); // length, patched below
+    out.push(table);
+    out.extend_from_slice(&[0; 5]);
+    put_str(out, &format!("table{table}"), 32);
+    out.extend_from_slice(&0u64.to_be_bytes()); // metadata_match
+    out.extend_from_slice(&0u64.to_be_bytes()); // metadata_write
+    out.extend_from_slice(&0u32.to_be_bytes()); // config / capabilities
+    out.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
+    let mut insts = vec![ty::APPLY_ACTIONS, ty::WRITE_ACTIONS, ty::CLEAR_ACTIONS];
+    if table < controlplane::flow::MAX_TABLE {
+        insts.insert(0, ty::GOTO_TABLE);
+    }
+    ids_prop(out, tfpt::INSTRUCTIONS, &insts);
+    let nt = prop_start(out, tfpt::NEXT_TABLES);
+    out.extend(table.saturating_add(1)..=controlplane::flow::MAX_TABLE);
+    prop_end(out, nt);
+    // OFPAT_OUTPUT, PUSH_VLAN, POP_VLAN, GROUP, DEC_NW_TTL, SET_FIELD.
+    let actions = [0u16, 17, 18, 22, 24, 25];
+    ids_prop(out, tfpt::WRITE_ACTIONS, &actions);
+    ids_prop(out, tfpt::APPLY_ACTIONS, &actions);
+    fields_prop(out, tfpt::MATCH, MATCH_FIELDS.iter().copied());
+    fields_prop(
+        out,
+        tfpt::WILDCARDS,
+        MATCH_FIELDS.iter().map(|&(f, _)| (f, false)),
+    );
+    let set = || {
+        MATCH_FIELDS
+            .iter()
+            .filter(|(f, _)| settable(*f))
+            .map(|&(f, _)| (f, false))
+    };
+    fields_prop(out, tfpt::WRITE_SETFIELD, set());
+    fields_prop(out, tfpt::APPLY_SETFIELD, set());
+    let len = (out.len() - at) as u16;
+    out[at..at + 2].copy_from_slice(&len.to_be_bytes());
+}

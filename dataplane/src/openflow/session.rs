@@ -245,19 +245,22 @@ impl Session {
             }
             MsgType::FlowMod => {
                 let m = flow_mod::decode_flow_mod(v, msg)?;
-                let fm = self.to_flow_mod(&m, dp)?;
-                dp.flow_mods(&[fm]).map_err(refused)?;
+                let fms = self.to_flow_mod(&m, dp, false)?;
+                dp.flow_mods(&fms).map_err(refused)?;
             }
             MsgType::GroupMod => {
                 let m = group::decode_group_mod(v, msg)?;
-                dp.flow_mods(&[to_group_mod(&m)]).map_err(refused)?;
+                dp.flow_mods(&[to_group_mod(&m)]).map_err(group_refused)?;
             }
             MsgType::PacketOut => {
+                // Decoded (a malformed one gets its own error), then refused as a message
+                // type this switch does not carry out: OFPBRC_BAD_TYPE, not EPERM, so the
+                // peer is not sent looking for a permission problem.
                 let _ = packet_out::decode_packet_out(v, msg)?;
                 return Err(OfError::new(
                     kind::BAD_REQUEST,
-                    5,
-                    "packet-out is not carried out by this switch yet",
+                    1,
+                    "packet-out is not carried out by this switch",
                 ));
             }
             MsgType::MultipartRequest => self.multipart(v, xid, msg, dp, out)?,
@@ -309,19 +312,25 @@ impl Session {
         }
     }
 
-    /// A flow mod as the flow store's change; check_overlap and table ids checked here.
-    fn to_flow_mod(&self, m: &flow_mod::FlowModMsg, dp: &dyn Datapath) -> Result<FlowMod, OfError> {
-        let deleting = matches!(
-            m.command,
-            FlowModCommand::Delete | FlowModCommand::DeleteStrict
-        );
-        if m.table_id == TABLE_ALL && !deleting {
+    /// A flow mod as the flow store's changes; check_overlap and table ids checked here.
+    /// A modify keeps each flow's cookie (OpenFlow 1.1 and later: the cookie and its mask
+    /// only select), so it becomes one strict modify per flow it selects. In a bundle the
+    /// flows it will select are not known until the changes before it are made, so there it
+    /// stays one modify, which sets the cookie given (the flow store's modify semantics).
+    fn to_flow_mod(
+        &self,
+        m: &flow_mod::FlowModMsg,
+        dp: &dyn Datapath,
+        in_bundle: bool,
+    ) -> Result<Vec<FlowMod>, OfError> {
+        let adding = m.command == FlowModCommand::Add;
+        if m.table_id == TABLE_ALL && adding {
             return Err(OfError::bad_table_id());
         }
         if m.table_id != TABLE_ALL && m.table_id > controlplane::flow::MAX_TABLE {
             return Err(OfError::bad_table_id());
         }
-        Ok(match m.command {
+        Ok(vec![match m.command {
             FlowModCommand::Add => {
                 if m.flags & flow_mod::flags::CHECK_OVERLAP != 0 && dp.overlaps(&m.flow) {
                     return Err(OfError::overlap());
@@ -331,10 +340,37 @@ impl Session {
                     reset_counts: m.flags & flow_mod::flags::RESET_COUNTS != 0,
                 }
             }
-            FlowModCommand::Modify | FlowModCommand::ModifyStrict => FlowMod::Modify {
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict if in_bundle => FlowMod::Modify {
                 flow: m.flow.clone(),
                 strict: m.command == FlowModCommand::ModifyStrict,
             },
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                let strict = m.command == FlowModCommand::ModifyStrict;
+                let table = (m.table_id != TABLE_ALL).then_some(m.table_id);
+                let mut want = m.flow.matches.clone();
+                controlplane::flow_syntax::canonicalize(&mut want);
+                let selected = dp
+                    .flows(table, &m.flow.matches)
+                    .map_err(OfError::bad_field)?;
+                return Ok(selected
+                    .into_iter()
+                    .map(|f| f.spec)
+                    .filter(|f| f.cookie & m.cookie_mask == m.flow.cookie & m.cookie_mask)
+                    .filter(|f| {
+                        !strict
+                            || (f.priority == m.flow.priority
+                                && f.matches.len() == want.len()
+                                && f.matches.iter().all(|x| want.contains(x)))
+                    })
+                    .map(|f| FlowMod::Modify {
+                        flow: FlowSpec {
+                            actions: m.flow.actions.clone(),
+                            ..f
+                        },
+                        strict: true,
+                    })
+                    .collect());
+            }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
                 let strict = m.command == FlowModCommand::DeleteStrict;
                 FlowMod::Delete {
@@ -345,11 +381,16 @@ impl Session {
                     cookie: (m.cookie_mask != 0).then_some((m.flow.cookie, m.cookie_mask)),
                 }
             }
-        })
+        }])
     }
 
     /// Decodes a message carried in a bundle into the change it makes.
-    fn bundled_change(&self, v: u8, inner: &[u8], dp: &dyn Datapath) -> Result<FlowMod, OfError> {
+    fn bundled_change(
+        &self,
+        v: u8,
+        inner: &[u8],
+        dp: &dyn Datapath,
+    ) -> Result<Vec<FlowMod>, OfError> {
         let h = Header::new_checked(inner)?;
         if h.length() as usize != inner.len() {
             return Err(OfError::bad_len());
@@ -357,9 +398,9 @@ impl Session {
         match h.msg_type() {
             MsgType::FlowMod => {
                 let m = flow_mod::decode_flow_mod(v, inner)?;
-                self.to_flow_mod(&m, dp)
+                self.to_flow_mod(&m, dp, true)
             }
-            MsgType::GroupMod => Ok(to_group_mod(&group::decode_group_mod(v, inner)?)),
+            MsgType::GroupMod => Ok(vec![to_group_mod(&group::decode_group_mod(v, inner)?)]),
             // OFPBFC_MSG_UNSUP
             _ => Err(OfError::new(
                 kind::BUNDLE_FAILED,
@@ -454,7 +495,7 @@ impl Session {
         if bundle.mods.len() >= MAX_BUNDLE_MSGS {
             return Err(OfError::new(kind::BUNDLE_FAILED, 7, "bundle full"));
         }
-        bundle.mods.push(change);
+        bundle.mods.extend(change);
         Ok(())
     }
 
@@ -535,18 +576,9 @@ impl Session {
             }
             mp::GROUP_FEATURES => w.entry(msgs::group_features_body),
             mp::TABLE_FEATURES => {
-                // One entry per table, without properties: 64 bytes each.
+                // One entry per table with the properties OVS requires.
                 for t in 0..=controlplane::flow::MAX_TABLE {
-                    w.entry(|o| {
-                        o.extend_from_slice(&64u16.to_be_bytes());
-                        o.push(t);
-                        o.extend_from_slice(&[0; 5]);
-                        o.extend_from_slice(&[0; 32]); // name
-                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_match
-                        o.extend_from_slice(&0u64.to_be_bytes()); // metadata_write
-                        o.extend_from_slice(&0u32.to_be_bytes()); // config
-                        o.extend_from_slice(&1_000_000u32.to_be_bytes()); // max_entries
-                    });
+                    w.entry(|o| msgs::table_features_entry(t, o));
                 }
             }
             mp::METER | mp::METER_CONFIG | mp::QUEUE => {}
@@ -583,9 +615,7 @@ impl Session {
         dp: &dyn Datapath,
     ) -> Result<Vec<FlowStats>, OfError> {
         let table = (rq.table_id != TABLE_ALL).then_some(rq.table_id);
-        let flows = dp
-            .flows(table, &rq.matches)
-            .map_err(|e| OfError::bad_field(e))?;
+        let flows = dp.flows(table, &rq.matches).map_err(OfError::bad_field)?;
         Ok(flows
             .into_iter()
             .filter(|f| f.spec.cookie & rq.cookie_mask == rq.cookie & rq.cookie_mask)
@@ -767,6 +797,19 @@ fn to_group_mod(m: &group::GroupModMsg) -> FlowMod {
             group_id: (m.group.group_id != group_id::ALL).then_some(m.group.group_id),
         },
     }
+}
+
+/// A group mod the flow store refused: OFPGMFC_GROUP_EXISTS (0) and OFPGMFC_UNKNOWN_GROUP
+/// (8) as OVS gives them, OFPGMFC_BAD_BUCKET (12) for the rest.
+fn group_refused(why: String) -> OfError {
+    let code = if why.contains("already exists") {
+        0
+    } else if why.contains("does not exist") {
+        8
+    } else {
+        12
+    };
+    OfError::new(kind::GROUP_MOD_FAILED, code, why)
 }
 
 /// A batch the flow store refused: OFPFMFC_UNKNOWN with the reason in the switch's log.
@@ -982,5 +1025,55 @@ mod tests {
         // Table stats: all 255 tables.
         let out = s.input(&msg(4, 18, 4, &[0, 3, 0, 0, 0, 0, 0, 0]), &mut dp);
         assert_eq!(out.replies[0].len(), 16 + 255 * 24);
+    }
+
+    #[test]
+    fn table_features_carry_every_property_ovs_requires() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let out = s.input(&msg(4, 18, 5, &[0, 12, 0, 0, 0, 0, 0, 0]), &mut dp);
+        let mut tables = 0;
+        for r in &out.replies {
+            let mut at = 16;
+            while at < r.len() {
+                let len = u16::from_be_bytes([r[at], r[at + 1]]) as usize;
+                assert_eq!(len % 8, 0);
+                let table = r[at + 2];
+                let mut seen = 0u32;
+                let mut p = at + 64;
+                while p < at + len {
+                    let t = u16::from_be_bytes([r[p], r[p + 1]]);
+                    let plen = u16::from_be_bytes([r[p + 2], r[p + 3]]) as usize;
+                    assert!(plen >= 4);
+                    if t == 2 {
+                        let next = &r[p + 4..p + plen];
+                        assert_eq!(next.len(), 254 - table as usize, "table {table}");
+                        assert!(next.iter().all(|&n| n > table && n < 255));
+                    }
+                    seen |= 1 << t;
+                    p += plen.div_ceil(8) * 8;
+                }
+                // OFPTFPT13_REQUIRED in OVS: properties 0, 2, 4, 6, 8, 10, 12, 14.
+                assert_eq!(seen & 0x5555, 0x5555, "table {table}");
+                tables += 1;
+                at += len;
+            }
+        }
+        assert_eq!(tables, 255);
+        assert!(out.replies.len() > 1, "split with REPLY_MORE");
+    }
+
+    #[test]
+    fn packet_out_is_refused_as_an_unsupported_type() {
+        let (mut s, mut dp) = greeted(OFP13);
+        let mut b = 0xffff_ffffu32.to_be_bytes().to_vec(); // no buffer
+        b.extend_from_slice(&0xffff_fffdu32.to_be_bytes()); // in_port CONTROLLER
+        b.extend_from_slice(&16u16.to_be_bytes());
+        b.extend_from_slice(&[0; 6]);
+        b.extend_from_slice(&[0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]); // output:1
+        b.extend_from_slice(&[0xff; 14]); // a frame
+        let out = s.input(&msg(4, 13, 3, &b), &mut dp);
+        assert_eq!(out.errors, 1);
+        assert_eq!(&out.replies[0][8..12], &[0, 1, 0, 1], "OFPBRC_BAD_TYPE");
+        assert!(dp.applied.is_empty());
     }
 }
