@@ -240,7 +240,7 @@ mod tests {
         let mut f = Vec::new();
         b.write(&mut f, &[0; 4]).unwrap();
         f[ETH_LEN] = 0x60;
-        f[ETH_LEN + 1] = (ECN_ECT1 as u8) << 4;
+        f[ETH_LEN + 1] = ECN_ECT1 << 4;
         let mut buf = PacketBuf::from_frame(&f);
         set_packet_field(&mut buf, Field::NwTos, 0x28);
         let ip = Ipv6Packet::new_checked(&buf.frame()[ETH_LEN..]).unwrap();
