@@ -94,7 +94,6 @@ fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
 #[test]
 fn ovs_appctl_reads_traces_and_stops_a_lab_switch() {
     let dir = TempDir::new("lab");
-    let rundir = dir.0.join("run");
     let explicit = dir.0.join("explicit.ctl");
     let lab = lab(LabSpec {
         name: unique_name("apc"),
@@ -102,14 +101,11 @@ fn ovs_appctl_reads_traces_and_stops_a_lab_switch() {
         pods: 2,
         ipv6: false,
         workers: Some(1),
-        switch_args: vec![
-            "--ovs-rundir".into(),
-            rundir.display().to_string(),
-            "--unixctl".into(),
-            explicit.display().to_string(),
-        ],
+        switch_args: vec!["--unixctl".into(), explicit.display().to_string()],
         ..LabSpec::default()
     });
+    // vxlab gives every vxswitch node its own OVS run directory.
+    let rundir = lab.ovs_rundir("n1").expect("n1's OVS run directory");
     let pid = lab.switch_pid("n1").expect("n1's vxswitchd");
     assert_eq!(
         pidfile_pid(&rundir),
@@ -263,7 +259,6 @@ fn ovs_appctl_reads_traces_and_stops_a_lab_switch() {
 #[test]
 fn peers_that_are_not_root_are_refused_and_garbage_closes_only_its_connection() {
     let dir = TempDir::new("peer");
-    let rundir = dir.0.join("run");
     let explicit = dir.0.join("explicit.ctl");
     let lab = lab(LabSpec {
         name: unique_name("apr"),
@@ -271,14 +266,11 @@ fn peers_that_are_not_root_are_refused_and_garbage_closes_only_its_connection() 
         pods: 0,
         ipv6: false,
         workers: Some(1),
-        switch_args: vec![
-            "--ovs-rundir".into(),
-            rundir.display().to_string(),
-            "--unixctl".into(),
-            explicit.display().to_string(),
-        ],
+        switch_args: vec!["--unixctl".into(), explicit.display().to_string()],
         ..LabSpec::default()
     });
+    // vxlab gives every vxswitch node its own OVS run directory.
+    let rundir = lab.ovs_rundir("n1").expect("n1's OVS run directory");
     let t = explicit.display().to_string();
 
     // The socket is root's alone (0600): the kernel refuses nobody.

@@ -23,13 +23,8 @@ fn one_node(prefix: &str, pods: usize) -> LabGuard {
 
 /// The node's OVS run directory, as `vxlab status` gives it.
 fn rundir(lab: &Lab, node: &str) -> PathBuf {
-    let status = lab.status_json();
-    status["nodes"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["name"] == node))
-        .and_then(|n| n["ovs_rundir"].as_str())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no ovs_rundir for {node} in vxlab status:\n{status:#}"))
+    lab.ovs_rundir(node)
+        .unwrap_or_else(|| panic!("{node} is not a vxswitch node: no ovs_rundir"))
 }
 
 /// `ovs-ofctl -O VERSION ARGS...` against the node's bridge.

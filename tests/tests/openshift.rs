@@ -328,17 +328,8 @@ Datapath actions: drop
 /// The node's OVS run directory (`vxlab status`: "ovs_rundir", vxswitchd's --ovs-rundir),
 /// where ovs-ofctl finds br0.mgmt and ovs-appctl ovs-vswitchd.pid.
 fn ovs_rundir(lab: &Lab, node: &str) -> PathBuf {
-    let status = lab.status_json();
-    let dir = status["nodes"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["name"] == node))
-        .and_then(|n| n["ovs_rundir"].as_str())
-        .map(PathBuf::from);
-    dir.unwrap_or_else(|| {
-        panic!(
-            "vxlab status gives no ovs_rundir for {node} (vxswitchd's --ovs-rundir):\n{status:#}"
-        )
-    })
+    lab.ovs_rundir(node)
+        .unwrap_or_else(|| panic!("{node} is not a vxswitch node: no ovs_rundir"))
 }
 
 /// Runs an OVS tool (ovs-ofctl, ovs-appctl) against the node whose run directory is `rundir`.

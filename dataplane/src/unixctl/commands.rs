@@ -214,8 +214,15 @@ pub fn trace_text(
     if *bridge != cx.bridge {
         return Err(format!("{bridge}: unknown bridge"));
     }
-    let (port, mut ms): (PortRef, Vec<Match>) = controlplane::flow_syntax::parse_trace(flow)
-        .map_err(|e| format!("Bad openflow flow syntax: {flow}: {}", e.message))?;
+    // The datapath's own metadata (OVS needs dp_hash to trace a select group): vxswitch picks
+    // a select group's bucket by a hash of the flow itself, so these say nothing here.
+    let fields: Vec<&str> = flow
+        .split(',')
+        .filter(|f| !f.starts_with("dp_hash=") && !f.starts_with("recirc_id="))
+        .collect();
+    let (port, mut ms): (PortRef, Vec<Match>) =
+        controlplane::flow_syntax::parse_trace(&fields.join(","))
+            .map_err(|e| format!("Bad openflow flow syntax: {flow}: {}", e.message))?;
     controlplane::flow_syntax::canonicalize(&mut ms);
     let in_port = match resolve(&port) {
         Some(n) => n,

@@ -533,6 +533,22 @@ impl Render<'_> {
                     }
                 }
                 FlowAction::Drop => break,
+                FlowAction::Group { .. } => {
+                    // The group's outputs, indented as OVS prints a bucket's actions (the
+                    // bucket's edits are not shown). A group last in its flow owns every
+                    // output that follows; elsewhere, one.
+                    let mut taken = 0;
+                    while let Some(s) = self.take_output() {
+                        match s {
+                            Step::Output(p) => self.lines.push((indent + 8, format!("output:{p}"))),
+                            other => self.output_details(indent + 4, "", other),
+                        }
+                        taken += 1;
+                        if i + 1 < n && taken == 1 {
+                            break;
+                        }
+                    }
+                }
                 _ => {
                     let outputs = text.starts_with("output:")
                         || matches!(act, FlowAction::Normal | FlowAction::Flood);

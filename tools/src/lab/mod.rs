@@ -664,6 +664,19 @@ impl Lab {
     /// "pods": [{"name", "netns", "ip", "mac"}]}]}`; dual-stack nodes add "subnet6" and their
     /// pods "ip6"; vxswitch nodes "ovs_rundir" (where ovs-ofctl finds br0.mgmt).
     pub fn status_json(&self) -> serde_json::Value {
+        self.status_value()
+    }
+
+    /// Where OVS's tools find vxswitch node `node` (its vxswitchd's --ovs-rundir: br0.mgmt
+    /// for ovs-ofctl, ovs-vswitchd.pid for ovs-appctl); `None` for other kinds of node.
+    pub fn ovs_rundir(&self, node: &str) -> Option<PathBuf> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node && n.kind == Kind::Vxswitch)
+            .map(|n| vxswitch::ovs_rundir(&n.dir))
+    }
+
+    fn status_value(&self) -> serde_json::Value {
         let nodes: Vec<serde_json::Value> = self
             .nodes
             .iter()
