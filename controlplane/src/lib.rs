@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod client;
+pub mod cluster;
+pub mod cni;
 pub mod codec;
 pub mod error;
 pub mod flow;

@@ -177,6 +177,8 @@ pub enum Owner {
     /// An administrator using vxctl.
     #[default]
     Admin,
+    /// vxswitch-cni: pods a container runtime attached through CNI (the agent leaves them).
+    Cni,
 }
 
 impl fmt::Display for Owner {
@@ -184,6 +186,7 @@ impl fmt::Display for Owner {
         f.write_str(match self {
             Owner::Agent => "agent",
             Owner::Admin => "admin",
+            Owner::Cni => "cni",
         })
     }
 }

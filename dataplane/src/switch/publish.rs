@@ -359,3 +359,28 @@ fn target_repr(t: &Tables, target: Target) -> FdbTarget {
         },
     }
 }
+
+/// A change as the state file records it (see [`Switch::record`]).
+#[derive(Debug, Clone)]
+pub(super) enum Record {
+    /// A batch that applied.
+    Apply(ApplyRequest),
+    /// A bundle of flow changes that applied.
+    FlowMods(Vec<FlowMod>),
+    /// Something else changed (expiry, restore): the whole configuration is written.
+    Snapshot,
+}
+
+impl Switch {
+    /// Records an applied change in the state file.
+    pub(super) fn record(&mut self, _entry: Record) {
+        self.save();
+    }
+}
+
+impl Switch {
+    /// Publishes a new version in which only the flow tables changed.
+    pub(super) fn publish_flows(&mut self) {
+        self.publish();
+    }
+}
