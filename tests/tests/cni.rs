@@ -370,7 +370,9 @@ fn bad_input_gets_the_specified_error_objects() {
     old["cniVersion"] = json!("0.2.0");
     let mut check03 = good.clone();
     check03["cniVersion"] = json!("0.3.1");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u64)> = vec![
+    // (command, environment, stdin, expected code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u64);
+    let cases: Vec<Case> = vec![
         // Not JSON: decode failure.
         (
             "ADD",
