@@ -173,9 +173,9 @@ fn port_of(lab: &Lab, node: &str, ip: &str) -> Option<controlplane::proto::PortS
         .find(|p| p.spec.as_ref().is_some_and(|s| s.ip.to_string() == ip))
 }
 
-/// Checks a 1.0.0 ADD result field by field against the specification's layout.
-fn check_result(r: &Value, netns: &str, ip: &str, gw: &str) {
-    assert_eq!(r["cniVersion"], "1.0.0", "{r}");
+/// Checks an ADD result field by field against the specification's layout of `version`.
+fn check_result(r: &Value, version: &str, netns: &str, ip: &str, gw: &str) {
+    assert_eq!(r["cniVersion"], version, "{r}");
     let ifs = r["interfaces"].as_array().expect("interfaces");
     assert_eq!(ifs.len(), 1, "{r}");
     assert_eq!(ifs[0]["name"], "eth0");
@@ -191,10 +191,17 @@ fn check_result(r: &Value, netns: &str, ip: &str, gw: &str) {
     assert_eq!(ips[0]["address"], format!("{ip}/24").as_str(), "{r}");
     assert_eq!(ips[0]["gateway"], gw, "{r}");
     assert_eq!(ips[0]["interface"], 0, "{r}");
-    assert!(
-        ips[0].get("version").is_none(),
-        "1.0.0 has no address version: {r}"
-    );
+    if version == "1.0.0" {
+        assert!(
+            ips[0].get("version").is_none(),
+            "1.0.0 has no address version: {r}"
+        );
+    } else {
+        assert_eq!(
+            ips[0]["version"], "4",
+            "{version} has the address version: {r}"
+        );
+    }
     let routes = r["routes"].as_array().expect("routes");
     assert!(
         routes.iter().any(|rt| rt["dst"] == "0.0.0.0/0"),
@@ -229,7 +236,8 @@ fn add_attaches_a_working_pod_check_passes_del_removes_everything_twice() {
         "socket": lab.socket("n1").unwrap(),
         "ipam": {"type": "host-local", "dataDir": ipam_dir, "rangeStart": "10.1.1.100"}
     });
-    // Node 2: the subnet comes from a subnet.env as vxagent (and flannel) write it.
+    // Node 2: the subnet comes from a subnet.env as vxagent (and flannel) write it, and the
+    // runtime speaks CNI 0.4.0.
     let env2 = tmp.0.join("subnet-n2.env");
     std::fs::write(
         &env2,
@@ -237,7 +245,7 @@ fn add_attaches_a_working_pod_check_passes_del_removes_everything_twice() {
     )
     .unwrap();
     let conf2 = json!({
-        "cniVersion": "1.0.0", "name": net, "type": "vxswitch",
+        "cniVersion": "0.4.0", "name": net, "type": "vxswitch",
         "socket": lab.socket("n2").unwrap(), "subnetFile": env2,
         "ipam": {"type": "host-local", "dataDir": ipam_dir, "rangeStart": "10.1.2.100"}
     });
@@ -250,11 +258,11 @@ fn add_attaches_a_working_pod_check_passes_del_removes_everything_twice() {
     let (ok, out) = cni("ADD", &v1, &stdin1, &plugins);
     assert!(ok, "ADD on n1: {out}");
     let r1: Value = serde_json::from_str(&out).expect("ADD prints JSON");
-    check_result(&r1, &p1, "10.1.1.100", "10.1.1.1");
+    check_result(&r1, "1.0.0", &p1, "10.1.1.100", "10.1.1.1");
     let (ok, out) = cni("ADD", &v2, &stdin2, &plugins);
     assert!(ok, "ADD on n2: {out}");
     let r2: Value = serde_json::from_str(&out).expect("ADD prints JSON");
-    check_result(&r2, &p2, "10.1.2.100", "10.1.2.1");
+    check_result(&r2, "0.4.0", &p2, "10.1.2.100", "10.1.2.1");
 
     // vxswitchd holds the ports as cni's, and host-local its allocations.
     let port = port_of(&lab, "n1", "10.1.1.100").expect("n1 has the container's port");
