@@ -31,7 +31,8 @@ impl NodeNet {
     }
 
     /// Reads flannel's `subnet.env`: `FLANNEL_SUBNET=10.1.1.1/24` (the gateway with the
-    /// subnet's length), `FLANNEL_NETWORK=10.1.0.0/16`, `FLANNEL_MTU=1450`. Other lines
+    /// subnet's length; a file naming the subnet itself, `10.1.1.0/24`, means its first
+    /// host), `FLANNEL_NETWORK=10.1.0.0/16`, `FLANNEL_MTU=1450`. Other lines
     /// (`FLANNEL_IPMASQ`, IPv6 keys, comments) are ignored.
     pub fn from_subnet_env(text: &str) -> Result<NodeNet, String> {
         let mut subnet = None;
@@ -57,6 +58,7 @@ impl NodeNet {
                         })?;
                     let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
                     let net = Ipv4Cidr::new(Ipv4Addr::from(u32::from(gw) & mask), len)?;
+                    let gw = if gw == net.addr() { net.nth(1) } else { gw };
                     subnet = Some((net, gw));
                 }
                 "FLANNEL_NETWORK" => {
@@ -122,13 +124,21 @@ mod tests {
     }
 
     #[test]
+    fn a_subnet_env_naming_the_subnet_means_its_first_host_as_gateway() {
+        let n = NodeNet::from_subnet_env("FLANNEL_SUBNET=10.1.3.0/24\n").unwrap();
+        assert_eq!(n.subnet.to_string(), "10.1.3.0/24");
+        assert_eq!(n.gateway, Ipv4Addr::new(10, 1, 3, 1));
+        assert_eq!((n.network, n.mtu), (None, None));
+    }
+
+    #[test]
     fn a_broken_subnet_env_is_refused_with_the_line() {
         for (text, needle) in [
             ("FLANNEL_NETWORK=10.1.0.0/16\n", "no FLANNEL_SUBNET"),
             ("FLANNEL_SUBNET=10.1.3.1\n", "ADDR/LEN"),
             ("FLANNEL_SUBNET=10.1.3.x/24\n", "IPv4"),
             ("FLANNEL_SUBNET=10.1.3.1/33\n", "prefix length"),
-            ("FLANNEL_SUBNET=10.1.3.0/24\n", "host address"),
+            ("FLANNEL_SUBNET=10.1.3.255/24\n", "host address"),
             (
                 "FLANNEL_SUBNET=10.1.3.1/24\nFLANNEL_MTU=big\n",
                 "FLANNEL_MTU",
