@@ -255,7 +255,12 @@ fn add_attaches_a_working_pod_check_passes_del_removes_everything_twice() {
     let stdin1 = serde_json::to_vec(&conf1).unwrap();
     let stdin2 = serde_json::to_vec(&conf2).unwrap();
 
+    let started = Instant::now();
     let (ok, out) = cni("ADD", &v1, &stdin1, &plugins);
+    eprintln!(
+        "ADD (host-local, vxswitchd's AddPort): {:?}",
+        started.elapsed()
+    );
     assert!(ok, "ADD on n1: {out}");
     let r1: Value = serde_json::from_str(&out).expect("ADD prints JSON");
     check_result(&r1, "1.0.0", &p1, "10.1.1.100", "10.1.1.1");
@@ -290,13 +295,17 @@ fn add_attaches_a_working_pod_check_passes_del_removes_everything_twice() {
     assert!(ok, "n2p1 -> the container on n1:\n{out}");
 
     // CHECK passes for both.
+    let started = Instant::now();
     let (ok, out) = cni("CHECK", &v1, &with_prev(&conf1, &r1), &plugins);
+    eprintln!("CHECK: {:?}", started.elapsed());
     assert!(ok && out.trim().is_empty(), "CHECK on n1: {out}");
     let (ok, out) = cni("CHECK", &v2, &with_prev(&conf2, &r2), &plugins);
     assert!(ok && out.trim().is_empty(), "CHECK on n2: {out}");
 
     // DEL removes the port, the interface and the allocation.
+    let started = Instant::now();
     let (ok, out) = cni("DEL", &v1, &with_prev(&conf1, &r1), &plugins);
+    eprintln!("DEL: {:?}", started.elapsed());
     assert!(ok && out.trim().is_empty(), "DEL: {out}");
     assert!(port_of(&lab, "n1", "10.1.1.100").is_none(), "port removed");
     let gone = wait_until(Duration::from_secs(5), || {
