@@ -241,6 +241,35 @@ pub(super) fn apply_batch(
     Ok(undo)
 }
 
+/// Checks the nodes a staged batch changed (`delta`, against `c` as it is now) with the node
+/// index, and brings the index up to date with them; on a refusal the index may hold part of
+/// the batch ([`unindex_nodes`] puts it back).
+pub(super) fn check_nodes(ix: &mut NodeIndex, c: &Config, delta: &Delta) -> Result<(), String> {
+    for old in delta.nodes.values().flatten() {
+        ix.remove(&old.spec);
+    }
+    let local = c.local.as_ref().map(|l| &l.spec);
+    for name in delta.nodes.keys() {
+        if let Some(n) = c.nodes.get(name) {
+            ix.check_insert(&n.spec, local)?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes the nodes of a staged batch (`c` with the batch) out of the index again and puts
+/// back the ones they replaced.
+pub(super) fn unindex_nodes(ix: &mut NodeIndex, c: &Config, delta: &Delta) {
+    for name in delta.nodes.keys() {
+        if let Some(n) = c.nodes.get(name) {
+            ix.remove(&n.spec);
+        }
+    }
+    for old in delta.nodes.values().flatten() {
+        ix.insert(&old.spec);
+    }
+}
+
 /// Reads a state file's bytes into the configuration they declare; why not, if they do not.
 ///
 /// What is accepted is a configuration the switch could have written: every object valid and
@@ -499,11 +528,6 @@ impl NodeIndex {
         self.vteps.insert(n.vtep, n.name.clone());
     }
 
-    /// Puts back a node taken out by [`remove`](Self::remove) (it was checked then).
-    pub(super) fn restore(&mut self, n: &RemoteNode) {
-        self.insert(n);
-    }
-
     /// Takes a node out (as it was inserted).
     pub(super) fn remove(&mut self, n: &RemoteNode) {
         let (start, _) = range4(&n.subnet);
@@ -662,6 +686,96 @@ mod tests {
                 .any(|(i, a)| specs[i + 1..].iter().any(|b| a.subnet.overlaps(&b.subnet)));
             assert_eq!(validate(&c).is_err(), pairwise, "{specs:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod incremental_tests {
+    use super::*;
+
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// Batches of node adds and deletes, checked in place against the node index, are
+    /// accepted and refused exactly as the whole configuration checked from scratch, and a
+    /// refused batch leaves the configuration and the index as they were.
+    #[test]
+    fn checking_a_batch_against_the_index_agrees_with_checking_everything() {
+        let mut next = rng(0x2545_f491_4f6c_dd1d);
+        let local = LocalNode {
+            name: "n1".into(),
+            vtep: "198.51.100.1".parse().unwrap(),
+            vtep_mac: MacAddr([2, 0xf1, 0, 0, 0, 1]),
+            subnet: "10.1.1.0/24".parse().unwrap(),
+            gateway: None,
+            vni: 1,
+            cluster_network: "10.1.0.0/16".parse().unwrap(),
+            underlay_mtu: 1500,
+            subnet6: Some("fd00:10:1:1::/64".parse().unwrap()),
+        };
+        let mut c = Config::default();
+        apply_change(&mut c, Owner::Admin, &Change::SetLocalNode(local)).unwrap();
+        let mut ix = NodeIndex::build(&c);
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let len = 1 + (next() % 4) as usize;
+            let changes: Vec<Change> = (0..len)
+                .map(|_| {
+                    let name = format!("n{}", next() % 40);
+                    if next() % 3 == 0 {
+                        return Change::DelNode { name };
+                    }
+                    let prefix = 20 + (next() % 9) as u8;
+                    let mask = u32::MAX << (32 - prefix);
+                    let addr = (0x0a01_0000 | (next() as u32 & 0xffff)) & mask;
+                    let p6 = 56 + (next() % 9) as u8;
+                    let a6: u128 =
+                        (0xfd00_0010_0001_u128 << 80) | ((next() as u128 & 0xffff) << 64);
+                    let a6 = a6 & (u128::MAX << (128 - p6));
+                    Change::AddNode(RemoteNode {
+                        name,
+                        vtep: Ipv4Addr::new(203, 0, 113, (next() % 60) as u8 + 1).into(),
+                        vtep_mac: MacAddr([2, 0, 0, 0, 0, 9]),
+                        subnet: Ipv4Cidr::new(Ipv4Addr::from(addr), prefix).unwrap(),
+                        subnet6: (next() % 2 == 0)
+                            .then(|| Ipv6Cidr::new(std::net::Ipv6Addr::from(a6), p6).unwrap()),
+                    })
+                })
+                .collect();
+            let before = c.clone();
+            let Ok(undo) = apply_batch(&mut c, Owner::Admin, &changes) else {
+                assert_eq!(c, before, "a refused change leaves the configuration");
+                continue;
+            };
+            let d = delta(&c, &undo);
+            let whole = validate(&c);
+            let by_index = check_nodes(&mut ix, &c, &d);
+            assert_eq!(
+                whole.is_ok(),
+                by_index.is_ok(),
+                "{changes:?}: whole {whole:?}, by index {by_index:?}"
+            );
+            if by_index.is_err() {
+                unindex_nodes(&mut ix, &c, &d);
+                unstage(&mut c, undo);
+                assert_eq!(c, before);
+                refused += 1;
+            } else {
+                accepted += 1;
+            }
+            let rebuilt = NodeIndex::build(&c);
+            assert_eq!(ix.v4, rebuilt.v4);
+            assert_eq!(ix.v6, rebuilt.v6);
+            assert_eq!(ix.vteps, rebuilt.vteps);
+        }
+        assert!(accepted > 100 && refused > 100, "{accepted} {refused}");
     }
 }
 

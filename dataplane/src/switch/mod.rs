@@ -431,36 +431,17 @@ impl Switch {
         if !delta.ports.is_empty() {
             config::validate_ports(&self.config)?;
         }
-        for old in delta.nodes.values().flatten() {
-            self.node_index.remove(&old.spec);
-        }
-        let local = self.config.local.as_ref().map(|l| &l.spec);
-        for name in delta.nodes.keys() {
-            if let Some(n) = self.config.nodes.get(name) {
-                self.node_index.check_insert(&n.spec, local)?;
-            }
-        }
-        Ok(())
+        config::check_nodes(&mut self.node_index, &self.config, delta)
     }
 
     /// Puts the configuration and the node index back as they were before a staged batch.
     fn rollback(&mut self, undo: Vec<config::Undo>, delta: &config::Delta) {
         if delta.local.is_none() {
-            for name in delta.nodes.keys() {
-                if let Some(n) = self.config.nodes.get(name) {
-                    self.node_index.remove(&n.spec);
-                }
-            }
+            config::unindex_nodes(&mut self.node_index, &self.config, delta);
         }
         config::unstage(&mut self.config, undo);
         if delta.local.is_some() {
             self.node_index = config::NodeIndex::build(&self.config);
-        } else {
-            for name in delta.nodes.keys() {
-                if let Some(n) = self.config.nodes.get(name) {
-                    self.node_index.restore(&n.spec);
-                }
-            }
         }
     }
 

@@ -701,3 +701,112 @@ impl Switch {
         });
     }
 }
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+
+    fn node(i: u8) -> RemoteNode {
+        RemoteNode {
+            name: format!("n{i}"),
+            vtep: Ipv4Addr::new(203, 0, 113, i).into(),
+            vtep_mac: MacAddr([2, 0, 0, 0, 0, i]),
+            subnet: Ipv4Cidr::new(Ipv4Addr::new(10, 1, 100 + i, 0), 24).unwrap(),
+            subnet6: None,
+        }
+    }
+
+    fn line(seq: u64, changes: Vec<Change>) -> String {
+        let l = JournalLine {
+            seq,
+            apply: Some(ApplyRequest {
+                owner: Owner::Agent,
+                expected_version: None,
+                changes,
+            }),
+            flow_mods: None,
+        };
+        serde_json::to_string(&l).unwrap() + "\n"
+    }
+
+    fn journal() -> String {
+        line(1, vec![Change::AddNode(node(1)), Change::AddNode(node(2))])
+            + &line(2, vec![Change::DelNode { name: "n1".into() }])
+            + &line(3, vec![Change::AddNode(node(3))])
+    }
+
+    fn names(c: &Config) -> Vec<&str> {
+        c.nodes.keys().map(|n| n.as_str()).collect()
+    }
+
+    #[test]
+    fn a_journal_replays_in_order_after_the_state_file() {
+        let mut c = Config::default();
+        assert_eq!(replay(journal().as_bytes(), &mut c, "test"), 3);
+        assert_eq!(names(&c), ["n2", "n3"]);
+        assert_eq!(c.journal_seq, 3);
+        assert!(validate(&c).is_ok());
+        // A state file written after change 2 (a crash before the journal was emptied):
+        // changes 1 and 2 are in it already and are not applied twice.
+        let mut c = Config::default();
+        c.nodes.insert(
+            "n2".into(),
+            Owned {
+                owner: Owner::Agent,
+                spec: node(2),
+            },
+        );
+        c.journal_seq = 2;
+        assert_eq!(replay(journal().as_bytes(), &mut c, "test"), 1);
+        assert_eq!(names(&c), ["n2", "n3"]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored() {
+        let j = journal();
+        let torn = &j[..j.len() - 20];
+        let mut c = Config::default();
+        assert_eq!(replay(torn.as_bytes(), &mut c, "test"), 2);
+        assert_eq!(names(&c), ["n2"]);
+        assert_eq!(c.journal_seq, 2);
+    }
+
+    #[test]
+    fn a_corrupt_line_stops_the_replay_there_and_keeps_what_came_before() {
+        let j = line(1, vec![Change::AddNode(node(1))])
+            + "{\"seq\": 2, garbage\n"
+            + &line(3, vec![Change::AddNode(node(3))]);
+        let mut c = Config::default();
+        assert_eq!(replay(j.as_bytes(), &mut c, "test"), 1);
+        assert_eq!(names(&c), ["n1"]);
+        // Binary garbage reads as nothing at all.
+        let mut c = Config::default();
+        assert_eq!(replay(&[0xff, 0xfe, b'\n', 0], &mut c, "test"), 0);
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn a_change_that_no_longer_applies_is_skipped_whole() {
+        // Change 2 deletes a node that is not there: none of its batch applies.
+        let j = line(1, vec![Change::AddNode(node(1))])
+            + &line(
+                2,
+                vec![
+                    Change::AddNode(node(2)),
+                    Change::DelNode { name: "n9".into() },
+                ],
+            )
+            + &line(3, vec![Change::AddNode(node(3))]);
+        let mut c = Config::default();
+        assert_eq!(replay(j.as_bytes(), &mut c, "test"), 3);
+        assert_eq!(names(&c), ["n1", "n3"]);
+    }
+
+    #[test]
+    fn the_journal_sits_next_to_the_state_file() {
+        assert_eq!(
+            journal_path(Path::new("/var/lib/vxswitch/state.json")),
+            Path::new("/var/lib/vxswitch/state.json.journal")
+        );
+    }
+}
