@@ -10,9 +10,11 @@
 //! update costs two hash-map writes whatever the table's size — where copying a whole table per
 //! version (read-copy-update of one snapshot) costs O(n) per change.
 //!
-//! The large tables (pod IPs and MACs) are hash maps in [`Tables`]; everything small (local
-//! node, ports, remote nodes and their routes, VNIs, the compiled flow tables) sits in one
-//! shared [`Base`] that is replaced as a whole.
+//! The large tables (pod IPs and MACs, remote nodes with their routes and VTEPs) are in
+//! [`Tables`] and change entry by entry; a removed node's index goes to the last node, so a
+//! node change touches two entries whatever the number of nodes. Everything small (local node,
+//! ports, VNIs, the compiled flow tables) sits in one shared [`Base`] that is replaced as a
+//! whole.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};

@@ -1,4 +1,4 @@
-//! The declared configuration: one change applied to a copy with ownership checks, and the whole checked for conflicts.
+//! The declared configuration: one change applied in place with ownership checks and its undo, and conflicts checked, entry by entry against indexes or the whole at once.
 
 use std::collections::HashMap;
 

@@ -1,14 +1,17 @@
 //! The switch's control side: configuration, ports, workers, and the table it publishes.
 //!
-//! [`Switch::apply`] takes an atomic batch of changes: it checks the whole batch against a copy
-//! of the configuration, carries out the side effects (binding the underlay, creating TAPs in
-//! pod namespaces), rolls them back if one fails, and only then publishes the new tables in one
-//! atomic swap and saves the configuration to the state file, so a restarted switch comes back
-//! with its ports and re-attaches their persistent TAPs.
+//! [`Switch::apply`] takes an atomic batch of changes: it applies them to the configuration in
+//! place with an undo log, checks the entries they changed against the rest (remote nodes
+//! against an index of the others' subnets and VTEPs), carries out the side effects (binding
+//! the underlay, creating TAPs in pod namespaces), rolls everything back if one fails, and only
+//! then publishes what changed in one atomic swap and appends the batch to the state file's
+//! journal, so a restarted switch comes back with its ports and re-attaches their persistent
+//! TAPs. A change costs what it changes, not what is present.
 //!
-//! - `config`: one change checked against a copy of the configuration, the whole validated;
+//! - `config`: one change applied in place (with its undo), conflicts checked entry by entry;
 //! - `ports`: the local node, TAPs in pod namespaces, restore after a restart;
-//! - `publish`: tables built and swapped in, the state file, state/stats/fdb views;
+//! - `publish`: tables brought up to date entry by entry and swapped in, the state file and its
+//!   journal, state/stats/fdb views;
 //! - `flows`: flow bundles, timeouts, dumps, trace, capture.
 
 use std::collections::{BTreeMap, BTreeSet};

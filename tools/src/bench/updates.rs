@@ -83,32 +83,37 @@ fn delete_strict(f: &FlowSpec) -> FlowMod {
     }
 }
 
-/// Clock ticks of CPU (utime + stime) of a process's threads: (control threads, all).
+/// utime + stime (clock ticks) from a `stat` line of /proc, and the command name.
+fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+    // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // Fields 14 and 15 (1-based) are utime and stime; after the name, index 11 and 12.
+    let t = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((&stat[open + 1..close], t))
+}
+
+/// Clock ticks of CPU (utime + stime) of a process: (all but its packet workers, all). The
+/// whole process's count includes threads that ended; the workers live as long as it.
 fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let mut control = 0;
-    let mut all = 0;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return (0, 0);
-    };
-    for t in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may hold spaces: fields follow the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // Fields 14 and 15 (1-based) are utime and stime; here index 11 and 12.
-        let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        all += ticks;
-        if !comm.starts_with("vx-worker") {
-            control += ticks;
+    let all = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| stat_ticks(&s).map(|(_, t)| t))
+        .unwrap_or(0);
+    let mut workers = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, ticks)) = stat_ticks(&stat) {
+                if comm.starts_with("vx-worker") {
+                    workers += ticks;
+                }
+            }
         }
     }
-    (control, all)
+    (all.saturating_sub(workers), all)
 }
 
 /// /proc reports CPU times in USER_HZ ticks, 100 a second on Linux whatever the kernel's HZ.
@@ -160,8 +165,8 @@ fn measure(
     let (c1, a1) = cpu_ticks(pid);
     Ok(Cost {
         n,
-        cpu_ms: (c1 - c0) as f64 * 1000.0 / hz,
-        cpu_all_ms: (a1 - a0) as f64 * 1000.0 / hz,
+        cpu_ms: c1.saturating_sub(c0) as f64 * 1000.0 / hz,
+        cpu_all_ms: a1.saturating_sub(a0) as f64 * 1000.0 / hz,
         wall_ms: wall.as_secs_f64() * 1000.0,
     })
 }
