@@ -10,9 +10,11 @@
 //! update costs two hash-map writes whatever the table's size — where copying a whole table per
 //! version (read-copy-update of one snapshot) costs O(n) per change.
 //!
-//! The large tables (pod IPs and MACs) are hash maps in [`Tables`]; everything small (local
-//! node, ports, remote nodes and their routes, VNIs, the compiled flow tables) sits in one
-//! shared [`Base`] that is replaced as a whole.
+//! The large tables (pod IPs and MACs, remote nodes with their routes and VTEPs) are in
+//! [`Tables`] and change entry by entry; a removed node's index goes to the last node, so a
+//! node change touches two entries whatever the number of nodes. Everything small (local node,
+//! ports, VNIs, the compiled flow tables) sits in one shared [`Base`] that is replaced as a
+//! whole.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
@@ -105,6 +107,151 @@ pub struct Tables {
     pub ips: FxHashMap<Ipv4Addr, IpEntry>,
     /// Pod IPv6 addresses (dual stack).
     pub ips6: FxHashMap<Ipv6Addr, IpEntry>,
+    /// Remote nodes by index. Dense: removing a node moves the last one into its slot, so a
+    /// change touches two entries whatever the number of nodes.
+    pub nodes: Vec<NodeEntry>,
+    /// Remote subnets, longest prefix first (then by address).
+    pub routes: Vec<(Ipv4Cidr, NodeIdx)>,
+    /// Remote IPv6 prefixes, longest first (then by address).
+    pub routes6: Vec<(Ipv6Cidr, NodeIdx)>,
+    /// Source VTEP address → node, for the underlay filter.
+    pub vteps: FxHashMap<IpAddr, NodeIdx>,
+}
+
+impl Tables {
+    /// The remote node whose subnet holds `ip` (longest prefix).
+    pub fn route(&self, ip: Ipv4Addr) -> Option<NodeIdx> {
+        self.routes
+            .iter()
+            .find(|(c, _)| c.contains(ip))
+            .map(|&(_, n)| n)
+    }
+
+    /// The remote node whose IPv6 prefix holds `ip` (longest prefix).
+    pub fn route6(&self, ip: Ipv6Addr) -> Option<NodeIdx> {
+        self.routes6
+            .iter()
+            .find(|(c, _)| c.contains(ip))
+            .map(|&(_, n)| n)
+    }
+
+    pub fn node(&self, idx: NodeIdx) -> Option<&NodeEntry> {
+        self.nodes.get(idx as usize)
+    }
+
+    /// Rebuilds the derived indexes (routes, vteps, vnis) after `nodes`/`ports` changed as a
+    /// whole.
+    pub fn reindex(&mut self) {
+        self.reindex_nodes();
+        Arc::make_mut(&mut self.base).reindex();
+    }
+
+    /// Rebuilds the routes and VTEPs from `nodes`.
+    fn reindex_nodes(&mut self) {
+        self.routes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.subnet, i as NodeIdx))
+            .collect();
+        self.routes.sort_by_key(|r| route_key(&r.0));
+        self.routes6 = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.subnet6.map(|s| (s, i as NodeIdx)))
+            .collect();
+        self.routes6.sort_by_key(|r| route6_key(&r.0));
+        self.vteps = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.vtep, i as NodeIdx))
+            .collect();
+    }
+
+    /// Adds a remote node at the end (index `nodes.len()`), with its routes.
+    pub fn add_node(&mut self, n: NodeEntry) -> NodeIdx {
+        let idx = self.nodes.len() as NodeIdx;
+        let at = self
+            .routes
+            .partition_point(|r| route_key(&r.0) <= route_key(&n.subnet));
+        self.routes.insert(at, (n.subnet, idx));
+        if let Some(s) = n.subnet6 {
+            let at = self
+                .routes6
+                .partition_point(|r| route6_key(&r.0) <= route6_key(&s));
+            self.routes6.insert(at, (s, idx));
+        }
+        self.vteps.insert(n.vtep, idx);
+        self.nodes.push(n);
+        idx
+    }
+
+    /// Removes the remote node at `idx`; the last node takes its index (returned as the index
+    /// it had, when one moved).
+    pub fn remove_node(&mut self, idx: NodeIdx) -> Option<NodeIdx> {
+        let i = idx as usize;
+        if i >= self.nodes.len() {
+            return None;
+        }
+        let last = (self.nodes.len() - 1) as NodeIdx;
+        let gone = self.nodes.swap_remove(i);
+        if let Some(at) = find_route(&self.routes, &gone.subnet, idx, route_key) {
+            self.routes.remove(at);
+        }
+        if let Some(s) = gone.subnet6 {
+            if let Some(at) = find_route(&self.routes6, &s, idx, route6_key) {
+                self.routes6.remove(at);
+            }
+        }
+        if self.vteps.get(&gone.vtep) == Some(&idx) {
+            self.vteps.remove(&gone.vtep);
+        }
+        if idx == last {
+            return None;
+        }
+        let moved = &self.nodes[i];
+        if let Some(at) = find_route(&self.routes, &moved.subnet, last, route_key) {
+            self.routes[at].1 = idx;
+        }
+        if let Some(s) = moved.subnet6 {
+            if let Some(at) = find_route(&self.routes6, &s, last, route6_key) {
+                self.routes6[at].1 = idx;
+            }
+        }
+        if let Some(v) = self.vteps.get_mut(&moved.vtep) {
+            if *v == last {
+                *v = idx;
+            }
+        }
+        Some(last)
+    }
+}
+
+/// Order of the route list: longest prefix first, then by address.
+fn route_key(c: &Ipv4Cidr) -> (std::cmp::Reverse<u8>, u32) {
+    (std::cmp::Reverse(c.prefix()), u32::from(c.addr()))
+}
+
+fn route6_key(c: &Ipv6Cidr) -> (std::cmp::Reverse<u8>, u128) {
+    (std::cmp::Reverse(c.prefix()), u128::from(c.addr()))
+}
+
+/// Where `(c, idx)` sits in a route list ordered by `key`.
+fn find_route<C, K: Ord>(
+    routes: &[(C, NodeIdx)],
+    c: &C,
+    idx: NodeIdx,
+    key: fn(&C) -> K,
+) -> Option<usize> {
+    let k = key(c);
+    let from = routes.partition_point(|r| key(&r.0) < k);
+    routes[from..]
+        .iter()
+        .take_while(|r| key(&r.0) == k)
+        .position(|r| r.1 == idx)
+        .map(|p| from + p)
 }
 
 impl Deref for Tables {
@@ -127,13 +274,6 @@ pub struct Base {
     pub local: Option<LocalInfo>,
     /// Ports by number; `None` for unused numbers.
     pub ports: Vec<Option<PortEntry>>,
-    pub nodes: Vec<NodeEntry>,
-    /// Remote subnets, longest prefix first.
-    pub routes: Vec<(Ipv4Cidr, NodeIdx)>,
-    /// Remote IPv6 prefixes, longest first.
-    pub routes6: Vec<(Ipv6Cidr, NodeIdx)>,
-    /// Source VTEP address → node, for the underlay filter.
-    pub vteps: FxHashMap<IpAddr, NodeIdx>,
     /// VNIs some local port belongs to (plus the default VNI): a packet for any other is
     /// dropped as unknown.
     pub vnis: Vec<u32>,
@@ -146,53 +286,12 @@ impl Base {
         self.ports.get(no as usize).and_then(|p| p.as_ref())
     }
 
-    /// The remote node whose subnet holds `ip` (longest prefix).
-    pub fn route(&self, ip: Ipv4Addr) -> Option<NodeIdx> {
-        self.routes
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|&(_, n)| n)
-    }
-
-    /// The remote node whose IPv6 prefix holds `ip` (longest prefix).
-    pub fn route6(&self, ip: Ipv6Addr) -> Option<NodeIdx> {
-        self.routes6
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|&(_, n)| n)
-    }
-
-    pub fn node(&self, idx: NodeIdx) -> Option<&NodeEntry> {
-        self.nodes.get(idx as usize)
-    }
-
     pub fn knows_vni(&self, vni: u32) -> bool {
         self.vnis.contains(&vni)
     }
 
-    /// Rebuilds the derived indexes (routes, vteps, vnis) after `nodes`/`ports` changed.
+    /// Rebuilds the VNIs after `ports` changed.
     pub fn reindex(&mut self) {
-        self.routes = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.subnet, i as NodeIdx))
-            .collect();
-        self.routes.sort_by_key(|r| std::cmp::Reverse(r.0.prefix()));
-        self.routes6 = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.subnet6.map(|s| (s, i as NodeIdx)))
-            .collect();
-        self.routes6
-            .sort_by_key(|r| std::cmp::Reverse(r.0.prefix()));
-        self.vteps = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.vtep, i as NodeIdx))
-            .collect();
         let mut vnis: Vec<u32> = self.ports.iter().flatten().map(|p| p.vni).collect();
         if let Some(l) = &self.local {
             vnis.push(l.default_vni);
@@ -220,6 +319,12 @@ pub enum TableOp {
     Mac(EthernetAddress, Option<MacEntry>),
     /// Add, change (`Some`) or remove (`None`) a pod IPv6 entry.
     Ip6(Ipv6Addr, Option<IpEntry>),
+    /// Add a remote node at the end of the node list.
+    NodeAdd(NodeEntry),
+    /// Remove the remote node at an index; the last node takes its index.
+    NodeDel(NodeIdx),
+    /// Replace every remote node.
+    Nodes(Vec<NodeEntry>),
 }
 
 impl Absorb<TableOp> for Tables {
@@ -243,6 +348,16 @@ impl Absorb<TableOp> for Tables {
             }
             TableOp::Ip6(ip, None) => {
                 self.ips6.remove(ip);
+            }
+            TableOp::NodeAdd(n) => {
+                self.add_node(n.clone());
+            }
+            TableOp::NodeDel(idx) => {
+                self.remove_node(*idx);
+            }
+            TableOp::Nodes(nodes) => {
+                self.nodes.clone_from(nodes);
+                self.reindex_nodes();
             }
         }
     }
@@ -317,6 +432,35 @@ impl FibWriter {
         self.w.append(TableOp::Base(base));
     }
 
+    /// Queues a remote node added at the end of the node list (index: the list's length).
+    pub fn add_node(&mut self, node: NodeEntry) {
+        self.w.append(TableOp::NodeAdd(node));
+    }
+
+    /// Queues every remote node replaced by `nodes`.
+    pub fn set_nodes(&mut self, nodes: Vec<NodeEntry>) {
+        self.w.append(TableOp::Nodes(nodes));
+    }
+
+    /// Queues the MAC and IP entries that turn the published maps into `next`'s. Returns the
+    /// number of entries changed.
+    pub fn stage_maps(&mut self, next: &Tables) -> usize {
+        let ops = match self.w.enter() {
+            Some(cur) => diff(&cur, next),
+            None => return 0,
+        };
+        let changed = ops.len();
+        for op in ops {
+            self.w.append(op);
+        }
+        changed
+    }
+
+    /// Queues the removal of the remote node at `idx`; the last node takes that index.
+    pub fn remove_node(&mut self, idx: NodeIdx) {
+        self.w.append(TableOp::NodeDel(idx));
+    }
+
     /// Makes every queued change visible at once. Waits (briefly) for readers still on the
     /// copy published before the last one.
     pub fn publish(&mut self) {
@@ -326,13 +470,16 @@ impl FibWriter {
     /// Makes the published tables equal to `next`: queues what differs (entry by entry for
     /// the maps) and publishes. Returns the number of map entries changed.
     pub fn replace(&mut self, next: Tables) -> usize {
-        let ops = match self.w.enter() {
-            Some(cur) => diff(&cur, &next),
+        let (ops, same_nodes) = match self.w.enter() {
+            Some(cur) => (diff(&cur, &next), cur.nodes == next.nodes),
             None => return 0,
         };
         let changed = ops.len();
         for op in ops {
             self.w.append(op);
+        }
+        if !same_nodes {
+            self.w.append(TableOp::Nodes(next.nodes));
         }
         self.w.append(TableOp::Base(next.base));
         self.w.publish();
@@ -504,6 +651,84 @@ mod tests {
         drop(got);
         drop(w);
         assert!(r.load().is_none(), "readers learn that the writer is gone");
+    }
+
+    /// Nodes added and removed one at a time, through the writer into both copies, give the
+    /// same tables as the same nodes indexed from scratch (indexes aside: a removal moves the
+    /// last node into the freed one).
+    #[test]
+    fn per_entry_node_changes_equal_a_full_rebuild() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut w, readers) = new();
+        let r = readers.reader();
+        let mut present: Vec<NodeEntry> = Vec::new();
+        let node = |i: u64| NodeEntry {
+            name: format!("n{i}"),
+            vtep: Ipv4Addr::from(0xcb00_7100 | (i as u32 & 0xff)).into(),
+            vtep_mac: EthernetAddress([2, 0, 0, 0, 0, i as u8]),
+            subnet: Ipv4Cidr::new(Ipv4Addr::from(0x0a01_0000 | ((i as u32) << 8)), 24).unwrap(),
+            subnet6: (i % 3 != 0).then(|| {
+                Ipv6Cidr::new(
+                    Ipv6Addr::from((0xfd00_u128 << 112) | ((i as u128) << 64)),
+                    64,
+                )
+                .unwrap()
+            }),
+        };
+        // Names as the switch's mirror of the node list keeps them.
+        let mut names: Vec<String> = Vec::new();
+        for round in 0..400 {
+            for _ in 0..1 + next() % 3 {
+                let i = next() % 200;
+                let name = format!("n{i}");
+                if let Some(at) = names.iter().position(|n| *n == name) {
+                    w.remove_node(at as NodeIdx);
+                    names.swap_remove(at);
+                    present.retain(|n| n.name != name);
+                } else {
+                    w.add_node(node(i));
+                    names.push(name);
+                    present.push(node(i));
+                }
+            }
+            w.publish();
+            let got = r.load().unwrap();
+            let mut want = Tables {
+                nodes: present.clone(),
+                ..Default::default()
+            };
+            want.reindex();
+            let by_name = |t: &Tables| {
+                let mut nodes: Vec<NodeEntry> = t.nodes.clone();
+                nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                let routes: Vec<(Ipv4Cidr, String)> = t
+                    .routes
+                    .iter()
+                    .map(|(c, i)| (*c, t.nodes[*i as usize].name.clone()))
+                    .collect();
+                let routes6: Vec<(Ipv6Cidr, String)> = t
+                    .routes6
+                    .iter()
+                    .map(|(c, i)| (*c, t.nodes[*i as usize].name.clone()))
+                    .collect();
+                let mut vteps: Vec<(IpAddr, String)> = t
+                    .vteps
+                    .iter()
+                    .map(|(v, i)| (*v, t.nodes[*i as usize].name.clone()))
+                    .collect();
+                vteps.sort();
+                (nodes, routes, routes6, vteps)
+            };
+            assert_eq!(by_name(&got), by_name(&want), "round {round}");
+            let listed: Vec<&str> = got.nodes.iter().map(|n| n.name.as_str()).collect();
+            assert_eq!(listed, names, "the writer's mirror of the indexes");
+        }
     }
 
     #[test]

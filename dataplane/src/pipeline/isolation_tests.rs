@@ -292,8 +292,9 @@ fn tables(w: &World, version: u64) -> Tables {
         t.ips.insert(p.ip, e);
         t.ips6.insert(p.ip6(), e);
     }
+    t.nodes.clear();
     for i in 0..w.nodes {
-        base.nodes.push(NodeEntry {
+        t.nodes.push(NodeEntry {
             name: format!("n{}", i + 2),
             vtep: node_vtep(i).into(),
             vtep_mac: EthernetAddress(node_vtep_mac(i)),
@@ -355,6 +356,7 @@ fn tables(w: &World, version: u64) -> Tables {
         }
     };
     t.base = Arc::new(base);
+    t.reindex();
     t
 }
 

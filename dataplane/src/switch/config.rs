@@ -1,4 +1,6 @@
-//! The declared configuration: one change applied to a copy with ownership checks, and the whole checked for conflicts.
+//! The declared configuration: one change applied in place with ownership checks and its undo, and conflicts checked, entry by entry against indexes or the whole at once.
+
+use std::collections::HashMap;
 
 use super::*;
 
@@ -128,6 +130,146 @@ pub fn apply_change(next: &mut Config, owner: Owner, ch: &Change) -> Result<(), 
     Ok(())
 }
 
+/// One entry of the configuration as it was before a change of a batch touched it.
+#[derive(Debug)]
+pub(super) enum Undo {
+    Local(Option<Owned<LocalNode>>),
+    Port(String, Option<PortCfg>),
+    Node(String, Option<Owned<RemoteNode>>),
+}
+
+/// What a batch changed: each changed entry as it was before the batch (absent entries are
+/// `None`). Entries a batch touched but left as they were are not in it.
+#[derive(Debug, Default)]
+pub(super) struct Delta {
+    pub local: Option<Option<Owned<LocalNode>>>,
+    pub ports: BTreeMap<String, Option<PortCfg>>,
+    pub nodes: BTreeMap<String, Option<Owned<RemoteNode>>>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.local.is_none() && self.ports.is_empty() && self.nodes.is_empty()
+    }
+}
+
+/// Applies one change in place, returning how to undo it (the entry it touched, as it was).
+pub(super) fn stage(c: &mut Config, owner: Owner, ch: &Change) -> Result<Undo, Refusal> {
+    let undo = match ch {
+        Change::SetLocalNode(_) => Undo::Local(c.local.clone()),
+        Change::AddPort(PortSpec { name, .. }) | Change::DelPort { name } => {
+            Undo::Port(name.clone(), c.ports.get(name).cloned())
+        }
+        Change::AddNode(RemoteNode { name, .. }) | Change::DelNode { name } => {
+            Undo::Node(name.clone(), c.nodes.get(name).cloned())
+        }
+    };
+    apply_change(c, owner, ch)?;
+    Ok(undo)
+}
+
+/// Puts back what [`stage`] changed, latest first.
+pub(super) fn unstage(c: &mut Config, undo: Vec<Undo>) {
+    for u in undo.into_iter().rev() {
+        match u {
+            Undo::Local(l) => c.local = l,
+            Undo::Port(name, Some(p)) => {
+                c.ports.insert(name, p);
+            }
+            Undo::Port(name, None) => {
+                c.ports.remove(&name);
+            }
+            Undo::Node(name, Some(n)) => {
+                c.nodes.insert(name, n);
+            }
+            Undo::Node(name, None) => {
+                c.nodes.remove(&name);
+            }
+        }
+    }
+}
+
+/// What the staged changes of `undo` changed in `c`.
+pub(super) fn delta(c: &Config, undo: &[Undo]) -> Delta {
+    let mut d = Delta::default();
+    let mut local = None;
+    for u in undo {
+        match u {
+            Undo::Local(l) => {
+                local.get_or_insert_with(|| l.clone());
+            }
+            Undo::Port(name, p) => {
+                if !d.ports.contains_key(name) {
+                    d.ports.insert(name.clone(), p.clone());
+                }
+            }
+            Undo::Node(name, n) => {
+                if !d.nodes.contains_key(name) {
+                    d.nodes.insert(name.clone(), n.clone());
+                }
+            }
+        }
+    }
+    d.local = local.filter(|l| *l != c.local);
+    d.ports
+        .retain(|name, old| old.as_ref() != c.ports.get(name));
+    d.nodes
+        .retain(|name, old| old.as_ref() != c.nodes.get(name));
+    d
+}
+
+/// Applies a batch in place, all or nothing (ownership and each change's own checks; the
+/// conflicts between entries are for the caller to check).
+pub(super) fn apply_batch(
+    c: &mut Config,
+    owner: Owner,
+    changes: &[Change],
+) -> Result<Vec<Undo>, Refusal> {
+    let mut undo = Vec::with_capacity(changes.len());
+    for (i, ch) in changes.iter().enumerate() {
+        match stage(c, owner, ch) {
+            Ok(u) => undo.push(u),
+            Err(r) => {
+                unstage(c, undo);
+                return Err(refuse(
+                    r.code,
+                    format!("change {} ({}): {}", i + 1, change_name(ch), r.message),
+                ));
+            }
+        }
+    }
+    Ok(undo)
+}
+
+/// Checks the nodes a staged batch changed (`delta`, against `c` as it is now) with the node
+/// index, and brings the index up to date with them; on a refusal the index may hold part of
+/// the batch ([`unindex_nodes`] puts it back).
+pub(super) fn check_nodes(ix: &mut NodeIndex, c: &Config, delta: &Delta) -> Result<(), String> {
+    for old in delta.nodes.values().flatten() {
+        ix.remove(&old.spec);
+    }
+    let local = c.local.as_ref().map(|l| &l.spec);
+    for name in delta.nodes.keys() {
+        if let Some(n) = c.nodes.get(name) {
+            ix.check_insert(&n.spec, local)?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes the nodes of a staged batch (`c` with the batch) out of the index again and puts
+/// back the ones they replaced.
+pub(super) fn unindex_nodes(ix: &mut NodeIndex, c: &Config, delta: &Delta) {
+    for name in delta.nodes.keys() {
+        if let Some(n) = c.nodes.get(name) {
+            ix.remove(&n.spec);
+        }
+    }
+    for old in delta.nodes.values().flatten() {
+        ix.insert(&old.spec);
+    }
+}
+
 /// Reads a state file's bytes into the configuration they declare; why not, if they do not.
 ///
 /// What is accepted is a configuration the switch could have written: every object valid and
@@ -168,6 +310,12 @@ pub fn parse_state(bytes: &[u8]) -> Result<Config, String> {
 
 /// Checks a whole configuration for conflicts.
 pub fn validate(c: &Config) -> Result<(), String> {
+    validate_ports(c)?;
+    validate_nodes(c)
+}
+
+/// Checks the pod ports against the local node and each other.
+pub(super) fn validate_ports(c: &Config) -> Result<(), String> {
     let local = c.local.as_ref().map(|l| &l.spec);
     if local.is_none() && !c.ports.is_empty() {
         return Err(
@@ -250,29 +398,16 @@ pub fn validate(c: &Config) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Checks the remote nodes against the local node and each other.
+fn validate_nodes(c: &Config) -> Result<(), String> {
+    let local = c.local.as_ref().map(|l| &l.spec);
     let nodes: Vec<&RemoteNode> = c.nodes.values().map(|n| &n.spec).collect();
     for a in &nodes {
         if let Some(l) = local {
-            if a.subnet.overlaps(&l.subnet) {
-                return Err(format!(
-                    "node {}: subnet {} overlaps this node's subnet {}",
-                    a.name, a.subnet, l.subnet
-                ));
-            }
-            if let (Some(x), Some(y)) = (a.subnet6, l.subnet6) {
-                if x.overlaps(&y) {
-                    return Err(format!(
-                        "node {}: subnet6 {x} overlaps this node's subnet6 {y}",
-                        a.name
-                    ));
-                }
-            }
-            if a.vtep == l.vtep {
-                return Err(format!(
-                    "node {}: VTEP {} is this node's own",
-                    a.name, a.vtep
-                ));
-            }
+            against_local(a, l)?;
         }
     }
     // Pairs in O(n log n), not O(n²): prefixes either nest or are disjoint, so sorted by first
@@ -287,10 +422,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
     for w in by_subnet.windows(2) {
         let (a, b) = (w[0], w[1]);
         if a.subnet.overlaps(&b.subnet) {
-            return Err(format!(
-                "nodes {} and {} have overlapping subnets {} and {}",
-                a.name, b.name, a.subnet, b.subnet
-            ));
+            return Err(overlap4(a, b));
         }
     }
     let mut by_subnet6: Vec<(&RemoteNode, Ipv6Cidr)> = nodes
@@ -301,22 +433,167 @@ pub fn validate(c: &Config) -> Result<(), String> {
     for w in by_subnet6.windows(2) {
         let ((a, x), (b, y)) = (w[0], w[1]);
         if x.overlaps(&y) {
-            return Err(format!(
-                "nodes {} and {} have overlapping subnet6 prefixes {x} and {y}",
-                a.name, b.name
-            ));
+            return Err(overlap6(&a.name, x, &b.name, y));
         }
     }
     let mut vteps: BTreeMap<IpAddr, &str> = BTreeMap::new();
     for n in &nodes {
         if let Some(other) = vteps.insert(n.vtep, &n.name) {
-            return Err(format!(
-                "nodes {other} and {} have the same VTEP {}",
-                n.name, n.vtep
-            ));
+            return Err(same_vtep(other, n));
         }
     }
     Ok(())
+}
+
+fn overlap4(a: &RemoteNode, b: &RemoteNode) -> String {
+    format!(
+        "nodes {} and {} have overlapping subnets {} and {}",
+        a.name, b.name, a.subnet, b.subnet
+    )
+}
+
+fn overlap6(a: &str, x: Ipv6Cidr, b: &str, y: Ipv6Cidr) -> String {
+    format!("nodes {a} and {b} have overlapping subnet6 prefixes {x} and {y}")
+}
+
+fn same_vtep(other: &str, n: &RemoteNode) -> String {
+    format!("nodes {other} and {} have the same VTEP {}", n.name, n.vtep)
+}
+
+/// A remote node's conflicts with the local node.
+fn against_local(a: &RemoteNode, l: &LocalNode) -> Result<(), String> {
+    if a.subnet.overlaps(&l.subnet) {
+        return Err(format!(
+            "node {}: subnet {} overlaps this node's subnet {}",
+            a.name, a.subnet, l.subnet
+        ));
+    }
+    if let (Some(x), Some(y)) = (a.subnet6, l.subnet6) {
+        if x.overlaps(&y) {
+            return Err(format!(
+                "node {}: subnet6 {x} overlaps this node's subnet6 {y}",
+                a.name
+            ));
+        }
+    }
+    if a.vtep == l.vtep {
+        return Err(format!(
+            "node {}: VTEP {} is this node's own",
+            a.name, a.vtep
+        ));
+    }
+    Ok(())
+}
+
+/// The remote nodes' subnets and VTEPs, indexed so that one changed node is checked against
+/// the others in O(log n) rather than by sorting them all again.
+///
+/// The nodes it holds never overlap (every configuration is checked before it is kept), so
+/// their subnets are disjoint ranges keyed by first address: a new subnet overlaps one of them
+/// exactly when it overlaps the range that starts at or before it, or the next one.
+#[derive(Debug, Default)]
+pub(super) struct NodeIndex {
+    v4: BTreeMap<u32, (u32, Ipv4Cidr, String)>,
+    v6: BTreeMap<u128, (u128, Ipv6Cidr, String)>,
+    vteps: HashMap<IpAddr, String>,
+}
+
+fn range4(c: &Ipv4Cidr) -> (u32, u32) {
+    let start = u32::from(c.addr()) & c.mask();
+    (start, start | !c.mask())
+}
+
+fn range6(c: &Ipv6Cidr) -> (u128, u128) {
+    let start = u128::from(c.addr()) & c.mask();
+    (start, start | !c.mask())
+}
+
+impl NodeIndex {
+    /// The index of a configuration that passed [`validate`].
+    pub(super) fn build(c: &Config) -> NodeIndex {
+        let mut ix = NodeIndex::default();
+        for n in c.nodes.values() {
+            ix.insert(&n.spec);
+        }
+        ix
+    }
+
+    fn insert(&mut self, n: &RemoteNode) {
+        let (start, end) = range4(&n.subnet);
+        self.v4.insert(start, (end, n.subnet, n.name.clone()));
+        if let Some(s) = n.subnet6 {
+            let (start, end) = range6(&s);
+            self.v6.insert(start, (end, s, n.name.clone()));
+        }
+        self.vteps.insert(n.vtep, n.name.clone());
+    }
+
+    /// Takes a node out (as it was inserted).
+    pub(super) fn remove(&mut self, n: &RemoteNode) {
+        let (start, _) = range4(&n.subnet);
+        if self.v4.get(&start).is_some_and(|e| e.2 == n.name) {
+            self.v4.remove(&start);
+        }
+        if let Some(s) = n.subnet6 {
+            let (start, _) = range6(&s);
+            if self.v6.get(&start).is_some_and(|e| e.2 == n.name) {
+                self.v6.remove(&start);
+            }
+        }
+        if self.vteps.get(&n.vtep).is_some_and(|v| *v == n.name) {
+            self.vteps.remove(&n.vtep);
+        }
+    }
+
+    /// Checks a node against the local node and the indexed ones, and indexes it if it fits;
+    /// the refusal reads as [`validate`]'s.
+    pub(super) fn check_insert(
+        &mut self,
+        n: &RemoteNode,
+        local: Option<&LocalNode>,
+    ) -> Result<(), String> {
+        if let Some(l) = local {
+            against_local(n, l)?;
+        }
+        let (start, end) = range4(&n.subnet);
+        let before = self.v4.range(..=start).next_back();
+        let after = self.v4.range(start..).next();
+        for (&s, (e, c, name)) in before.into_iter().chain(after) {
+            if s <= end && start <= *e {
+                let other = RemoteNode {
+                    name: name.clone(),
+                    subnet: *c,
+                    ..n.clone()
+                };
+                // Named in the order of the full check: by first address, the wider first.
+                let (a, b) = if (s, c.prefix()) < (start, n.subnet.prefix()) {
+                    (&other, n)
+                } else {
+                    (n, &other)
+                };
+                return Err(overlap4(a, b));
+            }
+        }
+        if let Some(x) = n.subnet6 {
+            let (start, end) = range6(&x);
+            let before = self.v6.range(..=start).next_back();
+            let after = self.v6.range(start..).next();
+            for (&s, (e, y, name)) in before.into_iter().chain(after) {
+                if s <= end && start <= *e {
+                    return Err(if (s, y.prefix()) < (start, x.prefix()) {
+                        overlap6(name, *y, &n.name, x)
+                    } else {
+                        overlap6(&n.name, x, name, *y)
+                    });
+                }
+            }
+        }
+        if let Some(other) = self.vteps.get(&n.vtep) {
+            return Err(same_vtep(other, n));
+        }
+        self.insert(n);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -409,6 +686,96 @@ mod tests {
                 .any(|(i, a)| specs[i + 1..].iter().any(|b| a.subnet.overlaps(&b.subnet)));
             assert_eq!(validate(&c).is_err(), pairwise, "{specs:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod incremental_tests {
+    use super::*;
+
+    fn rng(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// Batches of node adds and deletes, checked in place against the node index, are
+    /// accepted and refused exactly as the whole configuration checked from scratch, and a
+    /// refused batch leaves the configuration and the index as they were.
+    #[test]
+    fn checking_a_batch_against_the_index_agrees_with_checking_everything() {
+        let mut next = rng(0x2545_f491_4f6c_dd1d);
+        let local = LocalNode {
+            name: "n1".into(),
+            vtep: "198.51.100.1".parse().unwrap(),
+            vtep_mac: MacAddr([2, 0xf1, 0, 0, 0, 1]),
+            subnet: "10.1.1.0/24".parse().unwrap(),
+            gateway: None,
+            vni: 1,
+            cluster_network: "10.1.0.0/16".parse().unwrap(),
+            underlay_mtu: 1500,
+            subnet6: Some("fd00:10:1:1::/64".parse().unwrap()),
+        };
+        let mut c = Config::default();
+        apply_change(&mut c, Owner::Admin, &Change::SetLocalNode(local)).unwrap();
+        let mut ix = NodeIndex::build(&c);
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let len = 1 + (next() % 4) as usize;
+            let changes: Vec<Change> = (0..len)
+                .map(|_| {
+                    let name = format!("n{}", next() % 40);
+                    if next() % 3 == 0 {
+                        return Change::DelNode { name };
+                    }
+                    let prefix = 20 + (next() % 9) as u8;
+                    let mask = u32::MAX << (32 - prefix);
+                    let addr = (0x0a01_0000 | (next() as u32 & 0xffff)) & mask;
+                    let p6 = 56 + (next() % 9) as u8;
+                    let a6: u128 =
+                        (0xfd00_0010_0001_u128 << 80) | ((next() as u128 & 0xffff) << 64);
+                    let a6 = a6 & (u128::MAX << (128 - p6));
+                    Change::AddNode(RemoteNode {
+                        name,
+                        vtep: Ipv4Addr::new(203, 0, 113, (next() % 60) as u8 + 1).into(),
+                        vtep_mac: MacAddr([2, 0, 0, 0, 0, 9]),
+                        subnet: Ipv4Cidr::new(Ipv4Addr::from(addr), prefix).unwrap(),
+                        subnet6: (next() % 2 == 0)
+                            .then(|| Ipv6Cidr::new(std::net::Ipv6Addr::from(a6), p6).unwrap()),
+                    })
+                })
+                .collect();
+            let before = c.clone();
+            let Ok(undo) = apply_batch(&mut c, Owner::Admin, &changes) else {
+                assert_eq!(c, before, "a refused change leaves the configuration");
+                continue;
+            };
+            let d = delta(&c, &undo);
+            let whole = validate(&c);
+            let by_index = check_nodes(&mut ix, &c, &d);
+            assert_eq!(
+                whole.is_ok(),
+                by_index.is_ok(),
+                "{changes:?}: whole {whole:?}, by index {by_index:?}"
+            );
+            if by_index.is_err() {
+                unindex_nodes(&mut ix, &c, &d);
+                unstage(&mut c, undo);
+                assert_eq!(c, before);
+                refused += 1;
+            } else {
+                accepted += 1;
+            }
+            let rebuilt = NodeIndex::build(&c);
+            assert_eq!(ix.v4, rebuilt.v4);
+            assert_eq!(ix.v6, rebuilt.v6);
+            assert_eq!(ix.vteps, rebuilt.vteps);
+        }
+        assert!(accepted > 100 && refused > 100, "{accepted} {refused}");
     }
 }
 

@@ -1,14 +1,17 @@
 //! The switch's control side: configuration, ports, workers, and the table it publishes.
 //!
-//! [`Switch::apply`] takes an atomic batch of changes: it checks the whole batch against a copy
-//! of the configuration, carries out the side effects (binding the underlay, creating TAPs in
-//! pod namespaces), rolls them back if one fails, and only then publishes the new tables in one
-//! atomic swap and saves the configuration to the state file, so a restarted switch comes back
-//! with its ports and re-attaches their persistent TAPs.
+//! [`Switch::apply`] takes an atomic batch of changes: it applies them to the configuration in
+//! place with an undo log, checks the entries they changed against the rest (remote nodes
+//! against an index of the others' subnets and VTEPs), carries out the side effects (binding
+//! the underlay, creating TAPs in pod namespaces), rolls everything back if one fails, and only
+//! then publishes what changed in one atomic swap and appends the batch to the state file's
+//! journal, so a restarted switch comes back with its ports and re-attaches their persistent
+//! TAPs. A change costs what it changes, not what is present.
 //!
-//! - `config`: one change checked against a copy of the configuration, the whole validated;
+//! - `config`: one change applied in place (with its undo), conflicts checked entry by entry;
 //! - `ports`: the local node, TAPs in pod namespaces, restore after a restart;
-//! - `publish`: tables built and swapped in, the state file, state/stats/fdb views;
+//! - `publish`: tables brought up to date entry by entry and swapped in, the state file and its
+//!   journal, state/stats/fdb views;
 //! - `flows`: flow bundles, timeouts, dumps, trace, capture.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{DropReason, Event};
 use crate::fib::{
-    Base, FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, PortEntry, PortNo, Tables, Target,
+    Base, FibWriter, IpEntry, LocalInfo, MacEntry, NodeEntry, NodeIdx, PortEntry, PortNo, Tables,
+    Target,
 };
 use crate::flow::FlowId;
 use crate::flowstore::{self, FlowStore};
@@ -40,8 +44,8 @@ mod flows;
 mod ports;
 mod publish;
 
-use config::change_name;
 pub use config::{apply_change, parse_state, validate};
+use publish::{Dirty, Nodes, Record};
 
 /// Name of the host port's TAP in the node's namespace.
 pub const HOST_PORT_NAME: &str = "vxhost0";
@@ -98,6 +102,9 @@ pub struct Config {
     pub nodes: BTreeMap<String, Owned<RemoteNode>>,
     #[serde(default = "FlowStore::initial")]
     pub flows: FlowStore,
+    /// The last change of the state file's journal this configuration holds.
+    #[serde(default)]
+    pub journal_seq: u64,
 }
 
 impl Default for Config {
@@ -107,6 +114,7 @@ impl Default for Config {
             ports: BTreeMap::new(),
             nodes: BTreeMap::new(),
             flows: FlowStore::initial(),
+            journal_seq: 0,
         }
     }
 }
@@ -164,6 +172,15 @@ pub struct Switch {
     capturing: Option<PortNo>,
     /// The path MTU to each remote VTEP, shared with the workers.
     pmtu: Arc<PathMtus>,
+    /// The remote nodes' subnets and VTEPs, for checking a changed node against the others.
+    node_index: config::NodeIndex,
+    /// The remote nodes in the published tables, by index (their names), and the reverse.
+    node_names: Vec<String>,
+    node_at: rustc_hash::FxHashMap<String, NodeIdx>,
+    /// Whether the published nodes follow the configuration (else the next publish syncs all).
+    nodes_synced: bool,
+    /// The state file's journal of applied changes, once open.
+    journal: Option<publish::Journal>,
     /// Remote nodes' IPv6 prefixes routed on-link through vxhost0.
     host_routes6: BTreeSet<Ipv6Cidr>,
     /// Failed control requests and connections, by reason.
@@ -224,6 +241,11 @@ impl Switch {
             events: tokio::sync::broadcast::channel(1024).0,
             capturing: None,
             pmtu,
+            node_index: config::NodeIndex::default(),
+            node_names: Vec::new(),
+            node_at: Default::default(),
+            nodes_synced: false,
+            journal: None,
             host_routes6: BTreeSet::new(),
             control: Arc::default(),
             learn,
@@ -235,6 +257,11 @@ impl Switch {
     }
 
     /// Applies an atomic batch.
+    ///
+    /// The batch is applied to the configuration in place with an undo log (nothing is
+    /// copied), the entries it changed are checked against indexes of the others, and only
+    /// what changed reaches the tables and the state file: a change costs what it changes,
+    /// not what is present.
     pub fn apply(&mut self, req: ApplyRequest) -> Result<u64, Refusal> {
         if let Some(v) = req.expected_version {
             if v != self.version {
@@ -247,35 +274,42 @@ impl Switch {
                 ));
             }
         }
-        let mut next = self.config.clone();
-        for (i, ch) in req.changes.iter().enumerate() {
-            apply_change(&mut next, req.owner, ch).map_err(|r| {
-                refuse(
-                    r.code,
-                    format!("change {} ({}): {}", i + 1, change_name(ch), r.message),
-                )
-            })?;
-        }
-        validate(&next).map_err(|m| refuse(ErrorCode::Invalid, m))?;
-        if next == self.config {
+        let undo = config::apply_batch(&mut self.config, req.owner, &req.changes)?;
+        let delta = config::delta(&self.config, &undo);
+        if delta.is_empty() {
+            config::unstage(&mut self.config, undo);
             return Ok(self.version);
+        }
+        if let Err(m) = self.check(&delta) {
+            self.rollback(undo, &delta);
+            return Err(refuse(ErrorCode::Invalid, m));
         }
 
         // Side effects, all or nothing.
-        if let Some(local) = &next.local {
-            self.ensure_local(&local.spec)
-                .map_err(|m| refuse(ErrorCode::Failed, m))?;
+        if let Some(local) = self.config.local.as_ref().map(|l| l.spec.clone()) {
+            if let Err(m) = self.ensure_local(&local) {
+                self.rollback(undo, &delta);
+                return Err(refuse(ErrorCode::Failed, m));
+            }
         }
-        self.sync_host_routes6(&next)
-            .map_err(|m| refuse(ErrorCode::Failed, m))?;
-        let old_ports: BTreeMap<PortNo, PortCfg> = self
-            .config
+        let routes6 = self.host_routes6_delta(&delta);
+        if let Err(m) = self.apply_host_routes6(&routes6) {
+            self.rollback(undo, &delta);
+            return Err(refuse(ErrorCode::Failed, m));
+        }
+        // The ports the batch changed, by number, as they were and as they are.
+        let old_ports: BTreeMap<PortNo, PortCfg> = delta
             .ports
             .values()
+            .flatten()
             .map(|p| (p.no, p.clone()))
             .collect();
-        let new_ports: BTreeMap<PortNo, &PortCfg> =
-            next.ports.values().map(|p| (p.no, p)).collect();
+        let new_ports: BTreeMap<PortNo, PortCfg> = delta
+            .ports
+            .keys()
+            .filter_map(|name| self.config.ports.get(name))
+            .map(|p| (p.no, p.clone()))
+            .collect();
         let removed: Vec<PortNo> = old_ports
             .iter()
             .filter(|(no, p)| new_ports.get(no).is_none_or(|q| q.spec != p.spec))
@@ -284,7 +318,7 @@ impl Switch {
         let added: Vec<&PortCfg> = new_ports
             .iter()
             .filter(|(no, p)| old_ports.get(no).is_none_or(|q| q.spec != p.spec))
-            .map(|(_, p)| *p)
+            .map(|(_, p)| p)
             .collect();
         // Devices that stay in use by an added port must not be destroyed with the old port.
         let reused: BTreeSet<(String, String)> = added
@@ -293,7 +327,7 @@ impl Switch {
             .collect();
 
         let mut created: Vec<(PortNo, (PortRuntime, Vec<TapQueue>))> = Vec::new();
-        let local = next.local.as_ref().map(|l| l.spec.clone());
+        let local = self.config.local.as_ref().map(|l| l.spec.clone());
         for p in &added {
             let attached = match &local {
                 Some(l) => self.attach_port(l, p),
@@ -309,8 +343,8 @@ impl Switch {
                             .any(|o| (o.spec.netns.clone(), o.spec.ifname().to_string()) == key);
                         self.destroy(rt, existed);
                     }
-                    let cur = self.config.clone();
-                    let _ = self.sync_host_routes6(&cur);
+                    let _ = self.apply_host_routes6(&(routes6.1.clone(), routes6.0.clone()));
+                    self.rollback(undo, &delta);
                     self.control
                         .inc(crate::counters::ControlError::PortCreateFailed);
                     return Err(refuse(
@@ -324,6 +358,16 @@ impl Switch {
                 }
             }
         }
+        let dirty = Dirty {
+            nodes: if delta.local.is_some() {
+                Nodes::All
+            } else {
+                Nodes::Some(delta.nodes.keys().cloned().collect())
+            },
+            ports: delta.local.is_some() || !delta.ports.is_empty(),
+            // Flows name ports: their resolution changes only with the ports.
+            flows: !delta.ports.is_empty(),
+        };
         // A number both removed and added had its worker queues replaced by the new port's.
         let added_nos: BTreeSet<PortNo> = added.iter().map(|p| p.no).collect();
         let mut retired = Vec::new();
@@ -344,7 +388,11 @@ impl Switch {
                     w.send(Control::DelPort { no: *no });
                 }
             }
-            self.publish();
+            self.publish_dirty(Dirty {
+                nodes: Nodes::None,
+                ports: true,
+                flows: true,
+            });
             // Waits for the workers to leave the tables published before that one.
             self.fib.publish();
         }
@@ -366,13 +414,38 @@ impl Switch {
             self.give_queues(no, queues);
             self.runtime.insert(no, rt);
         }
-        self.config = next;
-        self.publish();
+        self.publish_dirty(dirty);
         for (rt, keep) in retired {
             self.destroy(rt, keep);
         }
-        self.save();
+        self.record(Record::Apply(req));
         Ok(self.version)
+    }
+
+    /// Checks the entries a staged batch changed against the rest of the configuration, and
+    /// brings the node index up to date with them.
+    fn check(&mut self, delta: &config::Delta) -> Result<(), String> {
+        if delta.local.is_some() {
+            // The local node changes once in a switch's life: everything is checked again.
+            validate(&self.config)?;
+            self.node_index = config::NodeIndex::build(&self.config);
+            return Ok(());
+        }
+        if !delta.ports.is_empty() {
+            config::validate_ports(&self.config)?;
+        }
+        config::check_nodes(&mut self.node_index, &self.config, delta)
+    }
+
+    /// Puts the configuration and the node index back as they were before a staged batch.
+    fn rollback(&mut self, undo: Vec<config::Undo>, delta: &config::Delta) {
+        if delta.local.is_none() {
+            config::unindex_nodes(&mut self.node_index, &self.config, delta);
+        }
+        config::unstage(&mut self.config, undo);
+        if delta.local.is_some() {
+            self.node_index = config::NodeIndex::build(&self.config);
+        }
     }
 
     /// Stops the workers, each after forwarding what was already queued for it, and saves the
@@ -385,20 +458,12 @@ impl Switch {
         for w in &mut self.workers {
             w.stop();
         }
-        self.save();
+        self.record(Record::Snapshot);
     }
 
     /// Resolves a flow's port reference: vxlan0, vxhost0, a pod port's name, or a number.
     pub fn resolver(&self) -> impl Fn(&PortRef) -> Option<PortNo> + '_ {
-        move |p: &PortRef| match p {
-            PortRef::Number(n) if (*n as usize) < crate::counters::MAX_PORTS && *n > 0 => Some(*n),
-            PortRef::Number(_) => None,
-            PortRef::Name(name) => match name.as_str() {
-                TUNNEL_PORT_NAME => Some(PORT_TUNNEL),
-                HOST_PORT_NAME => Some(PORT_HOST),
-                other => self.config.ports.get(other).map(|p| p.no),
-            },
-        }
+        move |p: &PortRef| publish::resolve_port(&self.config, p)
     }
 
     /// The underlay address, once configured.

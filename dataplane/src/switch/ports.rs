@@ -14,14 +14,54 @@ impl Switch {
         let Some(path) = self.cfg.state_file.clone() else {
             return Ok(());
         };
+        let jpath = publish::journal_path(&path);
+        let journal = match std::fs::read(&jpath) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    eprintln!("vxswitchd: cannot read {}: {e}", jpath.display());
+                }
+                Vec::new()
+            }
+        };
         let read = match std::fs::read(&path) {
             Ok(bytes) => parse_state(&bytes),
+            // A journal without its state file: the changes since an empty configuration.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.is_empty() => {
+                Ok(Config::default())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => Err(format!("cannot read it: {e}")),
         };
+        let read = read.map(|snapshot| {
+            if journal.is_empty() {
+                return snapshot;
+            }
+            let mut c = snapshot.clone();
+            let what = format!("journal {}", jpath.display());
+            let n = publish::replay(&journal, &mut c, &what);
+            match validate(&c) {
+                Ok(()) => {
+                    if n > 0 {
+                        eprintln!("vxswitchd: replayed {n} changes from the {what}");
+                    }
+                    c
+                }
+                Err(why) => {
+                    eprintln!(
+                        "vxswitchd: the {what} leads to a configuration that does not hold \
+                         ({why}); starting from the state file alone"
+                    );
+                    snapshot
+                }
+            }
+        });
         let saved = match read {
             Ok(c) => c,
             Err(why) => {
+                if jpath.exists() {
+                    let _ = set_aside(&jpath);
+                }
                 // A bad state file never keeps the switch down: it is kept aside for a look,
                 // and the switch starts empty until the agent pushes.
                 let aside = set_aside(&path);
@@ -58,7 +98,11 @@ impl Switch {
         }
         self.sync_host_routes6(&saved)?;
         self.config = saved;
+        self.node_index = config::NodeIndex::build(&self.config);
+        self.nodes_synced = false;
         self.publish();
+        // The state file written whole with what the journal added; the journal starts again.
+        self.compact();
         eprintln!(
             "vxswitchd: restored {} ports and {} nodes from {}",
             self.config.ports.len(),
@@ -202,31 +246,83 @@ impl Switch {
             }
             _ => BTreeSet::new(),
         };
-        let add: Vec<String> = want
-            .difference(&self.host_routes6)
-            .map(|p| p.to_string())
+        let add = want.difference(&self.host_routes6).copied().collect();
+        let del = self.host_routes6.difference(&want).copied().collect();
+        self.apply_host_routes6(&(add, del))
+    }
+
+    /// The on-link IPv6 routes a staged batch adds and removes (only the nodes it changed).
+    pub(super) fn host_routes6_delta(
+        &self,
+        delta: &config::Delta,
+    ) -> (Vec<Ipv6Cidr>, Vec<Ipv6Cidr>) {
+        let on = self
+            .config
+            .local
+            .as_ref()
+            .is_some_and(|l| l.spec.subnet6.is_some());
+        if delta.local.is_some() {
+            let want: BTreeSet<Ipv6Cidr> = if on {
+                self.config
+                    .nodes
+                    .values()
+                    .filter_map(|n| n.spec.subnet6)
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let add = want.difference(&self.host_routes6).copied().collect();
+            let del = self.host_routes6.difference(&want).copied().collect();
+            return (add, del);
+        }
+        let now: BTreeSet<Ipv6Cidr> = delta
+            .nodes
+            .keys()
+            .filter_map(|name| self.config.nodes.get(name)?.spec.subnet6)
+            .filter(|_| on)
             .collect();
-        let del: Vec<String> = self
-            .host_routes6
-            .difference(&want)
-            .map(|p| p.to_string())
+        let was = delta
+            .nodes
+            .values()
+            .flatten()
+            .filter_map(|n| n.spec.subnet6);
+        let add = now
+            .iter()
+            .filter(|c| !self.host_routes6.contains(c))
+            .copied()
             .collect();
+        let del = was
+            .filter(|c| !now.contains(c) && self.host_routes6.contains(c))
+            .collect();
+        (add, del)
+    }
+
+    /// Adds and removes IPv6 prefixes routed on-link through vxhost0.
+    pub(super) fn apply_host_routes6(
+        &mut self,
+        (add, del): &(Vec<Ipv6Cidr>, Vec<Ipv6Cidr>),
+    ) -> Result<(), String> {
         if add.is_empty() && del.is_empty() {
             return Ok(());
         }
+        let add_s: Vec<String> = add.iter().map(|p| p.to_string()).collect();
+        let del_s: Vec<String> = del.iter().map(|p| p.to_string()).collect();
         self.netns
             .run(None, move || {
-                for p in &del {
+                for p in &del_s {
                     // Gone already (vxhost0 recreated, removed by hand): nothing to undo.
                     let _ = run_cmd("ip", &["-6", "route", "del", p, "dev", HOST_PORT_NAME]);
                 }
-                for p in &add {
+                for p in &add_s {
                     run_cmd("ip", &["-6", "route", "replace", p, "dev", HOST_PORT_NAME])?;
                 }
                 Ok(())
             })
             .map_err(|e| format!("cannot route IPv6 prefixes through {HOST_PORT_NAME}: {e}"))?;
-        self.host_routes6 = want;
+        for p in del {
+            self.host_routes6.remove(p);
+        }
+        self.host_routes6.extend(add.iter().copied());
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub mod stats;
 pub mod svg;
 pub mod sys;
 pub mod udp;
+pub mod updates;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

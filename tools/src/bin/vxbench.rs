@@ -145,6 +145,10 @@ enum Helper {
     /// throughput; writes samples.csv, soak.json and chart.svg. Exits 1 if memory or
     /// descriptors at the end grew more than 5 % over their values after the warm-up.
     Soak(SoakArgs),
+    /// What one table change costs vxswitchd with many remote nodes and flows present, one
+    /// request at a time through the control socket: daemon CPU and wall time per add-node /
+    /// del-node and per add-flow / del-flow, the sustained rate, memory per node and per flow.
+    Updates(UpdatesArgs),
     /// Send UDP datagrams in batches; prints a JSON report.
     #[command(hide = true)]
     UdpSend {
@@ -189,6 +193,31 @@ enum Helper {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct UpdatesArgs {
+    /// Remote node counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [500, 1000, 5000])]
+    nodes: Vec<usize>,
+    /// Flow counts (comma-separated), one lab each.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 10000, 100000])]
+    flows: Vec<usize>,
+    /// Single changes per measurement.
+    #[arg(long, default_value_t = 1000)]
+    changes: usize,
+    /// Longest a measurement of single changes runs.
+    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    limit: Duration,
+    /// Length of the sustained-rate run.
+    #[arg(long, default_value = "3s", value_parser = parse_span)]
+    sustain: Duration,
+    /// Lab name (1-8 characters a-z0-9).
+    #[arg(long, default_value = "vxupd")]
+    lab: String,
+    /// Write the results as JSON here too.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -332,6 +361,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.helper {
         Some(Helper::Soak(a)) => soak_main(a),
+        Some(Helper::Updates(a)) => updates_main(a),
         Some(h) => helper(h),
         None => bench_main(cli),
     }
@@ -380,6 +410,7 @@ fn helper(h: Helper) -> ExitCode {
             Ok(format!("{{\"echoed\":{n}}}"))
         }
         Helper::Soak(_) => Err("soak is not a helper".into()),
+        Helper::Updates(_) => Err("updates is not a helper".into()),
         Helper::TcpRr { to, count, warmup } => {
             let r = rr::client(to, count, warmup, Duration::from_secs(3))
                 .map_err(|e| format!("tcp-rr to {to}: {e}"))?;
@@ -501,5 +532,33 @@ fn quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn updates_main(a: UpdatesArgs) -> ExitCode {
+    let opts = bench::updates::UpdatesOptions {
+        nodes: a.nodes,
+        flows: a.flows,
+        changes: a.changes.max(2),
+        limit: a.limit,
+        sustain: a.sustain,
+        lab: a.lab,
+    };
+    match bench::updates::run(&opts) {
+        Ok(v) => {
+            let text = serde_json::to_string_pretty(&v).expect("JSON");
+            println!("{text}");
+            if let Some(out) = a.out {
+                if let Err(e) = std::fs::write(&out, text) {
+                    eprintln!("vxbench updates: cannot write {}: {e}", out.display());
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vxbench updates: {e}");
+            ExitCode::from(2)
+        }
     }
 }
