@@ -74,7 +74,11 @@ pub struct LeaseAttrs {
         skip_serializing_if = "Option::is_none"
     )]
     pub public_ipv6: Option<Ipv6Addr>,
-    #[serde(rename = "BackendType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "BackendType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub backend_type: String,
     #[serde(
         rename = "BackendData",

@@ -137,6 +137,8 @@ pub struct View {
     pub listed: bool,
     /// The etcd revision the view reflects.
     pub revision: i64,
+    /// Counts the changes: a reader compares it to know whether anything changed.
+    pub generation: u64,
 }
 
 /// The running cluster client: a thread with a tokio runtime that talks to etcd.
@@ -168,6 +170,14 @@ impl Cluster {
             stop: Some(stop_tx),
             thread: Some(thread),
         })
+    }
+
+    /// The view's change counter (cheap: no copy).
+    pub fn generation(&self) -> u64 {
+        match self.view.lock() {
+            Ok(v) => v.generation,
+            Err(poisoned) => poisoned.into_inner().generation,
+        }
     }
 
     /// A copy of the current view.

@@ -67,12 +67,13 @@ fn bad(key: &str, message: impl Into<String>) -> NetworkError {
 
 /// Looks a key up as Go's JSON decoder does: the exact name first, then any casing.
 fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-    .filter(|v| !v.is_null())
+    obj.get(name)
+        .or_else(|| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
+        .filter(|v| !v.is_null())
 }
 
 fn string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, NetworkError> {

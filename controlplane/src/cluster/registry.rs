@@ -135,6 +135,7 @@ fn update(view: &Arc<Mutex<View>>, wake: &Wake, f: impl FnOnce(&mut View)) {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut v);
+        v.generation += 1;
     }
     wake();
 }
@@ -320,7 +321,9 @@ async fn wait_config(
             {
                 Ok(net) => {
                     let changed = {
-                        let v = view.lock().map_or(true, |v| v.network.as_ref() != Some(&net));
+                        let v = view
+                            .lock()
+                            .map_or(true, |v| v.network.as_ref() != Some(&net));
                         v
                     };
                     if changed {
@@ -346,10 +349,7 @@ struct Listed {
 
 /// Every lease under `<prefix>/subnets/`, with the revision of the listing. Leases that do not
 /// parse are reported once and left out.
-async fn list(
-    client: &mut Client,
-    opts: &ClusterOptions,
-) -> Result<(Vec<Listed>, i64), End> {
+async fn list(client: &mut Client, opts: &ClusterOptions) -> Result<(Vec<Listed>, i64), End> {
     let resp = client
         .get(opts.subnets_prefix(), Some(GetOptions::new().with_prefix()))
         .await?;
@@ -582,13 +582,14 @@ async fn acquire(
                 match prev6 {
                     Some(s6) => Some(s6),
                     None => {
-                        let i = lease::pick(v6.subnet_count(), &taken6, &mut st.seed)
-                            .ok_or_else(|| {
+                        let i = lease::pick(v6.subnet_count(), &taken6, &mut st.seed).ok_or_else(
+                            || {
                                 End::Failed(format!(
                                     "IPv6 network full: every subnet of {} is leased",
                                     v6.network
                                 ))
-                            })?;
+                            },
+                        )?;
                         v6.subnet(i)
                     }
                 }

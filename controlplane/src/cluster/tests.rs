@@ -22,8 +22,8 @@ fn config_defaults_follow_flannel() {
     assert_eq!(n.backend.port, Some(8472));
     assert!(n.ipv6.is_none());
 
-    let small = NetworkConfig::parse(r#"{"Network":"10.9.0.0/26","Backend":{"Type":"vxlan"}}"#)
-        .unwrap();
+    let small =
+        NetworkConfig::parse(r#"{"Network":"10.9.0.0/26","Backend":{"Type":"vxlan"}}"#).unwrap();
     assert_eq!(small.subnet_len, 28);
     assert_eq!(small.subnet_count(), 3);
 
@@ -54,15 +54,39 @@ fn config_errors_name_the_key() {
     let cases = [
         ("{", "(document)"),
         (r#"{"Backend":{"Type":"vxlan"}}"#, "Network"),
-        (r#"{"Network":"10.1.0.1/16","Backend":{"Type":"vxlan"}}"#, "Network"),
-        (r#"{"Network":"10.1.0.0/16","SubnetLen":17,"Backend":{"Type":"vxlan"}}"#, "SubnetLen"),
-        (r#"{"Network":"10.1.0.0/16","SubnetLen":"24","Backend":{"Type":"vxlan"}}"#, "SubnetLen"),
-        (r#"{"Network":"10.1.0.0/16","SubnetMin":"10.2.0.0","Backend":{"Type":"vxlan"}}"#, "SubnetMin"),
-        (r#"{"Network":"10.1.0.0/16","SubnetMax":"10.1.3.7","Backend":{"Type":"vxlan"}}"#, "SubnetMax"),
+        (
+            r#"{"Network":"10.1.0.1/16","Backend":{"Type":"vxlan"}}"#,
+            "Network",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","SubnetLen":17,"Backend":{"Type":"vxlan"}}"#,
+            "SubnetLen",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","SubnetLen":"24","Backend":{"Type":"vxlan"}}"#,
+            "SubnetLen",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","SubnetMin":"10.2.0.0","Backend":{"Type":"vxlan"}}"#,
+            "SubnetMin",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","SubnetMax":"10.1.3.7","Backend":{"Type":"vxlan"}}"#,
+            "SubnetMax",
+        ),
         (r#"{"Network":"10.1.0.0/16"}"#, "Backend"),
-        (r#"{"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}}"#, "Backend.Type"),
-        (r#"{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}"#, "Backend.VNI"),
-        (r#"{"Network":"10.1.0.0/16","EnableIPv6":true,"Backend":{"Type":"vxlan"}}"#, "IPv6Network"),
+        (
+            r#"{"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}}"#,
+            "Backend.Type",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":"x"}}"#,
+            "Backend.VNI",
+        ),
+        (
+            r#"{"Network":"10.1.0.0/16","EnableIPv6":true,"Backend":{"Type":"vxlan"}}"#,
+            "IPv6Network",
+        ),
     ];
     for (text, key) in cases {
         let e = NetworkConfig::parse(text).unwrap_err();
