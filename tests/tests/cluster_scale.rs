@@ -132,7 +132,7 @@ fn thousand_leases_reach_vxswitchd() {
     let (cport, pport) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{cport}");
     let peer = format!("http://127.0.0.1:{pport}");
-    let _etcd = spawn(
+    let mut etcd = Some(spawn(
         Command::new("etcd")
             .args(["--name", "sim", "--data-dir"])
             .arg(dir.join("etcd"))
@@ -150,7 +150,7 @@ fn thousand_leases_reach_vxswitchd() {
             ])
             .args(["--initial-cluster", &format!("sim={peer}")]),
         &dir.join("etcd.log"),
-    );
+    ));
     assert!(
         wait_until(Duration::from_secs(20), || etcdctl(
             &url,
@@ -326,4 +326,23 @@ fn thousand_leases_reach_vxswitchd() {
     assert_eq!(n.spec.vtep.to_string(), "198.18.0.2");
     assert_eq!(n.spec.vtep_mac.to_string(), "0e:00:01:00:00:01");
     assert_eq!(n.owner, Owner::Agent);
+
+    // A lease deleted in etcd leaves vxswitchd in one push.
+    let gone = format!("{PREFIX}/subnets/{}", subnets[0]);
+    etcdctl(&url, &["del", &gone]).expect("lease deleted");
+    let dropped = wait_until(Duration::from_secs(20), || {
+        agent_nodes(&mut client).is_some_and(|(_, n)| n == LEASES - 1)
+    });
+    assert!(
+        dropped,
+        "the deleted lease's node left vxswitchd:\n{}",
+        log()
+    );
+
+    // etcd lost: vxswitchd keeps every node it has.
+    drop(etcd.take());
+    let kept = !wait_until(Duration::from_secs(3), || {
+        agent_nodes(&mut client).is_some_and(|(_, n)| n != LEASES - 1)
+    });
+    assert!(kept, "nodes kept while etcd is away:\n{}", log());
 }
