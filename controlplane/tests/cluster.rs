@@ -634,3 +634,28 @@ fn compaction_while_away_lists_the_leases_again() {
         view_nodes(&a.view())
     );
 }
+
+#[test]
+fn a_revoked_lease_is_acquired_again() {
+    let etcd = Etcd::start();
+    etcd.put(&format!("{DEFAULT_PREFIX}/config"), CONFIG);
+    let dir = TempDir::new("revoke");
+    let a = start(options(etcd.url(), &dir.0, 1));
+    assert!(wait_until(Duration::from_secs(15), || has_lease(&a)));
+    let own = a.view().own.unwrap();
+    let key = subnets_key(&own.to_key());
+    let out = etcd.ctl(&["get", &key, "-w", "json"]).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = j["kvs"][0]["lease"].as_i64().expect("an etcd lease");
+    // An admin revokes it (the key goes with it): the agent acquires one again, asking for
+    // the same subnet first (from subnet.env).
+    etcd.ctl(&["lease", "revoke", &format!("{id:x}")]).unwrap();
+    let back = wait_until(Duration::from_secs(15), || {
+        etcd.ctl(&["get", &key, "-w", "json"]).is_ok_and(|out| {
+            serde_json::from_str::<serde_json::Value>(&out)
+                .is_ok_and(|j| j["kvs"][0]["lease"].as_i64().is_some_and(|l| l != id))
+        })
+    });
+    assert!(back, "the subnet is leased again under a new etcd lease");
+    assert_eq!(a.view().own.unwrap(), own);
+}
