@@ -659,3 +659,15 @@ fn a_revoked_lease_is_acquired_again() {
     assert!(back, "the subnet is leased again under a new etcd lease");
     assert_eq!(a.view().own.unwrap(), own);
 }
+
+#[test]
+fn a_dead_endpoint_among_several_is_skipped() {
+    let etcd = Etcd::start();
+    etcd.put(&format!("{DEFAULT_PREFIX}/config"), CONFIG);
+    let dir = TempDir::new("endpoints");
+    let mut o = options(format!("http://127.0.0.1:{}", free_port()), &dir.0, 1);
+    o.endpoints.push(etcd.url());
+    o.validate().unwrap();
+    let a = start(o);
+    assert!(wait_until(Duration::from_secs(15), || has_lease(&a)));
+}

@@ -48,6 +48,8 @@ struct State {
     /// Bad leases already reported (key and revision).
     reported: HashSet<(String, i64)>,
     seed: u64,
+    /// The endpoint to try first.
+    endpoint: usize,
 }
 
 impl State {
@@ -65,6 +67,8 @@ enum End {
     LeaseLost,
     /// Something failed: wait a backoff, reconnect.
     Failed(String),
+    /// Not etcd's fault (no free subnet): said as is, then the same as `Failed`.
+    Retry(String),
 }
 
 impl From<etcd_client::Error> for End {
@@ -75,6 +79,9 @@ impl From<etcd_client::Error> for End {
 
 fn describe(e: &etcd_client::Error) -> String {
     match e {
+        etcd_client::Error::GRpcStatus(s) if format!("{:?}", s.code()) == "Unavailable" => {
+            format!("unreachable ({}): is etcd running there?", s.message())
+        }
         etcd_client::Error::GRpcStatus(s) => {
             format!("{} ({:?})", s.message(), s.code())
         }
@@ -100,6 +107,7 @@ pub(super) async fn run(
         last_msg: None,
         reported: HashSet::new(),
         seed,
+        endpoint: 0,
     };
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -112,11 +120,15 @@ pub(super) async fn run(
                 backoff = BACKOFF_MIN;
                 continue;
             }
-            End::Failed(msg) => {
-                st.say(format!(
-                    "etcd at {}: {msg}; vxswitchd keeps its tables, retrying",
-                    opts.endpoints.join(",")
-                ));
+            End::Failed(_) | End::Retry(_) => {
+                st.say(match end {
+                    End::Retry(msg) => format!("{msg}; retrying"),
+                    End::Failed(msg) => format!(
+                        "etcd at {}: {msg}; vxswitchd keeps its tables, retrying",
+                        opts.endpoints.join(",")
+                    ),
+                    End::LeaseLost => String::new(),
+                });
                 let sleep = tokio::time::sleep(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 tokio::select! {
@@ -140,7 +152,7 @@ fn update(view: &Arc<Mutex<View>>, wake: &Wake, f: impl FnOnce(&mut View)) {
     wake();
 }
 
-async fn connect(opts: &ClusterOptions) -> Result<Client, End> {
+async fn connect(opts: &ClusterOptions, next: &mut usize) -> Result<Client, End> {
     let mut co = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
@@ -160,9 +172,33 @@ async fn connect(opts: &ClusterOptions) -> Result<Client, End> {
         }
         co = co.with_tls(tls);
     }
-    Client::connect(&opts.endpoints, Some(co))
-        .await
-        .map_err(|e| End::Failed(format!("cannot connect: {}", describe(&e))))
+    // One endpoint at a time, starting after the last one that failed: a member that is down
+    // must not fail every request (as a balanced channel over all of them can).
+    let mut errors = Vec::new();
+    let n = opts.endpoints.len();
+    for k in 0..n {
+        let i = (*next + k) % n;
+        let ep = &opts.endpoints[i];
+        let probe = async {
+            let mut c = Client::connect([ep.as_str()], Some(co.clone())).await?;
+            c.get(opts.config_key(), Some(GetOptions::new().with_count_only()))
+                .await?;
+            Ok::<Client, etcd_client::Error>(c)
+        };
+        match probe.await {
+            Ok(c) => {
+                *next = i;
+                return Ok(c);
+            }
+            Err(e) => errors.push(if n > 1 {
+                format!("{ep}: {}", describe(&e))
+            } else {
+                describe(&e)
+            }),
+        }
+    }
+    *next = (*next + 1) % n.max(1);
+    Err(End::Failed(errors.join("; ")))
 }
 
 /// One connection's life: config, lease, list, then watch and keep alive until something ends.
@@ -186,7 +222,7 @@ async fn session_inner(
     wake: &Wake,
     st: &mut State,
 ) -> Result<Never, End> {
-    let mut client = connect(opts).await?;
+    let mut client = connect(opts, &mut st.endpoint).await?;
     let net = wait_config(&mut client, opts, view, wake, st).await?;
 
     // Our lease: still alive after a reconnect, or acquired (again).
@@ -313,7 +349,9 @@ async fn wait_config(
                 "waiting for the network config at {key} (write it with: ETCDCTL_API=3 etcdctl \
                  --endpoints {} put {key} '{{\"Network\": \"10.1.0.0/16\", \"SubnetLen\": 24, \
                  \"Backend\": {{\"Type\": \"vxlan\", \"VNI\": 1}}}}')",
-                opts.endpoints.first().map_or("URL", String::as_str)
+                opts.endpoints
+                    .get(st.endpoint)
+                    .map_or("URL", String::as_str)
             ),
             Some(kv) => match std::str::from_utf8(kv.value())
                 .map_err(|_| "not UTF-8 text".to_string())
@@ -558,7 +596,7 @@ async fn acquire(
             None => {
                 let Some(i) = lease::pick(u128::from(net.subnet_count()), &taken4, &mut st.seed)
                 else {
-                    return Err(End::Failed(format!(
+                    return Err(End::Retry(format!(
                         "network full: all {} subnets of {} (SubnetMin {} .. SubnetMax {}, /{}) \
                          are leased; widen Network or SubnetMin/SubnetMax in {}",
                         net.subnet_count(),
@@ -584,7 +622,7 @@ async fn acquire(
                     None => {
                         let i = lease::pick(v6.subnet_count(), &taken6, &mut st.seed).ok_or_else(
                             || {
-                                End::Failed(format!(
+                                End::Retry(format!(
                                     "IPv6 network full: every subnet of {} is leased",
                                     v6.network
                                 ))
