@@ -7,6 +7,12 @@
 //! [`crate::client::Client`]; [`run`] is the loop that watches the file, polls vxswitchd and
 //! reconnects when it restarts.
 //!
+//! In cluster mode ([`run::Options::cluster`], `vxagent --etcd`), [`crate::cluster`] leases
+//! the node's subnet from etcd in flannel's layout and watches the other nodes' leases; the
+//! desired state is then the file (identity, pods, static nodes) with the leased subnet, the
+//! network's VNI and cluster network, and one remote node per other lease
+//! ([`run::cluster_config`]). `[node] subnet` becomes optional there.
+//!
 //! The agent owns exactly the objects its file declares ([`crate::proto::Owner::Agent`]) and
 //! the flows with cookie [`crate::proto::AGENT_COOKIE`]; what an administrator created with
 //! vxctl (objects, flows with any other cookie) is never deleted or replaced.

@@ -463,3 +463,76 @@ fn an_admin_local_node_is_not_replaced() {
         .all(|c| !matches!(c, Change::SetLocalNode(_))));
     assert_eq!(p.conflicts.len(), 1);
 }
+
+/// Cluster mode: the leased subnet, VNI and network replace the file's; leases become nodes,
+/// minus those that collide with this node, a static node or an earlier lease's VTEP.
+#[test]
+fn cluster_mode_merges_the_file_with_the_leases() {
+    use super::config::{identity, parse_with, Leased};
+    use super::run::cluster_config;
+    use crate::cluster::{Lease, NetworkConfig, SubnetKey, View};
+    use std::collections::{BTreeMap, HashSet};
+
+    let text = "[node]\nname = \"n1\"\nvtep = \"198.51.100.1\"\nvtep_mac = \"02:f1:00:00:00:01\"\n\n\
+                [[pods]]\nname = \"p\"\nnetns = \"ns-p\"\nmac = \"0a:58:0a:01:05:02\"\nip = \"10.1.5.2\"\n\n\
+                [[nodes]]\nname = \"static\"\nvtep = \"198.51.100.3\"\nvtep_mac = \"02:f1:00:00:00:03\"\nsubnet = \"10.1.3.0/24\"\n";
+    // Without --etcd the subnet is required, and the error says why.
+    let e = parse("a.toml", text).unwrap_err();
+    assert!(e.message.contains("missing subnet"), "{e}");
+    assert_eq!(identity("a.toml", text).unwrap().subnet, None);
+
+    let leased = Leased {
+        subnet: "10.1.5.0/24".parse().unwrap(),
+        subnet6: None,
+        vni: 7,
+        cluster_network: "10.1.0.0/16".parse().unwrap(),
+    };
+    let cfg = parse_with("a.toml", text, Some(&leased)).unwrap();
+    assert_eq!(cfg.local.subnet, leased.subnet);
+    assert_eq!(cfg.local.vni, 7);
+
+    let lease = |sub: &str, ip: &str, mac: &str| {
+        let key = format!("/coreos.com/network/subnets/{sub}");
+        let value = format!(
+            r#"{{"PublicIP":"{ip}","BackendType":"vxlan","BackendData":{{"VNI":7,"VtepMAC":"{mac}"}}}}"#
+        );
+        Lease::parse(&key, value.as_bytes()).unwrap()
+    };
+    let leases = [
+        lease("10.1.6.0-24", "198.51.100.6", "02:f1:00:00:00:06"),
+        lease("10.1.3.0-24", "198.51.100.9", "02:f1:00:00:00:09"), // a static node's subnet
+        lease("10.1.7.0-24", "198.51.100.6", "02:f1:00:00:00:07"), // 10.1.6.0's VTEP
+        lease("10.1.8.0-24", "198.51.100.1", "02:f1:00:00:00:08"), // this node's VTEP
+    ];
+    let mut view = View {
+        network: Some(
+            NetworkConfig::parse(r#"{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":7}}"#)
+                .unwrap(),
+        ),
+        own: Some(SubnetKey {
+            subnet: leased.subnet,
+            subnet6: None,
+        }),
+        leases: leases
+            .into_iter()
+            .map(|l| (l.key, l))
+            .collect::<BTreeMap<_, _>>(),
+        listed: false,
+        revision: 9,
+        generation: 1,
+    };
+    let mut skipped = HashSet::new();
+    assert!(
+        cluster_config("a.toml", text, &view, &mut skipped).is_none(),
+        "nothing before the first listing"
+    );
+    view.listed = true;
+    let cfg = cluster_config("a.toml", text, &view, &mut skipped)
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["static", "10.1.6.0-24"]);
+    assert_eq!(cfg.local.subnet, leased.subnet);
+    assert_eq!(cfg.pods.len(), 1);
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+}
