@@ -89,6 +89,54 @@ pub fn load(path: &Path) -> Result<(AgentConfig, Fingerprint), ConfigError> {
 
 /// Parses and validates the text of an agent file; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<AgentConfig, ConfigError> {
+    parse_with(file, text, None)
+}
+
+/// What cluster mode takes from etcd instead of the file's `[node]`: the leased subnet(s), and
+/// the network config's `Network` and `Backend.VNI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leased {
+    pub subnet: Ipv4Cidr,
+    pub subnet6: Option<Ipv6Cidr>,
+    pub vni: u32,
+    pub cluster_network: Ipv4Cidr,
+}
+
+/// The file's `[node]` as cluster mode needs it before a subnet is leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub name: String,
+    pub vtep: IpAddr,
+    pub vtep_mac: MacAddr,
+    /// `[node] subnet`, optional in cluster mode: the subnet to ask for.
+    pub subnet: Option<Ipv4Cidr>,
+    pub underlay_mtu: u16,
+}
+
+/// Reads `[node]`'s identity without validating the rest (which needs the leased subnet).
+pub fn identity(file: &str, text: &str) -> Result<NodeIdentity, ConfigError> {
+    let raw: FileRepr = toml::from_str(text).map_err(|e| ConfigError {
+        file: file.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim().replace('\n', "; "),
+    })?;
+    let n = raw.node.get_ref();
+    Ok(NodeIdentity {
+        name: n.name.get_ref().clone(),
+        vtep: *n.vtep.get_ref(),
+        vtep_mac: *n.vtep_mac.get_ref(),
+        subnet: value_of(&n.subnet),
+        underlay_mtu: value_of(&n.underlay_mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
+    })
+}
+
+/// Parses and validates the text of an agent file; in cluster mode (`leased`), the node's
+/// subnet, VNI and cluster network come from etcd and `[node] subnet` is optional.
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    leased: Option<&Leased>,
+) -> Result<AgentConfig, ConfigError> {
     let err = |span: Option<Range<usize>>, message: String| ConfigError {
         file: file.to_string(),
         line: span.map(|s| line_of(text, s.start)),
@@ -96,7 +144,7 @@ pub fn parse(file: &str, text: &str) -> Result<AgentConfig, ConfigError> {
     };
     let raw: FileRepr =
         toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().replace('\n', "; ")))?;
-    raw.validate(text)
+    raw.validate(text, leased)
         .map_err(|(span, message)| err(Some(span), message))
 }
 
@@ -128,7 +176,7 @@ struct NodeRepr {
     name: Spanned<String>,
     vtep: Spanned<IpAddr>,
     vtep_mac: Spanned<MacAddr>,
-    subnet: Spanned<Ipv4Cidr>,
+    subnet: Option<Spanned<Ipv4Cidr>>,
     gateway: Option<Spanned<Ipv4Addr>>,
     vni: Option<Spanned<u32>>,
     cluster_network: Option<Spanned<Ipv4Cidr>>,
@@ -181,9 +229,9 @@ fn locate(
 }
 
 impl FileRepr {
-    fn validate(self, text: &str) -> Checked<AgentConfig> {
+    fn validate(self, text: &str, leased: Option<&Leased>) -> Checked<AgentConfig> {
         let node = self.node.get_ref();
-        let local = node.to_local(self.node.span())?;
+        let local = node.to_local(self.node.span(), leased)?;
         let multitenant = value_of(&node.multitenant).unwrap_or(false);
         if let (true, Some(key), IpAddr::V6(_)) = (multitenant, &node.multitenant, local.vtep) {
             return Err((
@@ -292,13 +340,13 @@ fn dup(
 }
 
 impl NodeRepr {
-    fn to_local(&self, table: Range<usize>) -> Checked<LocalNode> {
+    fn to_local(&self, table: Range<usize>, leased: Option<&Leased>) -> Checked<LocalNode> {
         let (net, prefix) = DEFAULT_CLUSTER_NETWORK;
-        let local = LocalNode {
+        let mut local = LocalNode {
             name: self.name.get_ref().clone(),
             vtep: *self.vtep.get_ref(),
             vtep_mac: *self.vtep_mac.get_ref(),
-            subnet: *self.subnet.get_ref(),
+            subnet: Ipv4Cidr::new(net, prefix).expect("valid constant"),
             gateway: value_of(&self.gateway),
             vni: value_of(&self.vni).unwrap_or(DEFAULT_VNI),
             cluster_network: value_of(&self.cluster_network)
@@ -306,6 +354,26 @@ impl NodeRepr {
             underlay_mtu: value_of(&self.underlay_mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
             subnet6: value_of(&self.subnet6),
         };
+        match (leased, &self.subnet) {
+            (Some(l), _) => {
+                local.subnet = l.subnet;
+                // A gateway from the file only makes sense inside the leased subnet.
+                local.gateway = local.gateway.filter(|g| l.subnet.contains(*g));
+                local.vni = l.vni;
+                local.cluster_network = l.cluster_network;
+                local.subnet6 = l.subnet6;
+            }
+            (None, Some(s)) => local.subnet = *s.get_ref(),
+            (None, None) => {
+                return Err((
+                    table,
+                    "[node]: missing subnet (required unless vxagent runs with --etcd, which \
+                     leases one)"
+                        .to_string(),
+                ))
+            }
+        }
+        let subnet_span = self.subnet.as_ref().map_or(table.clone(), Spanned::span);
         local.validate().map_err(|m| {
             let at = locate(
                 table,
@@ -314,8 +382,8 @@ impl NodeRepr {
                     ("bad name", Some(self.name.span())),
                     ("gateway", span_of(&self.gateway)),
                     ("cluster network", span_of(&self.cluster_network)),
-                    ("cluster network", Some(self.subnet.span())),
-                    ("gateway", Some(self.subnet.span())),
+                    ("cluster network", Some(subnet_span.clone())),
+                    ("gateway", Some(subnet_span)),
                     ("vtep_mac", Some(self.vtep_mac.span())),
                     ("subnet6", span_of(&self.subnet6)),
                     ("underlay_mtu", span_of(&self.underlay_mtu)),

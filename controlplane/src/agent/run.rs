@@ -1,14 +1,17 @@
 //! The agent's loop: watch the file, poll vxswitchd, push differences, survive restarts.
 
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
+use crate::cluster::{Cluster, ClusterOptions, View};
 use crate::Error;
 
-use super::config::{self, AgentConfig, Fingerprint};
+use super::config::{self, AgentConfig, Fingerprint, Leased};
 use super::reconcile::{Outcome, Reconciler};
 use super::signals::Event;
 
@@ -29,6 +32,12 @@ pub struct Options {
     pub config: PathBuf,
     /// How often the file is re-checked and vxswitchd polled.
     pub interval: Duration,
+    /// Cluster mode (`--etcd`): node subnets leased from etcd. The file-derived fields
+    /// (`public_ip` unless `--public-ip`, `vtep_mac`, `requested`, `underlay_mtu`) are filled
+    /// in from the file's `[node]` by [`run`].
+    pub cluster: Option<ClusterOptions>,
+    /// `--public-ip`: this node's PublicIP in its lease (default: the file's vtep).
+    pub public_ip: Option<Ipv4Addr>,
 }
 
 /// Writes one log line to stderr.
@@ -98,10 +107,78 @@ fn report(out: &Outcome, conflicts: Option<&mut Vec<String>>) {
 /// Runs until SIGTERM/SIGINT (`Event::Stop`). Fails only if the file is bad at start; later a
 /// bad file is logged and the previous configuration kept, and a lost vxswitchd is waited for.
 pub fn run(opts: &Options, events: &Receiver<Event>) -> Result<(), Error> {
-    let (desired, fingerprint) = load(&opts.config)?;
+    run_with(opts, events, None)
+}
+
+/// Cluster mode's identity check: the file's `[node]` read, the lease's fields filled in.
+pub fn cluster_options(opts: &Options) -> Result<Option<ClusterOptions>, Error> {
+    let Some(base) = &opts.cluster else {
+        return Ok(None);
+    };
+    let (text, _) = config::read(&opts.config).map_err(|e| Error::Config(e.to_string()))?;
+    let file = opts.config.display().to_string();
+    let id = config::identity(&file, &text).map_err(|e| Error::Config(e.to_string()))?;
+    let public_ip = match (opts.public_ip, id.vtep) {
+        (Some(ip), _) => ip,
+        (None, IpAddr::V4(ip)) => ip,
+        (None, IpAddr::V6(ip)) => {
+            return Err(Error::Config(format!(
+                "{file}: [node] vtep {ip} is IPv6, but a flannel lease's PublicIP is IPv4: \
+                 give --public-ip"
+            )))
+        }
+    };
+    let mut c = base.clone();
+    c.public_ip = public_ip;
+    c.vtep_mac = id.vtep_mac;
+    c.requested = id.subnet;
+    c.underlay_mtu = id.underlay_mtu;
+    c.validate().map_err(Error::Config)?;
+    Ok(Some(c))
+}
+
+/// [`run`], with a sender on the same channel for cluster mode's etcd thread to wake the loop
+/// (from [`super::signals::listen_with`]; without it, cluster mode is seen at each interval).
+pub fn run_with(
+    opts: &Options,
+    events: &Receiver<Event>,
+    wake: Option<Sender<Event>>,
+) -> Result<(), Error> {
+    let cluster_opts = cluster_options(opts)?;
+    let (text, fingerprint) =
+        config::read(&opts.config).map_err(|e| Error::Config(e.to_string()))?;
+    let desired = match &cluster_opts {
+        None => Some(
+            config::parse(&opts.config.display().to_string(), &text)
+                .map_err(|e| Error::Config(e.to_string()))?,
+        ),
+        Some(_) => None,
+    };
+    let cluster = match cluster_opts {
+        None => None,
+        Some(c) => {
+            log(format!(
+                "cluster mode: etcd {}, prefix {}, PublicIP {}",
+                c.endpoints.join(","),
+                c.prefix,
+                c.public_ip
+            ));
+            let wake = move || {
+                if let Some(tx) = &wake {
+                    let _ = tx.send(Event::Cluster);
+                }
+            };
+            Some(Cluster::start(c, wake).map_err(Error::Io)?)
+        }
+    };
     let mut agent = Agent {
         opts,
         desired,
+        text,
+        cluster,
+        generation: 0,
+        lease_msg: Quiet::default(),
+        skipped: HashSet::new(),
         fingerprint,
         client: None,
         reconciler: Reconciler::new(),
@@ -120,7 +197,17 @@ pub fn run(opts: &Options, events: &Receiver<Event>) -> Result<(), Error> {
 
 struct Agent<'a> {
     opts: &'a Options,
-    desired: AgentConfig,
+    /// What vxswitchd should hold; None in cluster mode until a subnet is leased and the
+    /// leases listed (nothing is pushed before).
+    desired: Option<AgentConfig>,
+    /// The file's text as last read.
+    text: String,
+    cluster: Option<Cluster>,
+    /// The cluster view's generation `desired` was built from.
+    generation: u64,
+    lease_msg: Quiet,
+    /// Leases already reported as not usable here.
+    skipped: HashSet<String>,
     fingerprint: Fingerprint,
     client: Option<Client>,
     reconciler: Reconciler,
@@ -146,6 +233,15 @@ fn wait(events: &Receiver<Event>, d: Duration) -> Wake {
     match events.recv_timeout(d) {
         Ok(Event::Reload) => Wake::Reload,
         Ok(Event::Stop) => Wake::Stop,
+        // A burst of etcd changes wakes the loop once: the view holds them all.
+        Ok(Event::Cluster) => loop {
+            match events.try_recv() {
+                Ok(Event::Cluster) => continue,
+                Ok(Event::Reload) => break Wake::Reload,
+                Ok(Event::Stop) => break Wake::Stop,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break Wake::Tick,
+            }
+        },
         Err(RecvTimeoutError::Timeout) => Wake::Tick,
         Err(RecvTimeoutError::Disconnected) => {
             thread::sleep(d);
@@ -205,6 +301,10 @@ impl Agent<'_> {
 
     /// One reconcile on the current connection; a connection failure drops it.
     fn sync(&mut self) {
+        self.refresh_cluster();
+        let Some(desired) = self.desired.as_ref() else {
+            return;
+        };
         let Some(client) = self.client.as_mut() else {
             return;
         };
@@ -215,7 +315,7 @@ impl Agent<'_> {
             }
             return;
         }
-        match self.reconciler.reconcile(client, &self.desired) {
+        match self.reconciler.reconcile(client, desired) {
             Ok(out) => {
                 self.retry_at = None;
                 self.retry_delay = Duration::ZERO;
@@ -271,12 +371,18 @@ impl Agent<'_> {
             return;
         }
         self.fingerprint = fp;
-        match config::parse(&path.display().to_string(), &text) {
+        self.text = text;
+        if self.cluster.is_some() {
+            self.generation = u64::MAX; // rebuild from the new text
+            self.refresh_cluster();
+            return;
+        }
+        match config::parse(&path.display().to_string(), &self.text) {
             Ok(cfg) => {
                 self.file_msg.clear();
-                if cfg != self.desired {
+                if Some(&cfg) != self.desired.as_ref() {
                     log(format!("reloaded {}", path.display()));
-                    self.desired = cfg;
+                    self.desired = Some(cfg);
                     self.reconciler.reset();
                     self.retry_at = None;
                     self.retry_delay = Duration::ZERO;
@@ -293,4 +399,104 @@ impl Agent<'_> {
             }
         }
     }
+}
+
+impl Agent<'_> {
+    /// Cluster mode: rebuilds `desired` when the etcd view (or the file) changed. The file
+    /// gives the pods, static nodes and the node's identity; etcd gives the node's subnet, VNI
+    /// and cluster network, and the other nodes (every lease but ours).
+    fn refresh_cluster(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let generation = cluster.generation();
+        if generation == self.generation {
+            return;
+        }
+        let view = cluster.view();
+        self.generation = view.generation;
+        let file = self.opts.config.display().to_string();
+        let Some(cfg) = cluster_config(&file, &self.text, &view, &mut self.skipped) else {
+            return;
+        };
+        match cfg {
+            Ok(cfg) => {
+                self.file_msg.clear();
+                self.lease_msg.clear();
+                if Some(&cfg) != self.desired.as_ref() {
+                    self.desired = Some(cfg);
+                    self.reconciler.reset();
+                    self.retry_at = None;
+                    self.retry_delay = Duration::ZERO;
+                }
+            }
+            Err(e) => self.lease_msg.log(format!(
+                "{e} (with the leased subnet); keeping the previous configuration, nothing pushed"
+            )),
+        }
+    }
+}
+
+/// The desired state in cluster mode from the file's text and the etcd view; None until the
+/// view holds a network config, our lease and a full listing.
+pub fn cluster_config(
+    file: &str,
+    text: &str,
+    view: &View,
+    skipped: &mut HashSet<String>,
+) -> Option<Result<AgentConfig, config::ConfigError>> {
+    let net = view.network.as_ref()?;
+    let own = view.own?;
+    if !view.listed {
+        return None;
+    }
+    let leased = Leased {
+        subnet: own.subnet,
+        subnet6: own.subnet6,
+        vni: net.backend.vni,
+        cluster_network: net.network,
+    };
+    let mut cfg = match config::parse_with(file, text, Some(&leased)) {
+        Ok(cfg) => cfg,
+        Err(e) => return Some(Err(e)),
+    };
+    let local = cfg.local.clone();
+    let mut names: HashSet<String> = cfg.nodes.iter().map(|n| n.name.clone()).collect();
+    let statics = cfg.nodes.clone();
+    for l in view.leases.values() {
+        let key = l.key.to_key();
+        let node = match l.to_remote() {
+            Ok(n) => n,
+            Err(e) => {
+                if skipped.insert(format!("{key}: {e}")) {
+                    log(format!("ignoring lease {key}: {e}"));
+                }
+                continue;
+            }
+        };
+        let why = if node.subnet.overlaps(&local.subnet) {
+            Some(format!("its subnet overlaps this node's {}", local.subnet))
+        } else if node.vtep == local.vtep {
+            Some(format!("its PublicIP {} is this node's vtep", node.vtep))
+        } else if node.vtep.is_ipv4() != local.vtep.is_ipv4() {
+            Some("its PublicIP is not of this node's vtep family".to_string())
+        } else if let Some(s) = statics.iter().find(|s| s.subnet.overlaps(&node.subnet)) {
+            Some(format!(
+                "its subnet overlaps static node {} in the file",
+                s.name
+            ))
+        } else if !names.insert(node.name.clone()) {
+            Some(format!("a node named {} is already declared", node.name))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if skipped.insert(format!("{key}: {why}")) {
+                log(format!("ignoring lease {key}: {why}"));
+            }
+            continue;
+        }
+        cfg.nodes.push(node);
+    }
+    Some(Ok(cfg))
 }
