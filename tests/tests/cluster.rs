@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tools::lab::etcd::{self, Stop};
@@ -218,6 +218,7 @@ fn a_stopped_agent_loses_its_lease_and_routes_and_takes_its_subnet_back() {
     let key = etcd::subnet_key(&n3.subnet);
 
     // A crash: SIGKILL, nothing revokes the lease; it expires after its TTL.
+    let t0 = Instant::now();
     lab.stop_agent("n3", Stop::Kill).expect("stop n3's agent");
     let expired = wait_until(EXPIRY, || !leases(&lab).contains_key(&n3.subnet));
     assert!(
@@ -225,7 +226,14 @@ fn a_stopped_agent_loses_its_lease_and_routes_and_takes_its_subnet_back() {
         "{key} still there after {EXPIRY:?}: {:?}",
         leases(&lab)
     );
+    let t_expired = t0.elapsed();
     wait_remote(&lab, &["n1", "n2"], &n3.subnet, false, PROPAGATION);
+    eprintln!(
+        "figure: agent killed -> lease gone {:.2} s, -> n1 and n2 without its node {:.2} s \
+         (TTL {TTL} s)",
+        t_expired.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
     // n1 has no way to n3's pods any more; n1 and n2 still talk.
     let (got, out) = ping_count(&lab, "n1p1", pod_ip(&lab, "n3p1"), 2);
     assert_eq!(got, 0, "n3's routes are gone from n1:\n{out}");
@@ -233,6 +241,7 @@ fn a_stopped_agent_loses_its_lease_and_routes_and_takes_its_subnet_back() {
     assert_eq!(got, 3, "{out}");
 
     // Restarted, it takes back the same subnet and everyone learns it again.
+    let t0 = Instant::now();
     lab.start_agent("n3").expect("start n3's agent");
     let back = wait_until(PROPAGATION, || leases(&lab).contains_key(&n3.subnet));
     assert!(
@@ -247,6 +256,10 @@ fn a_stopped_agent_loses_its_lease_and_routes_and_takes_its_subnet_back() {
         n3.subnet
     );
     wait_remote(&lab, &["n1", "n2"], &n3.subnet, true, PROPAGATION);
+    eprintln!(
+        "figure: agent restarted -> n1 and n2 with its node again {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
     all_pairs_ping(&lab);
 
     // A clean stop (SIGTERM) also takes n3 out of the others' tables, by revocation or expiry.
@@ -281,7 +294,12 @@ fn pods_keep_talking_while_etcd_is_down_and_changes_flow_again_after() {
     // A change while etcd is down: n3's agent crashes, so nothing will renew its lease.
     lab.stop_agent("n3", Stop::Kill).expect("stop n3's agent");
 
+    let t0 = Instant::now();
     lab.start_etcd().expect("start etcd");
+    eprintln!(
+        "figure: etcd restart to healthy {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
     // etcd renews every lease as it comes back; the agents of n1 and n2 keep theirs alive,
     // n3's expires and n1 and n2 drop it.
     wait_remote(&lab, &["n1", "n2"], &n3.subnet, false, EXPIRY);
