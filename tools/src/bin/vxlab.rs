@@ -138,7 +138,7 @@ On failure everything built so far is removed and the reason printed.")]
         /// Cluster mode: start an etcd for the lab (in LAB-ul, on the underlay at
         /// 198.51.100.254:2379), write flannel's network config there, and run every vxagent
         /// with --etcd, so nodes find each other through their leases (vxswitch and kernel
-        /// nodes; the underlay is always a bridge).
+        /// nodes; the underlay is always a bridge). Pods are IPv4 only in cluster mode.
         #[arg(long)]
         etcd: bool,
         /// With --etcd: the TTL of the agents' leases, in seconds (2-86400). Short in a lab, so

@@ -77,7 +77,7 @@ pub struct LabSpec {
     /// vxswitchd worker threads (its own default when `None`).
     pub workers: Option<usize>,
     /// IPv6 inside the pods; when false it is disabled before the pod's interface exists.
-    /// When true, vxswitch nodes are dual stack: every node gets an IPv6 pod prefix
+    /// When true, vxswitch nodes of a lab without etcd are dual stack: every node gets an IPv6 pod prefix
     /// (`fd00:10:1:{i}::/64`, gateway `::1`) and every pod an IPv6 address in it.
     pub ipv6: bool,
     /// vxswitchd's `--offload on|off`.
@@ -353,7 +353,9 @@ impl Lab {
             .map(|i| {
                 let kind = spec.kind_of(i);
                 let node_dir = dir.join(topo::node_name(i));
-                let dual = spec.ipv6 && kind == Kind::Vxswitch;
+                // Not yet with etcd: the agent leases a /64 of its own choosing, not the
+                // node's planned prefix its pods' addresses are in.
+                let dual = spec.ipv6 && kind == Kind::Vxswitch && !spec.etcd;
                 NodeInfo {
                     name: topo::node_name(i),
                     index: i,

@@ -508,3 +508,15 @@ fn a_lab_with_etcd_runs_its_agents_in_cluster_mode() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn pods_of_a_lab_with_etcd_are_ipv4_only() {
+    let lab = Lab::plan(&LabSpec {
+        etcd: true,
+        ..spec(2, 1, &[])
+    })
+    .unwrap();
+    assert!(lab.spec().ipv6, "IPv6 stays enabled in the pods");
+    assert!(lab.nodes().iter().all(|n| n.subnet6.is_none()));
+    assert!(lab.pod("n1p1").unwrap().ip6.is_none());
+}
