@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -104,12 +104,6 @@ fn report(out: &Outcome, conflicts: Option<&mut Vec<String>>) {
     }
 }
 
-/// Runs until SIGTERM/SIGINT (`Event::Stop`). Fails only if the file is bad at start; later a
-/// bad file is logged and the previous configuration kept, and a lost vxswitchd is waited for.
-pub fn run(opts: &Options, events: &Receiver<Event>) -> Result<(), Error> {
-    run_with(opts, events, None)
-}
-
 /// Cluster mode's identity check: the file's `[node]` read, the lease's fields filled in.
 pub fn cluster_options(opts: &Options) -> Result<Option<ClusterOptions>, Error> {
     let Some(base) = &opts.cluster else {
@@ -137,13 +131,13 @@ pub fn cluster_options(opts: &Options) -> Result<Option<ClusterOptions>, Error> 
     Ok(Some(c))
 }
 
-/// [`run`], with a sender on the same channel for cluster mode's etcd thread to wake the loop
-/// (from [`super::signals::listen_with`]; without it, cluster mode is seen at each interval).
-pub fn run_with(
-    opts: &Options,
-    events: &Receiver<Event>,
-    wake: Option<Sender<Event>>,
-) -> Result<(), Error> {
+/// Runs until SIGTERM/SIGINT (`Event::Stop`). Fails only if the file is bad at start; later a
+/// bad file is logged and the previous configuration kept, and a lost vxswitchd is waited for.
+/// In cluster mode ([`Options::cluster`]) the node's subnet and the other nodes come from etcd.
+pub fn run(opts: &Options, events: Receiver<Event>) -> Result<(), Error> {
+    // The loop waits on one channel: the signals, forwarded, and cluster mode's wake-ups.
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let wake = tx.clone();
     let cluster_opts = cluster_options(opts)?;
     let (text, fingerprint) =
         config::read(&opts.config).map_err(|e| Error::Config(e.to_string()))?;
@@ -164,9 +158,7 @@ pub fn run_with(
                 c.public_ip
             ));
             let wake = move || {
-                if let Some(tx) = &wake {
-                    let _ = tx.send(Event::Cluster);
-                }
+                let _ = wake.send(Msg::Cluster);
             };
             Some(Cluster::start(c, wake).map_err(Error::Io)?)
         }
@@ -191,8 +183,27 @@ pub fn run_with(
         retry_at: None,
         retry_delay: Duration::ZERO,
     };
-    agent.run(events);
+    // Ends after forwarding Stop (the loop's only way out) or when the signals end.
+    thread::Builder::new()
+        .name("vxagent-events".into())
+        .spawn(move || {
+            while let Ok(ev) = events.recv() {
+                let stop = ev == Event::Stop;
+                if tx.send(Msg::Signal(ev)).is_err() || stop {
+                    break;
+                }
+            }
+        })
+        .map_err(Error::Io)?;
+    agent.run(&rx);
     Ok(())
+}
+
+/// What wakes the loop.
+enum Msg {
+    Signal(Event),
+    /// Cluster mode: the view of etcd changed.
+    Cluster,
 }
 
 struct Agent<'a> {
@@ -229,16 +240,16 @@ enum Wake {
     Stop,
 }
 
-fn wait(events: &Receiver<Event>, d: Duration) -> Wake {
+fn wait(events: &Receiver<Msg>, d: Duration) -> Wake {
     match events.recv_timeout(d) {
-        Ok(Event::Reload) => Wake::Reload,
-        Ok(Event::Stop) => Wake::Stop,
+        Ok(Msg::Signal(Event::Reload)) => Wake::Reload,
+        Ok(Msg::Signal(Event::Stop)) => Wake::Stop,
         // A burst of etcd changes wakes the loop once: the view holds them all.
-        Ok(Event::Cluster) => loop {
+        Ok(Msg::Cluster) => loop {
             match events.try_recv() {
-                Ok(Event::Cluster) => continue,
-                Ok(Event::Reload) => break Wake::Reload,
-                Ok(Event::Stop) => break Wake::Stop,
+                Ok(Msg::Cluster) => continue,
+                Ok(Msg::Signal(Event::Reload)) => break Wake::Reload,
+                Ok(Msg::Signal(Event::Stop)) => break Wake::Stop,
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break Wake::Tick,
             }
         },
@@ -251,7 +262,7 @@ fn wait(events: &Receiver<Event>, d: Duration) -> Wake {
 }
 
 impl Agent<'_> {
-    fn run(&mut self, events: &Receiver<Event>) {
+    fn run(&mut self, events: &Receiver<Msg>) {
         loop {
             if self.client.is_none() {
                 if self.lost {
@@ -462,6 +473,8 @@ pub fn cluster_config(
     };
     let local = cfg.local.clone();
     let mut names: HashSet<String> = cfg.nodes.iter().map(|n| n.name.clone()).collect();
+    // vxswitchd refuses two nodes with one VTEP: the first lease (in key order) wins.
+    let mut vteps: HashSet<IpAddr> = cfg.nodes.iter().map(|n| n.vtep).collect();
     let statics = cfg.nodes.clone();
     for l in view.leases.values() {
         let key = l.key.to_key();
@@ -487,6 +500,8 @@ pub fn cluster_config(
             ))
         } else if !names.insert(node.name.clone()) {
             Some(format!("a node named {} is already declared", node.name))
+        } else if !vteps.insert(node.vtep) {
+            Some(format!("another node already has PublicIP {}", node.vtep))
         } else {
             None
         };

@@ -15,21 +15,12 @@ pub enum Event {
     Reload,
     /// SIGTERM or SIGINT: exit cleanly.
     Stop,
-    /// Cluster mode: the view of etcd changed (not a signal; sent by the etcd thread).
-    Cluster,
 }
 
 /// Installs the handlers and returns the channel they report on. The handlers are in place
 /// when this returns.
 pub fn listen() -> io::Result<Receiver<Event>> {
-    listen_with().map(|(_, rx)| rx)
-}
-
-/// Like [`listen`], and also returns a sender for other event sources (cluster mode's etcd
-/// thread) to wake the same loop.
-pub fn listen_with() -> io::Result<(Sender<Event>, Receiver<Event>)> {
     let (tx, rx) = mpsc::channel();
-    let extra = tx.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
     thread::Builder::new()
         .name("vxagent-signals".into())
@@ -66,7 +57,7 @@ pub fn listen_with() -> io::Result<(Sender<Event>, Receiver<Event>)> {
     ready_rx
         .recv()
         .map_err(|_| io::Error::other("the signal thread exited early"))??;
-    Ok((extra, rx))
+    Ok(rx)
 }
 
 async fn forward([mut hup, mut term, mut int]: [Signal; 3], tx: Sender<Event>) {

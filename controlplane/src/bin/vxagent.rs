@@ -189,14 +189,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let (wake, events) = match signals::listen_with() {
-        Ok(pair) => pair,
+    let events = match signals::listen() {
+        Ok(rx) => rx,
         Err(e) => {
             log(format!("cannot install signal handlers: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    match run::run_with(&opts, &events, Some(wake)) {
+    match run::run(&opts, events) {
         Ok(()) => {
             log("exiting; vxswitchd keeps its tables");
             ExitCode::SUCCESS
