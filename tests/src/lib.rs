@@ -476,3 +476,29 @@ impl Drop for Streamer {
         }
     }
 }
+
+/// `ping` from a lab target with iputils' ping, or busybox's where iputils is not installed;
+/// returns (replies received, output). Bounded like [`ping`].
+pub fn ping_count(lab: &Lab, from: &str, to: Ipv4Addr, count: u32) -> (u32, String) {
+    let iputils = ["/usr/bin/ping", "/bin/ping"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    let mut cmd = if iputils {
+        lab.command(from, "ping")
+    } else {
+        let mut c = lab.command(from, "busybox");
+        c.arg("ping");
+        c
+    };
+    cmd.args(["-c", &count.to_string(), "-i", "0.2", "-W", "2"])
+        .arg(to.to_string());
+    let (_, out) = run_bounded(&mut cmd, Duration::from_secs(10 + count as u64));
+    // iputils: "3 packets transmitted, 3 received"; busybox: "..., 3 packets received".
+    let received = out
+        .split("transmitted, ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (received, out)
+}

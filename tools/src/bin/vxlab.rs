@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tools::lab::etcd::Stop;
 use tools::lab::{self, topo, vxswitch, Kind, Lab, LabError, LabSpec};
 
 const ABOUT: &str = "Stand up a VXLAN lab: N nodes x M pods in network namespaces on this host";
@@ -28,6 +29,12 @@ the others with one of:
 vxswitch and kernel nodes mix in one lab; ovs and plain labs are all one kind. Nothing outside
 the lab's namespaces is touched. Runtime files live in /run/vxlab/LAB/.
 
+With --etcd the lab runs in cluster mode, as flannel's nodes do: an etcd for the lab in LAB-ul
+(http://198.51.100.254:2379 on the underlay bridge, data in /run/vxlab/LAB/etcd/), flannel's
+network config in it (/coreos.com/network/config), and every vxagent with --etcd: it leases its
+node's subnet there (the one planned above), writes subnet.env, and learns the other nodes from
+the other leases instead of from its file. Kernel nodes get a lease written as flannel does.
+
 Must run as root.";
 
 const EXAMPLES: &str = "\
@@ -37,6 +44,10 @@ Examples:
   vxlab up --name mix --kinds vxswitch,kernel a vxswitch node talking to a kernel node
   vxlab up --name o --kinds ovs --pods 1      two OVS userspace-datapath nodes
   vxlab up --name p --kinds plain             no overlay, routed (the upper bound)
+  vxlab up --name c --nodes 3 --etcd          cluster mode: the nodes meet in the lab's etcd
+  vxlab etcdctl --name c -- get --prefix /coreos.com/network
+                                              flannel's keys: the config and one lease per node
+  vxlab agent stop --name c n2                n2's lease expires, the others drop its routes
   vxlab status                                the topology; --json for scripts
   vxlab exec n1p1 -- ping -c 3 10.1.2.2       ping from pod n1p1 to pod n2p1
   vxlab exec n1 -- tcpdump -ni eth0 udp port 4789
@@ -73,6 +84,7 @@ Examples:
   vxlab exec n1p1 -- ping -6 fd00:10:1:2::2   dual stack (--ipv6 on, the default)
   vxlab up --kinds ovs --tso off              OVS nodes, TSO off in the pods
   vxlab up --kinds vxswitch,kernel --underlay6  VTEPs on 2001:db8::/64
+  vxlab up --etcd --nodes 3 --lease-ttl 5     cluster mode, leases of 5 s
 
 On failure everything built so far is removed and the reason printed.")]
     Up {
@@ -123,12 +135,23 @@ On failure everything built so far is removed and the reason printed.")]
         /// nodes send UDP without checksum, udp6zerocsumtx).
         #[arg(long)]
         underlay6: bool,
+        /// Cluster mode: start an etcd for the lab (in LAB-ul, on the underlay at
+        /// 198.51.100.254:2379), write flannel's network config there, and run every vxagent
+        /// with --etcd, so nodes find each other through their leases (vxswitch and kernel
+        /// nodes; the underlay is always a bridge). Pods are IPv4 only in cluster mode.
+        #[arg(long)]
+        etcd: bool,
+        /// With --etcd: the TTL of the agents' leases, in seconds (2-86400). Short in a lab, so
+        /// a stopped node leaves the others' tables soon after; the agent's own default is a
+        /// day, as flannel's.
+        #[arg(long, value_name = "SECS", default_value_t = lab::etcd::DEFAULT_LEASE_TTL)]
+        lease_ttl: u32,
     },
     /// Print the lab's nodes and pods.
     #[command(after_help = "\
 JSON shape: {\"name\", \"nodes\": [{\"name\", \"netns\", \"kind\", \"vtep\", \"vtep_mac\", \"subnet\",
              \"pods\": [{\"name\", \"netns\", \"ip\", \"mac\"}]}]}; dual-stack nodes add \"subnet6\"
-             and their pods \"ip6\".")]
+             and their pods \"ip6\"; a lab up with --etcd adds \"etcd\": \"http://IP:PORT\".")]
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -161,6 +184,40 @@ Examples:
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run etcdctl against the lab's etcd (labs up with --etcd): ETCDCTL_API=3 etcdctl
+    /// --endpoints <the lab's etcd> ARGS..., inside LAB-ul where etcd listens.
+    #[command(after_help = "\
+Examples:
+  vxlab etcdctl -- get /coreos.com/network/config
+  vxlab etcdctl -- get --prefix /coreos.com/network/subnets
+  vxlab etcdctl -- watch --prefix /coreos.com/network/subnets")]
+    Etcdctl {
+        /// Arguments for etcdctl.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Stop or start a vxswitch node's vxagent (stopped, it is not restarted; its vxswitchd
+    /// keeps forwarding with the tables it has, and in a lab with etcd its lease expires).
+    #[command(after_help = "\
+Examples:
+  vxlab agent stop n2                         SIGTERM, as an admin stops it
+  vxlab agent stop --kill n2                  SIGKILL, as in a crash
+  vxlab agent start n2                        the same arguments as at up")]
+    Agent {
+        #[arg(value_enum)]
+        action: Action,
+        /// Node (n<i>); must be a vxswitch node.
+        node: String,
+        /// Stop with SIGKILL instead of SIGTERM.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Stop or start the lab's etcd (labs up with --etcd); its data stays, so a start brings
+    /// back every key and lease.
+    Etcd {
+        #[arg(value_enum)]
+        action: Action,
+    },
     /// Remove every namespace, process and file of the lab; safe to repeat, works after a crash.
     Down,
     /// List the labs that are up.
@@ -178,6 +235,12 @@ Examples:
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Action {
+    Stop,
+    Start,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,6 +291,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             tso,
             underlay_offload,
             underlay6,
+            etcd,
+            lease_ttl,
         } => {
             let spec = LabSpec {
                 name,
@@ -244,6 +309,8 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 tso: tso == OnOff::On,
                 underlay_offload: underlay_offload == OnOff::On,
                 underlay6,
+                etcd,
+                lease_ttl,
             };
             let lab = Lab::up(&spec)?;
             print!("{}", lab.render());
@@ -274,6 +341,42 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             let mut command = Command::new(vxctl);
             command.arg("--socket").arg(socket).args(args);
             pass_through(command)
+        }
+        Cmd::Etcdctl { args } => {
+            let lab = Lab::load(&name)?;
+            let mut command = lab.etcdctl_command()?;
+            command.args(args);
+            pass_through(command)
+        }
+        Cmd::Agent { action, node, kill } => {
+            let mut lab = Lab::load(&name)?;
+            match action {
+                Action::Stop => {
+                    let how = if kill { Stop::Kill } else { Stop::Term };
+                    lab.stop_agent(&node, how)?;
+                    println!("vxagent of {node} stopped");
+                }
+                Action::Start => {
+                    lab.start_agent(&node)?;
+                    println!("vxagent of {node} started");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Etcd { action } => {
+            let mut lab = Lab::load(&name)?;
+            match action {
+                Action::Stop => {
+                    lab.stop_etcd()?;
+                    println!("etcd of lab {name} stopped (its data stays)");
+                }
+                Action::Start => {
+                    lab.start_etcd()?;
+                    let e = lab.etcd().unwrap_or_default();
+                    println!("etcd of lab {name} is up at {e}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Supervise { log, pidfile, cmd } => {
             let code = lab::supervise::run(

@@ -21,6 +21,7 @@
 //! ```
 
 mod error;
+pub mod etcd;
 mod kernel;
 mod netns;
 pub mod ovs;
@@ -76,7 +77,7 @@ pub struct LabSpec {
     /// vxswitchd worker threads (its own default when `None`).
     pub workers: Option<usize>,
     /// IPv6 inside the pods; when false it is disabled before the pod's interface exists.
-    /// When true, vxswitch nodes are dual stack: every node gets an IPv6 pod prefix
+    /// When true, vxswitch nodes of a lab without etcd are dual stack: every node gets an IPv6 pod prefix
     /// (`fd00:10:1:{i}::/64`, gateway `::1`) and every pod an IPv6 address in it.
     pub ipv6: bool,
     /// vxswitchd's `--offload on|off`.
@@ -107,10 +108,24 @@ pub struct LabSpec {
     /// ovs nodes keep it off on their own `eth0` (an AF_PACKET port).
     #[serde(default)]
     pub underlay_offload: bool,
+    /// Cluster mode: an etcd for the lab in `LAB-ul` (see [`etcd`]), flannel's network config
+    /// in it, and every vxagent in cluster mode against it, leasing the subnet the lab planned
+    /// for its node and learning the other nodes from etcd. The underlay is then always a
+    /// bridge (etcd sits on it). vxswitch and kernel nodes only; kernel nodes' leases are
+    /// written by vxlab as flannel writes them.
+    #[serde(default)]
+    pub etcd: bool,
+    /// The TTL in seconds of the agents' leases in a lab with etcd (`--lease-ttl`).
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: u32,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_lease_ttl() -> u32 {
+    etcd::DEFAULT_LEASE_TTL
 }
 
 impl Default for LabSpec {
@@ -130,6 +145,8 @@ impl Default for LabSpec {
             tso: true,
             underlay_offload: false,
             underlay6: false,
+            etcd: false,
+            lease_ttl: etcd::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -169,6 +186,27 @@ impl LabSpec {
             {
                 return Err(LabError::BadSpec(format!(
                     "an IPv6 underlay takes vxswitch and kernel nodes only, not {k}"
+                )));
+            }
+        }
+        if self.etcd {
+            if let Some(k) = kinds
+                .iter()
+                .find(|k| !matches!(k, Kind::Vxswitch | Kind::Kernel))
+            {
+                return Err(LabError::BadSpec(format!(
+                    "a lab with etcd takes vxswitch and kernel nodes only, not {k}"
+                )));
+            }
+            if self.underlay6 {
+                return Err(LabError::BadSpec(
+                    "a lab with etcd has an IPv4 underlay: leave out --underlay6".into(),
+                ));
+            }
+            if !(2..=86_400).contains(&self.lease_ttl) {
+                return Err(LabError::BadSpec(format!(
+                    "lease TTL of {} s: use 2 to 86400 seconds",
+                    self.lease_ttl
                 )));
             }
         }
@@ -265,6 +303,9 @@ pub struct Lab {
     #[serde(default)]
     bins: Option<Bins>,
     nodes: Vec<NodeInfo>,
+    /// The lab's etcd (labs with `etcd`, once up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etcd: Option<etcd::EtcdInfo>,
 }
 
 /// What [`Lab::teardown`] found and removed.
@@ -312,7 +353,9 @@ impl Lab {
             .map(|i| {
                 let kind = spec.kind_of(i);
                 let node_dir = dir.join(topo::node_name(i));
-                let dual = spec.ipv6 && kind == Kind::Vxswitch;
+                // Not yet with etcd: the agent leases a /64 of its own choosing, not the
+                // node's planned prefix its pods' addresses are in.
+                let dual = spec.ipv6 && kind == Kind::Vxswitch && !spec.etcd;
                 NodeInfo {
                     name: topo::node_name(i),
                     index: i,
@@ -347,7 +390,7 @@ impl Lab {
             format: FORMAT,
             name: name.to_string(),
             spec: spec.clone(),
-            underlay: if spec.nodes == 2 {
+            underlay: if spec.nodes == 2 && !spec.etcd {
                 Underlay::Veth
             } else {
                 Underlay::Bridge
@@ -355,6 +398,7 @@ impl Lab {
             dir,
             bins: None,
             nodes,
+            etcd: None,
         })
     }
 
@@ -373,6 +417,9 @@ impl Lab {
         }
         if lab.nodes.iter().any(|n| n.kind == Kind::Ovs) {
             ovs::check_installed()?;
+        }
+        if spec.etcd {
+            lab.etcd = Some(etcd::EtcdInfo::plan(&lab.name, &lab.dir)?);
         }
         let _ = fs::remove_dir_all(failed_dir(&lab.name));
         fs::create_dir_all(&lab.dir).map_err(|source| LabError::Io {
@@ -399,9 +446,15 @@ impl Lab {
     /// the teardown, and points the error there.
     fn keep_logs(&self, err: LabError) -> LabError {
         let keep = failed_dir(&self.name);
+        if let Some(e) = &self.etcd {
+            let from = e.log();
+            if from.exists() && fs::create_dir_all(keep.join("etcd")).is_ok() {
+                let _ = fs::copy(&from, keep.join("etcd").join("etcd.log"));
+            }
+        }
         for node in self.nodes.iter().filter(|n| n.kind == Kind::Vxswitch) {
             let to = keep.join(&node.name);
-            for file in ["vxswitchd.log", "vxagent.log", "agent.toml"] {
+            for file in ["vxswitchd.log", "vxagent.log", "agent.toml", "subnet.env"] {
                 let from = node.dir.join(file);
                 if from.exists() && fs::create_dir_all(&to).is_ok() {
                     let _ = fs::copy(&from, to.join(file));
@@ -714,7 +767,11 @@ impl Lab {
                 v
             })
             .collect();
-        json!({"name": self.name, "nodes": nodes})
+        let mut v = json!({"name": self.name, "nodes": nodes});
+        if let Some(e) = self.etcd() {
+            v["etcd"] = json!(e);
+        }
+        v
     }
 
     /// The topology as a table for people.
@@ -814,6 +871,17 @@ impl Lab {
         }
         if let Some(n) = self.nodes.iter().find(|n| n.kind == Kind::Ovs) {
             let _ = writeln!(out, "ovs of {}: {}", n.name, ovs::hint(n));
+        }
+        if let Some(e) = self.etcd() {
+            let _ = writeln!(
+                out,
+                "etcd: {e} in {} (agents lease their subnet for {} s); the leases: vxlab etcdctl \
+                 --name {} -- get --prefix {}/subnets",
+                topo::underlay_netns(&self.name),
+                self.spec.lease_ttl,
+                self.name,
+                etcd::PREFIX
+            );
         }
         out
     }
@@ -926,6 +994,7 @@ impl Lab {
         })?;
 
         self.build_underlay()?;
+        self.start_etcd_first()?;
 
         parallel(&self.nodes, |node| match node.kind {
             Kind::Kernel => kernel::setup_node(self, node),
@@ -1060,7 +1129,7 @@ impl Lab {
             }
             for &i in &idxs {
                 let node = &self.nodes[i];
-                let args = vxswitch::agent_args(node);
+                let args = vxswitch::agent_args(self, node);
                 let log = vxswitch::agent_log(&node.dir);
                 let pidfile = supervise::pidfile(&node.dir, vxswitch::AGENT);
                 let child = vxswitch::spawn_node_daemon(
@@ -1076,6 +1145,9 @@ impl Lab {
             }
             for ((i, switch), (_, agent)) in switches.iter_mut().zip(agents.iter_mut()) {
                 vxswitch::wait_ports_up(&self.nodes[*i], switch, agent)?;
+            }
+            if self.etcd.is_some() {
+                self.wait_mesh()?;
             }
             // Supervised daemons: record the daemons' own PIDs, not their supervisors'.
             for &i in &idxs {
@@ -1133,6 +1205,15 @@ fn teardown(name: &str, failed_logs: bool) -> Result<DownReport, LabError> {
                 pids.push(pid);
             }
         }
+    }
+    // The lab's etcd lives in `LAB-ul`; the same check for the recorded one.
+    if let Some(pid) = recorded
+        .iter()
+        .filter_map(|l| l.etcd.as_ref())
+        .find_map(|e| supervise::read_pidfile(&e.pidfile()).or(e.pid))
+        .filter(|&p| sys::comm(p).as_deref() == Some(etcd::COMM))
+    {
+        pids.push(pid);
     }
     // OVS daemons by their pidfiles (they live in the node namespaces, so this is belt and
     // braces), again only if the PID still runs that program.

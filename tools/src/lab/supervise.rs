@@ -206,10 +206,11 @@ pub fn run(log: &Path, pidfile: &Path, program: &Path, args: &[String], policy: 
         let status = loop {
             match rx.recv() {
                 Ok(Msg::Exited(p, status)) if p == pid => break status,
-                Ok(Msg::Exited(..)) | Ok(Msg::Signal(Event::Reload)) => {}
                 Ok(Msg::Signal(Event::Stop)) | Err(_) => {
                     return end(stop(log, &name, pid, &rx, policy.stop_grace));
                 }
+                // Any other signal (a reload) is the daemon's business, not ours.
+                Ok(Msg::Exited(..)) | Ok(Msg::Signal(_)) => {}
             }
         };
         let ran = started.elapsed();

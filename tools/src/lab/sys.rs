@@ -71,6 +71,13 @@ pub fn comm(pid: u32) -> Option<String> {
         .map(|s| s.trim_end().to_string())
 }
 
+/// The parent of a process (from `/proc/PID/stat`).
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let i = stat.rfind(')')?;
+    stat[i + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
 /// True if we run with effective user id 0 (from `/proc/self/status`).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
@@ -108,6 +115,7 @@ mod tests {
         let pid = child.id();
         assert!(alive(pid));
         assert_eq!(comm(pid).as_deref(), Some("sleep"));
+        assert_eq!(ppid(pid), Some(std::process::id()));
         signal(pid, Signal::Term).unwrap();
         child.wait().unwrap();
         assert!(!alive(pid));

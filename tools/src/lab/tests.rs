@@ -208,7 +208,7 @@ fn switch_arguments_follow_the_spec() {
         ),
         "{args}"
     );
-    let args = vxswitch::agent_args(&lab.nodes()[1]).join(" ");
+    let args = vxswitch::agent_args(&lab, &lab.nodes()[1]).join(" ");
     assert_eq!(
         args,
         "--socket /run/vxlab/t1/n2/vxswitchd.sock --config /run/vxlab/t1/n2/agent.toml"
@@ -433,4 +433,90 @@ fn an_ipv6_underlay_puts_the_vteps_on_2001_db8() {
         e.contains("IPv6 underlay takes vxswitch and kernel nodes only"),
         "{e}"
     );
+}
+
+#[test]
+fn a_lab_with_etcd_runs_its_agents_in_cluster_mode() {
+    let s = LabSpec {
+        etcd: true,
+        lease_ttl: 4,
+        ipv6: false,
+        ..spec(2, 1, &[])
+    };
+    let lab = Lab::plan(&s).unwrap();
+    assert_eq!(
+        lab.underlay(),
+        Underlay::Bridge,
+        "etcd sits on the underlay bridge, also with two nodes"
+    );
+    assert_eq!(lab.etcd().as_deref(), Some("http://198.51.100.254:2379"));
+    assert_eq!(
+        lab.status_json()["etcd"],
+        serde_json::json!("http://198.51.100.254:2379")
+    );
+    let n2 = &lab.nodes()[1];
+    let args = vxswitch::agent_args(&lab, n2).join(" ");
+    assert_eq!(
+        args,
+        "--socket /run/vxlab/t1/n2/vxswitchd.sock --config /run/vxlab/t1/n2/agent.toml \
+         --etcd http://198.51.100.254:2379 --subnet-file /run/vxlab/t1/n2/subnet.env \
+         --subnet-lease-file /run/vxlab/t1/n2/subnet.lease --lease-ttl 4"
+    );
+    // The file asks for the planned subnet, lists no other node, and leaves VNI and cluster
+    // network to etcd's network config.
+    let text = agent_toml(&lab, n2);
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["node"]["subnet"].as_str(), Some("10.1.2.0/24"));
+    assert!(v.get("nodes").is_none(), "{text}");
+    assert!(v["node"].get("vni").is_none(), "{text}");
+    assert!(v["node"].get("cluster_network").is_none(), "{text}");
+    assert_eq!(v["pods"].as_array().unwrap().len(), 1);
+    assert!(lab.render().contains("etcd: http://198.51.100.254:2379"));
+
+    // Without etcd nothing of it.
+    let plain = Lab::plan(&spec(2, 1, &[])).unwrap();
+    assert_eq!(plain.etcd(), None);
+    assert!(plain.status_json().get("etcd").is_none());
+    assert!(!vxswitch::agent_args(&plain, &plain.nodes()[0]).contains(&"--etcd".to_string()));
+
+    for (bad, want) in [
+        (
+            LabSpec {
+                etcd: true,
+                ..spec(2, 1, &[Kind::Ovs])
+            },
+            "vxswitch and kernel nodes only",
+        ),
+        (
+            LabSpec {
+                etcd: true,
+                underlay6: true,
+                ..spec(2, 1, &[])
+            },
+            "IPv4 underlay",
+        ),
+        (
+            LabSpec {
+                etcd: true,
+                lease_ttl: 1,
+                ..spec(2, 1, &[])
+            },
+            "2 to 86400",
+        ),
+    ] {
+        let e = Lab::plan(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+#[test]
+fn pods_of_a_lab_with_etcd_are_ipv4_only() {
+    let lab = Lab::plan(&LabSpec {
+        etcd: true,
+        ..spec(2, 1, &[])
+    })
+    .unwrap();
+    assert!(lab.spec().ipv6, "IPv6 stays enabled in the pods");
+    assert!(lab.nodes().iter().all(|n| n.subnet6.is_none()));
+    assert!(lab.pod("n1p1").unwrap().ip6.is_none());
 }

@@ -29,11 +29,13 @@ const PORTS_POLL: Duration = Duration::from_millis(100);
 /// Lines of a daemon's log quoted in an error.
 const LOG_TAIL_LINES: usize = 20;
 
-/// The node agent's file: `[node]`, `[[pods]]` of this node, `[[nodes]]` of every other node.
+/// The node agent's file: `[node]`, `[[pods]]` of this node, `[[nodes]]` of every other node
+/// (none in a lab with etcd: the agents learn each other from the leases there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentFile {
     pub node: AgentNode,
     pub pods: Vec<AgentPod>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<AgentPeer>,
 }
 
@@ -42,10 +44,15 @@ pub struct AgentNode {
     pub name: String,
     pub vtep: String,
     pub vtep_mac: String,
+    /// In a lab with etcd, the subnet the agent asks etcd for (the one the lab planned).
     pub subnet: String,
     pub gateway: String,
-    pub vni: u32,
-    pub cluster_network: String,
+    /// Absent in a lab with etcd, where the network config's `Backend.VNI` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    /// Absent in a lab with etcd, where the network config's `Network` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_network: Option<String>,
     pub underlay_mtu: u16,
     /// OpenShift-SDN's multitenant flows (port security, underlay filter, tenant VNIDs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -77,8 +84,10 @@ pub struct AgentPeer {
     pub subnet6: Option<String>,
 }
 
-/// The agent file of `node`: its own pods, and every other node of the lab whatever its kind.
+/// The agent file of `node`: its own pods, and every other node of the lab whatever its kind
+/// (in a lab with etcd, no other node, and no VNI or cluster network: etcd has them).
 pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
+    let cluster = lab.etcd().is_some();
     AgentFile {
         node: AgentNode {
             name: node.name.clone(),
@@ -86,8 +95,8 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
             vtep_mac: node.vtep_mac.clone(),
             subnet: node.subnet.clone(),
             gateway: node.gateway.to_string(),
-            vni: topo::VNI,
-            cluster_network: topo::CLUSTER_NETWORK.to_string(),
+            vni: (!cluster).then_some(topo::VNI),
+            cluster_network: (!cluster).then(|| topo::CLUSTER_NETWORK.to_string()),
             underlay_mtu: topo::UNDERLAY_MTU,
             multitenant: lab.spec().multitenant,
             subnet6: node.subnet6.clone(),
@@ -108,7 +117,7 @@ pub fn agent_file(lab: &Lab, node: &NodeInfo) -> AgentFile {
         nodes: lab
             .nodes()
             .iter()
-            .filter(|n| n.name != node.name)
+            .filter(|n| n.name != node.name && !cluster)
             .map(|n| AgentPeer {
                 name: n.name.clone(),
                 vtep: n.vtep6.map_or(n.vtep.to_string(), |v| v.to_string()),
@@ -270,14 +279,36 @@ pub fn switch_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
     args
 }
 
-/// vxagent's arguments for a node.
-pub fn agent_args(node: &NodeInfo) -> Vec<String> {
-    vec![
+/// Where the agent of a lab with etcd writes flannel's `subnet.env` for its node.
+pub fn subnet_env_path(dir: &Path) -> PathBuf {
+    dir.join("subnet.env")
+}
+/// Where the agent of a lab with etcd remembers its subnet across restarts.
+pub fn subnet_lease_path(dir: &Path) -> PathBuf {
+    dir.join("subnet.lease")
+}
+
+/// vxagent's arguments for a node; in a lab with etcd, cluster mode against the lab's etcd.
+pub fn agent_args(lab: &Lab, node: &NodeInfo) -> Vec<String> {
+    let mut args = vec![
         "--socket".to_string(),
         socket_path(&node.dir).display().to_string(),
         "--config".to_string(),
         agent_path(&node.dir).display().to_string(),
-    ]
+    ];
+    if let Some(endpoint) = lab.etcd() {
+        args.extend([
+            "--etcd".to_string(),
+            endpoint,
+            "--subnet-file".to_string(),
+            subnet_env_path(&node.dir).display().to_string(),
+            "--subnet-lease-file".to_string(),
+            subnet_lease_path(&node.dir).display().to_string(),
+            "--lease-ttl".to_string(),
+            lab.spec().lease_ttl.to_string(),
+        ]);
+    }
+    args
 }
 
 /// Starts `bin ARGS` inside `ns` in the background: stdin /dev/null, stdout and stderr appended
@@ -317,6 +348,32 @@ pub fn spawn_daemon(ns: &str, bin: &Path, args: &[String], log: &Path) -> Result
 pub enum SwitchOrAgent {
     Switch,
     Agent,
+}
+
+/// Starts `bin ARGS` in `ns` under a supervisor (`vxlab supervise`, see
+/// [`spawn_node_daemon`]), or directly when `vxlab` is not at hand.
+pub fn spawn_supervised(
+    ns: &str,
+    vxlab: Option<&Path>,
+    bin: &Path,
+    args: &[String],
+    log: &Path,
+    pidfile: &Path,
+) -> Result<Child, LabError> {
+    let Some(vxlab) = vxlab else {
+        return spawn_daemon(ns, bin, args, log);
+    };
+    let mut sup = vec![
+        "supervise".to_string(),
+        "--log".to_string(),
+        log.display().to_string(),
+        "--pidfile".to_string(),
+        pidfile.display().to_string(),
+        "--".to_string(),
+        bin.display().to_string(),
+    ];
+    sup.extend(args.iter().cloned());
+    spawn_daemon(ns, vxlab, &sup, log)
 }
 
 /// Starts a node's daemon under a supervisor (`vxlab supervise`, which restarts it whenever it
