@@ -209,7 +209,11 @@ fn a_100k_flow_replace_goes_through_in_chunks_all_or_nothing() {
     assert_eq!(code, 0, "{out}");
     println!("replace-flows of {N} flows: {:?}", t.elapsed());
     assert_eq!(table0(&d), N as u64);
-    assert_eq!(d.flows_to(dst(N - 1)).len(), 1, "the last chunk's flows are in");
+    assert_eq!(
+        d.flows_to(dst(N - 1)).len(),
+        1,
+        "the last chunk's flows are in"
+    );
 
     // The same program out of another port, with a flow the switch refuses at its end (a
     // port that does not exist): the whole replace is refused, the first program stays.
@@ -243,10 +247,18 @@ fn a_100k_flow_replace_goes_through_in_chunks_all_or_nothing() {
     let more = write(&d.dir.0, "more.txt", &more);
     let (code, out) = d.vxctl(&["add-flows", "br0", &more]);
     assert_eq!(code, 0, "{out}");
-    let t1 = d.tables().iter().find(|t| t.table == 1).map_or(0, |t| t.flows);
+    let t1 = d
+        .tables()
+        .iter()
+        .find(|t| t.table == 1)
+        .map_or(0, |t| t.flows);
     assert_eq!(t1, N as u64);
     let (code, out) = d.vxctl(&["del-flows", "br0", "table=1"]);
     assert_eq!(code, 0, "{out}");
-    let t1 = d.tables().iter().find(|t| t.table == 1).map_or(0, |t| t.flows);
+    let t1 = d
+        .tables()
+        .iter()
+        .find(|t| t.table == 1)
+        .map_or(0, |t| t.flows);
     assert_eq!(t1, 0);
 }
