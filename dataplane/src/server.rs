@@ -444,10 +444,10 @@ async fn connection(
                 None => no_bundle(),
                 Some(b) => match b.add(mods, extend_replace, body.len()) {
                     Ok(()) => b.response(),
-                    Err(r) => {
+                    Err((code, message)) => {
                         // A bundle that cannot take a chunk could never be applied whole.
                         bundle = None;
-                        r
+                        Response::Error { code, message }
                     }
                 },
             },
@@ -594,7 +594,7 @@ impl Bundle {
         mut mods: Vec<FlowMod>,
         extend_replace: bool,
         len: usize,
-    ) -> Result<(), Response> {
+    ) -> Result<(), (ErrorCode, String)> {
         let flows: usize = mods
             .iter()
             .map(|m| match m {
@@ -604,36 +604,36 @@ impl Bundle {
             .sum();
         let (bytes, total) = (self.bytes + len, self.flows + flows);
         if bytes > MAX_BUNDLE_BYTES || total > MAX_BUNDLE_FLOWS {
-            return Err(Response::Error {
-                code: ErrorCode::TooLarge,
-                message: format!(
+            return Err((
+                ErrorCode::TooLarge,
+                format!(
                     "the bundle would hold {bytes} bytes and {total} flow changes, beyond the \
                      limits of {MAX_BUNDLE_BYTES} bytes and {MAX_BUNDLE_FLOWS} flow changes; \
                      the bundle was discarded"
                 ),
-            });
+            ));
         }
         if extend_replace {
             let more = match mods.first_mut() {
                 Some(FlowMod::Replace { flows }) => std::mem::take(flows),
                 _ => {
-                    return Err(Response::Error {
-                        code: ErrorCode::Invalid,
-                        message: "extend_replace: the chunk must start with a replace; the \
-                                  bundle was discarded"
+                    return Err((
+                        ErrorCode::Invalid,
+                        "extend_replace: the chunk must start with a replace; the bundle was \
+                         discarded"
                             .into(),
-                    })
+                    ))
                 }
             };
             match self.mods.last_mut() {
                 Some(FlowMod::Replace { flows }) => flows.extend(more),
                 _ => {
-                    return Err(Response::Error {
-                        code: ErrorCode::Invalid,
-                        message: "extend_replace: the bundle does not end with a replace; the \
-                                  bundle was discarded"
+                    return Err((
+                        ErrorCode::Invalid,
+                        "extend_replace: the bundle does not end with a replace; the bundle \
+                         was discarded"
                             .into(),
-                    })
+                    ))
                 }
             }
             mods.remove(0);

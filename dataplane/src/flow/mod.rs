@@ -454,7 +454,11 @@ impl Default for FlowSet {
     fn default() -> Self {
         FlowSet {
             version: 0,
-            tables: vec![Arc::new(Table::default()); 255],
+            // One empty table shared by all until each changes.
+            tables: {
+                let empty = Arc::new(Table::default());
+                (0..255).map(|_| empty.clone()).collect()
+            },
             rules: Slab::default(),
             learns: Slab::default(),
             groups: Arc::default(),
