@@ -212,6 +212,49 @@ impl Client {
         }
     }
 
+    /// Applies flow changes all or nothing, however many: in one [`Request::FlowMods`] when
+    /// they fit in a message, else in a bundle ([`Request::BundleOpen`]) of chunks below the
+    /// message limit, committed at once (a replace's flows are spread over chunks). Returns
+    /// the new table version.
+    pub fn flow_mods(&mut self, mods: Vec<FlowMod>) -> Result<u64, Error> {
+        let req = Request::FlowMods { mods };
+        let len = serde_json::to_vec(&req)
+            .map_err(|e| Error::Malformed(e.to_string()))?
+            .len();
+        let mods = match req {
+            _ if len <= MAX_MESSAGE_LEN => return self.applied(&req),
+            Request::FlowMods { mods } => mods,
+            _ => Vec::new(),
+        };
+        let chunks = chunks(mods, CHUNK_BYTES)?;
+        match self.call(&Request::BundleOpen)? {
+            Response::Bundle { .. } => {}
+            other => return Err(Error::Unexpected(format!("{other:?}"))),
+        }
+        let sent = chunks.into_iter().try_for_each(|(mods, extend_replace)| {
+            match self.call(&Request::BundleAdd {
+                mods,
+                extend_replace,
+            })? {
+                Response::Bundle { .. } => Ok(()),
+                other => Err(Error::Unexpected(format!("{other:?}"))),
+            }
+        });
+        if let Err(e) = sent {
+            // Nothing was applied; the bundle goes with the connection anyway.
+            let _ = self.call(&Request::BundleDiscard);
+            return Err(e);
+        }
+        self.applied(&Request::BundleCommit)
+    }
+
+    fn applied(&mut self, req: &Request) -> Result<u64, Error> {
+        match self.call(req)? {
+            Response::Applied { version } => Ok(version),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
     pub fn state(&mut self) -> Result<StateRepr, Error> {
         match self.call(&Request::GetState)? {
             Response::State(s) => Ok(s),
@@ -234,9 +277,117 @@ impl Client {
     }
 }
 
+/// Bytes of flow changes a bundle chunk carries (well below [`MAX_MESSAGE_LEN`]).
+pub const CHUNK_BYTES: usize = 3 << 20;
+
+/// Splits flow changes into chunks of at most about `budget` bytes of JSON each: (changes,
+/// whether the chunk's first change continues the previous chunk's replace).
+pub fn chunks(mods: Vec<FlowMod>, budget: usize) -> Result<Vec<(Vec<FlowMod>, bool)>, Error> {
+    let mut out: Vec<(Vec<FlowMod>, bool)> = Vec::new();
+    let mut cur: Vec<FlowMod> = Vec::new();
+    let mut cur_extends = false;
+    let mut used = 0usize;
+    for m in mods {
+        match m {
+            FlowMod::Replace { flows } => {
+                let head = json_len(&FlowMod::Replace { flows: vec![] })?;
+                if used + head > budget && !cur.is_empty() {
+                    out.push((std::mem::take(&mut cur), cur_extends));
+                    (used, cur_extends) = (0, false);
+                }
+                cur.push(FlowMod::Replace { flows: vec![] });
+                used += head;
+                for f in flows {
+                    let n = json_len(&f)? + 1;
+                    if used + n > budget && !cur.is_empty() {
+                        out.push((std::mem::take(&mut cur), cur_extends));
+                        cur.push(FlowMod::Replace { flows: vec![] });
+                        (used, cur_extends) = (head, true);
+                    }
+                    if let Some(FlowMod::Replace { flows }) = cur.last_mut() {
+                        flows.push(f);
+                    }
+                    used += n;
+                }
+            }
+            m => {
+                let n = json_len(&m)? + 1;
+                if used + n > budget && !cur.is_empty() {
+                    out.push((std::mem::take(&mut cur), cur_extends));
+                    (used, cur_extends) = (0, false);
+                }
+                cur.push(m);
+                used += n;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push((cur, cur_extends));
+    }
+    Ok(out)
+}
+
+/// Bytes of a value as JSON.
+fn json_len<T: serde::Serialize>(v: &T) -> Result<usize, Error> {
+    serde_json::to_vec(v)
+        .map(|v| v.len())
+        .map_err(|e| Error::Malformed(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flow(i: u32) -> FlowSpec {
+        FlowSpec {
+            table: 0,
+            priority: 100,
+            cookie: i as u64,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            matches: vec![Match::DlType { value: 0x0800 }],
+            actions: vec![FlowAction::Normal],
+        }
+    }
+
+    #[test]
+    fn chunks_stay_under_the_budget_and_a_replace_spreads_over_them() {
+        let mods = vec![
+            FlowMod::Add {
+                flow: flow(0),
+                reset_counts: false,
+            },
+            FlowMod::Replace {
+                flows: (1..2000).map(flow).collect(),
+            },
+            FlowMod::Add {
+                flow: flow(9999),
+                reset_counts: false,
+            },
+        ];
+        let budget = 20_000;
+        let out = chunks(mods.clone(), budget).unwrap();
+        assert!(out.len() > 5, "{}", out.len());
+        for (c, _) in &out {
+            assert!(serde_json::to_vec(c).unwrap().len() <= budget + 200);
+        }
+        assert!(!out[0].1 && out[1].1, "later chunks continue the replace");
+        // Put back together as the switch does, they are the changes sent.
+        let mut back: Vec<FlowMod> = Vec::new();
+        for (mut c, extend) in out {
+            if extend {
+                let FlowMod::Replace { flows: more } = c.remove(0) else {
+                    panic!("a continuing chunk starts with a replace")
+                };
+                let Some(FlowMod::Replace { flows }) = back.last_mut() else {
+                    panic!("continues a replace")
+                };
+                flows.extend(more);
+            }
+            back.extend(c);
+        }
+        assert_eq!(back, mods);
+    }
 
     #[test]
     fn a_refusal_sent_before_the_daemon_closed_is_reported_not_the_broken_pipe() {

@@ -557,14 +557,19 @@ fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
 /// as ovs-ofctl's add-flows and replace-flows do.
 pub fn parse_flows_file(text: &str) -> Result<Vec<FlowSpec>, FileError> {
     let mut flows: Vec<FlowSpec> = Vec::new();
+    // Where each rule (table, priority, match) is in `flows`: a later line replaces it.
+    let mut at: std::collections::HashMap<(u8, u16, Vec<Match>), usize> = Default::default();
     for (line, whole, content) in content_lines(text) {
         let f = flow_at(content, 0).map_err(|b| FileError {
             line,
             error: ParseError::new(whole, b),
         })?;
-        match flows.iter_mut().find(|x| x.same_rule(&f)) {
-            Some(earlier) => *earlier = f,
-            None => flows.push(f),
+        match at.entry((f.table, f.priority, f.matches.clone())) {
+            std::collections::hash_map::Entry::Occupied(e) => flows[*e.get()] = f,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(flows.len());
+                flows.push(f);
+            }
         }
     }
     Ok(flows)

@@ -93,7 +93,30 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group_id: Option<u32>,
     },
+    /// Opens a bundle on this connection, for flow programs larger than one message:
+    /// [`Request::BundleAdd`] chunks collect in it, [`Request::BundleCommit`] applies them all
+    /// or nothing as one [`Request::FlowMods`] would. A connection holds at most one bundle;
+    /// it is discarded when the connection closes. Answered by [`Response::Bundle`].
+    BundleOpen,
+    /// Adds flow changes to the open bundle (at most [`MAX_BUNDLE_BYTES`] of messages and
+    /// [`MAX_BUNDLE_FLOWS`] flows in all). With `extend_replace`, the chunk's first change,
+    /// a [`FlowMod::Replace`], continues the bundle's last one (its flows are appended to it)
+    /// instead of replacing the flows again.
+    BundleAdd {
+        mods: Vec<FlowMod>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        extend_replace: bool,
+    },
+    /// Applies the open bundle, all or nothing, and closes it: [`Response::Applied`].
+    BundleCommit,
+    /// Discards the open bundle, if any.
+    BundleDiscard,
 }
+
+/// Most bytes of messages a bundle collects ([`Request::BundleOpen`]).
+pub const MAX_BUNDLE_BYTES: usize = 512 << 20;
+/// Most flow changes a bundle collects (each flow of a replace counts).
+pub const MAX_BUNDLE_FLOWS: usize = 1 << 20;
 
 /// A response from vxswitchd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +160,14 @@ pub enum Response {
     Groups {
         table_version: u64,
         groups: Vec<crate::flow::GroupSpec>,
+    },
+    /// What the connection's open bundle holds (after [`Request::BundleOpen`],
+    /// [`Request::BundleAdd`] and [`Request::BundleDiscard`]).
+    Bundle {
+        /// Flow changes (each flow of a replace counts).
+        flows: u64,
+        /// Bytes of the messages that brought them.
+        bytes: u64,
     },
 }
 

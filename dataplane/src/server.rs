@@ -346,6 +346,8 @@ async fn connection(
     counters: &ControlCounters,
 ) -> Result<(), CpError> {
     let mut greeted = false;
+    // The connection's open bundle (see `Request::BundleOpen`), dropped with the connection.
+    let mut bundle: Option<Bundle> = None;
     loop {
         let body = match next_request(&mut stream, greeted).await {
             Ok(Incoming::Frame(b)) => b,
@@ -421,6 +423,51 @@ async fn connection(
                         .into(),
                 }
             }
+            Ok(Request::BundleOpen) => match bundle {
+                Some(_) => Response::Error {
+                    code: ErrorCode::OutOfOrder,
+                    message: "a bundle is already open on this connection (commit or discard \
+                              it first)"
+                        .into(),
+                },
+                None => {
+                    let b = Bundle::default();
+                    let r = b.response();
+                    bundle = Some(b);
+                    r
+                }
+            },
+            Ok(Request::BundleAdd {
+                mods,
+                extend_replace,
+            }) => match bundle.as_mut() {
+                None => no_bundle(),
+                Some(b) => match b.add(mods, extend_replace, body.len()) {
+                    Ok(()) => b.response(),
+                    Err((code, message)) => {
+                        // A bundle that cannot take a chunk could never be applied whole.
+                        bundle = None;
+                        Response::Error { code, message }
+                    }
+                },
+            },
+            Ok(Request::BundleDiscard) => {
+                bundle = None;
+                Bundle::default().response()
+            }
+            Ok(Request::BundleCommit) => match bundle.take() {
+                None => no_bundle(),
+                Some(b) => {
+                    let sw = switch.clone();
+                    let req = Request::FlowMods { mods: b.mods };
+                    tokio::task::spawn_blocking(move || handle(&sw, req))
+                        .await
+                        .unwrap_or_else(|e| Response::Error {
+                            code: ErrorCode::Failed,
+                            message: format!("internal error: {e}"),
+                        })
+                }
+            },
             Ok(Request::Monitor) => return monitor(stream, switch).await,
             Ok(Request::Capture {
                 port,
@@ -513,6 +560,94 @@ fn handle(sw: &Arc<Mutex<Switch>>, req: Request) -> Response {
             code: ErrorCode::Failed,
             message: "streams are served on the connection itself".into(),
         },
+        Request::BundleOpen
+        | Request::BundleAdd { .. }
+        | Request::BundleCommit
+        | Request::BundleDiscard => Response::Error {
+            code: ErrorCode::Failed,
+            message: "bundles are kept by the connection itself".into(),
+        },
+    }
+}
+
+/// A connection's open bundle of flow changes.
+#[derive(Debug, Default)]
+struct Bundle {
+    mods: Vec<FlowMod>,
+    /// Flow changes held (each flow of a replace counts).
+    flows: usize,
+    /// Bytes of the messages that brought them.
+    bytes: usize,
+}
+
+impl Bundle {
+    fn response(&self) -> Response {
+        Response::Bundle {
+            flows: self.flows as u64,
+            bytes: self.bytes as u64,
+        }
+    }
+
+    /// Adds a chunk of `len` message bytes; refused beyond the bundle limits.
+    fn add(
+        &mut self,
+        mut mods: Vec<FlowMod>,
+        extend_replace: bool,
+        len: usize,
+    ) -> Result<(), (ErrorCode, String)> {
+        let flows: usize = mods
+            .iter()
+            .map(|m| match m {
+                FlowMod::Replace { flows } => flows.len(),
+                _ => 1,
+            })
+            .sum();
+        let (bytes, total) = (self.bytes + len, self.flows + flows);
+        if bytes > MAX_BUNDLE_BYTES || total > MAX_BUNDLE_FLOWS {
+            return Err((
+                ErrorCode::TooLarge,
+                format!(
+                    "the bundle would hold {bytes} bytes and {total} flow changes, beyond the \
+                     limits of {MAX_BUNDLE_BYTES} bytes and {MAX_BUNDLE_FLOWS} flow changes; \
+                     the bundle was discarded"
+                ),
+            ));
+        }
+        if extend_replace {
+            let more = match mods.first_mut() {
+                Some(FlowMod::Replace { flows }) => std::mem::take(flows),
+                _ => {
+                    return Err((
+                        ErrorCode::Invalid,
+                        "extend_replace: the chunk must start with a replace; the bundle was \
+                         discarded"
+                            .into(),
+                    ))
+                }
+            };
+            match self.mods.last_mut() {
+                Some(FlowMod::Replace { flows }) => flows.extend(more),
+                _ => {
+                    return Err((
+                        ErrorCode::Invalid,
+                        "extend_replace: the bundle does not end with a replace; the bundle \
+                         was discarded"
+                            .into(),
+                    ))
+                }
+            }
+            mods.remove(0);
+        }
+        self.mods.extend(mods);
+        (self.bytes, self.flows) = (bytes, total);
+        Ok(())
+    }
+}
+
+fn no_bundle() -> Response {
+    Response::Error {
+        code: ErrorCode::OutOfOrder,
+        message: "no bundle is open on this connection (send bundle_open first)".into(),
     }
 }
 

@@ -446,6 +446,13 @@ fn answer_one(inner: &mut Inner, req: Request) -> Response {
             code: ErrorCode::Failed,
             message: "the fake keeps no groups".into(),
         },
+        Request::BundleOpen
+        | Request::BundleAdd { .. }
+        | Request::BundleCommit
+        | Request::BundleDiscard => Response::Error {
+            code: ErrorCode::Failed,
+            message: "the fake keeps no bundles".into(),
+        },
         Request::Apply(batch) => {
             let state = inner.state.as_mut().unwrap();
             if inner.inject_mismatch > 0 {

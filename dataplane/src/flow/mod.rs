@@ -19,11 +19,15 @@
 //! - [`Emc`]: a per-worker exact-match cache from the full key to its `Resolved`, invalidated
 //!   by the flow-set version (OVS's EMC).
 
+mod classifier;
 pub mod key;
+
+pub use classifier::{conj_keys, Classifier};
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use controlplane::flow::{
     Field, FieldRange, FlowAction, FlowSpec, GroupSpec, GroupType, Match, PortRef, TableMiss,
@@ -95,39 +99,189 @@ pub struct Rule {
     pub spec: FlowSpec,
 }
 
+/// The rules one masked key selects: (priority, rule index), highest priority first.
+#[derive(Debug, Clone)]
+enum Hits {
+    One(u16, u32),
+    Many(Vec<(u16, u32)>),
+}
+
+impl Hits {
+    #[inline]
+    fn first(&self) -> (u16, u32) {
+        match self {
+            Hits::One(p, r) => (*p, *r),
+            Hits::Many(v) => v.first().copied().unwrap_or((0, u32::MAX)),
+        }
+    }
+
+    /// Adds a rule after the rules of the same priority.
+    fn insert(&mut self, p: u16, r: u32) {
+        let mut v = match std::mem::replace(self, Hits::Many(Vec::new())) {
+            Hits::One(p0, r0) => vec![(p0, r0)],
+            Hits::Many(v) => v,
+        };
+        let at = v.partition_point(|&(q, _)| q >= p);
+        v.insert(at, (p, r));
+        *self = Hits::Many(v);
+    }
+
+    /// Removes rule `r`; whether none are left.
+    fn remove(&mut self, r: u32) -> bool {
+        match self {
+            Hits::One(_, r0) => *r0 == r,
+            Hits::Many(v) => {
+                v.retain(|&(_, x)| x != r);
+                let one = match v.as_slice() {
+                    [(p, x)] => Some((*p, *x)),
+                    _ => None,
+                };
+                let empty = v.is_empty();
+                if let Some((p, x)) = one {
+                    *self = Hits::One(p, x);
+                }
+                empty
+            }
+        }
+    }
+
+    fn indexes(&self) -> impl Iterator<Item = u32> + '_ {
+        let (one, many) = match self {
+            Hits::One(_, r) => (Some(*r), &[][..]),
+            Hits::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(|&(_, r)| r))
+    }
+}
+
+/// Masked key → rules, one shard of a subtable. Shards are shared between versions: a change
+/// copies the one shard it touches.
+type Shard = FxHashMap<FlowKey, Hits>;
+
+/// Keys a shard holds on average before its subtable doubles its shards.
+const SHARD_KEYS: usize = 128;
+
 #[derive(Debug, Clone)]
 struct Subtable {
     mask: FlowKey,
     /// Words the mask uses (the others are zero).
     words: Vec<u8>,
     max_priority: u16,
-    /// Masked key → rule indexes, highest priority first.
-    rules: FxHashMap<FlowKey, Vec<u32>>,
+    /// Rules in the subtable.
+    len: usize,
+    /// log2 of the number of shards.
+    bits: u32,
+    shards: Vec<Arc<Shard>>,
+    /// How many rules have each priority (for `max_priority` after a removal).
+    prios: BTreeMap<u16, u32>,
 }
 
 impl Subtable {
+    fn new(mask: FlowKey) -> Subtable {
+        Subtable {
+            mask,
+            words: (0..WORDS as u8)
+                .filter(|&w| mask.0[w as usize] != 0)
+                .collect(),
+            max_priority: 0,
+            len: 0,
+            bits: 0,
+            shards: vec![Arc::new(Shard::default())],
+            prios: BTreeMap::new(),
+        }
+    }
+
+    /// The shard of a masked key.
     #[inline]
-    fn probe(&self, key: &FlowKey) -> Option<&[u32]> {
+    fn shard_of(&self, k: &FlowKey) -> usize {
+        if self.bits == 0 {
+            return 0;
+        }
+        let mut h = 0u64;
+        for &w in &self.words {
+            h = (h.rotate_left(5) ^ k.0[w as usize]).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        (h >> (64 - self.bits)) as usize
+    }
+
+    #[inline]
+    fn probe(&self, key: &FlowKey) -> Option<(u16, u32)> {
         let mut k = [0u64; WORDS];
         for &w in &self.words {
             k[w as usize] = key.0[w as usize] & self.mask.0[w as usize];
         }
-        self.rules.get(&FlowKey(k)).map(|v| v.as_slice())
+        let k = FlowKey(k);
+        self.shards[self.shard_of(&k)].get(&k).map(Hits::first)
+    }
+
+    fn insert(&mut self, value: FlowKey, p: u16, r: u32) {
+        let s = self.shard_of(&value);
+        match Arc::make_mut(&mut self.shards[s]).entry(value) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(p, r),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Hits::One(p, r));
+            }
+        }
+        self.len += 1;
+        *self.prios.entry(p).or_default() += 1;
+        self.max_priority = self.max_priority.max(p);
+        if self.len > SHARD_KEYS << self.bits && self.bits < 16 {
+            self.reshard(self.bits + 1);
+        }
+    }
+
+    fn remove(&mut self, value: &FlowKey, p: u16, r: u32) {
+        let s = self.shard_of(value);
+        let shard = Arc::make_mut(&mut self.shards[s]);
+        let Some(h) = shard.get_mut(value) else {
+            return;
+        };
+        if h.remove(r) {
+            shard.remove(value);
+        }
+        self.len = self.len.saturating_sub(1);
+        if let Some(n) = self.prios.get_mut(&p) {
+            *n -= 1;
+            if *n == 0 {
+                self.prios.remove(&p);
+            }
+        }
+        self.max_priority = self.prios.keys().next_back().copied().unwrap_or(0);
+    }
+
+    fn reshard(&mut self, bits: u32) {
+        let old = std::mem::take(&mut self.shards);
+        self.bits = bits;
+        let mut shards = vec![Shard::default(); 1 << bits];
+        for shard in old {
+            for (k, h) in shard.iter() {
+                shards[self.shard_of(k)].insert(*k, h.clone());
+            }
+        }
+        self.shards = shards.into_iter().map(Arc::new).collect();
+    }
+
+    /// Every (masked value, rule index) of the subtable.
+    fn entries(&self) -> impl Iterator<Item = (&FlowKey, u32)> + '_ {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter())
+            .flat_map(|(k, h)| h.indexes().map(move |r| (k, r)))
     }
 }
 
 /// One table: subtables by mask, highest `max_priority` first.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    subtables: Vec<Subtable>,
+    subtables: Vec<Arc<Subtable>>,
     pub miss: TableMiss,
     pub flows: u32,
 }
 
 impl Table {
-    /// The highest-priority rule matching `key` (index into `rules`).
+    /// The highest-priority rule matching `key` (an index into [`FlowSet::rules`]).
     #[inline]
-    pub fn lookup(&self, key: &FlowKey, rules: &[Rule]) -> Option<u32> {
+    pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
         let mut best: Option<(u16, u32)> = None;
         for st in &self.subtables {
             if let Some((p, _)) = best {
@@ -135,12 +289,9 @@ impl Table {
                     break;
                 }
             }
-            if let Some(list) = st.probe(key) {
-                if let Some(&r) = list.first() {
-                    let p = rules[r as usize].priority;
-                    if best.is_none_or(|(bp, _)| p > bp) {
-                        best = Some((p, r));
-                    }
+            if let Some((p, r)) = st.probe(key) {
+                if best.is_none_or(|(bp, _)| p > bp) {
+                    best = Some((p, r));
                 }
             }
         }
@@ -151,32 +302,169 @@ impl Table {
     pub fn masks(&self) -> usize {
         self.subtables.len()
     }
+
+    /// Adds rule index `r` (value, mask, priority).
+    fn insert(&mut self, value: FlowKey, mask: FlowKey, p: u16, r: u32) {
+        self.flows += 1;
+        let at = match self.subtables.iter().position(|s| s.mask == mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Arc::new(Subtable::new(mask)));
+                self.subtables.len() - 1
+            }
+        };
+        let st = Arc::make_mut(&mut self.subtables[at]);
+        let before = st.max_priority;
+        st.insert(value, p, r);
+        if st.max_priority != before || st.len == 1 {
+            self.order();
+        }
+    }
+
+    /// Removes rule index `r`.
+    fn remove(&mut self, value: &FlowKey, mask: &FlowKey, p: u16, r: u32) {
+        let Some(at) = self.subtables.iter().position(|s| s.mask == *mask) else {
+            return;
+        };
+        self.flows = self.flows.saturating_sub(1);
+        let st = Arc::make_mut(&mut self.subtables[at]);
+        let before = st.max_priority;
+        st.remove(value, p, r);
+        if st.len == 0 {
+            self.subtables.remove(at);
+        } else if st.max_priority != before {
+            self.order();
+        }
+    }
+
+    fn order(&mut self) {
+        self.subtables
+            .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
+    }
+
+    /// Rule indexes of the rules whose mask covers `mask` and whose value agrees with
+    /// `value` under it (the candidates of a loose selection).
+    pub fn covering(&self, value: &FlowKey, mask: &FlowKey) -> Vec<u32> {
+        let mut out = Vec::new();
+        for st in &self.subtables {
+            if (0..WORDS).any(|i| st.mask.0[i] & mask.0[i] != mask.0[i]) {
+                continue;
+            }
+            if st.mask == *mask {
+                let k = value.masked(mask);
+                if let Some(h) = st.shards[st.shard_of(&k)].get(&k) {
+                    out.extend(h.indexes());
+                }
+                continue;
+            }
+            for (k, r) in st.entries() {
+                if (0..WORDS).all(|i| k.0[i] & mask.0[i] == value.0[i] & mask.0[i]) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
 }
 
-/// One immutable version of the flow tables.
+/// Rules in chunks shared between versions.
+const CHUNK: usize = 256;
+
+/// A vector of slots in chunks shared between versions: a copy costs a pointer per chunk, a
+/// change copies the chunk it touches (the items themselves are shared).
+#[derive(Debug)]
+pub struct Slab<T> {
+    chunks: Vec<Arc<Vec<Option<Arc<T>>>>>,
+    live: usize,
+}
+
+impl<T> Clone for Slab<T> {
+    fn clone(&self) -> Self {
+        Slab {
+            chunks: self.chunks.clone(),
+            live: self.live,
+        }
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// The item in slot `i`, if any.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)?.as_deref()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Every item, by slot.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter().flatten().map(|a| &**a))
+    }
+
+    fn set(&mut self, i: usize, v: Option<Arc<T>>) {
+        while self.chunks.len() <= i / CHUNK {
+            self.chunks.push(Arc::new(vec![None; CHUNK]));
+        }
+        let slot = &mut Arc::make_mut(&mut self.chunks[i / CHUNK])[i % CHUNK];
+        self.live = self.live + v.is_some() as usize - slot.is_some() as usize;
+        *slot = v;
+    }
+}
+
+impl<T> std::ops::Index<usize> for Slab<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        self.get(i).expect("a slot in use")
+    }
+}
+
+/// One immutable version of the flow tables. Its parts are shared with the versions before
+/// and after it: a version that changed one flow copies a few pointers, not the tables.
 #[derive(Debug, Clone)]
 pub struct FlowSet {
     pub version: u64,
-    pub tables: Vec<Table>,
-    pub rules: Vec<Rule>,
+    pub tables: Vec<Arc<Table>>,
+    /// Rules by index (what tables and paths name).
+    pub rules: Slab<Rule>,
     /// The `learn` actions' specs ([`Op::Learn`] indexes them).
-    pub learns: Vec<controlplane::flow::LearnSpec>,
+    pub learns: Slab<controlplane::flow::LearnSpec>,
     /// The groups, by id.
-    pub groups: FxHashMap<u32, Group>,
+    pub groups: Arc<FxHashMap<u32, Group>>,
 }
 
 impl Default for FlowSet {
     fn default() -> Self {
         FlowSet {
             version: 0,
-            tables: vec![Table::default(); 255],
-            rules: Vec::new(),
-            learns: Vec::new(),
-            groups: FxHashMap::default(),
+            // One empty table shared by all until each changes.
+            tables: {
+                let empty = Arc::new(Table::default());
+                (0..255).map(|_| empty.clone()).collect()
+            },
+            rules: Slab::default(),
+            learns: Slab::default(),
+            groups: Arc::default(),
         }
     }
 }
-
 /// A compiled group.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -268,101 +556,24 @@ impl FlowSet {
         groups: &[GroupSpec],
         resolve: &dyn Fn(&PortRef) -> Option<PortNo>,
     ) -> FlowSet {
-        let mut set = FlowSet {
-            version,
-            ..Default::default()
-        };
-        let exists = |id: u32| groups.iter().any(|g| g.group_id == id);
-        for g in groups {
-            set.groups
-                .insert(g.group_id, Group::build(g, resolve, &exists));
-        }
+        let mut c = Classifier::default();
+        c.set_groups(groups.iter(), resolve);
         for &(t, m) in misses {
-            if let Some(table) = set.tables.get_mut(t as usize) {
-                table.miss = m;
-            }
+            c.set_miss(t, m);
         }
-        let conj = flows.iter().any(|(_, f)| conj_role(f) != ConjRole::None);
+        let mut conj: BTreeMap<(u8, u32), Vec<(FlowId, FlowSpec)>> = BTreeMap::new();
         for (id, spec) in flows {
-            if conj && conj_role(spec) != ConjRole::None {
-                continue;
+            c.add_flow(*id, spec, resolve);
+            for k in conj_keys(spec) {
+                conj.entry(k).or_default().push((*id, spec.clone()));
             }
-            let (value, mask) = match key::compile_match(&spec.matches, resolve) {
-                Ok(vm) => vm,
-                Err(_) => {
-                    // A port that is gone: the flow stays listed but can never match.
-                    let (mut v, mut m) = (FlowKey::default(), FlowKey::default());
-                    v.set(IN_PORT, 0xffff);
-                    m.set(IN_PORT, 0xffff);
-                    (v, m)
-                }
-            };
-            let mut ops = Vec::new();
-            for a in &spec.actions {
-                if let FlowAction::Learn(l) = a {
-                    // A spec the packet path cannot carry is refused when added; one that
-                    // got here anyway learns nothing.
-                    if crate::learn::check(l).is_ok() {
-                        ops.push(Op::Learn(set.learns.len() as u32));
-                        set.learns.push((**l).clone());
-                    }
-                    continue;
-                }
-                ops.extend(compile_action(a, resolve).map(|op| in_table(op, spec.table)));
-            }
-            set.rules.push(Rule {
-                id: *id,
-                table: spec.table,
-                priority: spec.priority,
-                value,
-                mask,
-                ops,
-                spec: spec.clone(),
-            });
         }
-        if conj {
-            let rules =
-                expand_conjunctions(flows, resolve, MAX_CONJUNCTION_RULES).unwrap_or_default();
-            set.rules.extend(rules);
+        for (k, members) in conj {
+            c.set_conjunction(k, &members, resolve);
         }
-        for (i, r) in set.rules.iter().enumerate() {
-            let Some(table) = set.tables.get_mut(r.table as usize) else {
-                continue;
-            };
-            table.flows += 1;
-            let st = match table.subtables.iter_mut().position(|s| s.mask == r.mask) {
-                Some(p) => &mut table.subtables[p],
-                None => {
-                    let words = (0..WORDS as u8)
-                        .filter(|&w| r.mask.0[w as usize] != 0)
-                        .collect();
-                    table.subtables.push(Subtable {
-                        mask: r.mask,
-                        words,
-                        max_priority: 0,
-                        rules: FxHashMap::default(),
-                    });
-                    table.subtables.last_mut().expect("just pushed")
-                }
-            };
-            st.max_priority = st.max_priority.max(r.priority);
-            st.rules.entry(r.value).or_default().push(i as u32);
-        }
-        let rules = &set.rules;
-        for table in &mut set.tables {
-            for st in &mut table.subtables {
-                for list in st.rules.values_mut() {
-                    list.sort_by_key(|&i| std::cmp::Reverse(rules[i as usize].priority));
-                }
-            }
-            table
-                .subtables
-                .sort_by_key(|s| std::cmp::Reverse(s.max_priority));
-        }
-        set
+        c.snapshot(version)
     }
 }
-
 /// What a flow is to conjunctive matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConjRole {
@@ -820,7 +1031,10 @@ fn walk<P: Program>(
         let Some(t) = set.tables.get(table as usize) else {
             return End::Miss(table);
         };
-        let Some(ri) = t.lookup(key, &set.rules) else {
+        let Some((ri, rule)) = t
+            .lookup(key)
+            .and_then(|ri| Some((ri, set.rules.get(ri as usize)?)))
+        else {
             r.lookup(table, u32::MAX);
             obs.lookup(table, depth, None, t.miss);
             return match t.miss {
@@ -837,7 +1051,6 @@ fn walk<P: Program>(
             };
         };
         r.lookup(table, ri);
-        let rule = &set.rules[ri as usize];
         obs.lookup(table, depth, Some(rule), t.miss);
         if rule.ops.is_empty() {
             return End::Drop;

@@ -1,5 +1,6 @@
 //! Flow tables on the control side: bundles of flow changes, timeouts, dumps, trace, capture.
 
+use super::publish::Record;
 use super::*;
 
 impl Switch {
@@ -32,7 +33,9 @@ impl Switch {
 
     /// Applies a bundle of flow changes, all or nothing.
     pub fn flow_mods(&mut self, mods: &[FlowMod]) -> Result<u64, Refusal> {
-        let (next, events) = {
+        // The store is taken out while it changes (the resolver reads the ports beside it).
+        let mut flows = std::mem::take(&mut self.config.flows);
+        let applied = {
             let resolve = self.resolver();
             let sums = |id: FlowId| {
                 let (p, b, _) = self.flow_sums(id);
@@ -43,12 +46,12 @@ impl Switch {
                 sums: &sums,
                 now_ms: crate::clock::now_ms(),
             };
-            let applied = self.config.flows.apply(mods, &cx);
-            applied.map_err(|m| refuse(ErrorCode::Invalid, m))?
+            flows.apply(mods, &cx)
         };
-        self.config.flows = next;
-        self.publish();
-        self.save();
+        self.config.flows = flows;
+        let events = applied.map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        self.publish_flows();
+        self.record(Record::FlowMods(mods.to_vec()));
         for e in flowstore::events(events, self.version) {
             let _ = self.events.send(e);
         }
@@ -62,9 +65,22 @@ impl Switch {
         if expired.is_empty() {
             return;
         }
-        let removed = self.config.flows.remove_ids(&expired);
-        self.publish();
-        self.save();
+        let mut flows = std::mem::take(&mut self.config.flows);
+        let removed = flows.remove_ids(&expired, &self.resolver());
+        self.config.flows = flows;
+        self.publish_flows();
+        // Recorded as the strict deletes that remove exactly these flows.
+        let mods: Vec<FlowMod> = removed
+            .iter()
+            .map(|(f, _)| FlowMod::Delete {
+                table: Some(f.table),
+                priority: Some(f.priority),
+                matches: f.matches.clone(),
+                strict: true,
+                cookie: None,
+            })
+            .collect();
+        self.record(Record::FlowMods(mods));
         for (flow, why) in removed {
             let _ = self.events.send(FlowEvent {
                 event: FlowEventKind::Removed,
@@ -85,7 +101,7 @@ impl Switch {
     pub fn dump_groups(&self, group_id: Option<u32>) -> Vec<GroupSpec> {
         self.config
             .flows
-            .groups
+            .groups()
             .values()
             .filter(|g| group_id.is_none_or(|id| id == g.group_id))
             .cloned()
@@ -104,7 +120,7 @@ impl Switch {
             .map_err(|m| refuse(ErrorCode::Invalid, m))?;
         let now = crate::clock::now_ms();
         let mut out = Vec::new();
-        for f in &self.config.flows.flows {
+        for f in self.config.flows.flows() {
             if table.is_some_and(|t| t != f.spec.table) {
                 continue;
             }
@@ -138,14 +154,14 @@ impl Switch {
     /// Per-table counters (tables with flows, a miss setting, or traffic).
     pub fn dump_tables(&self) -> Vec<TableStats> {
         let mut out = Vec::new();
+        let mut per_table = [0u64; MAX_TABLE as usize + 1];
+        for f in self.config.flows.flows() {
+            if let Some(n) = per_table.get_mut(f.spec.table as usize) {
+                *n += 1;
+            }
+        }
         for t in 0..=MAX_TABLE {
-            let flows = self
-                .config
-                .flows
-                .flows
-                .iter()
-                .filter(|f| f.spec.table == t)
-                .count() as u64;
+            let flows = per_table[t as usize];
             let lookups: u64 = self
                 .workers
                 .iter()
@@ -159,11 +175,11 @@ impl Switch {
             let miss = self
                 .config
                 .flows
-                .misses
+                .misses()
                 .get(&t)
                 .copied()
                 .unwrap_or_default();
-            if flows > 0 || lookups > 0 || self.config.flows.misses.contains_key(&t) {
+            if flows > 0 || lookups > 0 || self.config.flows.misses().contains_key(&t) {
                 out.push(TableStats {
                     table: t,
                     flows,
@@ -292,8 +308,7 @@ impl Switch {
             let Ok(flow) = crate::learn::build(spec, &e.vals) else {
                 continue;
             };
-            if let Some(f) = self.config.flows.flows.iter_mut().find(|f| f.spec == flow) {
-                f.added_ms = now;
+            if self.config.flows.restart(&flow, now) {
                 continue;
             }
             if !adds.contains(&flow) {

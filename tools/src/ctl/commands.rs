@@ -272,19 +272,18 @@ fn unexpected(r: Response) -> Error {
     controlplane::Error::Unexpected(format!("{r:?}")).into()
 }
 
-/// Sends one bundle. Quiet on success, as ovs-ofctl is; `--json` prints the new version.
+/// Sends one bundle (of any size: see [`Client::flow_mods`]). Quiet on success, as ovs-ofctl is; `--json` prints the new version.
 fn send_flow_mods(
     mut c: Client,
     mods: Vec<FlowMod>,
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    match c.call(&Request::FlowMods { mods })? {
-        Response::Applied { version } if as_json => {
-            emit(out, &json(&Response::Applied { version }))
-        }
-        Response::Applied { .. } => Ok(()),
-        other => Err(unexpected(other)),
+    // A large program goes in chunks of one bundle, still all or nothing.
+    let version = c.flow_mods(mods)?;
+    match as_json {
+        true => emit(out, &json(&Response::Applied { version })),
+        false => Ok(()),
     }
 }
 
