@@ -579,8 +579,11 @@ pub(super) fn replay(bytes: &[u8], c: &mut Config, what: &str) -> usize {
                 sums: &sums,
                 now_ms: crate::clock::now_ms(),
             };
-            match c.flows.apply(mods, &cx) {
-                Ok((next, _)) => c.flows = next,
+            // A copy shares the store until it changes; it replaces the configuration's
+            // once the closures that read the configuration are done.
+            let mut next = c.flows.clone();
+            match next.apply(mods, &cx) {
+                Ok(_) => c.flows = next,
                 Err(m) => eprintln!(
                     "vxswitchd: {what}: flow change {} no longer applies ({m}); skipped",
                     entry.seq
