@@ -287,6 +287,7 @@ fn options(endpoint: String, dir: &Path, n: u8) -> ClusterOptions {
         public_ip: Ipv4Addr::new(198, 51, 100, n),
         vtep_mac: format!("02:f1:00:00:00:{n:02x}").parse().unwrap(),
         requested: None,
+        requested6: None,
         underlay_mtu: 1500,
     }
 }
@@ -670,4 +671,26 @@ fn a_dead_endpoint_among_several_is_skipped() {
     o.validate().unwrap();
     let a = start(o);
     assert!(wait_until(Duration::from_secs(15), || has_lease(&a)));
+}
+
+#[test]
+fn the_files_subnet6_is_asked_for_on_an_ipv6_network() {
+    let etcd = Etcd::start();
+    etcd.put(
+        &format!("{DEFAULT_PREFIX}/config"),
+        r#"{"Network": "10.1.0.0/16", "SubnetLen": 24, "EnableIPv6": true, "IPv6Network": "fd00:10:1::/48", "IPv6SubnetLen": 64, "Backend": {"Type": "vxlan"}}"#,
+    );
+    let dir = TempDir::new("subnet6");
+    let mut o = options(etcd.url(), &dir.0, 1);
+    o.requested = Some("10.1.1.0/24".parse().unwrap());
+    o.requested6 = Some("fd00:10:1:1::/64".parse().unwrap());
+    let a = start(o);
+    assert!(wait_until(Duration::from_secs(15), || has_lease(&a)));
+    let own = a.view().own.unwrap();
+    assert_eq!(own.subnet.to_string(), "10.1.1.0/24");
+    assert_eq!(
+        own.subnet6.map(|s| s.to_string()).as_deref(),
+        Some("fd00:10:1:1::/64"),
+        "the IPv6 prefix the file asks for, not a random one"
+    );
 }

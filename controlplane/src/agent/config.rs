@@ -110,6 +110,8 @@ pub struct NodeIdentity {
     pub vtep_mac: MacAddr,
     /// `[node] subnet`, optional in cluster mode: the subnet to ask for.
     pub subnet: Option<Ipv4Cidr>,
+    /// `[node] subnet6`: the IPv6 prefix to ask for when the network has IPv6.
+    pub subnet6: Option<Ipv6Cidr>,
     pub underlay_mtu: u16,
 }
 
@@ -126,6 +128,7 @@ pub fn identity(file: &str, text: &str) -> Result<NodeIdentity, ConfigError> {
         vtep: *n.vtep.get_ref(),
         vtep_mac: *n.vtep_mac.get_ref(),
         subnet: value_of(&n.subnet),
+        subnet6: value_of(&n.subnet6),
         underlay_mtu: value_of(&n.underlay_mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
     })
 }

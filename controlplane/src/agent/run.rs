@@ -126,6 +126,7 @@ pub fn cluster_options(opts: &Options) -> Result<Option<ClusterOptions>, Error> 
     c.public_ip = public_ip;
     c.vtep_mac = id.vtep_mac;
     c.requested = id.subnet;
+    c.requested6 = id.subnet6;
     c.underlay_mtu = id.underlay_mtu;
     c.validate().map_err(Error::Config)?;
     Ok(Some(c))

@@ -126,6 +126,7 @@ fn main() -> ExitCode {
         public_ip: Ipv4Addr::UNSPECIFIED,
         vtep_mac: Default::default(),
         requested: None,
+        requested6: None,
         underlay_mtu: 1500,
     });
     let opts = Options {

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use lease::{Lease, LeaseAttrs, SubnetKey};
 pub use network::NetworkConfig;
 
-use crate::proto::{Ipv4Cidr, MacAddr};
+use crate::proto::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
 /// flannel's default key prefix.
 pub const DEFAULT_PREFIX: &str = "/coreos.com/network";
@@ -55,6 +55,8 @@ pub struct ClusterOptions {
     pub vtep_mac: MacAddr,
     /// The subnet the agent file asks for, if any.
     pub requested: Option<Ipv4Cidr>,
+    /// The IPv6 prefix the agent file asks for, if any (networks with IPv6).
+    pub requested6: Option<Ipv6Cidr>,
     /// For FLANNEL_MTU: the pods' MTU is this minus the VXLAN overhead.
     pub underlay_mtu: u16,
 }

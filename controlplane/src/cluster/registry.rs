@@ -614,9 +614,13 @@ async fn acquire(
         let subnet6 = match &net.ipv6 {
             None => None,
             Some(v6) => {
-                let prev6 = previous
-                    .and_then(|(_, s6)| s6)
-                    .filter(|s6| lease::index_of6(net, s6).is_some_and(|i| !taken6.contains(&i)));
+                // The file's subnet6 first, then the one remembered, then any free one.
+                let free6 =
+                    |s6: &Ipv6Cidr| lease::index_of6(net, s6).is_some_and(|i| !taken6.contains(&i));
+                let prev6 = opts
+                    .requested6
+                    .filter(free6)
+                    .or_else(|| previous.and_then(|(_, s6)| s6).filter(free6));
                 match prev6 {
                     Some(s6) => Some(s6),
                     None => {
