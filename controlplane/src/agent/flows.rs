@@ -220,6 +220,13 @@ pub fn plan(want: &[FlowSpec], have: &[FlowSpec]) -> FlowPlan {
             continue;
         }
         if let Some(f) = foreign.iter().find(|f| f.same_rule(w)) {
+            // Another owner's flow that does exactly what ours would (the switch's built-in
+            // `priority=0,actions=normal` under cookie 0, say) is no conflict: nothing to do.
+            let mut same = f.clone();
+            same.cookie = w.cookie;
+            if same == *w {
+                continue;
+            }
             p.conflicts.push(format!(
                 "flow {} is held by a flow with cookie {:#x}; not adding it",
                 format_flow(w),
@@ -278,6 +285,22 @@ subnet = "10.1.3.0/24"
 
     fn mt() -> Vec<FlowSpec> {
         desired(&cfg("multitenant = true"), &HashSet::new())
+    }
+
+    #[test]
+    fn the_switchs_own_default_flow_is_no_conflict_but_a_different_one_is() {
+        let want = desired(&cfg(""), &HashSet::new());
+        let mut builtin = want[0].clone();
+        builtin.cookie = 0;
+        let p = plan(&want, std::slice::from_ref(&builtin));
+        assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+        assert!(p.mods.is_empty(), "nothing to add: {:?}", p.mods);
+
+        let mut other = builtin.clone();
+        other.actions = Vec::new();
+        let p = plan(&want, &[other]);
+        assert_eq!(p.conflicts.len(), 1, "{:?}", p.conflicts);
+        assert!(p.mods.is_empty());
     }
 
     #[test]
