@@ -502,3 +502,65 @@ pub fn ping_count(lab: &Lab, from: &str, to: Ipv4Addr, count: u32) -> (u32, Stri
         .unwrap_or(0);
     (received, out)
 }
+
+/// The path of one of the project's binaries: in `VXLAB_BIN_DIR` when set, else where vxlab
+/// looks (next to the test binary's build).
+pub fn bin(name: &str) -> PathBuf {
+    tools::lab::vxswitch::BinSearch::from_env()
+        .find(name)
+        .unwrap_or_else(|e| panic!("{name} binary (cargo build --bins): {e}"))
+}
+
+/// A directory under the temp dir that any user may enter (to reach a socket in it), removed
+/// on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("vx-{tag}-{}", unique_name("d")));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A network namespace the test makes (loopback up), deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(name: String) -> Netns {
+        let (ok, out) = run_bounded(
+            Command::new("ip").args(["netns", "add", &name]),
+            Duration::from_secs(5),
+        );
+        assert!(ok, "ip netns add {name}: {out}");
+        let ns = Netns(name);
+        let _ = run_bounded(
+            Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]),
+            Duration::from_secs(5),
+        );
+        ns
+    }
+
+    /// The namespace's path, as CNI_NETNS and vxswitchd take it.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run_bounded(
+            Command::new("ip").args(["netns", "delete", &self.0]),
+            Duration::from_secs(5),
+        );
+    }
+}

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,25 +15,6 @@ use vxswitch_e2e::*;
 
 /// The daemon's limit on a request's arrival (dataplane::unixctl::REQUEST_TIMEOUT).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A directory under /tmp that any user may enter, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("appctl-{tag}-{}", unique_name("d")));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs ovs-appctl with OVS_RUNDIR=rundir; returns (exit code, stdout, stderr).
 fn appctl(rundir: &Path, args: &[&str]) -> (i32, String, String) {

@@ -11,56 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use vxswitch_e2e::*;
 
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("vxcni-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A network namespace of the test's own (a container's), deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let (ok, out) = run_bounded(
-            Command::new("ip").args(["netns", "add", &name]),
-            Duration::from_secs(5),
-        );
-        assert!(ok, "ip netns add {name}: {out}");
-        let ns = Netns(name);
-        let _ = run_bounded(
-            Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]),
-            Duration::from_secs(5),
-        );
-        ns
-    }
-
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run_bounded(
-            Command::new("ip").args(["netns", "del", &self.0]),
-            Duration::from_secs(5),
-        );
-    }
-}
-
 /// A plugin directory holding `vxswitch` (the built vxswitch-cni), as a runtime's is laid
 /// out; Debian's plugins stay in /usr/lib/cni.
 fn plugin_dir(under: &Path) -> PathBuf {

@@ -25,54 +25,6 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn bin(name: &str) -> PathBuf {
-    tools::lab::vxswitch::BinSearch::from_env()
-        .find(name)
-        .unwrap_or_else(|e| panic!("{name} binary (cargo build --bins): {e}"))
-}
-
-/// A directory under /tmp that any user may enter (to reach the socket), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("vxctl-{tag}-{}", unique_name("d")));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A network namespace this test makes, removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let (ok, out) = run_bounded(
-            Command::new("ip").args(["netns", "add", &name]),
-            Duration::from_secs(5),
-        );
-        assert!(ok, "ip netns add {name}: {out}");
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run_bounded(
-            Command::new("ip").args(["netns", "delete", &self.0]),
-            Duration::from_secs(5),
-        );
-    }
-}
-
 /// A vxswitchd of its own (one worker, no state file) in a namespace of its own, with no
 /// local node: enough for what happens on the control socket. Stopped on drop.
 struct Bare {

@@ -4,7 +4,6 @@
 //! the program before it whole, and a line that does not parse sends nothing.
 
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,54 +11,6 @@ use std::time::{Duration, Instant};
 use controlplane::client::Client;
 use controlplane::proto::{FlowStats, Match, Request, Response, TableStats};
 use vxswitch_e2e::*;
-
-fn bin(name: &str) -> PathBuf {
-    tools::lab::vxswitch::BinSearch::from_env()
-        .find(name)
-        .unwrap_or_else(|e| panic!("{name} binary (cargo build --bins): {e}"))
-}
-
-/// A directory under /tmp, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("vxflows-{tag}-{}", unique_name("d")));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A network namespace this test makes, removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let (ok, out) = run_bounded(
-            Command::new("ip").args(["netns", "add", &name]),
-            Duration::from_secs(5),
-        );
-        assert!(ok, "ip netns add {name}: {out}");
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run_bounded(
-            Command::new("ip").args(["netns", "delete", &self.0]),
-            Duration::from_secs(5),
-        );
-    }
-}
 
 /// A vxswitchd of its own (one worker, no state file, no local node) in a namespace of its
 /// own. Stopped by PID on drop.
