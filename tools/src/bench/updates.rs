@@ -171,6 +171,35 @@ fn measure(
     })
 }
 
+/// Adds and deletes `extra` in turn, one request each, and leaves it deleted.
+fn toggle_node(
+    c: &mut Client,
+    pid: u32,
+    extra: &RemoteNode,
+    max: usize,
+    min: usize,
+    limit: Duration,
+) -> Result<Cost, BenchError> {
+    let del = || Change::DelNode {
+        name: extra.name.clone(),
+    };
+    let cost = measure(pid, max, min, limit, |k| {
+        let ch = if k % 2 == 0 {
+            Change::AddNode(extra.clone())
+        } else {
+            del()
+        };
+        c.apply(Owner::Admin, None, vec![ch])
+            .map(|_| ())
+            .map_err(bad("a single change"))
+    })?;
+    if cost.n % 2 == 1 {
+        c.apply(Owner::Admin, None, vec![del()])
+            .map_err(bad("a single change"))?;
+    }
+    Ok(cost)
+}
+
 fn bad(what: &str) -> impl Fn(controlplane::Error) -> BenchError + '_ {
     move |e| BenchError::Bad(format!("{what}: {e}"))
 }
@@ -237,50 +266,8 @@ pub fn run(opts: &UpdatesOptions) -> Result<Value, BenchError> {
             let preload_s = t0.elapsed().as_secs_f64();
             // One node beyond those present, added and deleted in turn.
             let extra = node(n);
-            let singles = measure(pid, opts.changes, 20, opts.limit, |k| {
-                let ch = if k % 2 == 0 {
-                    Change::AddNode(extra.clone())
-                } else {
-                    Change::DelNode {
-                        name: extra.name.clone(),
-                    }
-                };
-                c.apply(Owner::Admin, None, vec![ch])
-                    .map(|_| ())
-                    .map_err(bad("a single change"))
-            })?;
-            if singles.n % 2 == 1 {
-                c.apply(
-                    Owner::Admin,
-                    None,
-                    vec![Change::DelNode {
-                        name: extra.name.clone(),
-                    }],
-                )
-                .map_err(bad("a single change"))?;
-            }
-            let sustained = measure(pid, usize::MAX, 2, opts.sustain, |k| {
-                let ch = if k % 2 == 0 {
-                    Change::AddNode(extra.clone())
-                } else {
-                    Change::DelNode {
-                        name: extra.name.clone(),
-                    }
-                };
-                c.apply(Owner::Admin, None, vec![ch])
-                    .map(|_| ())
-                    .map_err(bad("a sustained change"))
-            })?;
-            if sustained.n % 2 == 1 {
-                c.apply(
-                    Owner::Admin,
-                    None,
-                    vec![Change::DelNode {
-                        name: extra.name.clone(),
-                    }],
-                )
-                .map_err(bad("a single change"))?;
-            }
+            let singles = toggle_node(&mut c, pid, &extra, opts.changes, 20, opts.limit)?;
+            let sustained = toggle_node(&mut c, pid, &extra, usize::MAX, 2, opts.sustain)?;
             // One flow added and deleted in turn.
             let f = flow(flows + 1).ok_or_else(|| BenchError::Bad("a flow".into()))?;
             let mut adds = Vec::new();

@@ -391,20 +391,7 @@ pub fn spawn_node_daemon(
         SwitchOrAgent::Switch => &bins.vxswitchd,
         SwitchOrAgent::Agent => &bins.vxagent,
     };
-    let Some(vxlab) = &bins.vxlab else {
-        return spawn_daemon(ns, bin, args, log);
-    };
-    let mut sup = vec![
-        "supervise".to_string(),
-        "--log".to_string(),
-        log.display().to_string(),
-        "--pidfile".to_string(),
-        pidfile.display().to_string(),
-        "--".to_string(),
-        bin.display().to_string(),
-    ];
-    sup.extend(args.iter().cloned());
-    spawn_daemon(ns, vxlab, &sup, log)
+    spawn_supervised(ns, bins.vxlab.as_deref(), bin, args, log, pidfile)
 }
 
 /// Waits until a supervisor has replaced daemon `old` (its PID file names another, living
