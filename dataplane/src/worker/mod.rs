@@ -1,0 +1,468 @@
+//! The per-core worker loop: wait for readiness, receive a batch, run it through the pipeline,
+//! transmit.
+//!
+//! A worker owns one queue of every TAP, its own underlay receive socket and its own
+//! source-port sockets, its buffers and its counters: nothing on the packet path is shared with
+//! another worker except the read side of the tables (`fib`). The control side talks to a worker only
+//! through its channel (new ports, removed ports, the underlay socket), waking it with a mio
+//! `Waker`.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use controlplane::proto::PORT_TUNNEL;
+use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::buf::{BufPool, PacketBuf};
+use crate::capture::CaptureTap;
+use crate::counters::{DropReason, Event, WorkerCounters, MAX_PORTS};
+use crate::fib::{FibReader, NodeIdx, PortNo, Tables};
+use crate::io::tap::TapQueue;
+use crate::io::udp::{self, SendMeta, SrcPorts};
+use crate::offload::{self, Coalescer, Offer};
+use crate::pipeline::{Action, Pipeline, PipelineConfig, Sink};
+use crate::pmtu::PathMtus;
+use crate::wire::vnet::{self, VnetHdr};
+
+mod rx;
+mod tx;
+
+use tx::{flush_batch, TxBatch};
+
+/// Frames handled per source before the worker looks at the next ready source.
+pub const BATCH: usize = quinn_udp::BATCH_SIZE;
+
+/// Longest a stopping worker spends forwarding what was already queued.
+const DRAIN_LIMIT: Duration = Duration::from_millis(100);
+const WAKER: Token = Token(0);
+const UNDERLAY: Token = Token(1);
+const TAP_BASE: usize = 16;
+
+/// After a failed UDP GSO send, the worker sends one datagram per call for this long, then
+/// tries GSO again (a transient failure must not cost GSO for good); the wait doubles while
+/// GSO keeps failing, up to [`GSO_RETRY_MAX_MS`].
+const GSO_RETRY_MS: u64 = 1000;
+const GSO_RETRY_MAX_MS: u64 = 64_000;
+/// Most path-MTU reads per worker after EMSGSIZE: one per this many milliseconds.
+const PMTU_PROBE_MS: u64 = 100;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: usize,
+    pub vxlan_port: u16,
+    pub pipeline: PipelineConfig,
+    /// Never sleep in poll (burns a core, lowest latency).
+    pub busy_poll: bool,
+    /// Keep polling without sleeping for this long after the last work (microseconds, 0:
+    /// sleep at once): lower latency for some CPU.
+    pub spin_us: u32,
+    /// Pin the thread to this CPU.
+    pub pin: Option<usize>,
+    /// Receive with UDP GRO.
+    pub gro: bool,
+    /// Send a zero outer UDP checksum (IPv4 underlay only).
+    pub udp_zero_csum: bool,
+}
+
+/// A message from the control side.
+pub enum Control {
+    AddPort { no: PortNo, queue: TapQueue },
+    DelPort { no: PortNo },
+    Underlay { vtep: IpAddr, socket: UdpSocket },
+    Stop,
+}
+
+/// The control side's handle on a worker.
+pub struct WorkerHandle {
+    tx: Sender<Control>,
+    waker: Arc<Waker>,
+    pub counters: Arc<WorkerCounters>,
+    pub capture: Arc<CaptureTap>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Sends a message and wakes the worker.
+    pub fn send(&self, c: Control) {
+        if self.tx.send(c).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(&mut self) {
+        self.send(Control::Stop);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Starts a worker thread.
+pub fn spawn(cfg: WorkerConfig, fib: FibReader) -> io::Result<WorkerHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (tx, rx) = unbounded();
+    let counters = Arc::new(WorkerCounters::default());
+    let capture = Arc::new(CaptureTap::default());
+    let mut w = Worker {
+        pipeline: Pipeline::new(cfg.pipeline.clone()),
+        cfg,
+        counters: counters.clone(),
+        poll,
+        rx,
+        taps: (0..MAX_PORTS).map(|_| None).collect(),
+        underlay: None,
+        bufs: BufPool::new(BATCH, crate::buf::MAX_FRAME),
+        ready: Vec::with_capacity(MAX_PORTS + 2),
+        capture: capture.clone(),
+        gro: Coalescer::default(),
+        gso_out: vec![0u8; 65536 + 4096].into_boxed_slice(),
+        gso_ok: true,
+        gso_retry: GsoRetry::default(),
+        batch: TxBatch::new(),
+        stop: false,
+    };
+    let name = format!("vx-worker-{}", w.cfg.id);
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || w.run(&fib))?;
+    Ok(WorkerHandle {
+        tx,
+        waker,
+        counters,
+        capture,
+        join: Some(join),
+    })
+}
+
+struct Underlay {
+    /// The VTEP address the socket is bound to.
+    local: Option<IpAddr>,
+    sock: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    src: SrcPorts,
+    /// The learned path MTUs (the pipeline reads them; sends that fail with EMSGSIZE update
+    /// them).
+    pmtu: Arc<PathMtus>,
+    /// When this worker last read a path MTU from the kernel (milliseconds).
+    last_probe_ms: u64,
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    counters: Arc<WorkerCounters>,
+    poll: Poll,
+    rx: Receiver<Control>,
+    taps: Vec<Option<TapQueue>>,
+    underlay: Option<Underlay>,
+    pipeline: Pipeline,
+    bufs: BufPool,
+    ready: Vec<Token>,
+    capture: Arc<CaptureTap>,
+    /// Merges TCP segments from the tunnel into super-frames for TAPs (offload on).
+    gro: Coalescer,
+    /// Segments of a super-frame on their way to one GSO send.
+    gso_out: Box<[u8]>,
+    /// UDP GSO works (turned off for [`GSO_RETRY_MS`] after a failure).
+    gso_ok: bool,
+    /// When to try GSO again after a failure.
+    gso_retry: GsoRetry,
+    /// Encapsulated frames waiting to leave together in one UDP GSO send.
+    batch: TxBatch,
+    stop: bool,
+}
+
+/// When a worker whose GSO send failed tries GSO again: [`GSO_RETRY_MS`] after the failure
+/// is first seen, doubling while retries fail again soon, back to the start after GSO has
+/// worked for [`GSO_RETRY_MAX_MS`].
+#[derive(Debug, Default)]
+struct GsoRetry {
+    /// When to try again (milliseconds; 0: not scheduled).
+    at: u64,
+    /// The wait that was used last (0: none yet).
+    delay: u64,
+    /// When GSO was last turned back on.
+    retried: u64,
+}
+
+impl GsoRetry {
+    /// Called while GSO is off; `true` when it is time to turn it back on.
+    fn poll(&mut self, now: u64) -> bool {
+        if self.at == 0 {
+            // A failure just turned GSO off.
+            self.delay = if self.delay == 0 || now.saturating_sub(self.retried) > GSO_RETRY_MAX_MS {
+                GSO_RETRY_MS
+            } else {
+                (self.delay * 2).min(GSO_RETRY_MAX_MS)
+            };
+            self.at = now + self.delay;
+            false
+        } else if now >= self.at {
+            self.at = 0;
+            self.retried = now;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Outcome of servicing one source.
+enum Drained {
+    /// The source returned WouldBlock: wait for the next readiness event.
+    Empty,
+    /// The batch limit was reached: service it again after the others.
+    More,
+}
+
+impl Worker {
+    fn run(&mut self, fib: &FibReader) {
+        if let Some(cpu) = self.cfg.pin {
+            if let Err(e) = crate::io::sys::pin_to_cpu(cpu) {
+                eprintln!(
+                    "vxswitchd: worker {}: cannot pin to CPU {cpu}: {e}",
+                    self.cfg.id
+                );
+            }
+        }
+        let mut events = Events::with_capacity(256);
+        let spin = Duration::from_micros(self.cfg.spin_us as u64);
+        // When the worker last had work: it polls without sleeping for `spin` after that.
+        let mut last_work = Instant::now();
+        while !self.stop {
+            let timeout = if self.cfg.busy_poll || (!spin.is_zero() && last_work.elapsed() < spin) {
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("vxswitchd: worker {}: poll failed: {e}", self.cfg.id);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            if events.is_empty() {
+                if self.cfg.busy_poll {
+                    // Give the CPU to anything else runnable (the pods, the other node's
+                    // switch on a small machine) between polls.
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            let t0 = Instant::now();
+            last_work = t0;
+            self.ready.clear();
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    self.control();
+                } else {
+                    self.ready.push(ev.token());
+                }
+            }
+            self.service_ready(fib);
+            self.counters.busy_ns.add(t0.elapsed().as_nanos() as u64);
+            self.counters.loops.inc();
+        }
+        self.drain(fib);
+    }
+
+    /// On stop: forwards what the kernel has already queued on this worker's TAP queues and
+    /// UDP socket, until every one is empty or [`DRAIN_LIMIT`] has passed (a pod that keeps
+    /// sending never holds the stop up), so a shutdown loses nothing that reached the switch.
+    fn drain(&mut self, fib: &FibReader) {
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        self.ready.clear();
+        if self.underlay.is_some() {
+            self.ready.push(UNDERLAY);
+        }
+        for (no, q) in self.taps.iter().enumerate() {
+            if q.is_some() {
+                self.ready.push(Token(TAP_BASE + no));
+            }
+        }
+        while !self.ready.is_empty() && Instant::now() < deadline {
+            let Some(tables) = fib.load() else {
+                return;
+            };
+            let mut i = 0;
+            while i < self.ready.len() {
+                self.pipeline.set_now_ms(crate::clock::now_ms());
+                let token = self.ready[i];
+                let r = if token == UNDERLAY {
+                    self.service_underlay(&tables)
+                } else {
+                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+                };
+                flush_batch(
+                    &mut self.batch,
+                    self.underlay.as_mut(),
+                    &self.counters,
+                    &mut self.gso_ok,
+                );
+                match r {
+                    Drained::Empty => {
+                        self.ready.swap_remove(i);
+                    }
+                    Drained::More => i += 1,
+                }
+            }
+        }
+    }
+
+    /// Applies control messages.
+    fn control(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Control::AddPort { no, queue }) => {
+                    let Some(slot) = self.taps.get_mut(no as usize) else {
+                        continue;
+                    };
+                    if let Some(old) = slot.take() {
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&old.as_raw_fd()));
+                    }
+                    let fd = queue.as_raw_fd();
+                    let token = Token(TAP_BASE + no as usize);
+                    match self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        token,
+                        Interest::READABLE,
+                    ) {
+                        Ok(()) => {
+                            *slot = Some(queue);
+                            // Frames may already be queued: service the queue now.
+                            self.ready.push(token);
+                        }
+                        Err(e) => eprintln!(
+                            "vxswitchd: worker {}: cannot watch port {no}: {e}",
+                            self.cfg.id
+                        ),
+                    }
+                }
+                Ok(Control::DelPort { no }) => {
+                    if let Some(q) = self.taps.get_mut(no as usize).and_then(Option::take) {
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&q.as_raw_fd()));
+                    }
+                }
+                Ok(Control::Underlay { vtep, socket }) => {
+                    if let Some(old) = self.underlay.take() {
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&old.sock.as_raw_fd()));
+                    }
+                    match self.attach_underlay(vtep, socket) {
+                        Ok(u) => {
+                            self.underlay = Some(u);
+                            self.ready.push(UNDERLAY);
+                        }
+                        Err(e) => {
+                            eprintln!("vxswitchd: worker {}: underlay socket: {e}", self.cfg.id)
+                        }
+                    }
+                }
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    return;
+                }
+                Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    fn attach_underlay(&mut self, vtep: IpAddr, sock: UdpSocket) -> io::Result<Underlay> {
+        let state = quinn_udp::UdpSocketState::new((&sock).into())?;
+        // quinn-udp turns GRO on when it can; honour the offload setting.
+        let _ = udp::set_gro(&sock, self.cfg.gro);
+        // quinn-udp asks for IP_PMTUDISC_PROBE (DF, but the interface MTU rather than the
+        // path's): the VTEP wants the path's, so oversize sends fail with EMSGSIZE.
+        udp::set_dont_fragment(std::os::fd::AsFd::as_fd(&sock), vtep.is_ipv6())?;
+        let fd = sock.as_raw_fd();
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), UNDERLAY, Interest::READABLE)?;
+        let p = &self.cfg.pipeline;
+        let src = SrcPorts::new(
+            vtep,
+            p.src_port_min,
+            p.src_port_max,
+            p.src_ports,
+            self.cfg.udp_zero_csum,
+            self.counters.clone(),
+        );
+        Ok(Underlay {
+            local: Some(vtep),
+            sock,
+            state,
+            src,
+            pmtu: p.pmtu.clone(),
+            last_probe_ms: 0,
+        })
+    }
+
+    /// Services every ready source until all are drained: pass after pass, a batch per
+    /// source per pass. The tables are entered once per pass and left between passes, so a
+    /// publish from the control side waits one pass at most however long a flood lasts, and
+    /// control messages (ports added or removed) are taken between passes too.
+    fn service_ready(&mut self, fib: &FibReader) {
+        while !self.ready.is_empty() && !self.stop {
+            let Some(tables) = fib.load() else {
+                // The switch is shutting down: nothing to forward with.
+                self.ready.clear();
+                return;
+            };
+            self.retry_gso();
+            let mut i = 0;
+            while i < self.ready.len() {
+                self.pipeline.set_now_ms(crate::clock::now_ms());
+                let token = self.ready[i];
+                let r = if token == UNDERLAY {
+                    self.service_underlay(&tables)
+                } else {
+                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
+                };
+                flush_batch(
+                    &mut self.batch,
+                    self.underlay.as_mut(),
+                    &self.counters,
+                    &mut self.gso_ok,
+                );
+                match r {
+                    Drained::Empty => {
+                        self.ready.swap_remove(i);
+                    }
+                    Drained::More => i += 1,
+                }
+            }
+            drop(tables);
+            if !self.ready.is_empty() {
+                self.control();
+            }
+        }
+    }
+
+    /// Turns UDP GSO back on a while after a failure turned it off (counted).
+    fn retry_gso(&mut self) {
+        if self.gso_ok || !self.cfg.gro {
+            return;
+        }
+        if self.gso_retry.poll(crate::clock::now_ms()) {
+            self.gso_ok = true;
+            self.counters.event(Event::GsoRetried);
+        }
+    }
+}
