@@ -40,6 +40,8 @@ pub struct Ctx<'a> {
     pub duration: Duration,
     pub udp_duration: Duration,
     pub udp_rate: Option<u64>,
+    /// Concurrent UDP senders, each to its own receiver (the rate is split among them).
+    pub udp_senders: usize,
     /// Seconds of each trial of the UDP rate search.
     pub udp_trial: Duration,
     /// How the UDP rate search runs.
@@ -237,14 +239,14 @@ pub fn udp(ctx: &Ctx, size: usize) -> Result<Metrics, BenchError> {
     let r = udp_run(ctx, size, ctx.udp_duration, ctx.udp_rate)?;
     let key = |m: &str| format!("udp{size}_{m}");
     let mut m = Metrics::from([
-        (key("tx_pps"), r.sent.pps),
+        (key("tx_pps"), r.tx_pps),
         (key("rx_pps"), r.rx_pps()),
         (key("loss_pct"), r.loss_pct()),
         (key("rx_gbps"), r.rx_pps() * size as f64 * 8.0 / 1e9),
     ]);
     if let Some(cpu) = r.switch_cpu_s {
-        if r.got.received > 0 {
-            m.insert(key("cpu_s_per_mpkt"), cpu / (r.got.received as f64 / 1e6));
+        if r.received > 0 {
+            m.insert(key("cpu_s_per_mpkt"), cpu / (r.received as f64 / 1e6));
         }
     }
     Ok(m)
@@ -271,7 +273,7 @@ pub fn udp_max(
         let r = udp_run(ctx, size, ctx.udp_trial, rate)?;
         let t = Trial {
             rate,
-            tx_pps: r.sent.pps,
+            tx_pps: r.tx_pps,
             rx_pps: r.rx_pps(),
             loss_pct: r.loss_pct(),
         };
@@ -290,10 +292,15 @@ pub fn udp_max(
     Ok((m, found))
 }
 
-/// What one UDP run measured.
+/// What one UDP run measured, summed over its sender/receiver pairs.
 struct UdpRun {
-    sent: SendReport,
-    got: RecvReport,
+    /// Datagrams the senders' kernels accepted.
+    sent: u64,
+    /// Datagrams/s offered: the sum of each sender's rate.
+    tx_pps: f64,
+    /// Datagrams/s that arrived: each receiver's count over its sender's sending time, summed.
+    rx_pps: f64,
+    received: u64,
     /// CPU seconds the lab's userspace switches spent meanwhile (None: it has none).
     switch_cpu_s: Option<f64>,
 }
@@ -301,67 +308,105 @@ struct UdpRun {
 impl UdpRun {
     /// Datagrams that arrived per second of sending.
     fn rx_pps(&self) -> f64 {
-        self.got.received as f64 / self.sent.secs
+        self.rx_pps
     }
 
     fn loss_pct(&self) -> f64 {
-        udp::loss_pct(self.sent.sent, self.got.received)
+        udp::loss_pct(self.sent, self.received)
+    }
+
+    /// Sums the reports of the pairs (sender i sent to receiver i).
+    fn sum(pairs: &[(SendReport, RecvReport)], switch_cpu_s: Option<f64>) -> UdpRun {
+        UdpRun {
+            sent: pairs.iter().map(|(s, _)| s.sent).sum(),
+            tx_pps: pairs.iter().map(|(s, _)| s.pps).sum(),
+            rx_pps: pairs.iter().map(|(s, r)| r.received as f64 / s.secs).sum(),
+            received: pairs.iter().map(|(_, r)| r.received).sum(),
+            switch_cpu_s,
+        }
     }
 }
 
-/// Our receiver in the server pod, then our sender in the client pod for `duration`, paced at
-/// `rate` datagrams/s (None: as fast as it goes); both reports.
+/// The rate each of `senders` senders is paced at so that together they offer `rate`.
+pub fn split_rate(rate: Option<u64>, senders: usize) -> Option<u64> {
+    let n = senders.max(1) as u64;
+    rate.map(|r| r.div_ceil(n).max(1))
+}
+
+/// For each of `ctx.udp_senders` pairs, our receiver in the server pod on its own port
+/// (UDP_PORT + i), then all the senders at once in the client pod (each from its own source
+/// port) for `duration`, together paced at `rate` datagrams/s (None: each as fast as it goes);
+/// the sums.
 fn udp_run(
     ctx: &Ctx,
     size: usize,
     duration: Duration,
     rate: Option<u64>,
 ) -> Result<UdpRun, BenchError> {
-    let addr = format!("{}:{UDP_PORT}", ctx.server_ip);
+    let senders = ctx.udp_senders.max(1);
     let dur = duration.as_secs_f64().to_string();
     let limit = duration + Duration::from_secs(5);
-    let mut recv = ctx.own(&ctx.server_ns);
-    recv.args([
-        "udp-recv",
-        "--listen",
-        &addr,
-        "--limit",
-        &limit.as_secs_f64().to_string(),
-    ]);
-    let mut receiver = Background::spawn(&mut recv)?;
-    receiver.wait_line(|l| l == "ready", READY)?;
-
-    let mut send = ctx.own(&ctx.client_ns);
-    send.args([
-        "udp-send",
-        "--to",
-        &addr,
-        "--size",
-        &size.to_string(),
-        "--duration",
-        &dur,
-    ]);
-    if let Some(rate) = rate {
-        send.args(["--rate", &rate.to_string()]);
+    let addrs: Vec<String> = (0..senders)
+        .map(|i| format!("{}:{}", ctx.server_ip, UDP_PORT + i as u16))
+        .collect();
+    let mut receivers = Vec::with_capacity(senders);
+    for addr in &addrs {
+        let mut recv = ctx.own(&ctx.server_ns);
+        recv.args([
+            "udp-recv",
+            "--listen",
+            addr,
+            "--limit",
+            &limit.as_secs_f64().to_string(),
+        ]);
+        let mut receiver = Background::spawn(&mut recv)?;
+        receiver.wait_line(|l| l == "ready", READY)?;
+        receivers.push(receiver);
     }
-    let send_line = proc::cmdline(&send);
+
+    let each = split_rate(rate, senders);
     let started = Instant::now();
     let cpu0 = ctx.switch_cpu();
-    let out = proc::run(&mut send, duration + SLACK)?.ok(&send_line)?;
-    let sent: SendReport = parse_json_line(&out, &send_line)?;
-    let left = (limit + Duration::from_secs(3)).saturating_sub(started.elapsed());
-    let recv_line = receiver.cmdline().to_string();
-    let out = receiver.finish(left)?.ok(&recv_line)?;
-    let cpu1 = ctx.switch_cpu();
-    let got: RecvReport = parse_json_line(&out, &recv_line)?;
-    if sent.secs <= 0.0 {
-        return Err(BenchError::Bad(format!("the sender ran no time: {sent:?}")));
+    let mut running = Vec::with_capacity(senders);
+    for addr in &addrs {
+        let mut send = ctx.own(&ctx.client_ns);
+        send.args([
+            "udp-send",
+            "--to",
+            addr,
+            "--size",
+            &size.to_string(),
+            "--duration",
+            &dur,
+        ]);
+        if let Some(rate) = each {
+            send.args(["--rate", &rate.to_string()]);
+        }
+        running.push(Background::spawn(&mut send)?);
     }
-    Ok(UdpRun {
-        sent,
-        got,
-        switch_cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
-    })
+    let mut sent = Vec::with_capacity(senders);
+    for mut sender in running {
+        let left = (duration + SLACK).saturating_sub(started.elapsed());
+        let line = sender.cmdline().to_string();
+        let out = sender.finish(left)?.ok(&line)?;
+        let report: SendReport = parse_json_line(&out, &line)?;
+        if report.secs <= 0.0 {
+            return Err(BenchError::Bad(format!(
+                "the sender ran no time: {report:?}"
+            )));
+        }
+        sent.push(report);
+    }
+    let mut pairs = Vec::with_capacity(senders);
+    for (mut receiver, s) in receivers.into_iter().zip(sent) {
+        let left = (limit + Duration::from_secs(3)).saturating_sub(started.elapsed());
+        let line = receiver.cmdline().to_string();
+        let out = receiver.finish(left)?.ok(&line)?;
+        let got: RecvReport = parse_json_line(&out, &line)?;
+        pairs.push((s, got));
+    }
+    let cpu1 = ctx.switch_cpu();
+    Ok(UdpRun::sum(&pairs, cpu0.zip(cpu1).map(|(a, b)| b - a)))
 }
 
 /// The last line of `out` that parses as `T`.
@@ -381,6 +426,39 @@ fn parse_json_line<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_senders_add_up() {
+        assert_eq!(split_rate(None, 4), None);
+        assert_eq!(split_rate(Some(100_000), 4), Some(25_000));
+        assert_eq!(split_rate(Some(10), 3), Some(4));
+        assert_eq!(split_rate(Some(1), 4), Some(1));
+        assert_eq!(split_rate(Some(7), 0), Some(7));
+        let pair = |sent: u64, secs: f64, received: u64| {
+            (
+                SendReport {
+                    sent,
+                    secs,
+                    pps: sent as f64 / secs,
+                    errors: 0,
+                },
+                RecvReport {
+                    received,
+                    bytes: received * 64,
+                    max_seq: None,
+                    reordered: 0,
+                    fin_sent: Some(sent),
+                    secs,
+                    stopped: "fin".into(),
+                },
+            )
+        };
+        let r = UdpRun::sum(&[pair(1000, 1.0, 900), pair(3000, 2.0, 3000)], None);
+        assert_eq!((r.sent, r.received), (4000, 3900));
+        assert_eq!(r.tx_pps, 2500.0);
+        assert_eq!(r.rx_pps(), 2400.0);
+        assert!((r.loss_pct() - 2.5).abs() < 1e-9);
+    }
 
     #[test]
     fn ping_output_gives_its_times() {

@@ -11,6 +11,7 @@
 
 pub mod measure;
 pub mod proc;
+pub mod profile;
 pub mod report;
 pub mod rr;
 pub mod search;
@@ -18,6 +19,7 @@ pub mod soak;
 pub mod stats;
 pub mod svg;
 pub mod sys;
+pub mod systems;
 pub mod udp;
 pub mod updates;
 
@@ -30,6 +32,7 @@ use serde_json::{json, Value};
 use crate::lab::{self, Kind, Lab, LabError, LabSpec};
 use measure::{Ctx, Metrics};
 use report::{Sample, Summary};
+use systems::System;
 
 /// Everything that stops a run.
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +56,16 @@ pub enum BenchError {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// In the order each round runs them.
-    pub systems: Vec<Kind>,
+    /// In the order each round runs them; vxswitch variants are systems of their own.
+    pub systems: Vec<System>,
     pub repeats: usize,
     /// iperf3 seconds.
     pub duration: Duration,
     pub udp_duration: Duration,
-    /// Pace the UDP sender (datagrams/s); None: as fast as it goes.
+    /// Pace the UDP sender (datagrams/s, all senders together); None: as fast as it goes.
     pub udp_rate: Option<u64>,
+    /// Concurrent UDP senders in the client pod, each to its own receiver in the server pod.
+    pub udp_senders: usize,
     /// The tests, in the order they run in every lab (names of [`TESTS`] and [`EXTRA_TESTS`]).
     pub tests: Vec<&'static str>,
     /// Seconds of each trial of the UDP rate search (`udp64_max`).
@@ -120,15 +125,9 @@ pub fn parse_tests(list: &str) -> Result<Vec<&'static str>, String> {
 /// A pause between tests, for the last one's packets and timers to settle.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// The name of a system's lab: the prefix and a short tag.
+/// The name of a system's lab: the prefix and a short tag (see [`systems::lab_names`]).
 pub fn lab_name(prefix: &str, kind: Kind) -> String {
-    let tag = match kind {
-        Kind::Vxswitch => "vx",
-        Kind::Kernel => "k",
-        Kind::Ovs => "o",
-        Kind::Plain => "p",
-    };
-    format!("{prefix}{tag}")
+    systems::lab_names(prefix, &[System::plain(kind)]).remove(0)
 }
 
 /// Checks everything that can be checked before the first lab: root, programs, binaries, lab
@@ -163,15 +162,25 @@ pub fn preflight(opts: &Options) -> Result<(), BenchError> {
             )));
         }
     }
-    if opts.systems.contains(&Kind::Ovs) {
+    if opts.systems.iter().any(|s| s.kind == Kind::Ovs) {
         lab::ovs::check_installed()?;
     }
-    if opts.systems.contains(&Kind::Vxswitch) {
+    if opts.systems.iter().any(|s| s.kind == Kind::Vxswitch) {
         lab::vxswitch::Bins::find()?;
     }
-    for kind in &opts.systems {
-        let name = lab_name(&opts.lab_prefix, *kind);
-        lab::topo::validate_name(&name)?;
+    if !(1..=udp::MAX_SENDERS).contains(&opts.udp_senders) {
+        return Err(BenchError::Bad(format!(
+            "{} UDP senders: use 1 to {}",
+            opts.udp_senders,
+            udp::MAX_SENDERS
+        )));
+    }
+    for name in systems::lab_names(&opts.lab_prefix, &opts.systems) {
+        lab::topo::validate_name(&name).map_err(|_| {
+            BenchError::Bad(format!(
+                "lab name {name:?} is not 1-8 characters a-z0-9: use a shorter --lab-prefix"
+            ))
+        })?;
         if Lab::list()?.iter().any(|l| l.name == name) {
             return Err(BenchError::Bad(format!(
                 "lab {name} is already up (left by an interrupted run?); remove it with \
@@ -209,7 +218,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     })?;
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let names: Vec<String> = opts.systems.iter().map(|k| k.to_string()).collect();
+    let names: Vec<String> = opts.systems.iter().map(System::name).collect();
+    let labs = systems::lab_names(&opts.lab_prefix, &opts.systems);
     let mut meta = machine_meta(opts, started);
     eprintln!(
         "vxbench: {} x {} rounds (TSO {} in the pods, underlay offload {}), output in {}",
@@ -221,11 +231,11 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
     );
     let mut samples: Vec<Sample> = Vec::new();
     'rounds: for round in 1..=opts.repeats {
-        for &kind in &opts.systems {
+        for (system, lab_name) in opts.systems.iter().zip(&labs) {
             if sys::interrupted() {
                 break 'rounds;
             }
-            run_system(opts, &exe, kind, round, t0, &mut samples);
+            run_system(opts, &exe, system, lab_name, round, t0, &mut samples);
             write_json(&opts.out.join("samples.json"), &json!(samples))?;
         }
     }
@@ -250,9 +260,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BenchError> {
             if opts.tso { "" } else { ", TSO off" }
         ),
         setup: format!(
-            "TSO {} in the pods, underlay offload {}",
+            "TSO {} in the pods, underlay offload {}{}",
             on_off(opts.tso),
-            on_off(opts.underlay_offload)
+            on_off(opts.underlay_offload),
+            if opts.udp_senders > 1 {
+                format!(", {} UDP senders", opts.udp_senders)
+            } else {
+                String::new()
+            }
         ),
         machine: format!(
             "{} · {} · {} ({} CPUs) · Linux {}",
@@ -297,12 +312,13 @@ impl Drop for Down {
 fn run_system(
     opts: &Options,
     exe: &Path,
-    kind: Kind,
+    which: &System,
+    name: &str,
     round: usize,
     t0: Instant,
     samples: &mut Vec<Sample>,
 ) {
-    let system = kind.to_string();
+    let system = which.name();
     let tag = format!("[{round}/{} {system}]", opts.repeats);
     let mut record = |test: &str, started: Instant, result: Result<Figures, BenchError>| {
         let (metrics, note, error) = match result {
@@ -329,16 +345,21 @@ fn run_system(
         });
     };
 
-    let name = lab_name(&opts.lab_prefix, kind);
+    let name = name.to_string();
     let spec = LabSpec {
         name: name.clone(),
         nodes: 2,
         pods: 1,
-        kinds: vec![kind],
+        kinds: vec![which.kind],
         port: opts.port,
         workers: opts.workers,
         ipv6: false,
-        switch_args: opts.switch_args.clone(),
+        switch_args: opts
+            .switch_args
+            .iter()
+            .chain(&which.args)
+            .cloned()
+            .collect(),
         tso: opts.tso,
         underlay_offload: opts.underlay_offload,
         ..LabSpec::default()
@@ -377,6 +398,7 @@ fn run_system(
         duration: opts.duration,
         udp_duration: opts.udp_duration,
         udp_rate: opts.udp_rate,
+        udp_senders: opts.udp_senders,
         udp_trial: opts.udp_trial,
         udp_search: opts.udp_search.clone(),
         pings: opts.pings,
@@ -565,8 +587,10 @@ fn machine_meta(opts: &Options, started: SystemTime) -> Value {
         "command": opts.command,
         "git_commit": git,
         "iperf3": first_line("iperf3", &["--version"]),
-        "ovs": if opts.systems.contains(&Kind::Ovs) { first_line("ovs-vswitchd", &["--version"]) } else { "-".into() },
-        "systems": opts.systems.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "ovs": if opts.systems.iter().any(|s| s.kind == Kind::Ovs) { first_line("ovs-vswitchd", &["--version"]) } else { "-".into() },
+        "systems": opts.systems.iter().map(System::name).collect::<Vec<_>>(),
+        "variants": opts.systems.iter().filter(|s| s.variant.is_some()).map(|s| (s.name(), json!(s.args))).collect::<serde_json::Map<_, _>>(),
+        "udp_senders": opts.udp_senders,
         "repeats": opts.repeats,
         "tso": opts.tso,
         "underlay_offload": opts.underlay_offload,

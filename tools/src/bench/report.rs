@@ -318,6 +318,25 @@ impl Summary {
         if let Some(line) = search_line(meta) {
             let _ = writeln!(out, "{line}");
         }
+        if let Some(n) = meta
+            .get("udp_senders")
+            .and_then(Value::as_u64)
+            .filter(|&n| n > 1)
+        {
+            let _ = writeln!(
+                out,
+                "- UDP: {n} senders at once, each to its own receiver; rates summed"
+            );
+        }
+        if let Some(v) = meta.get("variants").and_then(Value::as_object) {
+            for (name, args) in v {
+                let args: Vec<&str> = args
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let _ = writeln!(out, "- {name}: vxswitchd with `{}`", args.join(" "));
+            }
+        }
         let _ = writeln!(
             out,
             "\nEach cell is the median over the rounds, with the number of rounds that gave a value in \
@@ -649,6 +668,13 @@ mod tests {
         let md = s.markdown(&json!({"date": "2026-01-02", "hostname": "h", "nproc": 2}));
         assert!(
             !md.contains("UDP rate search (`udp64_max`): loss limit"),
+            "{md}"
+        );
+        let md = s.markdown(&json!({"date": "2026-01-02", "hostname": "h", "nproc": 2,
+            "udp_senders": 4, "variants": {"vxswitch:udp": ["--underlay-gso", "udp"]}}));
+        assert!(
+            md.contains("- UDP: 4 senders at once, each to its own receiver; rates summed")
+                && md.contains("- vxswitch:udp: vxswitchd with `--underlay-gso udp`"),
             "{md}"
         );
     }

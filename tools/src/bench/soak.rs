@@ -310,6 +310,7 @@ pub fn run(opts: &SoakOptions) -> Result<SoakOutcome, BenchError> {
         duration: opts.chunk,
         udp_duration: opts.chunk,
         udp_rate: Some(opts.udp_rate),
+        udp_senders: 1,
         udp_trial: opts.chunk,
         udp_search: Default::default(),
         pings: 10,

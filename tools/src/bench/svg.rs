@@ -326,6 +326,182 @@ fn nice_axis(v: f64) -> (f64, f64) {
     best
 }
 
+/// One bar of a stacked chart: a label, its segments (name, value) in order, and a note after
+/// the bar (its total, say).
+pub struct StackedBar {
+    pub label: String,
+    pub segments: Vec<(String, f64)>,
+    pub note: String,
+}
+
+/// Colours of stacked segments, by position.
+const SEGMENT_COLOURS: [&str; 14] = [
+    "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+    "#9467bd", "#c5b0d5", "#8c564b", "#e377c2", "#bcbd22", "#c7c7c7",
+];
+
+/// Horizontal stacked bars, one per system, the segments in the order given (each with its
+/// value when wide enough), a shared axis, and a legend of the segments that have a value.
+pub fn stacked(title: &str, subtitle: &str, unit: &str, bars: &[StackedBar]) -> String {
+    let left = 150.0;
+    let right = 150.0;
+    let bar_h = 34.0;
+    let top = 100.0;
+    let names: Vec<&str> = bars
+        .first()
+        .map(|b| b.segments.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
+    let used: Vec<usize> = (0..names.len())
+        .filter(|&i| {
+            bars.iter()
+                .any(|b| b.segments.get(i).is_some_and(|s| s.1 > 0.0))
+        })
+        .collect();
+    let legend_rows = used.len().div_ceil(3) as f64;
+    let plot_bottom = top + bars.len() as f64 * (bar_h + 16.0);
+    let height = plot_bottom + 40.0 + legend_rows * 18.0 + 20.0;
+    let total = |b: &StackedBar| b.segments.iter().map(|s| s.1.max(0.0)).sum::<f64>();
+    let (max, step) = nice_axis(bars.iter().map(total).fold(0.0, f64::max) * 1.02);
+    let plot_w = WIDTH - left - right;
+    let x_of = |v: f64| left + (v / max).clamp(0.0, 1.0) * plot_w;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="Helvetica, Arial, sans-serif">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="white"/>"#
+    );
+    text(&mut s, MARGIN, 30.0, 17.0, "start", "bold", "#222", title);
+    let mut y = 50.0;
+    for line in wrap(subtitle, 150) {
+        text(&mut s, MARGIN, y, 11.0, "start", "normal", "#444", &line);
+        y += 14.0;
+    }
+    let ticks = (max / step).round() as usize;
+    for t in 0..=ticks {
+        let v = step * t as f64;
+        let x = x_of(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="{}" stroke-width="1"/>"##,
+            top - 6.0,
+            if t == 0 { "#888" } else { "#e4e4e4" }
+        );
+        text(
+            &mut s,
+            x,
+            plot_bottom + 14.0,
+            10.0,
+            "middle",
+            "normal",
+            "#555",
+            &fmt_short(v),
+        );
+    }
+    text(
+        &mut s,
+        left + plot_w / 2.0,
+        plot_bottom + 30.0,
+        11.0,
+        "middle",
+        "normal",
+        "#555",
+        unit,
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let y = top + i as f64 * (bar_h + 16.0);
+        text(
+            &mut s,
+            left - 8.0,
+            y + bar_h / 2.0 + 4.0,
+            12.0,
+            "end",
+            "bold",
+            "#222",
+            &b.label,
+        );
+        let mut acc = 0.0;
+        for (j, (name, v)) in b.segments.iter().enumerate() {
+            if *v <= 0.0 {
+                continue;
+            }
+            let (x0, x1) = (x_of(acc), x_of(acc + v));
+            acc += v;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{bar_h}" fill="{}" stroke="white" stroke-width="0.5"><title>{}: {}</title></rect>"#,
+                (x1 - x0).max(0.0),
+                SEGMENT_COLOURS[j % SEGMENT_COLOURS.len()],
+                esc(name),
+                fmt_short(*v)
+            );
+            if x1 - x0 >= 26.0 {
+                text(
+                    &mut s,
+                    (x0 + x1) / 2.0,
+                    y + bar_h / 2.0 + 4.0,
+                    10.0,
+                    "middle",
+                    "normal",
+                    "#111",
+                    &fmt_short(*v),
+                );
+            }
+        }
+        text(
+            &mut s,
+            x_of(acc) + 6.0,
+            y + bar_h / 2.0 + 4.0,
+            11.0,
+            "start",
+            "normal",
+            "#222",
+            &format!("{} · {}", fmt_short(acc), b.note),
+        );
+    }
+    let ly = plot_bottom + 48.0;
+    for (k, &i) in used.iter().enumerate() {
+        let x = MARGIN + (k % 3) as f64 * 320.0;
+        let y = ly + (k / 3) as f64 * 18.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{}"/>"#,
+            SEGMENT_COLOURS[i % SEGMENT_COLOURS.len()]
+        );
+        text(
+            &mut s,
+            x + 17.0,
+            y + 10.0,
+            11.0,
+            "start",
+            "normal",
+            "#222",
+            names[i],
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Splits text into lines of at most about `width` characters, at spaces.
+fn wrap(t: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in t.split(' ') {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
 #[allow(clippy::too_many_arguments)]
 fn text(
     s: &mut String,
@@ -356,6 +532,31 @@ fn esc(t: &str) -> String {
 mod tests {
     use super::super::report::Sample;
     use super::*;
+
+    #[test]
+    fn stacked_bars_have_a_segment_per_value() {
+        let bar = |label: &str, a: f64, b: f64| StackedBar {
+            label: label.into(),
+            segments: vec![
+                ("copies".into(), a),
+                ("checksums <csum>".into(), b),
+                ("none".into(), 0.0),
+            ],
+            note: "7 Gb/s".into(),
+        };
+        let svg = stacked(
+            "t",
+            "a long subtitle",
+            "core-µs per 64 KB",
+            &[bar("vxswitch", 27.3, 6.3), bar("kernel", 10.0, 0.0)],
+        );
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        // Background, 3 segments, 2 legend entries.
+        assert_eq!(svg.matches("<rect").count(), 1 + 3 + 2, "{svg}");
+        assert!(svg.contains("checksums &lt;csum&gt;"));
+        assert!(svg.contains(">33.6 · 7 Gb/s<"), "{svg}");
+        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+    }
 
     #[test]
     fn axes_are_round() {

@@ -25,6 +25,8 @@ const COUNT: Range<usize> = 8..16;
 pub const MIN_SIZE: usize = COUNT.end;
 /// The largest payload over a 1500-byte underlay (IPv4 and UDP headers take 28 bytes).
 pub const MAX_SIZE: usize = 1472;
+/// The most concurrent senders (and receivers) of one UDP test.
+pub const MAX_SENDERS: usize = 16;
 /// Sequence number of the end marker.
 pub const FIN: u64 = u64::MAX;
 /// How many end markers, and how far apart.

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tools::bench::systems::{self, System};
 use tools::bench::{self, rr, search, udp, Options};
 use tools::lab::{self, Kind};
 
@@ -35,7 +36,10 @@ pod n2p1, and tears the lab down:
             the received packets/s of the best passing trial (0 if even 25000 failed) and its
             loss; every trial is on stderr and in samples.json.
 Systems: vxswitch; kernel (Linux vxlan + bridge, flannel-style); ovs (OVS userspace datapath,
-needs openvswitch-switch); plain (no overlay, routed: the upper bound).
+needs openvswitch-switch); plain (no overlay, routed: the upper bound); vxswitch:NAME, a variant:
+vxswitch started with the extra vxswitchd arguments of --variant NAME='ARGS', measured in the
+same interleaved rounds as a system of its own (its own row in every table and bar in the
+chart; ratios still to the kernel).
 
 Writes to the output directory samples.json (every sample), summary.json ({\"SYSTEM\":
 {\"tcp1_gbps\": median, ..., \"tcp1_gbps_min\": lowest round, \"tcp1_gbps_max\": highest
@@ -51,6 +55,13 @@ Examples:
   vxbench --tso off                           per-frame comparison (no TSO in the pods)
   vxbench --underlay-offload off              software segmentation on the underlay too
   vxbench --systems vxswitch --pin --workers 2
+  vxbench --systems vxswitch,vxswitch:udp,kernel --variant udp='--underlay-gso udp'
+                                              the default switch, the switch with the UDP
+                                              underlay, and the kernel, interleaved
+  vxbench --systems vxswitch,kernel --tests udp64 --udp-senders 4
+                                              64-byte UDP from 4 senders at once
+  vxbench profile --systems vxswitch,kernel --rounds 3
+                                              the CPU per 64 KB of TCP, by call chain
   vxbench --udp-search                        every test, and the UDP rate search
   vxbench --systems vxswitch,kernel --repeats 5 --tests udp64_max
                                               only the rate search (1.5 min on 2 CPUs)
@@ -70,10 +81,17 @@ Exit status: 0 all done; 2 done, but some tests failed (see samples.json); 130 i
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
-    /// Systems, in the order each round runs them (vxswitch, kernel, ovs, plain) [default:
-    /// vxswitch,kernel,ovs,plain; ovs only if Open vSwitch is installed].
+    /// Systems, in the order each round runs them (vxswitch, kernel, ovs, plain, and
+    /// vxswitch:NAME for a variant defined with --variant) [default: vxswitch,kernel,ovs,plain;
+    /// ovs only if Open vSwitch is installed].
     #[arg(long, value_name = "LIST", value_parser = parse_systems)]
     systems: Option<Systems>,
+    /// A vxswitch variant: NAME=ARGS, extra vxswitchd arguments for the system vxswitch:NAME
+    /// (after every --switch-arg), split as a shell splits words (quotes and backslashes
+    /// work; no expansions). Repeat for several, e.g. --variant udp='--underlay-gso udp'
+    /// --variant spin='--spin-us 50'.
+    #[arg(long = "variant", value_name = "NAME=ARGS", allow_hyphen_values = true, value_parser = systems::parse_variant)]
+    variants: Vec<(String, Vec<String>)>,
     /// Rounds; every figure is the median over them.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -87,6 +105,12 @@ struct Cli {
     /// ignores it.
     #[arg(long, value_name = "PPS")]
     udp_rate: Option<u64>,
+    /// Concurrent 64- and 1400-byte UDP senders in the client pod, each to its own receiver
+    /// in the server pod (flows differ in both ports); rates are summed, and a paced rate is
+    /// split among them (udp64_max too). With one, a kernel path runs inside its sender's
+    /// system calls and measures the sender as much as the path.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_senders)]
+    udp_senders: usize,
     /// Tests, in the order each lab runs them: ping, tcp_rr, tcp1, tcp4, udp64, udp1400,
     /// udp64_max [default: all but udp64_max].
     #[arg(long, value_name = "LIST", value_parser = parse_tests)]
@@ -149,6 +173,17 @@ enum Helper {
     /// request at a time through the control socket: daemon CPU and wall time per add-node /
     /// del-node and per add-flow / del-flow, the sustained rate, memory per node and per flow.
     Updates(UpdatesArgs),
+    /// Where the CPU goes per 64 KB of TCP payload: single-stream iperf3 TCP through a
+    /// two-node lab of each system in turn, round by round, with perf record (call chains,
+    /// cpu-clock), perf stat (context switches, syscalls) and /proc/stat (busy time) over a
+    /// window in the middle of the transfer; writes profile.md (the table, medians),
+    /// profile.json, chart.svg (stacked bars by category) and stacks/*.folded.gz. Root; sets
+    /// kernel.perf_event_paranoid and kptr_restrict for the run and restores them.
+    #[command(after_help = "Examples:
+  vxbench profile                                   vxswitch and kernel, 3 rounds of 10 s
+  vxbench profile --systems vxswitch,vxswitch:udp,kernel --variant udp='--underlay-gso udp'
+  vxbench profile --systems vxswitch --rounds 1 --duration 5 --out /tmp/p")]
+    Profile(ProfileArgs),
     /// Send UDP datagrams in batches; prints a JSON report.
     #[command(hide = true)]
     UdpSend {
@@ -193,6 +228,89 @@ enum Helper {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// Systems, in the order each round runs them: vxswitch, kernel, vxswitch:NAME.
+    #[arg(long, value_name = "LIST", value_parser = parse_systems, default_value = "vxswitch,kernel")]
+    systems: Systems,
+    /// A vxswitch variant, NAME=ARGS (as for the benchmark).
+    #[arg(long = "variant", value_name = "NAME=ARGS", allow_hyphen_values = true, value_parser = systems::parse_variant)]
+    variants: Vec<(String, Vec<String>)>,
+    /// Rounds; every figure is the median over them.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of each iperf3 run (the window leaves out 1 s at each end).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    duration: u64,
+    /// TX checksum offload on the underlay veths.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    underlay_offload: OnOff,
+    /// TSO in the pods.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    tso: OnOff,
+    /// vxswitchd worker threads (vxswitchd's default if not given).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// One more argument for every vxswitchd; repeat for several.
+    #[arg(long = "switch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    switch_args: Vec<String>,
+    /// VXLAN UDP port.
+    #[arg(long, default_value_t = 4789)]
+    port: u16,
+    /// Output directory [default: results/DATE-HOST-profile].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Prefix of the labs' names (pfvx, pfk, pfvx1 ... with the default).
+    #[arg(long, value_name = "P", default_value = "pf")]
+    lab_prefix: String,
+}
+
+fn profile_main(a: ProfileArgs) -> ExitCode {
+    let mut systems = a.systems.0;
+    if let Err(e) = systems::attach_variants(&mut systems, &a.variants) {
+        eprintln!("vxbench profile: {e}");
+        return ExitCode::FAILURE;
+    }
+    let opts = bench::profile::ProfileOptions {
+        systems,
+        rounds: a.rounds,
+        duration: Duration::from_secs(a.duration),
+        tso: a.tso == OnOff::On,
+        underlay_offload: a.underlay_offload == OnOff::On,
+        workers: a.workers,
+        switch_args: a.switch_args,
+        port: a.port,
+        out: a.out.unwrap_or_else(|| {
+            std::path::Path::new("results").join(format!(
+                "{}-{}-profile",
+                bench::date(std::time::SystemTime::now()),
+                bench::hostname()
+            ))
+        }),
+        lab_prefix: a.lab_prefix,
+        command: command_line(),
+    };
+    match bench::profile::run(&opts) {
+        Ok(md) => {
+            print!("{md}");
+            println!("output in {}", opts.out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vxbench profile: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// This run's command line, quoted as a shell would need it.
+fn command_line() -> String {
+    std::iter::once("vxbench".to_string())
+        .chain(std::env::args().skip(1).map(|a| quote(&a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(clap::Args)]
@@ -320,16 +438,17 @@ enum OnOff {
 }
 
 #[derive(Clone)]
-struct Systems(Vec<Kind>);
+struct Systems(Vec<System>);
 
 fn parse_systems(s: &str) -> Result<Systems, String> {
-    let kinds = Kind::parse_list(s).map_err(|e| e.to_string())?;
-    for (i, k) in kinds.iter().enumerate() {
-        if kinds[..i].contains(k) {
-            return Err(format!("{k} is listed twice"));
-        }
+    systems::parse_list(s).map(Systems)
+}
+
+fn parse_senders(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=udp::MAX_SENDERS).contains(&n) => Ok(n),
+        _ => Err(format!("{s}: give 1 to {} senders", udp::MAX_SENDERS)),
     }
-    Ok(Systems(kinds))
 }
 
 #[derive(Clone)]
@@ -362,6 +481,7 @@ fn main() -> ExitCode {
     match cli.helper {
         Some(Helper::Soak(a)) => soak_main(a),
         Some(Helper::Updates(a)) => updates_main(a),
+        Some(Helper::Profile(a)) => profile_main(a),
         Some(h) => helper(h),
         None => bench_main(cli),
     }
@@ -411,6 +531,7 @@ fn helper(h: Helper) -> ExitCode {
         }
         Helper::Soak(_) => Err("soak is not a helper".into()),
         Helper::Updates(_) => Err("updates is not a helper".into()),
+        Helper::Profile(_) => Err("profile is not a helper".into()),
         Helper::TcpRr { to, count, warmup } => {
             let r = rr::client(to, count, warmup, Duration::from_secs(3))
                 .map_err(|e| format!("tcp-rr to {to}: {e}"))?;
@@ -437,7 +558,7 @@ fn ready() {
 }
 
 fn bench_main(cli: Cli) -> ExitCode {
-    let systems = match cli.systems {
+    let mut systems = match cli.systems {
         Some(s) => s.0,
         None => {
             let mut all = vec![Kind::Vxswitch, Kind::Kernel, Kind::Ovs, Kind::Plain];
@@ -445,9 +566,13 @@ fn bench_main(cli: Cli) -> ExitCode {
                 eprintln!("vxbench: leaving ovs out: {e}");
                 all.retain(|&k| k != Kind::Ovs);
             }
-            all
+            all.into_iter().map(System::plain).collect()
         }
     };
+    if let Err(e) = systems::attach_variants(&mut systems, &cli.variants) {
+        eprintln!("vxbench: {e}");
+        return ExitCode::FAILURE;
+    }
     let duration = Duration::from_secs(cli.duration.max(1));
     let udp_duration = match cli.udp_duration.map(secs) {
         Some(Ok(d)) => d,
@@ -467,16 +592,14 @@ fn bench_main(cli: Cli) -> ExitCode {
     if cli.pin {
         switch_args.push("--pin".into());
     }
-    let command = std::iter::once("vxbench".to_string())
-        .chain(std::env::args().skip(1).map(|a| quote(&a)))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = command_line();
     let opts = Options {
         systems,
         repeats: cli.repeats,
         duration,
         udp_duration,
         udp_rate: cli.udp_rate,
+        udp_senders: cli.udp_senders,
         tests,
         udp_trial: Duration::from_secs_f64(cli.udp_trial),
         udp_search: search::Plan {
@@ -560,5 +683,60 @@ fn updates_main(a: UpdatesArgs) -> ExitCode {
             eprintln!("vxbench updates: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn variants_and_senders_parse_from_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "vxbench",
+            "--systems",
+            "vxswitch,vxswitch:udp,kernel",
+            "--variant",
+            "udp=--underlay-gso udp",
+            "--variant",
+            "spin=--spin-us 50 --log-file '/tmp/a b'",
+            "--udp-senders",
+            "4",
+        ])
+        .unwrap();
+        let mut systems = cli.systems.unwrap().0;
+        assert_eq!(cli.udp_senders, 4);
+        assert_eq!(cli.variants.len(), 2);
+        assert_eq!(
+            cli.variants[1].1,
+            ["--spin-us", "50", "--log-file", "/tmp/a b"]
+        );
+        let e = systems::attach_variants(&mut systems, &cli.variants).unwrap_err();
+        assert!(e.contains("--variant spin is defined"), "{e}");
+        systems::attach_variants(&mut systems, &cli.variants[..1]).unwrap();
+        assert_eq!(systems[1].args, ["--underlay-gso", "udp"]);
+        assert!(Cli::try_parse_from(["vxbench", "--udp-senders", "0"]).is_err());
+        let p = Cli::try_parse_from([
+            "vxbench",
+            "profile",
+            "--systems",
+            "vxswitch:tap,kernel",
+            "--variant",
+            "tap=--underlay-gso tap",
+            "--rounds",
+            "1",
+        ])
+        .unwrap();
+        let Some(Helper::Profile(a)) = p.helper else {
+            panic!("not the profile subcommand");
+        };
+        assert_eq!(a.systems.0[0].name(), "vxswitch:tap");
+        assert_eq!(a.duration, 10);
     }
 }
