@@ -959,6 +959,7 @@ pub fn run(opts: &ProfileOptions) -> Result<String, BenchError> {
             Some(svg::StackedBar {
                 label: n.clone(),
                 segments: top_categories()
+                    .filter(|(k, _)| *k != "outside")
                     .map(|(k, l)| {
                         (
                             l.to_string(),
@@ -967,15 +968,15 @@ pub fn run(opts: &ProfileOptions) -> Result<String, BenchError> {
                     })
                     .collect(),
                 note: format!(
-                    "{} Gb/s, {} core-µs",
+                    "{} Gb/s; {} more outside the lab",
                     fmt_num(m.get("gbps").copied().unwrap_or(0.0)),
-                    fmt_num(m.get("busy_us").copied().unwrap_or(0.0))
+                    fmt_num(m.get("us.outside").copied().unwrap_or(0.0))
                 ),
             })
         })
         .collect();
     let title = format!(
-        "CPU per 64 KB of TCP payload, by call chain: medians of {} round{}",
+        "The lab's CPU per 64 KB of TCP payload, by call chain: medians of {} round{}",
         opts.rounds,
         if opts.rounds == 1 { "" } else { "s" }
     );

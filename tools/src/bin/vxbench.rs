@@ -24,8 +24,9 @@ pod n2p1, and tears the lab down:
   ping      ping -c PINGS -i 0.01: median and p99 round trip
   tcp_rr    1-byte TCP request/response over one connection: median and p99
   tcp1/4    iperf3 TCP, 1 and 4 streams: Gb/s, retransmits, switch CPU-s per Gb
-  udp64     64-byte UDP payloads from a batching sender (sendmmsg): offered and received
-            packets/s, loss, switch CPU-s per million packets
+  udp64     64-byte UDP payloads from a batching sender (sendmmsg), or from --udp-senders N
+            at once, each to its own receiver: offered and received packets/s (summed), loss,
+            switch CPU-s per million packets
   udp1400   the same with 1400-byte payloads
   udp64_max only with --udp-search or --tests: the highest rate of 64-byte UDP the path forwards
             with less loss than --udp-max-loss (1 %). Trials of --udp-trial seconds: first as
