@@ -29,7 +29,8 @@ use crate::wire::vnet::tunnel;
 /// Name of the underlay's TAP.
 pub const TAP_NAME: &str = "vxtnl0";
 /// Smallest IPv4 total length the underlay device hands to the TAP (a power of two: the
-/// u32 rules test its high bits).
+/// u32 rules test its high bits). The environment variable `VXSWITCH_TNL_MIN_LEN` overrides
+/// it for measurements (a power of two, or 0: every VXLAN datagram to the VTEP).
 pub const MIN_TAP_LEN: u16 = 2048;
 /// `tc` filter priorities of the switch's rules (so that they are found and removed again,
 /// also after a crash, without touching anyone else's).
@@ -399,6 +400,16 @@ pub fn setup(
         .collect())
 }
 
+/// Removes rules a switch that ended without [`shutdown`] (killed) left on the device holding
+/// `vtep`: they would send large VXLAN datagrams to a TAP that is gone.
+pub fn clear_stale(vtep: IpAddr) {
+    if let IpAddr::V4(v4) = vtep {
+        if let Ok(Some(dev)) = device_of(v4) {
+            remove_rules(&dev);
+        }
+    }
+}
+
 /// Removes the `tc` rules and lets the TAP go (it disappears with the workers' queues).
 pub fn shutdown() {
     let t = RUNNING.lock().ok().and_then(|mut r| r.take());
@@ -424,9 +435,17 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
     let dst = format!("{vtep}/32");
     let port = vxlan_port.to_string();
     // IP total length >= 2048: one of the bits 0x8000..0x0800 set (u32 matches AND only).
+    let min = std::env::var("VXSWITCH_TNL_MIN_LEN")
+        .ok()
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(MIN_TAP_LEN);
     let mut bit = 0x8000u16;
     let mut pref = PREF_UNDERLAY;
-    while bit >= MIN_TAP_LEN {
+    if min == 0 {
+        // Every VXLAN datagram to the VTEP: a length field always matches 0 under mask 0.
+        bit = 0;
+    }
+    loop {
         let (p, m) = (pref.to_string(), format!("{bit:#06x}"));
         run(
             "tc",
@@ -437,6 +456,9 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
                 &m, &m, "at", "2", "action", "mirred", "egress", "redirect", "dev", TAP_NAME,
             ],
         )?;
+        if bit <= min.max(1) {
+            break;
+        }
         bit >>= 1;
         pref += 1;
     }
@@ -444,7 +466,7 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
 }
 
 fn remove_rules(dev: &str) {
-    for pref in PREF_UNDERLAY..PREF_UNDERLAY + 5 {
+    for pref in PREF_UNDERLAY..PREF_UNDERLAY + 16 {
         let _ = Command::new("tc")
             .args([
                 "filter",

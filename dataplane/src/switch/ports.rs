@@ -547,6 +547,7 @@ impl Switch {
         use crate::io::tnl::{self, Mode};
         let mode = tnl::mode();
         if mode == Mode::Udp {
+            tnl::clear_stale(vtep);
             return;
         }
         let r = if !self.cfg.offload {
@@ -566,6 +567,7 @@ impl Switch {
                 }
             }
             Err(e) => {
+                tnl::clear_stale(vtep);
                 eprintln!("vxswitchd: super-frames take the UDP sockets ({mode:?} asked): {e}");
                 for w in &self.workers {
                     w.send(Control::Tunnel { port: None });
