@@ -178,6 +178,23 @@ reasons! {
         LearnRepeat => "learn_repeats_suppressed",
         /// `learn` actions lost because the switch's learn queue was full (the packet went on).
         LearnQueueFull => "learn_queue_full",
+        /// TCP super-frames sent to the underlay in one write through its TAP, with
+        /// UDP-tunnel GSO (the kernel segments).
+        TnlGsoWrites => "tnl_gso_writes",
+        /// Super-frames read from the underlay's TAP in one read (never segmented).
+        TnlGsoReads => "tnl_gso_reads",
+        /// Super-frames that went the UDP-socket way because the remote VTEP's MAC address
+        /// was not known yet.
+        TnlNeighUnknown => "tnl_neigh_unknown",
+        /// Super-frames that went the UDP-socket way for another reason (too large for one
+        /// datagram or the path MTU, headers the tunnel header cannot describe, a failed write).
+        TnlFallback => "tnl_fallback",
+        /// Frames read from the underlay's TAP that were dropped (not VXLAN to this VTEP,
+        /// bad outer headers, a GSO frame without a partial checksum).
+        TnlRxDropped => "tnl_rx_dropped",
+        /// Workers that run without the underlay TAP although it was asked for (the kernel
+        /// refused UDP-tunnel GSO, or setting it up failed): one per worker.
+        TnlUnavailable => "tnl_unavailable",
     }
 }
 

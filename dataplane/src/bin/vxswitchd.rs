@@ -101,6 +101,11 @@ struct Args {
     /// TAP and UDP offloads (UDP GRO on receive): on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     offload: String,
+    /// TCP super-frames to and from the underlay: tap (one write and one read each, through
+    /// a TAP with UDP-tunnel GSO joined to the underlay device by tc; Linux 6.17+), udp
+    /// (segmented for the UDP sockets), auto (tap when the kernel takes it).
+    #[arg(long, default_value = "auto", value_parser = ["tap", "udp", "auto"])]
+    underlay_gso: String,
     /// After work, keep polling without sleeping for this many microseconds (lower latency
     /// for some CPU; 0 sleeps at once).
     #[arg(long, default_value_t = 0, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=100_000))]
@@ -279,6 +284,11 @@ fn run(args: Args) -> Result<(), String> {
                 .unwrap_or_else(|| server::default_state_file(&args.socket)),
         )
     };
+    dataplane::io::tnl::set_mode(
+        args.underlay_gso
+            .parse()
+            .unwrap_or(dataplane::io::tnl::Mode::Auto),
+    );
     let cfg = SwitchConfig {
         workers,
         vxlan_port: args.vxlan_port,

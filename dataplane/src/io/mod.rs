@@ -7,4 +7,5 @@
 pub mod netns;
 pub mod sys;
 pub mod tap;
+pub mod tnl;
 pub mod udp;

@@ -458,6 +458,7 @@ impl Switch {
         for w in &mut self.workers {
             w.stop();
         }
+        crate::io::tnl::shutdown();
         self.record(Record::Snapshot);
     }
 

@@ -225,6 +225,7 @@ impl Switch {
                 control: Some(tap.control),
             },
         );
+        self.attach_tunnel(l.vtep);
         self.underlay = Some(l.vtep);
         eprintln!(
             "vxswitchd: underlay on {}:{} ({} workers), {HOST_PORT_NAME} holds {gw}",
@@ -536,4 +537,42 @@ fn set_aside(path: &std::path::Path) -> io::Result<std::path::PathBuf> {
     }
     std::fs::rename(path, &aside)?;
     Ok(aside)
+}
+
+impl Switch {
+    /// TCP super-frames through the underlay's TAP with UDP-tunnel GSO (`--underlay-gso`),
+    /// set up after the UDP sockets, which stay for everything else and as the fallback: a
+    /// failed probe or setup is logged once and counted by every worker (`tnl_unavailable`).
+    pub(super) fn attach_tunnel(&self, vtep: IpAddr) {
+        use crate::io::tnl::{self, Mode};
+        let mode = tnl::mode();
+        if mode == Mode::Udp {
+            tnl::clear_stale(vtep);
+            return;
+        }
+        let r = if !self.cfg.offload {
+            Err(tnl::Unavailable("offloads are off (--offload off)".into()))
+        } else {
+            tnl::setup(
+                vtep,
+                self.cfg.vxlan_port,
+                self.workers.len(),
+                !self.cfg.udp_zero_csum,
+            )
+        };
+        match r {
+            Ok(ports) => {
+                for (w, p) in self.workers.iter().zip(ports) {
+                    w.send(Control::Tunnel { port: Some(p) });
+                }
+            }
+            Err(e) => {
+                tnl::clear_stale(vtep);
+                eprintln!("vxswitchd: super-frames take the UDP sockets ({mode:?} asked): {e}");
+                for w in &self.workers {
+                    w.send(Control::Tunnel { port: None });
+                }
+            }
+        }
+    }
 }

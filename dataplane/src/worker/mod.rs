@@ -31,6 +31,7 @@ use crate::pmtu::PathMtus;
 use crate::wire::vnet::{self, VnetHdr};
 
 mod rx;
+mod tnl;
 mod tx;
 
 use tx::{flush_batch, TxBatch};
@@ -42,6 +43,8 @@ pub const BATCH: usize = quinn_udp::BATCH_SIZE;
 const DRAIN_LIMIT: Duration = Duration::from_millis(100);
 const WAKER: Token = Token(0);
 const UNDERLAY: Token = Token(1);
+/// The worker's queue of the underlay's TAP (UDP-tunnel GSO).
+const TNL: Token = Token(2);
 const TAP_BASE: usize = 16;
 
 /// After a failed UDP GSO send, the worker sends one datagram per call for this long, then
@@ -73,9 +76,22 @@ pub struct WorkerConfig {
 
 /// A message from the control side.
 pub enum Control {
-    AddPort { no: PortNo, queue: TapQueue },
-    DelPort { no: PortNo },
-    Underlay { vtep: IpAddr, socket: UdpSocket },
+    AddPort {
+        no: PortNo,
+        queue: TapQueue,
+    },
+    DelPort {
+        no: PortNo,
+    },
+    Underlay {
+        vtep: IpAddr,
+        socket: UdpSocket,
+    },
+    /// The worker's queue of the underlay's TAP (after `Underlay`), or `None`: the switch
+    /// asked for it and could not set it up (counted).
+    Tunnel {
+        port: Option<crate::io::tnl::TunnelPort>,
+    },
     Stop,
 }
 
@@ -154,6 +170,8 @@ struct Underlay {
     pmtu: Arc<PathMtus>,
     /// When this worker last read a path MTU from the kernel (milliseconds).
     last_probe_ms: u64,
+    /// The worker's queue of the underlay's TAP, when super-frames go that way.
+    tnl: Option<crate::io::tnl::TunnelPort>,
 }
 
 struct Worker {
@@ -281,8 +299,11 @@ impl Worker {
     fn drain(&mut self, fib: &FibReader) {
         let deadline = Instant::now() + DRAIN_LIMIT;
         self.ready.clear();
-        if self.underlay.is_some() {
+        if let Some(u) = &self.underlay {
             self.ready.push(UNDERLAY);
+            if u.tnl.is_some() {
+                self.ready.push(TNL);
+            }
         }
         for (no, q) in self.taps.iter().enumerate() {
             if q.is_some() {
@@ -299,6 +320,8 @@ impl Worker {
                 let token = self.ready[i];
                 let r = if token == UNDERLAY {
                     self.service_underlay(&tables)
+                } else if token == TNL {
+                    self.service_tnl(&tables)
                 } else {
                     self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
                 };
@@ -364,6 +387,12 @@ impl Worker {
                             .poll
                             .registry()
                             .deregister(&mut SourceFd(&old.sock.as_raw_fd()));
+                        if let Some(t) = &old.tnl {
+                            let _ = self
+                                .poll
+                                .registry()
+                                .deregister(&mut SourceFd(&t.queue.as_raw_fd()));
+                        }
                     }
                     match self.attach_underlay(vtep, socket) {
                         Ok(u) => {
@@ -375,11 +404,47 @@ impl Worker {
                         }
                     }
                 }
+                Ok(Control::Tunnel { port }) => self.attach_tunnel(port),
                 Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
                     self.stop = true;
                     return;
                 }
                 Err(TryRecvError::Empty) => return,
+            }
+        }
+    }
+
+    /// Takes (or replaces) the worker's queue of the underlay's TAP.
+    fn attach_tunnel(&mut self, port: Option<crate::io::tnl::TunnelPort>) {
+        let Some(u) = self.underlay.as_mut() else {
+            return;
+        };
+        if let Some(old) = u.tnl.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&old.queue.as_raw_fd()));
+        }
+        let Some(port) = port else {
+            self.counters.event(Event::TnlUnavailable);
+            return;
+        };
+        let fd = port.queue.as_raw_fd();
+        match self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), TNL, Interest::READABLE)
+        {
+            Ok(()) => {
+                u.tnl = Some(port);
+                self.ready.push(TNL);
+            }
+            Err(e) => {
+                self.counters.event(Event::TnlUnavailable);
+                eprintln!(
+                    "vxswitchd: worker {}: cannot watch the underlay's TAP: {e}",
+                    self.cfg.id
+                );
             }
         }
     }
@@ -411,6 +476,7 @@ impl Worker {
             src,
             pmtu: p.pmtu.clone(),
             last_probe_ms: 0,
+            tnl: None,
         })
     }
 
@@ -432,6 +498,8 @@ impl Worker {
                 let token = self.ready[i];
                 let r = if token == UNDERLAY {
                     self.service_underlay(&tables)
+                } else if token == TNL {
+                    self.service_tnl(&tables)
                 } else {
                     self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
                 };

@@ -139,6 +139,19 @@ impl Sink for Tx<'_> {
                         .record(c, PORT_TUNNEL, false, buf.frame(), Some(dst));
                 }
                 let super_frame = buf.vnet.is_tcp_gso() && buf.vnet.gso_size > 0;
+                // Through the underlay's TAP in one write when it can (UDP-tunnel GSO).
+                if super_frame && u.tnl.is_some() {
+                    let to = super::tnl::TnlDest {
+                        node,
+                        dst,
+                        src_port,
+                        tos,
+                        ttl,
+                    };
+                    if super::tnl::send(c, u, self.batch, self.gso_ok, to, buf) {
+                        return;
+                    }
+                }
                 // Completed in place and marked complete: later copies (a flood's next node,
                 // a flow's next output) carry this checksum as it is.
                 if offload::complete_partial(buf, VXLAN_HDR) {
