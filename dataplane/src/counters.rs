@@ -178,6 +178,16 @@ reasons! {
         LearnRepeat => "learn_repeats_suppressed",
         /// `learn` actions lost because the switch's learn queue was full (the packet went on).
         LearnQueueFull => "learn_queue_full",
+        /// Times a worker went to sleep in epoll (each costs a wake-up when work comes).
+        PollSleeps => "worker_sleeps",
+        /// Polls without sleeping (`--poll adaptive|busy`, `--spin-us`) that found work: a
+        /// wake-up saved.
+        PollHits => "worker_poll_hits",
+        /// Polls without sleeping that found nothing.
+        PollEmpty => "worker_polls_empty",
+        /// Adaptive polling stopped early because a yield between polls let another task
+        /// run (the CPU was wanted): the worker slept until the next work.
+        PollYielded => "worker_poll_yields",
     }
 }
 
