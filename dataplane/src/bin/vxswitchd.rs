@@ -113,7 +113,9 @@ struct Args {
     /// sleep: sleep as soon as a pass finds nothing (a wake-up, a context switch and a few
     /// microseconds per burst; least CPU). busy: never sleep, yield between polls (lowest
     /// latency; each worker keeps a core busy even when idle, shared with whatever else is
-    /// runnable). [default: adaptive; sleep when only --spin-us is given]
+    /// runnable). Polling pays where a core is free for it; where pods and switches share
+    /// the cores, the CPU a worker polls with is charged to it and its wake-ups wait longer
+    /// behind the others. [default: sleep]
     #[arg(long, value_parser = ["adaptive", "sleep", "busy"])]
     poll: Option<String>,
     /// The longest `--poll adaptive` keeps polling after the last work, in microseconds: the

@@ -88,7 +88,10 @@ pub enum PollMode {
     Busy,
 }
 
-/// The polling settings of a worker.
+/// The polling settings of a worker. The default sleeps at once: on a machine whose cores the
+/// pods and other switches share, every microsecond a worker polls is charged to its fair
+/// share, and its wake-ups then wait longer behind the other tasks (measured: ping and
+/// request/response latency grew with any polling there; see results/2026-12-08-issue13-poll).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polling {
     pub mode: PollMode,
@@ -110,7 +113,7 @@ pub const DEFAULT_POLL_BUDGET_US: u32 = 200;
 impl Default for Polling {
     fn default() -> Self {
         Polling {
-            mode: PollMode::Adaptive,
+            mode: PollMode::Sleep,
             budget_us: DEFAULT_POLL_BUDGET_US,
             yield_between: true,
         }
