@@ -20,6 +20,7 @@ Examples:
   vxswitchd                                  # defaults: /run/vxswitch/vxswitchd.sock, port 4789
   vxswitchd --vxlan-port 8472                # talk to Linux/flannel's default port
   vxswitchd --workers 2 --pin --busy-poll    # dedicated cores
+  vxswitchd --poll adaptive                  # poll while traffic flows, sleep when idle
   vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl
   vxswitchd --tos inherit --ttl inherit      # outer DSCP and TTL copied from the pod's packet
   vxswitchd --src-ports 64                   # 64 outer source ports (sockets) per worker
