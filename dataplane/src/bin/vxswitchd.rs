@@ -130,6 +130,11 @@ struct Args {
     /// nothing to it). off: poll through the budget regardless.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     poll_yield: String,
+    /// Nice value of the worker threads (-20 to 19; default: vxswitchd's own). Below the
+    /// pods' (0), a worker that wakes gets a core sooner when pods keep the cores busy, for
+    /// a smaller share of the cores left to the pods under full load.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    worker_nice: Option<i32>,
     /// Masquerade pod traffic that leaves the cluster through this node (nftables table
     /// `ip vxswitch`; turns on IPv4 forwarding in the node's namespace).
     #[arg(long, action = ArgAction::SetTrue)]
@@ -485,5 +490,6 @@ fn polling(args: &Args) -> Result<Polling, String> {
         mode,
         budget_us: args.poll_budget_us,
         yield_between: args.poll_yield == "on",
+        nice: args.worker_nice,
     })
 }

@@ -102,6 +102,10 @@ pub struct Polling {
     /// (`sched_yield`), and stop polling (sleep until the next work) once a yield let another
     /// task run.
     pub yield_between: bool,
+    /// The worker threads' nice value (`None`: inherited). Below the pods' (0), a worker
+    /// that wakes runs sooner on cores the pods keep busy, as the kernel's own path runs
+    /// ahead of every task.
+    pub nice: Option<i32>,
 }
 
 /// A `sched_yield` that took longer than this ran another task: the CPU is wanted.
@@ -116,6 +120,7 @@ impl Default for Polling {
             mode: PollMode::Sleep,
             budget_us: DEFAULT_POLL_BUDGET_US,
             yield_between: true,
+            nice: None,
         }
     }
 }
@@ -320,6 +325,14 @@ impl Worker {
             if let Err(e) = crate::io::sys::pin_to_cpu(cpu) {
                 eprintln!(
                     "vxswitchd: worker {}: cannot pin to CPU {cpu}: {e}",
+                    self.cfg.id
+                );
+            }
+        }
+        if let Some(nice) = self.cfg.polling.nice {
+            if let Err(e) = crate::io::sys::set_thread_nice(nice) {
+                eprintln!(
+                    "vxswitchd: worker {}: cannot set nice {nice}: {e}",
                     self.cfg.id
                 );
             }
@@ -678,6 +691,7 @@ mod tests {
                 mode,
                 budget_us: 1000,
                 yield_between: true,
+                nice: None,
             },
             pin: None,
             gro: false,
