@@ -1,4 +1,5 @@
-//! How workers wait for work (`--poll adaptive|sleep|busy`, `--spin-us`, `--busy-poll`):
+//! How workers wait for work (`--poll adaptive|sleep|busy`, `--spin-us`, `--busy-poll`,
+//! `--worker-nice`):
 //! pings and a verified TCP transfer cross a two-node lab in every mode, and an adaptive
 //! worker whose traffic has stopped goes back to sleep (its polls without sleeping stop),
 //! while a busy-polling one keeps polling.
@@ -64,7 +65,7 @@ fn forwards(lab: &Lab, port: u16) {
 
 #[test]
 fn every_poll_mode_forwards_pings_and_tcp() {
-    let modes: [(&str, &[&str]); 6] = [
+    let modes: [(&str, &[&str]); 7] = [
         ("pola", &["--poll", "adaptive"]),
         (
             "polt",
@@ -81,6 +82,7 @@ fn every_poll_mode_forwards_pings_and_tcp() {
         ("polb", &["--poll", "busy"]),
         ("polsp", &["--spin-us", "50"]),
         ("polbp", &["--busy-poll", "--workers", "1"]),
+        ("poln", &["--poll", "adaptive", "--worker-nice", "-5"]),
     ];
     for (i, (tag, args)) in modes.iter().enumerate() {
         let lab = poll_lab(tag, args);
