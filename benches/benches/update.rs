@@ -78,6 +78,7 @@ fn switch(state_dir: Option<&PathBuf>) -> Switch {
         udp_zero_csum: false,
         busy_poll: false,
         spin_us: 0,
+        polling: Default::default(),
         pin: false,
         offload: false,
         masquerade: false,

@@ -195,6 +195,16 @@ reasons! {
         /// Workers that run without the underlay TAP although it was asked for (the kernel
         /// refused UDP-tunnel GSO, or setting it up failed): one per worker.
         TnlUnavailable => "tnl_unavailable",
+        /// Times a worker went to sleep in epoll (each costs a wake-up when work comes).
+        PollSleeps => "worker_sleeps",
+        /// Polls without sleeping (`--poll adaptive|busy`, `--spin-us`) that found work: a
+        /// wake-up saved.
+        PollHits => "worker_poll_hits",
+        /// Polls without sleeping that found nothing.
+        PollEmpty => "worker_polls_empty",
+        /// Adaptive polling stopped early because a yield between polls let another task
+        /// run (the CPU was wanted): the worker slept until the next work.
+        PollYielded => "worker_poll_yields",
     }
 }
 

@@ -502,6 +502,7 @@ fn the_worker_allocates_nothing_per_packet_transmit_side_included() {
         },
         busy_poll: false,
         spin_us: 0,
+        polling: Default::default(),
         pin: None,
         gro: true,
         udp_zero_csum: false,

@@ -8,6 +8,7 @@ use clap::{ArgAction, Parser};
 use dataplane::pipeline::{OuterTos, OuterTtl};
 use dataplane::server::{self, Access};
 use dataplane::switch::{Switch, SwitchConfig};
+use dataplane::worker::{PollMode, Polling};
 
 const AFTER_HELP: &str = "\
 vxswitchd starts idle: it binds the VXLAN port and creates vxhost0 when it learns the local
@@ -19,6 +20,7 @@ Examples:
   vxswitchd                                  # defaults: /run/vxswitch/vxswitchd.sock, port 4789
   vxswitchd --vxlan-port 8472                # talk to Linux/flannel's default port
   vxswitchd --workers 2 --pin --busy-poll    # dedicated cores
+  vxswitchd --poll adaptive                  # poll while traffic flows, sleep when idle
   vxswitchd --socket-group vxadmin           # let group vxadmin use vxctl
   vxswitchd --tos inherit --ttl inherit      # outer DSCP and TTL copied from the pod's packet
   vxswitchd --src-ports 64                   # 64 outer source ports (sockets) per worker
@@ -106,10 +108,38 @@ struct Args {
     /// (segmented for the UDP sockets), auto (tap when the kernel takes it).
     #[arg(long, default_value = "auto", value_parser = ["tap", "udp", "auto"])]
     underlay_gso: String,
-    /// After work, keep polling without sleeping for this many microseconds (lower latency
-    /// for some CPU; 0 sleeps at once).
+    /// After work, keep polling without sleeping for this many microseconds, then sleep (0
+    /// sleeps at once). Given without --poll, it selects `--poll sleep` with this fixed spin.
     #[arg(long, default_value_t = 0, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=100_000))]
     spin_us: u32,
+    /// How workers wait for work. adaptive: after work, keep polling (no sleep) for a budget
+    /// that follows the traffic (up to --poll-budget-us), then sleep in epoll: a flow in full
+    /// swing or a request/response exchange saves its wake-ups for some CPU while the traffic
+    /// lasts (at most one budget of polling per burst); an idle switch sleeps and uses no CPU.
+    /// sleep: sleep as soon as a pass finds nothing (a wake-up, a context switch and a few
+    /// microseconds per burst; least CPU). busy: never sleep, yield between polls (lowest
+    /// latency; each worker keeps a core busy even when idle, shared with whatever else is
+    /// runnable). Polling pays where a core is free for it; where pods and switches share
+    /// the cores, the CPU a worker polls with is charged to it and its wake-ups wait longer
+    /// behind the others. [default: sleep]
+    #[arg(long, value_parser = ["adaptive", "sleep", "busy"])]
+    poll: Option<String>,
+    /// The longest `--poll adaptive` keeps polling after the last work, in microseconds: the
+    /// most CPU a burst can cost in polling, and the longest gap between packets of one flow
+    /// that polling still bridges without a wake-up.
+    #[arg(long, default_value_t = dataplane::worker::DEFAULT_POLL_BUDGET_US, value_name = "US", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    poll_budget_us: u32,
+    /// `--poll adaptive`: give the CPU to anything else runnable (sched_yield) between polls
+    /// that found nothing, and stop polling until the next work once a yield let another task
+    /// run: polling then only takes CPU nothing else wants (pods sharing the cores lose
+    /// nothing to it). off: poll through the budget regardless.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    poll_yield: String,
+    /// Nice value of the worker threads (-20 to 19; default: vxswitchd's own). Below the
+    /// pods' (0), a worker that wakes gets a core sooner when pods keep the cores busy, for
+    /// a smaller share of the cores left to the pods under full load.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    worker_nice: Option<i32>,
     /// Masquerade pod traffic that leaves the cluster through this node (nftables table
     /// `ip vxswitch`; turns on IPv4 forwarding in the node's namespace).
     #[arg(long, action = ArgAction::SetTrue)]
@@ -297,6 +327,7 @@ fn run(args: Args) -> Result<(), String> {
         udp_zero_csum: args.udp_csum == "off",
         busy_poll: args.busy_poll,
         spin_us: args.spin_us,
+        polling: polling(&args)?,
         pin: args.pin,
         offload: args.offload == "on",
         masquerade: args.masquerade,
@@ -451,5 +482,24 @@ fn run(args: Args) -> Result<(), String> {
             }
         );
         Ok(())
+    })
+}
+
+/// The workers' polling settings from --poll, --busy-poll, --spin-us and --poll-budget-us.
+fn polling(args: &Args) -> Result<Polling, String> {
+    let mode = match (args.poll.as_deref(), args.busy_poll) {
+        (Some("busy") | None, true) => PollMode::Busy,
+        (Some(m), true) => return Err(format!("--busy-poll contradicts --poll {m}")),
+        (Some("sleep"), false) => PollMode::Sleep,
+        (Some("busy"), false) => PollMode::Busy,
+        (Some(_), false) => PollMode::Adaptive,
+        (None, false) if args.spin_us > 0 => PollMode::Sleep,
+        (None, false) => Polling::default().mode,
+    };
+    Ok(Polling {
+        mode,
+        budget_us: args.poll_budget_us,
+        yield_between: args.poll_yield == "on",
+        nice: args.worker_nice,
     })
 }

@@ -74,6 +74,16 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the calling thread's nice value (-20 to 19; below 0 needs CAP_SYS_NICE).
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: plain integer arguments; on Linux PRIO_PROCESS with a thread id sets that
+    // thread's nice value alone.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) })?;
+    Ok(())
+}
+
 /// Raises this process's soft limit on open files (`RLIMIT_NOFILE`) to its hard limit;
 /// returns (soft before, soft now).
 pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {

@@ -62,6 +62,8 @@ pub struct SwitchConfig {
     pub udp_zero_csum: bool,
     pub busy_poll: bool,
     pub spin_us: u32,
+    /// How workers wait for work.
+    pub polling: crate::worker::Polling,
     pub pin: bool,
     pub offload: bool,
     /// Masquerade pod traffic that leaves the cluster through the node (an nftables rule).
@@ -222,6 +224,7 @@ impl Switch {
                 },
                 busy_poll: cfg.busy_poll,
                 spin_us: cfg.spin_us,
+                polling: cfg.polling,
                 pin: cfg.pin.then_some(id % cpus),
                 gro: cfg.offload,
                 udp_zero_csum: cfg.udp_zero_csum,

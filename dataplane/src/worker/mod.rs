@@ -61,17 +61,113 @@ pub struct WorkerConfig {
     pub id: usize,
     pub vxlan_port: u16,
     pub pipeline: PipelineConfig,
-    /// Never sleep in poll (burns a core, lowest latency).
+    /// Never sleep in poll (burns a core, lowest latency); the same as [`PollMode::Busy`].
     pub busy_poll: bool,
-    /// Keep polling without sleeping for this long after the last work (microseconds, 0:
-    /// sleep at once): lower latency for some CPU.
+    /// In [`PollMode::Sleep`]: keep polling without sleeping for this long after the last
+    /// work (microseconds, 0: sleep at once): lower latency for some CPU.
     pub spin_us: u32,
+    /// How the worker waits for work.
+    pub polling: Polling,
     /// Pin the thread to this CPU.
     pub pin: Option<usize>,
     /// Receive with UDP GRO.
     pub gro: bool,
     /// Send a zero outer UDP checksum (IPv4 underlay only).
     pub udp_zero_csum: bool,
+}
+
+/// How a worker waits for work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// Sleep in epoll as soon as a pass finds nothing (after [`WorkerConfig::spin_us`] when
+    /// that is set): no CPU between packets, a wake-up (a context switch) per burst.
+    Sleep,
+    /// After work, keep polling without sleeping for a budget that follows the traffic
+    /// (see [`Budget`]), then sleep: the wake-ups of a flow in full swing are saved, an idle
+    /// worker sleeps.
+    Adaptive,
+    /// Never sleep: poll, yielding between empty polls (a core kept busy, shared with
+    /// whatever else is runnable).
+    Busy,
+}
+
+/// The polling settings of a worker. The default sleeps at once: on a machine whose cores the
+/// pods and other switches share, every microsecond a worker polls is charged to its fair
+/// share, and its wake-ups then wait longer behind the other tasks (measured: ping and
+/// request/response latency grew with any polling there; see results/2026-12-08-issue13-poll).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    pub mode: PollMode,
+    /// In [`PollMode::Adaptive`]: the longest the worker keeps polling after the last work
+    /// (microseconds).
+    pub budget_us: u32,
+    /// In [`PollMode::Adaptive`]: give the CPU to anything else runnable between empty polls
+    /// (`sched_yield`), and stop polling (sleep until the next work) once a yield let another
+    /// task run.
+    pub yield_between: bool,
+    /// The worker threads' nice value (`None`: inherited). Below the pods' (0), a worker
+    /// that wakes runs sooner on cores the pods keep busy, as the kernel's own path runs
+    /// ahead of every task.
+    pub nice: Option<i32>,
+}
+
+/// A `sched_yield` that took longer than this ran another task: the CPU is wanted.
+const YIELD_CONTENDED: Duration = Duration::from_micros(10);
+
+/// The adaptive mode's default budget cap (microseconds).
+pub const DEFAULT_POLL_BUDGET_US: u32 = 200;
+
+impl Default for Polling {
+    fn default() -> Self {
+        Polling {
+            mode: PollMode::Sleep,
+            budget_us: DEFAULT_POLL_BUDGET_US,
+            yield_between: true,
+            nice: None,
+        }
+    }
+}
+
+/// How long a worker in [`PollMode::Adaptive`] keeps polling after its last work.
+///
+/// The budget follows the gaps between bursts of work: when work turns up within the cap,
+/// whether a poll found it (a wake-up saved) or the worker had gone to sleep too early (a
+/// wake-up a longer budget would have saved), the budget grows to twice that gap; when the
+/// next work comes later than the cap (polling could not have caught it), the budget shrinks
+/// by a quarter. A flow in full swing keeps its worker polling; the request/response pattern
+/// of a ping or an RPC keeps the budget just above its turnaround; a worker whose traffic
+/// stops spends at most one budget polling and then sleeps until the next packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    cur_ns: u64,
+    cap_ns: u64,
+}
+
+impl Budget {
+    /// A budget capped at `cap_us` microseconds, starting at a quarter of it.
+    pub fn new(cap_us: u32) -> Budget {
+        let cap_ns = u64::from(cap_us) * 1000;
+        Budget {
+            cur_ns: cap_ns / 4,
+            cap_ns,
+        }
+    }
+
+    /// How long to keep polling after the last work.
+    pub fn current(&self) -> Duration {
+        Duration::from_nanos(self.cur_ns)
+    }
+
+    /// Work turned up `gap` after the last work; `polled`: a poll without sleeping found it
+    /// (otherwise the worker had gone to sleep).
+    pub fn work(&mut self, gap: Duration, polled: bool) {
+        let gap = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
+        if polled || gap <= self.cap_ns {
+            self.cur_ns = self.cur_ns.max(gap.saturating_mul(2)).min(self.cap_ns);
+        } else {
+            self.cur_ns -= self.cur_ns / 4;
+        }
+    }
 }
 
 /// A message from the control side.
@@ -251,14 +347,38 @@ impl Worker {
                 );
             }
         }
+        if let Some(nice) = self.cfg.polling.nice {
+            if let Err(e) = crate::io::sys::set_thread_nice(nice) {
+                eprintln!(
+                    "vxswitchd: worker {}: cannot set nice {nice}: {e}",
+                    self.cfg.id
+                );
+            }
+        }
         let mut events = Events::with_capacity(256);
+        let polling = self.cfg.polling;
+        let mode = if self.cfg.busy_poll {
+            PollMode::Busy
+        } else {
+            polling.mode
+        };
         let spin = Duration::from_micros(self.cfg.spin_us as u64);
-        // When the worker last had work: it polls without sleeping for `spin` after that.
+        let mut budget = Budget::new(polling.budget_us);
+        // When the worker last finished a pass with work.
         let mut last_work = Instant::now();
+        // Adaptive: a yield between polls gave the CPU to another task, so polling takes CPU
+        // that something else wants: sleep until the next work.
+        let mut contended = false;
         while !self.stop {
-            let timeout = if self.cfg.busy_poll || (!spin.is_zero() && last_work.elapsed() < spin) {
+            let polled = match mode {
+                PollMode::Busy => true,
+                PollMode::Sleep => !spin.is_zero() && last_work.elapsed() < spin,
+                PollMode::Adaptive => !contended && last_work.elapsed() < budget.current(),
+            };
+            let timeout = if polled {
                 Some(Duration::ZERO)
             } else {
+                self.counters.event(Event::PollSleeps);
                 None
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -269,15 +389,33 @@ impl Worker {
                 continue;
             }
             if events.is_empty() {
-                if self.cfg.busy_poll {
-                    // Give the CPU to anything else runnable (the pods, the other node's
-                    // switch on a small machine) between polls.
-                    std::thread::yield_now();
+                if polled {
+                    self.counters.event(Event::PollEmpty);
+                    if mode == PollMode::Busy {
+                        // Give the CPU to anything else runnable (the pods, the other node's
+                        // switch on a small machine) between polls.
+                        std::thread::yield_now();
+                    } else if mode == PollMode::Adaptive && polling.yield_between {
+                        // The same, and when another task did run (the yield took longer
+                        // than a bare system call), stop polling and sleep.
+                        let y = Instant::now();
+                        std::thread::yield_now();
+                        if y.elapsed() > YIELD_CONTENDED {
+                            contended = true;
+                            self.counters.event(Event::PollYielded);
+                        }
+                    }
                 }
                 continue;
             }
             let t0 = Instant::now();
-            last_work = t0;
+            if polled {
+                self.counters.event(Event::PollHits);
+            }
+            if mode == PollMode::Adaptive {
+                budget.work(t0.saturating_duration_since(last_work), polled);
+                contended = false;
+            }
             self.ready.clear();
             for ev in events.iter() {
                 if ev.token() == WAKER {
@@ -287,7 +425,10 @@ impl Worker {
                 }
             }
             self.service_ready(fib);
-            self.counters.busy_ns.add(t0.elapsed().as_nanos() as u64);
+            last_work = Instant::now();
+            self.counters
+                .busy_ns
+                .add(last_work.saturating_duration_since(t0).as_nanos() as u64);
             self.counters.loops.inc();
         }
         self.drain(fib);
@@ -532,5 +673,141 @@ impl Worker {
             self.gso_ok = true;
             self.counters.event(Event::GsoRetried);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counter;
+
+    const US: Duration = Duration::from_micros(1);
+
+    #[test]
+    fn the_budget_grows_to_twice_a_gap_within_the_cap() {
+        let mut b = Budget::new(200);
+        assert_eq!(b.current(), 50 * US);
+        // Work 80 µs after the last: a longer poll would have saved that wake-up.
+        b.work(80 * US, false);
+        assert_eq!(b.current(), 160 * US);
+        // Found by polling: kept, never above the cap.
+        b.work(150 * US, true);
+        assert_eq!(b.current(), 200 * US);
+        b.work(10 * US, true);
+        assert_eq!(b.current(), 200 * US);
+    }
+
+    #[test]
+    fn the_budget_shrinks_when_the_next_work_is_beyond_the_cap() {
+        let mut b = Budget::new(200);
+        b.work(100 * US, false);
+        assert_eq!(b.current(), 200 * US);
+        b.work(Duration::from_millis(10), false);
+        assert_eq!(b.current(), 150 * US);
+        for _ in 0..100 {
+            b.work(Duration::from_secs(1), false);
+        }
+        assert!(b.current() < US, "{:?}", b.current());
+        // Traffic again: back at once.
+        b.work(30 * US, false);
+        assert_eq!(b.current(), 60 * US);
+    }
+
+    #[test]
+    fn a_ping_pattern_keeps_its_turnaround_covered() {
+        // A request, its reply 120 µs later, the next request 10 ms after that.
+        let mut b = Budget::new(200);
+        for _ in 0..50 {
+            b.work(Duration::from_millis(10), false);
+            let polled = b.current() >= 120 * US;
+            b.work(120 * US, polled);
+        }
+        // The shrink after the long gap still leaves the turnaround covered.
+        b.work(Duration::from_millis(10), false);
+        assert!(b.current() >= 120 * US, "{:?}", b.current());
+    }
+
+    /// Polls without sleeping that found nothing, over a window of `ms`.
+    fn empty_polls_in(c: &WorkerCounters, ms: u64) -> u64 {
+        let before = c.events[Event::PollEmpty as usize].get();
+        std::thread::sleep(Duration::from_millis(ms));
+        c.events[Event::PollEmpty as usize].get() - before
+    }
+
+    fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// A worker on an empty table with an underlay socket on the loopback, sent a few
+    /// datagrams (work: each is read and dropped).
+    fn worker_with_work(mode: PollMode) -> (WorkerHandle, crate::fib::FibWriter) {
+        let (fib, readers) = crate::fib::new();
+        let cfg = WorkerConfig {
+            id: 0,
+            vxlan_port: 4789,
+            pipeline: PipelineConfig::default(),
+            busy_poll: false,
+            spin_us: 0,
+            polling: Polling {
+                mode,
+                budget_us: 1000,
+                yield_between: true,
+                nice: None,
+            },
+            pin: None,
+            gro: false,
+            udp_zero_csum: false,
+        };
+        let w = spawn(cfg, readers.reader()).expect("a worker");
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+        let to = sock.local_addr().expect("its address");
+        w.send(Control::Underlay {
+            vtep: to.ip(),
+            socket: sock,
+        });
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("a sender");
+        for _ in 0..3 {
+            tx.send_to(b"not vxlan", to).expect("send");
+            assert!(
+                wait_until(|| w.counters.drops.iter().map(Counter::get).sum::<u64>() > 0),
+                "the datagram is read and dropped"
+            );
+        }
+        assert!(w.counters.loops.get() > 0);
+        (w, fib)
+    }
+
+    #[test]
+    fn an_idle_adaptive_worker_sleeps() {
+        let (mut w, _fib) = worker_with_work(PollMode::Adaptive);
+        assert!(
+            wait_until(|| empty_polls_in(&w.counters, 50) == 0),
+            "the worker stops polling once idle"
+        );
+        let loops = w.counters.loops.get();
+        let sleeps = w.counters.events[Event::PollSleeps as usize].get();
+        assert_eq!(empty_polls_in(&w.counters, 100), 0, "still asleep");
+        assert_eq!(w.counters.loops.get(), loops, "no pass without work");
+        assert_eq!(
+            w.counters.events[Event::PollSleeps as usize].get(),
+            sleeps,
+            "no wake-up without work"
+        );
+        w.stop();
+    }
+
+    #[test]
+    fn a_busy_worker_keeps_polling_while_idle() {
+        let (mut w, _fib) = worker_with_work(PollMode::Busy);
+        assert!(empty_polls_in(&w.counters, 50) > 0);
+        assert_eq!(w.counters.events[Event::PollSleeps as usize].get(), 0);
+        w.stop();
     }
 }
