@@ -117,6 +117,9 @@ pub struct PipelineConfig {
     pub bum: Arc<BumLimiter>,
     /// Where `learn` actions go (the switch drains it); `None`: nothing is learned (trace).
     pub learn: Option<crate::learn::LearnSender>,
+    /// Decapsulation classifies the segments of one GRO batch once and replays the verdict
+    /// (`vxswitchd --rx-classify batch`); `false`: every segment runs the whole pipeline.
+    pub rx_batch: bool,
 }
 
 impl Default for PipelineConfig {
@@ -133,6 +136,7 @@ impl Default for PipelineConfig {
             flood_max_nodes: usize::MAX,
             bum: Arc::new(BumLimiter::new(DEFAULT_BUM_RATE, DEFAULT_BUM_BURST)),
             learn: None,
+            rx_batch: true,
         }
     }
 }
