@@ -178,6 +178,12 @@ reasons! {
         LearnRepeat => "learn_repeats_suppressed",
         /// `learn` actions lost because the switch's learn queue was full (the packet went on).
         LearnQueueFull => "learn_queue_full",
+        /// Segments of a decapsulated GRO batch that got the verdict of the batch's first
+        /// segment replayed instead of being classified (`--rx-classify batch`).
+        RxBatchReplayed => "rx_batch_replayed",
+        /// Later segments of a GRO batch classified alone: their headers differ from the
+        /// first's beyond the per-segment fields, or the first's verdict is not replayable.
+        RxBatchClassified => "rx_batch_classified_alone",
     }
 }
 

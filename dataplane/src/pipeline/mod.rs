@@ -35,6 +35,9 @@ use crate::wire::{
     Ipv4Packet, Ipv6Packet, VxlanPacket, VxlanRepr,
 };
 
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod conformance_tests;
 mod egress;
@@ -50,6 +53,7 @@ mod tests_ipv6;
 #[cfg(test)]
 mod tests_vlan;
 
+pub use batch::BatchPos;
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
 
@@ -259,6 +263,8 @@ pub struct Pipeline {
     now_ms: u64,
     emc: Emc,
     learn_filter: crate::learn::LearnFilter,
+    /// The verdict of the current GRO batch's first segment (see [`batch`]).
+    batch: batch::Plan,
 }
 
 const ETH_LEN: usize = 14;
@@ -282,6 +288,7 @@ impl Pipeline {
             now_ms: 0,
             emc: Emc::default(),
             learn_filter: Default::default(),
+            batch: batch::Plan::default(),
         }
     }
 

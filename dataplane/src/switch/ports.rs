@@ -546,7 +546,8 @@ impl PodGsoMax {
             PodGsoMax::Off => (KERNEL_GSO_MAX_SIZE, KERNEL_GSO_MAX_SEGS),
             PodGsoMax::Bytes(b) => (b, KERNEL_GSO_MAX_SEGS),
             PodGsoMax::Auto => {
-                let segments = (UDP_GSO_PAYLOAD / (ENCAP_OVERHEAD + mtu)).clamp(1, UDP_GSO_SEGMENTS);
+                let segments =
+                    (UDP_GSO_PAYLOAD / (ENCAP_OVERHEAD + mtu)).clamp(1, UDP_GSO_SEGMENTS);
                 let size = segments * mtu.saturating_sub(INNER_HEADERS) + INNER_HEADERS;
                 (size.min(KERNEL_GSO_MAX_SIZE), segments)
             }
