@@ -342,3 +342,37 @@ fn segments_from_another_source_or_with_another_vni_are_classified_alone() {
     assert_eq!(a[1], Action::Drop(DropReason::VniMismatch));
     assert_eq!((replayed, alone), (2, 1));
 }
+
+#[test]
+fn an_ipv6_batch_is_classified_once_too() {
+    let t = crate::sample::tables(0);
+    let dst = crate::sample::pod_ip6(PODS[1].2).octets();
+    let seg = |i: usize, flags: u8| {
+        let mut b = etherparse::PacketBuilder::ethernet2(REMOTE_VTEP_MAC, VTEP_MAC)
+            .ipv6(
+                "fd00:10:1:2::5"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                dst,
+                63,
+            )
+            .tcp(40000, 5201, 1000 + i as u32 * 1400, 512);
+        if flags & 0x01 != 0 {
+            b = b.fin();
+        }
+        let mut out = Vec::new();
+        let len = if i == 5 { 10 } else { 1400 };
+        b.ack(9).write(&mut out, &vec![0x33; len]).unwrap();
+        vxlan(&out)
+    };
+    let d: Vec<Vec<u8>> = (0..6).map(|i| seg(i, if i == 3 { 1 } else { 0 })).collect();
+    let (a, replayed, alone) = both_modes_agree(&t, ECN_ECT0, &d);
+    assert!(a.iter().all(|a| *a == Action::Output(4)), "{a:?}");
+    assert_eq!((replayed, alone), (4, 1));
+    let (_, out, _) = run(&t, true, ECN_NOT_ECT, &d);
+    for (_, f) in &out {
+        assert_eq!(&f[0..6], &POD4);
+        assert_eq!(Ipv6Packet::new_checked(&f[14..]).unwrap().hop_limit(), 62);
+    }
+}
