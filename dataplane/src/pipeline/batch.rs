@@ -37,7 +37,8 @@ pub enum BatchPos {
     Alone,
     /// The first segment of a batch: classified, its verdict captured.
     First,
-    /// A later segment: the first's verdict replayed when the headers match.
+    /// A later segment of the same datagram (one source, one outer ECN field) as the last
+    /// `First`: the first's verdict replayed when the headers match.
     Later,
 }
 
@@ -62,7 +63,9 @@ pub(super) struct Plan {
     /// The first segment's inner header bytes as the sink received them.
     post: [u8; HDR_MAX],
     outer_ecn: u8,
-    src: Option<SocketAddr>,
+    /// The IPv4 header words the rewrite changes (old, new), in header order, and how many.
+    csum_steps: [(u16, u16); IPV4_LEN / 2],
+    n_csum_steps: usize,
     port: PortNo,
     /// The flow walk to credit (`None`: the built-in forwarding, no flows).
     flows: Option<(u64, Resolved)>,
@@ -83,7 +86,8 @@ impl Default for Plan {
             mask: [0; HDR_MAX],
             post: [0; HDR_MAX],
             outer_ecn: 0,
-            src: None,
+            csum_steps: [(0, 0); IPV4_LEN / 2],
+            n_csum_steps: 0,
             port: 0,
             flows: None,
             spoiled: false,
@@ -152,12 +156,12 @@ impl Plan {
     /// Whether datagram `d` may share the plan's verdict: its headers equal the first's under
     /// the mask, its lengths agree with its size, and (IPv4) its header checksum verifies.
     #[inline]
-    fn matches(&self, d: &[u8], src: SocketAddr, outer_ecn: u8) -> bool {
+    fn matches(&self, d: &[u8], outer_ecn: u8) -> bool {
         let n = self.hdr_len;
-        if !self.valid || d.len() < n || Some(src) != self.src || outer_ecn != self.outer_ecn {
+        if !self.valid || d.len() < n || outer_ecn != self.outer_ecn {
             return false;
         }
-        if !masked_eq(&d[..n], &self.pre[..n], &self.mask[..n]) {
+        if !masked_eq(d, &self.pre, &self.mask, n) {
             return false;
         }
         let ip = INNER + IP;
@@ -165,7 +169,7 @@ impl Plan {
         match self.layout {
             Layout::V4 => {
                 let total = u16::from_be_bytes([d[ip + 2], d[ip + 3]]) as usize;
-                total == inner_ip_len && checksum::data(&d[ip..ip + IPV4_LEN]) == 0
+                total == inner_ip_len && ipv4_header_ok(&d[ip..ip + IPV4_LEN])
             }
             Layout::V6 => {
                 let payload = u16::from_be_bytes([d[ip + 4], d[ip + 5]]) as usize;
@@ -191,10 +195,41 @@ impl Plan {
             Layout::V4 => {
                 let old = u16::from_be_bytes([pre[IP + 10], pre[IP + 11]]);
                 let new = u16::from_be_bytes([post[IP + 10], post[IP + 11]]);
-                ipv4_csum_update(old, &pre[IP..IP + IPV4_LEN], &post[IP..IP + IPV4_LEN]) == new
+                self.replay_csum(old) == new
             }
             Layout::V6 => true,
         }
+    }
+
+    /// Notes the IPv4 header words the first segment's rewrite changed (the checksum aside).
+    fn note_csum_steps(&mut self) {
+        self.n_csum_steps = 0;
+        if self.layout != Layout::V4 {
+            return;
+        }
+        let pre = &self.pre[INNER + IP..INNER + IP + IPV4_LEN];
+        let post = &self.post[IP..IP + IPV4_LEN];
+        for w in (0..IPV4_LEN / 2).filter(|&w| w != 5) {
+            let (a, b) = (
+                u16::from_be_bytes([pre[2 * w], pre[2 * w + 1]]),
+                u16::from_be_bytes([post[2 * w], post[2 * w + 1]]),
+            );
+            if a != b {
+                self.csum_steps[self.n_csum_steps] = (a, b);
+                self.n_csum_steps += 1;
+            }
+        }
+    }
+
+    /// The IPv4 header checksum after the rewrite, updated one changed word at a time in the
+    /// order of the header (RFC 1624 equation 3), as the pipeline's ECN marking (word 0) and
+    /// TTL decrement (word 4) update it: a damaged header stays damaged.
+    #[inline]
+    fn replay_csum(&self, mut sum: u16) -> u16 {
+        for &(a, b) in &self.csum_steps[..self.n_csum_steps] {
+            sum = checksum::update16(sum, a, b);
+        }
+        sum
     }
 
     /// Rewrites a matching segment's inner frame as the first's was rewritten.
@@ -204,9 +239,7 @@ impl Plan {
         f[..12].copy_from_slice(&post[..12]);
         match self.layout {
             Layout::V4 => {
-                let pre = &self.pre[INNER + IP..INNER + IP + IPV4_LEN];
-                let old = u16::from_be_bytes([f[IP + 10], f[IP + 11]]);
-                let sum = ipv4_csum_update(old, pre, &post[IP..IP + IPV4_LEN]);
+                let sum = self.replay_csum(u16::from_be_bytes([f[IP + 10], f[IP + 11]]));
                 f[IP + 1] = post[IP + 1];
                 f[IP + 8] = post[IP + 8];
                 f[IP + 10..IP + 12].copy_from_slice(&sum.to_be_bytes());
@@ -219,37 +252,39 @@ impl Plan {
     }
 }
 
-/// The IPv4 header checksum after the header's words changed from `pre` to `post`, updated
-/// one changed word at a time in the order of the header (RFC 1624 equation 3), as the
-/// pipeline's ECN marking (word 0) and TTL decrement (word 4) update it.
+/// Whether a 20-byte IPv4 header's checksum verifies (its one's-complement sum is 0xffff).
 #[inline]
-fn ipv4_csum_update(mut sum: u16, pre: &[u8], post: &[u8]) -> u16 {
-    for w in (0..IPV4_LEN / 2).filter(|&w| w != 5) {
-        let (a, b) = (
-            u16::from_be_bytes([pre[2 * w], pre[2 * w + 1]]),
-            u16::from_be_bytes([post[2 * w], post[2 * w + 1]]),
-        );
-        if a != b {
-            sum = checksum::update16(sum, a, b);
-        }
+fn ipv4_header_ok(h: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for w in h[..IPV4_LEN].chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    sum
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
 }
 
-/// `a == b` in the bits `mask` keeps, eight bytes at a time.
+/// `a[..n] == b[..n]` in the bits `mask` keeps, eight bytes at a time (`n <= a.len()`,
+/// `n <= HDR_MAX`).
 #[inline]
-fn masked_eq(a: &[u8], b: &[u8], mask: &[u8]) -> bool {
+fn masked_eq(a: &[u8], b: &[u8; HDR_MAX], mask: &[u8; HDR_MAX], n: usize) -> bool {
+    #[inline(always)]
+    fn word(s: &[u8], o: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[o..o + 8]);
+        u64::from_ne_bytes(w)
+    }
+    let a = &a[..n];
     let mut diff = 0u64;
-    let (ac, bc, mc) = (a.chunks_exact(8), b.chunks_exact(8), mask.chunks_exact(8));
-    let tail = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .zip(mc.remainder())
-        .fold(0u8, |d, ((x, y), m)| d | ((x ^ y) & m));
-    for ((x, y), m) in ac.zip(bc).zip(mc) {
-        let w = |s: &[u8]| u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-        diff |= (w(x) ^ w(y)) & w(m);
+    let whole = n & !7;
+    let mut o = 0;
+    while o < whole {
+        diff |= (word(a, o) ^ word(b, o)) & word(mask, o);
+        o += 8;
+    }
+    let mut tail = 0u8;
+    for i in whole..n {
+        tail |= (a[i] ^ b[i]) & mask[i];
     }
     diff == 0 && tail == 0
 }
@@ -345,7 +380,7 @@ impl Pipeline {
             BatchPos::Alone => self.from_tunnel_ecn(t, c, src, local, outer_ecn, buf, sink),
             BatchPos::First => self.classify_first(t, c, src, local, outer_ecn, buf, sink),
             BatchPos::Later => {
-                if self.batch.matches(buf.frame(), src, outer_ecn) {
+                if self.batch.matches(buf.frame(), outer_ecn) {
                     return self.replay(t, c, buf, sink);
                 }
                 c.event(Event::RxBatchClassified);
@@ -370,7 +405,6 @@ impl Pipeline {
         if !plan.take_headers(buf.frame()) {
             return self.from_tunnel_ecn(t, c, src, local, outer_ecn, buf, sink);
         }
-        plan.src = Some(src);
         plan.outer_ecn = outer_ecn;
         plan.reserved_bits =
             VxlanPacket::new_checked(buf.frame()).is_ok_and(|v| v.has_reserved_bits());
@@ -404,6 +438,7 @@ impl Pipeline {
         };
         if let Some(p) = output {
             plan.port = p;
+            plan.note_csum_steps();
             plan.valid = emits == 1
                 && !plan.spoiled
                 && plain_vnet

@@ -333,7 +333,7 @@ fn ecn_marks_are_replayed_as_rfc_6040_sets_them() {
 }
 
 #[test]
-fn segments_from_another_source_or_with_another_vni_are_classified_alone() {
+fn a_segment_with_another_vni_is_classified_alone() {
     let t = crate::sample::tables(0);
     let mut d = batch(4, |_, _| None);
     // VNI 20: another tenant, dropped.
