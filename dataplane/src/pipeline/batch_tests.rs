@@ -51,13 +51,11 @@ fn batch(n: usize, edit: impl Fn(usize, u32) -> Option<Vec<u8>>) -> Vec<Vec<u8>>
         .collect()
 }
 
+/// What a run gives: the actions, the outputs (with the frames) and the counters.
+type Run = (Vec<Action>, Vec<(Action, Vec<u8>)>, WorkerCounters);
+
 /// Runs a batch as the worker does (first, later ...) in batch or segment mode.
-fn run(
-    t: &Tables,
-    rx_batch: bool,
-    ecn: u8,
-    datagrams: &[Vec<u8>],
-) -> (Vec<Action>, Vec<(Action, Vec<u8>)>, WorkerCounters) {
+fn run(t: &Tables, rx_batch: bool, ecn: u8, datagrams: &[Vec<u8>]) -> Run {
     let c = WorkerCounters::default();
     let mut p = Pipeline::new(PipelineConfig {
         rx_batch,
