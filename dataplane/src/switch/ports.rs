@@ -386,16 +386,18 @@ impl Switch {
             .pod_gso_max
             .limits(p.spec.mtu.unwrap_or(local.pod_mtu()) as u32);
         let configured = self.netns.run(Some(&ns), move || {
-            run_cmd(
-                "ip",
-                &[
-                    "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
-                ],
-            )?;
-            // New and re-attached TAPs alike: the setting follows the flag of this start.
-            if let Err(e) = set_gso_limits(&ifn, gso) {
+            // New and re-attached TAPs alike get the GSO limits of this start's flag, in the
+            // same command (a restart re-attaches every port: one process each, not two).
+            let (size, segs) = (gso.0.to_string(), gso.1.to_string());
+            let link = [
+                "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
+            ];
+            let gso_args = ["gso_max_size", &size, "gso_max_segs", &segs];
+            let with_gso: Vec<&str> = link.iter().chain(&gso_args).copied().collect();
+            if let Err(e) = run_cmd("ip", &with_gso) {
                 // An older kernel or iproute2: the pod works, its super-frames may take two
                 // sends.
+                run_cmd("ip", &link)?;
                 eprintln!("vxswitchd: {ifn}: cannot set its GSO limits: {e}");
             }
             run_cmd("ip", &["addr", "replace", &addr, "dev", &ifn])?;
@@ -553,24 +555,6 @@ impl PodGsoMax {
             }
         }
     }
-}
-
-/// Sets a TAP's GSO limits (in the current namespace).
-fn set_gso_limits(ifname: &str, (size, segs): (u32, u32)) -> io::Result<()> {
-    let (size, segs) = (size.to_string(), segs.to_string());
-    run_cmd(
-        "ip",
-        &[
-            "link",
-            "set",
-            "dev",
-            ifname,
-            "gso_max_size",
-            &size,
-            "gso_max_segs",
-            &segs,
-        ],
-    )
 }
 
 /// A dual-stack pod's IPv6 address (with the node prefix's length) and gateway, as text.
