@@ -89,6 +89,8 @@ fn switch(state_dir: Option<&PathBuf>) -> Switch {
         src_ports: 1,
         bum_rate: 0,
         bum_burst: 0,
+        pod_gso_max: dataplane::switch::PodGsoMax::Auto,
+        rx_classify_batch: true,
     })
     .expect("switch");
     let local = LocalNode {

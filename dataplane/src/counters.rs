@@ -205,6 +205,12 @@ reasons! {
         /// Adaptive polling stopped early because a yield between polls let another task
         /// run (the CPU was wanted): the worker slept until the next work.
         PollYielded => "worker_poll_yields",
+        /// Segments of a decapsulated GRO batch that got the verdict of the batch's first
+        /// segment replayed instead of being classified (`--rx-classify batch`).
+        RxBatchReplayed => "rx_batch_replayed",
+        /// Later segments of a GRO batch classified alone: their headers differ from the
+        /// first's beyond the per-segment fields, or the first's verdict is not replayable.
+        RxBatchClassified => "rx_batch_classified_alone",
     }
 }
 

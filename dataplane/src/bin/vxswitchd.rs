@@ -191,6 +191,16 @@ struct Args {
     /// Connect out to an OpenFlow controller, tcp:IP:PORT (reconnects with back-off).
     #[arg(long, value_name = "tcp:IP:PORT", value_parser = dataplane::openflow::listener::parse_tcp)]
     controller: Option<std::net::SocketAddr>,
+    /// Largest super-frame a pod's TAP hands the switch (its gso_max_size): `auto` sizes it
+    /// so that its segments, encapsulated, fit one UDP GSO send (44 segments at MTU 1450);
+    /// `off` leaves the kernel's 64 KiB; or a size in bytes.
+    #[arg(long, default_value = "auto", value_name = "auto|off|BYTES",
+          value_parser = dataplane::switch::PodGsoMax::parse)]
+    pod_gso_max: dataplane::switch::PodGsoMax,
+    /// Decapsulated GRO batches: `batch` classifies the first segment and applies its verdict
+    /// to the segments whose headers match it; `segment` runs the pipeline for each.
+    #[arg(long, default_value = "batch", value_parser = ["batch", "segment"])]
+    rx_classify: String,
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -341,6 +351,8 @@ fn run(args: Args) -> Result<(), String> {
         src_ports: args.src_ports,
         bum_rate: args.bum_rate.0,
         bum_burst: args.bum_rate.1,
+        pod_gso_max: args.pod_gso_max,
+        rx_classify_batch: args.rx_classify == "batch",
     };
     // Sockets, TAP queues and control connections are all file descriptors; the soft limit
     // is often 1,024 (systemd's default), the hard one far higher.

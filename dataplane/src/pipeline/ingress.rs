@@ -184,6 +184,7 @@ impl Pipeline {
             };
         }
         credit(c, fs, resolved.path(), len, self.now_ms);
+        self.batch.record_flows(fs.version, &resolved);
         let mut last = None;
         for step in resolved.steps() {
             if let Step::Learn(slot) = *step {
@@ -355,7 +356,13 @@ fn end_reason(end: End) -> Option<DropReason> {
 
 /// Credits the flows and tables of a walk's path to the worker's counters.
 #[inline]
-fn credit(c: &WorkerCounters, fs: &FlowSet, path: &[(u8, u32)], len: usize, now_ms: u64) {
+pub(super) fn credit(
+    c: &WorkerCounters,
+    fs: &FlowSet,
+    path: &[(u8, u32)],
+    len: usize,
+    now_ms: u64,
+) {
     for &(table, rule) in path {
         credit_one(c, fs, table, rule, len, now_ms);
     }

@@ -35,6 +35,9 @@ use crate::wire::{
     Ipv4Packet, Ipv6Packet, VxlanPacket, VxlanRepr,
 };
 
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod conformance_tests;
 mod egress;
@@ -50,6 +53,7 @@ mod tests_ipv6;
 #[cfg(test)]
 mod tests_vlan;
 
+pub use batch::BatchPos;
 pub use egress::flow_hash;
 use rewrite::set_packet_field;
 
@@ -117,6 +121,9 @@ pub struct PipelineConfig {
     pub bum: Arc<BumLimiter>,
     /// Where `learn` actions go (the switch drains it); `None`: nothing is learned (trace).
     pub learn: Option<crate::learn::LearnSender>,
+    /// Decapsulation classifies the segments of one GRO batch once and replays the verdict
+    /// (`vxswitchd --rx-classify batch`); `false`: every segment runs the whole pipeline.
+    pub rx_batch: bool,
 }
 
 impl Default for PipelineConfig {
@@ -133,6 +140,7 @@ impl Default for PipelineConfig {
             flood_max_nodes: usize::MAX,
             bum: Arc::new(BumLimiter::new(DEFAULT_BUM_RATE, DEFAULT_BUM_BURST)),
             learn: None,
+            rx_batch: true,
         }
     }
 }
@@ -255,6 +263,8 @@ pub struct Pipeline {
     now_ms: u64,
     emc: Emc,
     learn_filter: crate::learn::LearnFilter,
+    /// The verdict of the current GRO batch's first segment (see [`batch`]).
+    batch: batch::Plan,
 }
 
 const ETH_LEN: usize = 14;
@@ -278,6 +288,7 @@ impl Pipeline {
             now_ms: 0,
             emc: Emc::default(),
             learn_filter: Default::default(),
+            batch: batch::Plan::default(),
         }
     }
 

@@ -45,6 +45,7 @@ mod ports;
 mod publish;
 
 pub use config::{apply_change, parse_state, validate};
+pub use ports::PodGsoMax;
 use publish::{Dirty, Nodes, Record};
 
 /// Name of the host port's TAP in the node's namespace.
@@ -80,6 +81,10 @@ pub struct SwitchConfig {
     /// Frames per second and burst a port may have flooded (0: unlimited).
     pub bum_rate: u32,
     pub bum_burst: u32,
+    /// How large a super-frame a pod's TAP may hand the switch.
+    pub pod_gso_max: PodGsoMax,
+    /// Decapsulated GRO batches classified once (`true`) or once per segment.
+    pub rx_classify_batch: bool,
 }
 
 /// A refused request.
@@ -220,6 +225,7 @@ impl Switch {
                     src_ports: cfg.src_ports,
                     bum: bum.clone(),
                     learn: Some(learn.tx.clone()),
+                    rx_batch: cfg.rx_classify_batch,
                     ..PipelineConfig::default()
                 },
                 busy_poll: cfg.busy_poll,

@@ -382,13 +382,25 @@ impl Switch {
         let gw = local.gateway().to_string();
         let ifn = ifname.clone();
         let v6 = pod_ipv6(local, &p.spec);
+        let gso = self
+            .cfg
+            .pod_gso_max
+            .limits(p.spec.mtu.unwrap_or(local.pod_mtu()) as u32);
         let configured = self.netns.run(Some(&ns), move || {
-            run_cmd(
-                "ip",
-                &[
-                    "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
-                ],
-            )?;
+            // New and re-attached TAPs alike get the GSO limits of this start's flag, in the
+            // same command (a restart re-attaches every port: one process each, not two).
+            let (size, segs) = (gso.0.to_string(), gso.1.to_string());
+            let link = [
+                "link", "set", "dev", &ifn, "address", &mac, "mtu", &mtu, "up",
+            ];
+            let gso_args = ["gso_max_size", &size, "gso_max_segs", &segs];
+            let with_gso: Vec<&str> = link.iter().chain(&gso_args).copied().collect();
+            if let Err(e) = run_cmd("ip", &with_gso) {
+                // An older kernel or iproute2: the pod works, its super-frames may take two
+                // sends.
+                run_cmd("ip", &link)?;
+                eprintln!("vxswitchd: {ifn}: cannot set its GSO limits: {e}");
+            }
             run_cmd("ip", &["addr", "replace", &addr, "dev", &ifn])?;
             run_cmd(
                 "ip",
@@ -473,6 +485,76 @@ impl Switch {
             drop(control);
         }
         let _ = rt.netns;
+    }
+}
+
+/// How large a super-frame a pod's TAP may hand the switch (`vxswitchd --pod-gso-max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodGsoMax {
+    /// The largest size whose segments, encapsulated, fit one UDP GSO send (see
+    /// [`PodGsoMax::limits`]).
+    Auto,
+    /// The kernel's defaults (64 KiB, no segment limit): a 64 KB super-frame of a 1,450-byte
+    /// MTU pod takes two sends.
+    Off,
+    /// This `gso_max_size`, no segment limit.
+    Bytes(u32),
+}
+
+/// The kernel's default `gso_max_size` (GSO_LEGACY_MAX_SIZE) and `gso_max_segs` (GSO_MAX_SEGS).
+const KERNEL_GSO_MAX_SIZE: u32 = 65_536;
+const KERNEL_GSO_MAX_SEGS: u32 = 65_535;
+/// Most UDP payload one GSO send carries (64 KiB minus the IPv4 and UDP headers) and most
+/// segments (the kernel's UDP_MAX_SEGMENTS), as the worker's segmenting send uses them.
+const UDP_GSO_PAYLOAD: u32 = 65_507;
+const UDP_GSO_SEGMENTS: u32 = 64;
+/// VXLAN header + inner Ethernet header in front of each segment's IP packet.
+const ENCAP_OVERHEAD: u32 = 8 + 14;
+/// IPv6 + TCP headers without options: the larger of the two inner header sizes, so the
+/// smaller limit, which holds for IPv4 and IPv6 pods alike.
+const INNER_HEADERS: u32 = 40 + 20;
+
+impl PodGsoMax {
+    /// Parses `auto`, `off` or a size in bytes (1,024-65,536).
+    pub fn parse(s: &str) -> Result<PodGsoMax, String> {
+        match s {
+            "auto" => Ok(PodGsoMax::Auto),
+            "off" => Ok(PodGsoMax::Off),
+            n => match n.parse::<u32>() {
+                Ok(b) if (1024..=KERNEL_GSO_MAX_SIZE).contains(&b) => Ok(PodGsoMax::Bytes(b)),
+                _ => Err(format!(
+                    "`{n}`: expected auto, off or a size in bytes from 1024 to 65536"
+                )),
+            },
+        }
+    }
+
+    /// The TAP's `gso_max_size` and `gso_max_segs` for a port of this MTU.
+    ///
+    /// `auto`: each segment of a super-frame leaves as one UDP datagram of
+    /// VXLAN (8) + inner Ethernet (14) + at most MTU bytes, and one GSO send carries at most
+    /// 65,507 bytes and 64 datagrams, so
+    ///
+    /// ```text
+    /// segments       = min(floor(65507 / (8 + 14 + MTU)), 64)
+    /// gso_max_size   = segments × (MTU − 60) + 60        (60: IPv6 + TCP headers)
+    /// gso_max_segs   = segments
+    /// ```
+    ///
+    /// The pod's TCP sizes a super-frame as whole MSS-sized segments within `gso_max_size`;
+    /// `gso_max_segs` caps their number exactly whatever the MSS (TCP options, IPv4 or IPv6).
+    /// A 1,450-byte MTU gives 44 segments and 61,220 bytes: one send per super-frame.
+    pub fn limits(self, mtu: u32) -> (u32, u32) {
+        match self {
+            PodGsoMax::Off => (KERNEL_GSO_MAX_SIZE, KERNEL_GSO_MAX_SEGS),
+            PodGsoMax::Bytes(b) => (b, KERNEL_GSO_MAX_SEGS),
+            PodGsoMax::Auto => {
+                let segments =
+                    (UDP_GSO_PAYLOAD / (ENCAP_OVERHEAD + mtu)).clamp(1, UDP_GSO_SEGMENTS);
+                let size = segments * mtu.saturating_sub(INNER_HEADERS) + INNER_HEADERS;
+                (size.min(KERNEL_GSO_MAX_SIZE), segments)
+            }
+        }
     }
 }
 
@@ -574,5 +656,38 @@ impl Switch {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PodGsoMax;
+
+    #[test]
+    fn pod_gso_limits_fit_one_udp_gso_send() {
+        assert_eq!(PodGsoMax::Auto.limits(1450), (61_220, 44));
+        assert_eq!(PodGsoMax::Auto.limits(1500), (61_980, 43));
+        assert_eq!(PodGsoMax::Auto.limits(9000), (62_640, 7));
+        // Small MTUs hit the 64-segment limit first.
+        assert_eq!(PodGsoMax::Auto.limits(576), (64 * 516 + 60, 64));
+        for mtu in [576u32, 1280, 1400, 1450, 1500, 4000, 9000, 65_000] {
+            let (size, segs) = PodGsoMax::Auto.limits(mtu);
+            assert!(size <= 65_536);
+            // Encapsulated, the segments of the largest super-frame fit one send.
+            assert!(segs * (8 + 14 + mtu) <= 65_507 || segs == 1, "{mtu}");
+            assert!(segs <= 64);
+        }
+        assert_eq!(PodGsoMax::Off.limits(1450), (65_536, 65_535));
+        assert_eq!(PodGsoMax::Bytes(60_000).limits(1450), (60_000, 65_535));
+    }
+
+    #[test]
+    fn pod_gso_max_parses() {
+        assert_eq!(PodGsoMax::parse("auto"), Ok(PodGsoMax::Auto));
+        assert_eq!(PodGsoMax::parse("off"), Ok(PodGsoMax::Off));
+        assert_eq!(PodGsoMax::parse("60000"), Ok(PodGsoMax::Bytes(60_000)));
+        assert!(PodGsoMax::parse("70000").is_err());
+        assert!(PodGsoMax::parse("12").is_err());
+        assert!(PodGsoMax::parse("x").is_err());
     }
 }

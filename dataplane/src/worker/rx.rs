@@ -3,6 +3,7 @@
 
 use super::tx::Tx;
 use super::*;
+use crate::pipeline::BatchPos;
 
 impl Worker {
     pub(super) fn service_tap(&mut self, t: &Tables, no: PortNo) -> Drained {
@@ -120,6 +121,7 @@ impl Worker {
                 tx.c.event_n(Event::GroSegments, m.len.div_ceil(stride) as u64);
             }
             let mut off = 0;
+            let batched = stride < m.len;
             while off < m.len {
                 let len = stride.min(m.len - off);
                 let buf = bufs.get_mut(i);
@@ -133,7 +135,14 @@ impl Worker {
                         .record(tx.c, PORT_TUNNEL, true, buf.frame(), Some(m.addr));
                 }
                 let ecn = m.ecn.map_or(0, |e| e as u8);
-                pipeline.from_tunnel_ecn(t, tx.c, m.addr, local, ecn, buf, &mut tx);
+                // The segments of one GRO batch: the first classified, the others given its
+                // verdict when their headers match (pipeline::batch).
+                let pos = match (batched, off) {
+                    (false, _) => BatchPos::Alone,
+                    (true, 0) => BatchPos::First,
+                    (true, _) => BatchPos::Later,
+                };
+                pipeline.from_tunnel_batch(t, tx.c, m.addr, local, ecn, pos, buf, &mut tx);
                 off += len;
             }
         }
