@@ -108,6 +108,14 @@ struct Args {
     /// (segmented for the UDP sockets), auto (tap when the kernel takes it).
     #[arg(long, default_value = "auto", value_parser = ["tap", "udp", "auto"])]
     underlay_gso: String,
+    /// With the underlay TAP: the smallest VXLAN datagram (IPv4 total length, bytes) the
+    /// underlay device hands to the TAP rather than to the UDP sockets, and the smallest
+    /// super-frame sent through it; 0 or a power of two from 256 to 32768. 0 takes every
+    /// VXLAN datagram through the TAP (one receive path: a flow's frames never pass two
+    /// workers); larger values keep small frames on the UDP sockets' batched receive.
+    #[arg(long, default_value_t = dataplane::io::tnl::MIN_TAP_LEN, value_name = "BYTES",
+          value_parser = parse_tap_min_len)]
+    underlay_tap_min_len: u16,
     /// After work, keep polling without sleeping for this many microseconds, then sleep (0
     /// sleeps at once). Given without --poll, it selects `--poll sleep` with this fixed spin.
     #[arg(long, default_value_t = 0, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=100_000))]
@@ -324,6 +332,8 @@ fn run(args: Args) -> Result<(), String> {
                 .unwrap_or_else(|| server::default_state_file(&args.socket)),
         )
     };
+    // Checked by the parser: cannot fail here.
+    let _ = dataplane::io::tnl::set_min_len(args.underlay_tap_min_len);
     dataplane::io::tnl::set_mode(
         args.underlay_gso
             .parse()
@@ -514,4 +524,12 @@ fn polling(args: &Args) -> Result<Polling, String> {
         yield_between: args.poll_yield == "on",
         nice: args.worker_nice,
     })
+}
+
+fn parse_tap_min_len(s: &str) -> Result<u16, String> {
+    let n: u16 = s
+        .parse()
+        .map_err(|_| format!("{s:?}: a length in bytes (0 or a power of two, 256-32768)"))?;
+    dataplane::io::tnl::set_min_len(n)?;
+    Ok(n)
 }

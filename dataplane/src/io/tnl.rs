@@ -28,9 +28,10 @@ use crate::wire::vnet::tunnel;
 
 /// Name of the underlay's TAP.
 pub const TAP_NAME: &str = "vxtnl0";
-/// Smallest IPv4 total length the underlay device hands to the TAP (a power of two: the
-/// u32 rules test its high bits). The environment variable `VXSWITCH_TNL_MIN_LEN` overrides
-/// it for measurements (a power of two, or 0: every VXLAN datagram to the VTEP).
+/// Smallest IPv4 total length the underlay device hands to the TAP by default (a power of
+/// two: the u32 rules test its high bits); `--underlay-tap-min-len` sets another (0: every
+/// VXLAN datagram to the VTEP). Super-frames shorter than it are never sent through the TAP:
+/// the receiving node's rules would hand them, unsegmented, to its UDP sockets.
 pub const MIN_TAP_LEN: u16 = 2048;
 /// `tc` filter priorities of the switch's rules (so that they are found and removed again,
 /// also after a crash, without touching anyone else's).
@@ -66,6 +67,25 @@ impl std::str::FromStr for Mode {
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Auto as u8);
+
+static MIN_LEN: AtomicU32 = AtomicU32::new(MIN_TAP_LEN as u32);
+
+/// Sets the smallest IPv4 total length that goes through the TAP (0 or a power of two from
+/// 256 to 32768; before the underlay is set up).
+pub fn set_min_len(n: u16) -> Result<(), String> {
+    if n != 0 && (!n.is_power_of_two() || n < 256) {
+        return Err(format!(
+            "{n}: the TAP's length threshold is 0 or a power of two from 256 to 32768"
+        ));
+    }
+    MIN_LEN.store(n as u32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The threshold set by [`set_min_len`].
+pub fn min_len() -> u16 {
+    MIN_LEN.load(Ordering::Relaxed) as u16
+}
 
 /// Sets the mode for the switch the process runs (before the underlay is set up).
 pub fn set_mode(m: Mode) {
@@ -435,10 +455,7 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
     let dst = format!("{vtep}/32");
     let port = vxlan_port.to_string();
     // IP total length >= 2048: one of the bits 0x8000..0x0800 set (u32 matches AND only).
-    let min = std::env::var("VXSWITCH_TNL_MIN_LEN")
-        .ok()
-        .and_then(|v| v.parse::<u16>().ok())
-        .unwrap_or(MIN_TAP_LEN);
+    let min = min_len();
     let mut bit = 0x8000u16;
     let mut pref = PREF_UNDERLAY;
     if min == 0 {

@@ -65,7 +65,9 @@ pub(super) fn send(
         .pmtu
         .get(to.node, to.dst.ip())
         .map_or(p.mtu, |m| m.min(p.mtu));
-    if ip_len > 65_535 || seg > limit as usize {
+    // Shorter than what the receiving node's rules hand to its TAP, it would reach that
+    // node's UDP sockets whole, its inner checksum partial: such frames are segmented here.
+    if ip_len > 65_535 || ip_len < crate::io::tnl::min_len() as usize || seg > limit as usize {
         c.event(Event::TnlFallback);
         return false;
     }
