@@ -122,19 +122,6 @@ pub fn tcp_v4_checksums_ok(f: &[u8], lay: &TcpLayout) -> bool {
     checksum::finish(checksum::accumulate(sum, &f[lay.l4..])) == 0
 }
 
-/// Copies the payload of the IPv4/TCP segment `f` (a [`mergeable`] one) into `dst` and
-/// verifies its IPv4 and TCP checksums in the same pass: what [`tcp_v4_checksums_ok`] and a
-/// copy would do, reading the payload once. `false` (and `dst` holding the copy, to be
-/// ignored) when a checksum fails.
-fn copy_payload_verified(f: &[u8], lay: &TcpLayout, dst: &mut [u8]) -> bool {
-    if checksum::data(&f[ETH..lay.l4]) != 0 {
-        return false;
-    }
-    let head = checksum::accumulate(addrs_sum(f, lay, f.len() - lay.l4), &f[lay.l4..lay.hdr_len]);
-    let body = checksum::copy_and_sum(dst, &f[lay.hdr_len..]);
-    checksum::finish(checksum::combine(head, body)) == 0
-}
-
 /// Number of MSS-sized segments a super-frame makes.
 pub fn segment_count(frame_len: usize, hdr_len: usize, mss: usize) -> usize {
     frame_len.saturating_sub(hdr_len).div_ceil(mss.max(1))
@@ -350,16 +337,13 @@ impl Coalescer {
             if !same {
                 return Offer::Flush;
             }
-            // The payload goes in after what is merged; it only counts once verified.
-            let at = vnet::HEADER_LEN + self.len;
-            let dst = &mut self.buf[at..at + payload];
-            if verify {
-                if !copy_payload_verified(f, &lay, dst) {
-                    return Offer::Bad;
-                }
-            } else {
-                dst.copy_from_slice(&f[lay.hdr_len..]);
+            // Verified, then copied: a verification fused with the copy (as segmenting does)
+            // measured 10-20 % slower here (`--bench checksum_ab`, coalesce_64k).
+            if verify && !tcp_v4_checksums_ok(f, &lay) {
+                return Offer::Bad;
             }
+            let at = vnet::HEADER_LEN + self.len;
+            self.buf[at..at + payload].copy_from_slice(&f[lay.hdr_len..]);
             self.len += payload;
             self.segs += 1;
             self.next_seq = seq.wrapping_add(payload as u32);
@@ -368,17 +352,11 @@ impl Coalescer {
             self.buf[vnet::HEADER_LEN + lay.l4 + 13] |= f[lay.l4 + 13] & 0x08;
             return Offer::Taken;
         }
-        // The coalescer is empty: a failed segment leaves bytes behind that nothing reads.
-        let h = vnet::HEADER_LEN;
-        let (head, body) = self.buf[h..h + f.len()].split_at_mut(lay.hdr_len);
-        head.copy_from_slice(&f[..lay.hdr_len]);
-        if verify {
-            if !copy_payload_verified(f, &lay, body) {
-                return Offer::Bad;
-            }
-        } else {
-            body.copy_from_slice(&f[lay.hdr_len..]);
+        if verify && !tcp_v4_checksums_ok(f, &lay) {
+            return Offer::Bad;
         }
+        let h = vnet::HEADER_LEN;
+        self.buf[h..h + f.len()].copy_from_slice(f);
         self.len = f.len();
         self.port = port;
         self.lay = lay;
