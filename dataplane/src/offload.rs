@@ -540,7 +540,7 @@ mod tests {
 
     /// Segmenting copies and sums the payload in one pass: for odd and even MSS and payload
     /// lengths, over IPv4 and IPv6, every segment carries the payload bytes and checksums that
-    /// a separate copy and sum give, and the coalescer (which verifies while it copies) takes
+    /// a separate copy and sum give, and the coalescer (which verifies every segment) takes
     /// every IPv4 one back.
     #[test]
     fn fused_segmenting_matches_a_copy_then_sum() {

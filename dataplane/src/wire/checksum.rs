@@ -72,8 +72,8 @@ fn with_native(init: u64, native: u64) -> u64 {
     add_carry(reduce(init), u64::from(u16::from_be(fold(native))))
 }
 
-/// Bytes summed before the native accumulators are folded into the running sum: each of the
-/// four accumulators adds less than 2^33 per 32-byte step, 2^15 steps add less than 2^48.
+/// Bytes summed before the native accumulators are folded into the running sum: every 8 bytes
+/// add less than 2^33, so a block adds less than 2^50 to one accumulator.
 const BLOCK: usize = 1 << 20;
 
 /// The 32-bit halves of `w`, added: less than 2^33.
