@@ -33,14 +33,26 @@ impl Pipeline {
         if ip_len > mtu as usize {
             return Action::Drop(DropReason::Mtu);
         }
-        let (tos, ttl) = self.outer_tos_ttl(buf.frame());
+        let inner = inner_tos_ttl(buf.frame());
+        self.encap_checked(node, vni, buf, inner)
+    }
+
+    /// [`encap`](Self::encap) for a frame the caller already checked against the inner MTU
+    /// toward `node` (the routed paths do, to answer a packet too big with an ICMP error), with
+    /// the inner TOS and TTL (hop limit) it already read: the frame is not parsed again.
+    pub(super) fn encap_checked(
+        &self,
+        node: NodeIdx,
+        vni: u32,
+        buf: &mut PacketBuf,
+        inner: Option<(u8, u8)>,
+    ) -> Action {
+        let (tos, ttl) = self.outer_tos_ttl_of(inner);
         // VNID 0 (admin: the host port, admin pods) travels as VNI 0, so the receiving node
         // lets it reach every tenant.
-        let src_port = self.src_port(buf.frame());
-        let Some(hdr) = buf.prepend(VXLAN_LEN) else {
+        let Some(src_port) = self.vxlan_header(buf, vni) else {
             return Action::Drop(DropReason::Malformed);
         };
-        VxlanRepr { vni }.emit(&mut VxlanPacket::new_unchecked(hdr));
         Action::Encap {
             node,
             src_port,
@@ -49,11 +61,25 @@ impl Pipeline {
         }
     }
 
-    /// The outer TOS and TTL for an inner frame. The outer ECN field follows the inner one as
-    /// Linux's `INET_ECN_encapsulate` does (RFC 6040 normal mode: Not-ECT, ECT(1), ECT(0)
-    /// copied, CE sent as ECT(0)); the DSCP is fixed or inherited; the TTL fixed or inherited.
-    pub(super) fn outer_tos_ttl(&self, frame: &[u8]) -> (u8, u8) {
-        let (inner_tos, inner_ttl) = inner_tos_ttl(frame).unwrap_or((0, DEFAULT_TTL));
+    /// Writes the VXLAN header for `vni` in front of the frame and returns the outer UDP source
+    /// port, a hash of the inner flow: the part of encapsulation that writes the packet (the
+    /// outer IP/UDP headers are the kernel's, from the UDP socket). `None` without headroom.
+    /// Public so the benches can time it alone (`cargo bench --bench pipeline -- encap_header`).
+    #[inline]
+    pub fn vxlan_header(&self, buf: &mut PacketBuf, vni: u32) -> Option<u16> {
+        let src_port = self.src_port(buf.frame());
+        let hdr = buf.prepend(VXLAN_LEN)?;
+        VxlanRepr { vni }.emit(&mut VxlanPacket::new_unchecked(hdr));
+        Some(src_port)
+    }
+
+    /// The outer TOS and TTL for an inner frame's TOS and TTL (`None`: not IP). The outer ECN
+    /// field follows the inner one as Linux's `INET_ECN_encapsulate` does (RFC 6040 normal mode:
+    /// Not-ECT, ECT(1), ECT(0) copied, CE sent as ECT(0)); the DSCP is fixed or inherited; the
+    /// TTL fixed or inherited.
+    #[inline]
+    fn outer_tos_ttl_of(&self, inner: Option<(u8, u8)>) -> (u8, u8) {
+        let (inner_tos, inner_ttl) = inner.unwrap_or((0, DEFAULT_TTL));
         let dscp = match self.cfg.tos {
             OuterTos::Inherit => inner_tos,
             OuterTos::Fixed(v) => v,

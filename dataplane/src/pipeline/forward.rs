@@ -279,7 +279,9 @@ impl Pipeline {
         }
         decrement_ttl(buf);
         set_macs(buf, local.vtep_mac, n.vtep_mac);
-        self.encap(t, node, vni, buf)
+        // Checked against the same inner MTU above; the inner TTL is now one less.
+        let tos = Ipv4Packet::new_unchecked(&buf.frame()[ETH_LEN..]).dscp_ecn();
+        self.encap_checked(node, vni, buf, Some((tos, ttl - 1)))
     }
 
     /// Routes an IPv6 packet sent to the router MAC: to a local pod (hop limit − 1, MACs
@@ -398,7 +400,9 @@ impl Pipeline {
         }
         decrement_hop_limit(buf);
         set_macs(buf, local.vtep_mac, n.vtep_mac);
-        self.encap(t, node, vni, buf)
+        // Checked against the same inner MTU above; the hop limit is now one less.
+        let tc = Ipv6Packet::new_unchecked(&buf.frame()[ETH_LEN..]).traffic_class();
+        self.encap_checked(node, vni, buf, Some((tc, hop_limit - 1)))
     }
 
     /// Answers a neighbour solicitation in place, as [`answer_arp`](Self::answer_arp) answers

@@ -194,6 +194,8 @@ pub struct Switch {
     control: Arc<crate::counters::ControlCounters>,
     /// `learn` events from the workers.
     learn: crate::learn::LearnQueue,
+    /// Readers of the published tables, as the workers hold them (for benches and tests).
+    readers: crate::fib::FibReaders,
 }
 
 impl Switch {
@@ -258,6 +260,7 @@ impl Switch {
             host_routes6: BTreeSet::new(),
             control: Arc::default(),
             learn,
+            readers,
         })
     }
 
@@ -494,6 +497,12 @@ impl Switch {
     /// The control side's counters (shared with the socket server).
     pub fn control_counters(&self) -> Arc<crate::counters::ControlCounters> {
         self.control.clone()
+    }
+
+    /// A reader of the tables the workers read, seeing every publish of this switch's control
+    /// path (for benches: lookups while changes are applied).
+    pub fn fib_reader(&self) -> crate::fib::FibReader {
+        self.readers.reader()
     }
 }
 
