@@ -120,19 +120,27 @@ pub struct Tables {
 
 impl Tables {
     /// The remote node whose subnet holds `ip` (longest prefix).
+    ///
+    /// The list is ordered by prefix length, then address: each group of one prefix length is
+    /// searched by halving for the one subnet that could hold `ip`, so a lookup costs a few
+    /// comparisons per distinct prefix length, whatever the number of nodes.
     pub fn route(&self, ip: Ipv4Addr) -> Option<NodeIdx> {
-        self.routes
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|&(_, n)| n)
+        let a = u32::from(ip);
+        lookup(&self.routes, |c: &Ipv4Cidr| {
+            let p = c.prefix();
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            (p, u32::from(c.addr()) & mask, a & mask)
+        })
     }
 
     /// The remote node whose IPv6 prefix holds `ip` (longest prefix).
     pub fn route6(&self, ip: Ipv6Addr) -> Option<NodeIdx> {
-        self.routes6
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|&(_, n)| n)
+        let a = u128::from(ip);
+        lookup(&self.routes6, |c: &Ipv6Cidr| {
+            let p = c.prefix();
+            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            (p, u128::from(c.addr()) & mask, a & mask)
+        })
     }
 
     pub fn node(&self, idx: NodeIdx) -> Option<&NodeEntry> {
@@ -236,6 +244,31 @@ fn route_key(c: &Ipv4Cidr) -> (std::cmp::Reverse<u8>, u32) {
 
 fn route6_key(c: &Ipv6Cidr) -> (std::cmp::Reverse<u8>, u128) {
     (std::cmp::Reverse(c.prefix()), u128::from(c.addr()))
+}
+
+/// Longest-prefix match in a route list ordered by prefix length (longest first), then by
+/// address. `key(c)` gives a route's prefix length, its network address and the looked-up
+/// address under the same mask: within a group of one length, the network equal to the
+/// masked address is found by halving; the first group with one wins.
+fn lookup<C, A: Ord + Copy>(
+    routes: &[(C, NodeIdx)],
+    key: impl Fn(&C) -> (u8, A, A),
+) -> Option<NodeIdx> {
+    let mut from = 0;
+    while from < routes.len() {
+        let (p, _, want) = key(&routes[from].0);
+        let group = &routes[from..];
+        let len = group.partition_point(|r| key(&r.0).0 == p);
+        let g = &group[..len];
+        let at = g.partition_point(|r| key(&r.0).1 < want);
+        if let Some(r) = g.get(at) {
+            if key(&r.0).1 == want {
+                return Some(r.1);
+            }
+        }
+        from += len;
+    }
+    None
 }
 
 /// Where `(c, idx)` sits in a route list ordered by `key`.
@@ -525,6 +558,44 @@ fn diff(cur: &Tables, next: &Tables) -> Vec<TableOp> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn route_lookup_finds_the_longest_prefix_as_a_scan_would() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20 {
+            let mut t = Tables::default();
+            let n = 1 + next() % 300;
+            for i in 0..n {
+                let prefix = [8u8, 16, 20, 24, 24, 24, 28, 32][(next() % 8) as usize];
+                let a = u32::from(Ipv4Addr::new(
+                    10,
+                    (next() % 4) as u8,
+                    (next() % 8) as u8,
+                    next() as u8,
+                ));
+                let mask = u32::MAX << (32 - prefix);
+                let subnet = Ipv4Cidr::new(Ipv4Addr::from(a & mask), prefix).unwrap();
+                t.add_node(NodeEntry {
+                    name: format!("n{i}"),
+                    vtep: Ipv4Addr::from(0xc633_6400 | i as u32).into(),
+                    vtep_mac: EthernetAddress([2, 0, 0, 0, 0, i as u8]),
+                    subnet,
+                    subnet6: None,
+                });
+            }
+            for _ in 0..2000 {
+                let ip = Ipv4Addr::new(10, (next() % 4) as u8, (next() % 8) as u8, next() as u8);
+                let scan = t.routes.iter().find(|(c, _)| c.contains(ip)).map(|r| r.1);
+                assert_eq!(t.route(ip), scan, "{ip}");
+            }
+        }
+    }
     use super::*;
 
     #[test]
