@@ -110,9 +110,9 @@ struct Args {
     underlay_gso: String,
     /// With the underlay TAP: the smallest VXLAN datagram (IPv4 total length, bytes) the
     /// underlay device hands to the TAP rather than to the UDP sockets, and the smallest
-    /// super-frame sent through it; 0 or a power of two from 256 to 32768. 0 takes every
-    /// VXLAN datagram through the TAP (one receive path: a flow's frames never pass two
-    /// workers); larger values keep small frames on the UDP sockets' batched receive.
+    /// super-frame sent through it; a power of two from 2048 to 32768. Only datagrams with
+    /// the switch's mark (outer IPv4 id 0x7e57) go through the TAP: small frames, UDP GSO
+    /// batches and segmented super-frames keep the UDP sockets' batched receive.
     #[arg(long, default_value_t = dataplane::io::tnl::MIN_TAP_LEN, value_name = "BYTES",
           value_parser = parse_tap_min_len)]
     underlay_tap_min_len: u16,
@@ -129,7 +129,7 @@ struct Args {
     /// latency; each worker keeps a core busy even when idle, shared with whatever else is
     /// runnable). Polling pays where a core is free for it; where pods and switches share
     /// the cores, the CPU a worker polls with is charged to it and its wake-ups wait longer
-    /// behind the others. [default: sleep]
+    /// behind the others (measured on a shared machine, see results/2026-12-08-issue13-poll). [default: adaptive]
     #[arg(long, value_parser = ["adaptive", "sleep", "busy"])]
     poll: Option<String>,
     /// The longest `--poll adaptive` keeps polling after the last work, in microseconds: the
@@ -529,7 +529,7 @@ fn polling(args: &Args) -> Result<Polling, String> {
 fn parse_tap_min_len(s: &str) -> Result<u16, String> {
     let n: u16 = s
         .parse()
-        .map_err(|_| format!("{s:?}: a length in bytes (0 or a power of two, 256-32768)"))?;
+        .map_err(|_| format!("{s:?}: a length in bytes (a power of two, 2048-32768)"))?;
     dataplane::io::tnl::set_min_len(n)?;
     Ok(n)
 }

@@ -33,6 +33,14 @@ pub const TAP_NAME: &str = "vxtnl0";
 /// VXLAN datagram to the VTEP). Super-frames shorter than it are never sent through the TAP:
 /// the receiving node's rules would hand them, unsegmented, to its UDP sockets.
 pub const MIN_TAP_LEN: u16 = 2048;
+/// The outer IPv4 identification of every super-frame sent through the TAP, and what the
+/// receiving node's rules match besides the length: a batch of small frames in one UDP GSO
+/// send is as long as a super-frame, and must reach the UDP sockets, which take it whole
+/// (UDP GRO), rather than the TAP, which would take it apart one read per frame. Outer
+/// headers carry DF, so the identification is free for this (RFC 6864); another sender's
+/// datagram that carries it by chance is still handled right through the TAP, one frame a
+/// read.
+pub const TNL_IP_ID: u16 = 0x7e57;
 /// `tc` filter priorities of the switch's rules (so that they are found and removed again,
 /// also after a crash, without touching anyone else's).
 const PREF_TAP: u16 = 47_890;
@@ -70,12 +78,13 @@ static MODE: AtomicU8 = AtomicU8::new(Mode::Auto as u8);
 
 static MIN_LEN: AtomicU32 = AtomicU32::new(MIN_TAP_LEN as u32);
 
-/// Sets the smallest IPv4 total length that goes through the TAP (0 or a power of two from
-/// 256 to 32768; before the underlay is set up).
+/// Sets the smallest IPv4 total length that goes through the TAP (a power of two from 2048
+/// to 32768; before the underlay is set up).
 pub fn set_min_len(n: u16) -> Result<(), String> {
-    if n != 0 && (!n.is_power_of_two() || n < 256) {
+    if !n.is_power_of_two() || n < 2048 {
         return Err(format!(
-            "{n}: the TAP's length threshold is 0 or a power of two from 256 to 32768"
+            "{n}: the TAP's length threshold is a power of two from 2048 to 32768 (above \
+             any segment, so a segmented super-frame never splits between two ways)"
         ));
     }
     MIN_LEN.store(n as u32, Ordering::Relaxed);
@@ -279,8 +288,6 @@ pub struct TunnelPort {
     /// Compute the outer UDP checksum (per segment, by the kernel).
     pub udp_csum: bool,
     pub neigh: Arc<NeighTable>,
-    /// The outer IPv4 identification of the last super-frame sent.
-    pub ip_id: u16,
 }
 
 /// The control side's handle: keeps the device referenced, refreshes the neighbour table,
@@ -415,7 +422,6 @@ pub fn setup(
             mtu,
             udp_csum,
             neigh: neigh.clone(),
-            ip_id: 0,
         })
         .collect())
 }
@@ -454,14 +460,12 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
     )?;
     let dst = format!("{vtep}/32");
     let port = vxlan_port.to_string();
-    // IP total length >= 2048: one of the bits 0x8000..0x0800 set (u32 matches AND only).
+    // The switch's mark, and IP total length >= min: one of the bits 0x8000..min set (u32
+    // matches AND only, so one rule per bit).
     let min = min_len();
+    let mark = format!("{TNL_IP_ID:#06x}");
     let mut bit = 0x8000u16;
     let mut pref = PREF_UNDERLAY;
-    if min == 0 {
-        // Every VXLAN datagram to the VTEP: a length field always matches 0 under mask 0.
-        bit = 0;
-    }
     loop {
         let (p, m) = (pref.to_string(), format!("{bit:#06x}"));
         run(
@@ -470,10 +474,11 @@ fn add_rules(dev: &str, vtep: Ipv4Addr, vxlan_port: u16) -> Result<(), String> {
                 "filter", "add", "dev", dev, "ingress", "pref", &p, "protocol", "ip", "u32",
                 "match", "ip", "protocol", "17", "0xff", "match", "ip", "dst", &dst, "match", "ip",
                 "dport", &port, "0xffff", "match", "u16", "0", "0x3fff", "at", "6", "match", "u16",
-                &m, &m, "at", "2", "action", "mirred", "egress", "redirect", "dev", TAP_NAME,
+                &mark, "0xffff", "at", "4", "match", "u16", &m, &m, "at", "2", "action", "mirred",
+                "egress", "redirect", "dev", TAP_NAME,
             ],
         )?;
-        if bit <= min.max(1) {
+        if bit <= min {
             break;
         }
         bit >>= 1;

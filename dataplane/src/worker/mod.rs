@@ -120,7 +120,7 @@ pub const DEFAULT_POLL_BUDGET_US: u32 = 200;
 impl Default for Polling {
     fn default() -> Self {
         Polling {
-            mode: PollMode::Sleep,
+            mode: PollMode::Adaptive,
             budget_us: DEFAULT_POLL_BUDGET_US,
             yield_between: true,
             nice: None,

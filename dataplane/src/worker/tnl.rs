@@ -82,7 +82,6 @@ pub(super) fn send(
     let Some(p) = u.tnl.as_mut() else {
         return false;
     };
-    p.ip_id = p.ip_id.wrapping_add(1);
     let hdr = TunnelHdr {
         base: VnetHdr {
             flags: vnet::F_NEEDS_CSUM
@@ -105,7 +104,8 @@ pub(super) fn send(
         c.event(Event::TnlFallback);
         return false;
     };
-    let ip_id = p.ip_id;
+    // The mark the receiving node's rules look for (DF is set: the id is free, RFC 6864).
+    let ip_id = crate::io::tnl::TNL_IP_ID;
     hdr.emit(h);
     let o = &mut h[tunnel::HEADER_LEN..];
     write_outer(
