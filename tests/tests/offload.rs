@@ -14,6 +14,8 @@ fn transfer(offload: bool) -> (u64, u64, u64) {
         pods: 1,
         ipv6: false,
         offload,
+        // The UDP-socket way, which this file is about (tests/tests/tnl.rs covers the TAP).
+        switch_args: vec!["--underlay-gso".into(), "udp".into()],
         ..LabSpec::default()
     });
     let a = lab.pod("n1p1").unwrap().netns.clone();

@@ -37,7 +37,13 @@ fn transfer(mode: &str) -> Figures {
         offload: true,
         // Super-frames cross the underlay whole: the receiving socket gets GRO batches.
         underlay_offload: true,
-        switch_args: vec!["--rx-classify".into(), mode.into()],
+        // The UDP-socket way, where GRO batches and GSO sends are (the TAP way has neither).
+        switch_args: vec![
+            "--rx-classify".into(),
+            mode.into(),
+            "--underlay-gso".into(),
+            "udp".into(),
+        ],
         ..LabSpec::default()
     });
     let flows = "\
@@ -119,7 +125,12 @@ fn pod_gso(mode: &str) -> (u64, u64, String) {
         pods: 1,
         ipv6: false,
         offload: true,
-        switch_args: vec!["--pod-gso-max".into(), mode.into()],
+        switch_args: vec![
+            "--pod-gso-max".into(),
+            mode.into(),
+            "--underlay-gso".into(),
+            "udp".into(),
+        ],
         ..LabSpec::default()
     });
     let a = lab.pod("n1p1").unwrap().netns.clone();
