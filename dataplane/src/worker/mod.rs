@@ -455,30 +455,7 @@ impl Worker {
             let Some(tables) = fib.load() else {
                 return;
             };
-            let mut i = 0;
-            while i < self.ready.len() {
-                self.pipeline.set_now_ms(crate::clock::now_ms());
-                let token = self.ready[i];
-                let r = if token == UNDERLAY {
-                    self.service_underlay(&tables)
-                } else if token == TNL {
-                    self.service_tnl(&tables)
-                } else {
-                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
-                };
-                flush_batch(
-                    &mut self.batch,
-                    self.underlay.as_mut(),
-                    &self.counters,
-                    &mut self.gso_ok,
-                );
-                match r {
-                    Drained::Empty => {
-                        self.ready.swap_remove(i);
-                    }
-                    Drained::More => i += 1,
-                }
-            }
+            self.pass(&tables);
         }
     }
 
@@ -633,33 +610,39 @@ impl Worker {
                 return;
             };
             self.retry_gso();
-            let mut i = 0;
-            while i < self.ready.len() {
-                self.pipeline.set_now_ms(crate::clock::now_ms());
-                let token = self.ready[i];
-                let r = if token == UNDERLAY {
-                    self.service_underlay(&tables)
-                } else if token == TNL {
-                    self.service_tnl(&tables)
-                } else {
-                    self.service_tap(&tables, (token.0 - TAP_BASE) as PortNo)
-                };
-                flush_batch(
-                    &mut self.batch,
-                    self.underlay.as_mut(),
-                    &self.counters,
-                    &mut self.gso_ok,
-                );
-                match r {
-                    Drained::Empty => {
-                        self.ready.swap_remove(i);
-                    }
-                    Drained::More => i += 1,
-                }
-            }
+            self.pass(&tables);
             drop(tables);
             if !self.ready.is_empty() {
                 self.control();
+            }
+        }
+    }
+
+    /// One pass over the ready sources: a batch from each, what it left pending for the
+    /// underlay sent; a source found empty leaves the ready list.
+    fn pass(&mut self, tables: &Tables) {
+        let mut i = 0;
+        while i < self.ready.len() {
+            self.pipeline.set_now_ms(crate::clock::now_ms());
+            let token = self.ready[i];
+            let r = if token == UNDERLAY {
+                self.service_underlay(tables)
+            } else if token == TNL {
+                self.service_tnl(tables)
+            } else {
+                self.service_tap(tables, (token.0 - TAP_BASE) as PortNo)
+            };
+            flush_batch(
+                &mut self.batch,
+                self.underlay.as_mut(),
+                &self.counters,
+                &mut self.gso_ok,
+            );
+            match r {
+                Drained::Empty => {
+                    self.ready.swap_remove(i);
+                }
+                Drained::More => i += 1,
             }
         }
     }

@@ -6,7 +6,9 @@ use super::*;
 use crate::pipeline::BatchPos;
 
 impl Worker {
-    pub(super) fn service_tap(&mut self, t: &Tables, no: PortNo) -> Drained {
+    /// The worker split into its transmit side (the pipeline's sink), its pipeline and its
+    /// buffers, for one batch.
+    pub(super) fn parts(&mut self, from_tunnel: bool) -> (Tx<'_>, &mut Pipeline, &mut BufPool) {
         let Worker {
             cfg,
             counters,
@@ -21,7 +23,7 @@ impl Worker {
             batch,
             ..
         } = self;
-        let mut tx = Tx {
+        let tx = Tx {
             cfg,
             c: counters,
             taps,
@@ -31,8 +33,13 @@ impl Worker {
             gso_out,
             gso_ok,
             batch,
-            from_tunnel: false,
+            from_tunnel,
         };
+        (tx, pipeline, bufs)
+    }
+
+    pub(super) fn service_tap(&mut self, t: &Tables, no: PortNo) -> Drained {
+        let (mut tx, pipeline, bufs) = self.parts(false);
         for _ in 0..BATCH {
             let Some(q) = tx.taps.get(no as usize).and_then(Option::as_ref) else {
                 return Drained::Empty;
@@ -67,20 +74,7 @@ impl Worker {
     }
 
     pub(super) fn service_underlay(&mut self, t: &Tables) -> Drained {
-        let Worker {
-            cfg,
-            counters,
-            taps,
-            underlay,
-            pipeline,
-            bufs,
-            capture,
-            gro,
-            gso_out,
-            gso_ok,
-            batch,
-            ..
-        } = self;
+        let Worker { underlay, bufs, .. } = self;
         let Some(u) = underlay.as_mut() else {
             return Drained::Empty;
         };
@@ -97,18 +91,7 @@ impl Worker {
             }
         };
         let local = u.local;
-        let mut tx = Tx {
-            cfg,
-            c: counters,
-            taps,
-            underlay: underlay.as_mut(),
-            capture,
-            gro,
-            gso_out,
-            gso_ok,
-            batch,
-            from_tunnel: true,
-        };
+        let (mut tx, pipeline, bufs) = self.parts(true);
         for (i, m) in meta.iter().enumerate().take(n) {
             if m.len == 0 {
                 // An empty datagram carries no VXLAN header: counted, never silently lost.

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::tx::{flush_batch, Tx};
+use super::tx::flush_batch;
 use super::*;
 use crate::wire::checksum;
 use crate::wire::vnet::tunnel::{self, TunnelHdr};
@@ -306,15 +306,8 @@ impl Worker {
         let Worker {
             cfg,
             counters,
-            taps,
             underlay,
-            pipeline,
             bufs,
-            capture,
-            gro,
-            gso_out,
-            gso_ok,
-            batch,
             ..
         } = self;
         let Some(p) = underlay.as_ref().and_then(|u| u.tnl.as_ref()) else {
@@ -362,18 +355,7 @@ impl Worker {
             }
         }
         let local = underlay.as_ref().and_then(|u| u.local);
-        let mut tx = Tx {
-            cfg,
-            c: counters,
-            taps,
-            underlay: underlay.as_mut(),
-            capture,
-            gro,
-            gso_out,
-            gso_ok,
-            batch,
-            from_tunnel: true,
-        };
+        let (mut tx, pipeline, bufs) = self.parts(true);
         for (i, m) in meta.iter().enumerate().take(n) {
             let Some(m) = m else { continue };
             let buf = bufs.get_mut(i);
