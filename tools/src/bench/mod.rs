@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::lab::{self, Kind, Lab, LabError, LabSpec};
+use crate::lab::{self, Kind, Lab, LabError};
 use measure::{Ctx, Metrics};
 use report::{Sample, Summary};
 use systems::System;
@@ -346,24 +346,15 @@ fn run_system(
     };
 
     let name = name.to_string();
-    let spec = LabSpec {
-        name: name.clone(),
-        nodes: 2,
-        pods: 1,
-        kinds: vec![which.kind],
-        port: opts.port,
-        workers: opts.workers,
-        ipv6: false,
-        switch_args: opts
-            .switch_args
-            .iter()
-            .chain(&which.args)
-            .cloned()
-            .collect(),
-        tso: opts.tso,
-        underlay_offload: opts.underlay_offload,
-        ..LabSpec::default()
-    };
+    let spec = systems::two_node_lab(
+        name.clone(),
+        which,
+        opts.port,
+        opts.workers,
+        &opts.switch_args,
+        opts.tso,
+        opts.underlay_offload,
+    );
     let started = Instant::now();
     let lab = match Lab::up(&spec) {
         Ok(lab) => lab,

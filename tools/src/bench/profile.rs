@@ -35,7 +35,7 @@ use super::proc::{self, Background};
 use super::report::fmt_num;
 use super::systems::{self, System};
 use super::{stats, svg, sys, BenchError};
-use crate::lab::{self, Kind, Lab, LabSpec};
+use crate::lab::{self, Kind, Lab};
 
 /// Bytes of TCP payload the figures are normalised to.
 pub const UNIT: f64 = 65_536.0;
@@ -1049,24 +1049,15 @@ fn profile_one(
     system: &System,
     name: &str,
 ) -> Result<(Metrics, Breakdown), BenchError> {
-    let spec = LabSpec {
-        name: name.to_string(),
-        nodes: 2,
-        pods: 1,
-        kinds: vec![system.kind],
-        port: opts.port,
-        workers: opts.workers,
-        ipv6: false,
-        switch_args: opts
-            .switch_args
-            .iter()
-            .chain(&system.args)
-            .cloned()
-            .collect(),
-        tso: opts.tso,
-        underlay_offload: opts.underlay_offload,
-        ..LabSpec::default()
-    };
+    let spec = super::systems::two_node_lab(
+        name.to_string(),
+        system,
+        opts.port,
+        opts.workers,
+        &opts.switch_args,
+        opts.tso,
+        opts.underlay_offload,
+    );
     let lab = Lab::up(&spec)?;
     let _down = Down(name.to_string());
     let (Some(client), Some(server)) = (lab.pod("n1p1"), lab.pod("n2p1")) else {

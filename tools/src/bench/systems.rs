@@ -231,6 +231,33 @@ pub fn lab_names(prefix: &str, systems: &[System]) -> Vec<String> {
         .collect()
 }
 
+/// The two-node, one-pod-each lab every measurement of `system` runs in: the run's own
+/// `--switch-arg`s, then the variant's.
+#[allow(clippy::too_many_arguments)]
+pub fn two_node_lab(
+    name: String,
+    system: &System,
+    port: u16,
+    workers: Option<usize>,
+    switch_args: &[String],
+    tso: bool,
+    underlay_offload: bool,
+) -> crate::lab::LabSpec {
+    crate::lab::LabSpec {
+        name,
+        nodes: 2,
+        pods: 1,
+        kinds: vec![system.kind],
+        port,
+        workers,
+        ipv6: false,
+        switch_args: switch_args.iter().chain(&system.args).cloned().collect(),
+        tso,
+        underlay_offload,
+        ..crate::lab::LabSpec::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
